@@ -1,0 +1,309 @@
+"""Entropic risk, ball samplers and the SAA / SG / RT-MLMC estimators.
+
+This module is the single home of the formula both halves of robustrl use
+(Wang, Gao, Xie, "Regularization for Adversarial Robust Learning", arXiv:2408.09672):
+
+    F(x) = eta * log E_{z ~ Uniform(B_rho(x))} exp(f(z) / eta)
+
+It depends on torch only (no gym, no SB3). Shapes: an input batch ``x`` has shape ``(B, *feat)``;
+perturbations have shape ``(B, m, *feat)``; a function ``f`` passed to an estimator maps
+``(B, m, *feat)`` to ``(B, m, *rest)`` and the estimate has shape ``(B, *rest)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Norm",
+    "Estimator",
+    "SAA",
+    "SG",
+    "RTMLMC",
+    "entropic_risk",
+    "entropic_softmin",
+    "make_estimator",
+    "perturb",
+    "sample_unit_ball",
+    "sample_worst_case",
+    "check_eta",
+    "check_rho",
+]
+
+Norm = Literal["linf", "l2"]
+NORMS: tuple[str, ...] = ("linf", "l2")
+ESTIMATORS: tuple[str, ...] = ("saa", "sg", "mlmc")
+
+
+def check_eta(eta: float) -> float:
+    """Validate a temperature: ``eta`` in ``[0, inf]`` (0 = hard max, inf = plain mean)."""
+    eta = float(eta)
+    if math.isnan(eta) or eta < 0:
+        raise ValueError(f"eta must be in [0, inf] (0 = hard worst case, inf = plain mean), got eta={eta}")
+    return eta
+
+
+def check_rho(rho: float) -> float:
+    """Validate a ball radius: finite and ``>= 0``."""
+    rho = float(rho)
+    if not math.isfinite(rho) or rho < 0:
+        raise ValueError(f"rho must be finite and >= 0, got rho={rho}")
+    return rho
+
+
+def _check_norm(norm: str) -> str:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got norm={norm!r}")
+    return norm
+
+
+def _check_positive_int(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+    return value
+
+
+def entropic_risk(values: Tensor, eta: float, dim: int = -1) -> Tensor:
+    """Entropic risk ``R_eta(v) = eta * (logsumexp(v / eta) - log m)`` over ``dim``.
+
+    ``eta = inf`` gives the plain mean and ``eta = 0`` the plain max, with no NaN on the way: the
+    values are shifted by their (detached) maximum and ``logsumexp(d) - log m`` is evaluated as
+    ``log1p(mean(expm1(d)))``, which is the same quantity without the cancellation that
+    ``logsumexp(d) - log m`` suffers when ``eta`` is huge and ``d`` tiny. Differentiable in ``values``.
+    Wang, Gao, Xie (arXiv:2408.09672), eq. (entropic regularization).
+    """
+    eta = check_eta(eta)
+    if math.isinf(eta):
+        return values.mean(dim)
+    vmax = values.amax(dim, keepdim=True)
+    if eta == 0:
+        return vmax.squeeze(dim)
+    vmax = vmax.detach()
+    shifted = (values - vmax) / eta
+    return (vmax.squeeze(dim) + eta * torch.log1p(torch.expm1(shifted).mean(dim))).to(values.dtype)
+
+
+def entropic_softmin(values: Tensor, eta: float, dim: int = -1) -> Tensor:
+    """Soft-min twin ``S_eta(v) = -R_eta(-v)``: the mean at ``eta = inf``, the min at ``eta = 0``."""
+    return -entropic_risk(-values, eta, dim)
+
+
+def sample_unit_ball(
+    n: int,
+    shape: Sequence[int] | int,
+    norm: Norm = "linf",
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """``n`` points uniform in the unit ball of ``norm``, each of feature shape ``shape``.
+
+    linf: each coordinate U(-1, 1). l2 (over the flattened features, dimension d): a Gaussian direction
+    ``g / ||g||`` times a radius ``U^(1/d)``, so that ``P(||u|| <= r) = r^d``.
+    """
+    _check_norm(norm)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    d = math.prod(shape)
+    if norm == "linf":
+        u = torch.rand((n, d), generator=generator, device=device, dtype=dtype) * 2 - 1
+    else:
+        g = torch.randn((n, d), generator=generator, device=device, dtype=dtype)
+        radius = torch.rand((n, 1), generator=generator, device=device, dtype=dtype) ** (1.0 / d)
+        u = g / g.norm(dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny) * radius
+    return u.view(n, *shape)
+
+
+def perturb(
+    x: Tensor,
+    rho: float,
+    m: int,
+    *,
+    norm: Norm = "linf",
+    scale: Tensor | Sequence[float] | None = None,
+    generator: torch.Generator | None = None,
+    clip: tuple[float, float] | None = None,
+) -> Tensor:
+    """``m`` perturbations ``z = x + rho * scale * u`` of each row of ``x`` (shape ``(B, *feat)``).
+
+    Returns shape ``(B, m, *feat)``. ``scale`` is a per-feature scale broadcast against ``*feat``
+    (default all ones); ``clip=(lo, hi)`` clamps the result to a valid input range (images in [0, 1]).
+    """
+    rho = check_rho(rho)
+    _check_positive_int("m", m, 1)
+    batch, feat = x.shape[0], tuple(x.shape[1:])
+    u = sample_unit_ball(batch * m, feat, norm, generator=generator, device=x.device, dtype=x.dtype)
+    delta = rho * u.view(batch, m, *feat)
+    if scale is not None:
+        delta = delta * torch.as_tensor(scale, dtype=x.dtype, device=x.device)
+    z = x.unsqueeze(1) + delta
+    return z.clamp(*clip) if clip is not None else z
+
+
+class Estimator:
+    """Base class: estimate ``F(x) = eta log E exp(f(z)/eta)`` for each row of ``x``.
+
+    Subclasses implement :meth:`estimate`; ``expected_samples`` is the mean number of evaluations of
+    ``f`` per input, the cost measure of the paper's complexity comparison.
+    """
+
+    expected_samples: float
+
+    def estimate(
+        self,
+        f: Callable[[Tensor], Tensor],
+        x: Tensor,
+        *,
+        rho: float,
+        eta: float,
+        norm: Norm = "linf",
+        scale: Tensor | Sequence[float] | None = None,
+        generator: torch.Generator | None = None,
+        clip: tuple[float, float] | None = None,
+    ) -> Tensor:
+        """Return the estimate, shape ``(B, *rest)``; ``f`` maps ``(B, m, *feat)`` to ``(B, m, *rest)``."""
+        raise NotImplementedError
+
+    def __call__(self, f: Callable[[Tensor], Tensor], x: Tensor, **kwargs: object) -> Tensor:
+        return self.estimate(f, x, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SAA(Estimator):
+    """Sample average approximation: ``R_eta`` over ``m`` uniform perturbations per input.
+
+    Biased for ``F`` (bias O(1/m)); its gradient is the gradient of the SAA objective.
+    """
+
+    m: int = 16
+
+    def __post_init__(self) -> None:
+        _check_positive_int("m", self.m, 1)
+
+    @property
+    def expected_samples(self) -> float:  # type: ignore[override]
+        return float(self.m)
+
+    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None):  # noqa: D102
+        check_eta(eta)
+        z = perturb(x, rho, self.m, norm=norm, scale=scale, generator=generator, clip=clip)
+        return entropic_risk(f(z), eta, dim=1)
+
+
+@dataclass(frozen=True)
+class SG(Estimator):
+    """Sampled gradient SG(L): SAA with ``m = 2^L`` samples (bias O(2^-L), cost O(2^L) per input)."""
+
+    L: int = 4
+
+    def __post_init__(self) -> None:
+        _check_positive_int("L", self.L, 0)
+
+    @property
+    def expected_samples(self) -> float:  # type: ignore[override]
+        return float(2**self.L)
+
+    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None):  # noqa: D102
+        return SAA(2**self.L).estimate(
+            f, x, rho=rho, eta=eta, norm=norm, scale=scale, generator=generator, clip=clip
+        )
+
+
+@dataclass(frozen=True)
+class RTMLMC(Estimator):
+    """Randomized-truncation multilevel Monte Carlo RT-MLMC(L).
+
+    Draws one level ``l`` in ``{0..L}`` per call with explicit probabilities ``q_l ∝ 2^-l``, draws
+    ``2^l`` samples per input and returns ``Delta_l / q_l`` with ``Delta_0 = U(z_1)`` and, for
+    ``l >= 1``, ``Delta_l = U(z_{1:2^l}) - U(z_{1:2^(l-1)})/2 - U(z_{2^(l-1)+1:2^l})/2`` (U = R_eta).
+    Unbiased for the SG(L) target ``F^L`` and its gradient, at expected cost O(L) per input.
+    Levels are drawn from ``generator`` (so runs are reproducible). Wang, Gao, Xie (arXiv:2408.09672);
+    the randomized-truncation construction is that of Blanchet & Glynn and Hu, Chen, He (2021).
+    """
+
+    L: int = 4
+
+    def __post_init__(self) -> None:
+        _check_positive_int("L", self.L, 0)
+
+    @property
+    def level_probabilities(self) -> Tensor:
+        """``q_l ∝ 2^-l`` for ``l = 0..L`` (float64, sums to one)."""
+        w = torch.tensor([2.0**-level for level in range(self.L + 1)], dtype=torch.float64)
+        return w / w.sum()
+
+    @property
+    def expected_samples(self) -> float:  # type: ignore[override]
+        q = self.level_probabilities
+        return float(sum(q[level] * 2**level for level in range(self.L + 1)))
+
+    def draw_level(self, generator: torch.Generator | None = None) -> int:
+        """One level from ``q`` (multinomial with explicit probabilities, never uniform)."""
+        return int(torch.multinomial(self.level_probabilities, 1, generator=generator).item())
+
+    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None):  # noqa: D102
+        check_eta(eta)
+        level = self.draw_level(generator)
+        q = float(self.level_probabilities[level])
+        z = perturb(x, rho, 2**level, norm=norm, scale=scale, generator=generator, clip=clip)
+        values = f(z)
+        delta = entropic_risk(values, eta, dim=1)
+        if level > 0:
+            half = 2 ** (level - 1)
+            delta = delta - 0.5 * entropic_risk(values[:, :half], eta, dim=1)
+            delta = delta - 0.5 * entropic_risk(values[:, half:], eta, dim=1)
+        return delta / q
+
+
+def make_estimator(name: str, *, m: int | None = None, L: int | None = None) -> Estimator:
+    """Build an estimator by name: ``"saa"`` (uses ``m``), ``"sg"`` or ``"mlmc"`` (use ``L``)."""
+    if name == "saa":
+        return SAA(16 if m is None else m)
+    if name == "sg":
+        return SG(4 if L is None else L)
+    if name == "mlmc":
+        return RTMLMC(4 if L is None else L)
+    raise ValueError(f"estimator must be one of {ESTIMATORS}, got estimator={name!r}")
+
+
+def sample_worst_case(
+    f: Callable[[Tensor], Tensor],
+    x: Tensor,
+    n: int,
+    *,
+    rho: float,
+    eta: float,
+    norm: Norm = "linf",
+    scale: Tensor | Sequence[float] | None = None,
+    generator: torch.Generator | None = None,
+    proposals: int = 4096,
+    clip: tuple[float, float] | None = None,
+) -> Tensor:
+    """Draw ``n`` points per input from the worst-case distribution, density ∝ ``exp(f(z)/eta)`` on the ball.
+
+    Sampling-importance-resampling: ``proposals`` uniform points per input, resampled with weights
+    ``softmax(f(z)/eta)``. ``f`` maps ``(B, m, *feat)`` to ``(B, m)``. Returns ``(B, n, *feat)``.
+    """
+    eta = check_eta(eta)
+    _check_positive_int("n", n, 1)
+    _check_positive_int("proposals", proposals, 1)
+    with torch.no_grad():
+        z = perturb(x, rho, proposals, norm=norm, scale=scale, generator=generator, clip=clip)
+        values = f(z)
+        if values.shape != z.shape[:2]:
+            raise ValueError(f"f must return shape (B, m)={tuple(z.shape[:2])}, got {tuple(values.shape)}")
+        if math.isinf(eta):
+            weights = torch.ones_like(values)
+        elif eta == 0:
+            weights = (values == values.amax(1, keepdim=True)).to(values.dtype)
+        else:
+            weights = torch.softmax(values / eta, dim=1)
+        idx = torch.multinomial(weights, n, replacement=True, generator=generator)
+        gather = idx.view(*idx.shape, *([1] * (z.dim() - 2))).expand(-1, -1, *z.shape[2:])
+        return torch.gather(z, 1, gather)

@@ -1,0 +1,216 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from robustrl.estimators import (
+    RTMLMC,
+    SAA,
+    SG,
+    entropic_risk,
+    entropic_softmin,
+    make_estimator,
+    perturb,
+    sample_unit_ball,
+    sample_worst_case,
+)
+
+
+def linear_box_closed_form(a: np.ndarray, x: np.ndarray, rho: float, eta: float) -> float:
+    c = a * rho / eta
+    return float(a @ x + np.sum(eta * np.log(np.sinh(c) / c)))
+
+
+def test_entropic_risk_matches_logsumexp_definition():
+    v = torch.tensor([[0.3, -1.2, 2.0, 0.7]], dtype=torch.float64)
+    eta = 0.7
+    expected = eta * (torch.logsumexp(v / eta, dim=1) - math.log(4))
+    torch.testing.assert_close(entropic_risk(v, eta), expected)
+
+
+def test_limits_mean_and_max_without_nan():
+    v = torch.tensor([[1.0, 2.0, 6.0], [-3.0, 0.0, 3.0]], dtype=torch.float64)
+    torch.testing.assert_close(entropic_risk(v, math.inf), v.mean(1))
+    torch.testing.assert_close(entropic_risk(v, 0.0), v.amax(1))
+    torch.testing.assert_close(entropic_softmin(v, 0.0), v.amin(1))
+    torch.testing.assert_close(entropic_softmin(v, math.inf), v.mean(1))
+    # Approaching the limits continuously, no NaN and no overflow.
+    torch.testing.assert_close(entropic_risk(v, 1e-12), v.amax(1))
+    torch.testing.assert_close(entropic_risk(v, 1e12), v.mean(1), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(entropic_softmin(v, 1e-300), v.amin(1))
+
+
+def test_stable_for_huge_values_and_float32():
+    v = torch.tensor([[1e30, 1e30 - 1e24, -1e30]], dtype=torch.float32)
+    out = entropic_risk(v, 1e-3)
+    assert torch.isfinite(out).all()
+    assert out.item() == pytest.approx(1e30, rel=1e-6)
+    big_eta = entropic_risk(torch.tensor([[1.0, 2.0]], dtype=torch.float32), 1e8)
+    assert big_eta.item() == pytest.approx(1.5, abs=1e-5)
+
+
+def test_gradient_is_softmax_weights_and_finite_at_limits():
+    v = torch.tensor([[0.5, 1.5, -0.5]], dtype=torch.float64, requires_grad=True)
+    entropic_risk(v, 0.5).sum().backward()
+    torch.testing.assert_close(v.grad, torch.softmax(v.detach() / 0.5, dim=1))
+    for eta in (1e-9, 1e9):
+        w = v.detach().clone().requires_grad_(True)
+        entropic_risk(w, eta).sum().backward()
+        assert torch.isfinite(w.grad).all()
+        assert w.grad.sum().item() == pytest.approx(1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=20),
+    st.floats(1e-6, 1e6),
+)
+def test_risk_between_mean_and_max(values, eta):
+    v = torch.tensor([values], dtype=torch.float64)
+    r = entropic_risk(v, eta).item()
+    tol = 1e-9 * (1 + abs(v).max().item())
+    assert v.mean().item() - tol <= r <= v.max().item() + tol
+
+
+@pytest.mark.parametrize("eta", [-1.0, float("nan")])
+def test_bad_eta_names_the_value(eta):
+    with pytest.raises(ValueError, match="eta"):
+        entropic_risk(torch.zeros(1, 3), eta)
+
+
+def test_bad_arguments_raise_value_error():
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="rho=-0.1"):
+        perturb(x, -0.1, 4)
+    with pytest.raises(ValueError, match="m=0"):
+        perturb(x, 0.1, 0)
+    with pytest.raises(ValueError, match="m=0"):
+        SAA(0)
+    with pytest.raises(ValueError, match="L=-1"):
+        RTMLMC(-1)
+    with pytest.raises(ValueError, match="L=-1"):
+        SG(-1)
+    with pytest.raises(ValueError, match="norm"):
+        sample_unit_ball(3, 2, "l1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'bogus'"):
+        make_estimator("bogus")
+
+
+def test_linf_sampler_range_and_scale():
+    g = torch.Generator().manual_seed(0)
+    x = torch.tensor([[1.0, -2.0, 0.0]])
+    z = perturb(x, 0.5, 20000, norm="linf", scale=[1.0, 2.0, 0.1], generator=g)
+    delta = (z - x.unsqueeze(1))[0]
+    bound = torch.tensor([0.5, 1.0, 0.05])
+    assert (delta.abs() <= bound).all()
+    # Uniform on the box: each coordinate has variance (bound^2)/3.
+    torch.testing.assert_close(delta.var(0), bound**2 / 3, rtol=0.05, atol=0.0)
+
+
+@pytest.mark.parametrize("d", [1, 3, 10])
+def test_l2_radius_law(d):
+    g = torch.Generator().manual_seed(d)
+    u = sample_unit_ball(40000, d, "l2", generator=g, dtype=torch.float64)
+    r = u.norm(dim=1)
+    assert (r <= 1 + 1e-12).all()
+    for level in (0.5, 0.8, 0.95):
+        assert (r <= level).double().mean().item() == pytest.approx(level**d, abs=0.01)
+    # Direction is isotropic: the mean is zero.
+    assert u.mean(0).abs().max().item() < 0.02
+
+
+def test_clip_keeps_valid_range():
+    x = torch.tensor([[0.0, 1.0, 0.5]])
+    z = perturb(x, 0.3, 100, generator=torch.Generator().manual_seed(1), clip=(0.0, 1.0))
+    assert z.min() >= 0 and z.max() <= 1
+
+
+@pytest.mark.parametrize("eta", [0.05, 0.3, 2.0])
+def test_saa_matches_closed_form_for_linear_loss_on_box(eta):
+    a = np.array([1.0, -2.0, 0.5])
+    x0 = np.array([0.2, 0.1, -0.3])
+    rho = 0.4
+    x = torch.tensor(np.stack([x0] * 64), dtype=torch.float64)
+    at = torch.tensor(a)
+    est = SAA(4096).estimate(
+        lambda z: z @ at, x, rho=rho, eta=eta, generator=torch.Generator().manual_seed(0)
+    )
+    # SAA is biased low by O(1/m); averaged over 64 rows, the estimate is within 1% of the truth.
+    assert est.mean().item() == pytest.approx(linear_box_closed_form(a, x0, rho, eta), rel=1e-2, abs=2e-3)
+
+
+def test_saa_limits_mean_and_worst_case():
+    a = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    x = torch.zeros(8, 2, dtype=torch.float64)
+    rho = 0.5
+    g = torch.Generator().manual_seed(3)
+    mean_est = SAA(20000).estimate(lambda z: z @ a, x, rho=rho, eta=math.inf, generator=g)
+    worst = SAA(20000).estimate(lambda z: z @ a, x, rho=rho, eta=0.0, generator=g)
+    assert mean_est.abs().max().item() < 0.02  # the mean of a linear loss over a centred box is f(x)=0
+    assert worst.min().item() == pytest.approx(rho * a.abs().sum().item(), abs=0.02)  # sup = rho*||a||_1
+
+
+def test_rtmlmc_level_distribution_and_cost():
+    est = RTMLMC(8)
+    q = est.level_probabilities
+    torch.testing.assert_close(q[1:] / q[:-1], torch.full((8,), 0.5, dtype=torch.float64))
+    g = torch.Generator().manual_seed(0)
+    levels = np.array([est.draw_level(g) for _ in range(20000)])
+    freqs = np.bincount(levels, minlength=9) / len(levels)
+    np.testing.assert_allclose(freqs, q.numpy(), atol=0.01)
+    # Expected samples per input grow linearly in L: (L+1)/(2 - 2^-L).
+    assert est.expected_samples == pytest.approx(9 / (2 - 2**-8))
+    assert est.expected_samples <= SG(8).expected_samples / 8
+
+
+def test_rtmlmc_is_unbiased_for_sg_target():
+    # f(z) = sin(3 z_1) + z_2^2: nonlinear so the SAA bias at small m is visible.
+    def f(z):
+        return torch.sin(3 * z[..., 0]) + z[..., 1] ** 2
+
+    x = torch.tensor([[0.1, 0.2]], dtype=torch.float64)
+    rho, eta, L = 0.8, 0.2, 4
+    g = torch.Generator().manual_seed(1234)
+    n = 40000
+    xs = x.expand(n, 2)
+    mlmc = torch.stack([RTMLMC(L).estimate(f, xs[:2000], rho=rho, eta=eta, generator=g) for _ in range(20)])
+    sg = SG(L).estimate(f, xs, rho=rho, eta=eta, generator=g)
+    sg_mean, sg_se = sg.mean().item(), sg.std().item() / math.sqrt(n)
+    # Levels are drawn per call, so the unit of independence is a call (2000 rows each).
+    per_call = mlmc.mean(1)
+    ml_mean, ml_se = per_call.mean().item(), per_call.std().item() / math.sqrt(len(per_call))
+    assert abs(ml_mean - sg_mean) < 4 * math.hypot(ml_se, sg_se)
+    # The biased single-level SAA(1) target differs: the test can tell estimators apart.
+    saa1 = SAA(1).estimate(f, xs, rho=rho, eta=eta, generator=g).mean().item()
+    assert abs(saa1 - sg_mean) > 4 * math.hypot(ml_se, sg_se)
+
+
+def test_rtmlmc_gradient_flows():
+    w = torch.tensor([1.0, -0.5], requires_grad=True)
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    out = RTMLMC(3).estimate(lambda z: (z * w).sum(-1) ** 2, x, rho=0.3, eta=0.5,
+                             generator=torch.Generator().manual_seed(1))
+    out.mean().backward()
+    assert w.grad is not None and torch.isfinite(w.grad).all()
+
+
+def test_same_generator_seed_same_numbers():
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    f = lambda z: z.pow(2).sum(-1)  # noqa: E731
+    a = RTMLMC(3).estimate(f, x, rho=0.2, eta=0.1, generator=torch.Generator().manual_seed(7))
+    b = RTMLMC(3).estimate(f, x, rho=0.2, eta=0.1, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(a, b)
+
+
+def test_worst_case_sampler_concentrates_where_loss_is_high():
+    x = torch.zeros(1, 1, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    f = lambda z: z[..., 0] ** 2  # noqa: E731  # 1-D quadratic, data at 0, rho = 3
+    cold = sample_worst_case(f, x, 5000, rho=3.0, eta=0.5, generator=g)
+    flat = sample_worst_case(f, x, 5000, rho=3.0, eta=math.inf, generator=g)
+    assert cold.shape == (1, 5000, 1)
+    assert cold.abs().mean() > 2.5  # mass near the boundary |z| = 3
+    assert flat.abs().mean().item() == pytest.approx(1.5, abs=0.1)  # uniform on [-3, 3]
