@@ -1,0 +1,77 @@
+"""Perturbed CartPole environments, registered with Gymnasium under the ``robustrl`` namespace.
+
+Importing :mod:`robustrl` registers ``robustrl/CartPole-v1``, ``robustrl/CartPoleHeavy-v1``,
+``robustrl/CartPoleShort-v1`` and ``robustrl/CartPoleStrongGravity-v1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from robustrl.envs.cartpole import (
+    NOMINAL_PARAMETERS,
+    PHYSICAL_PARAMETERS,
+    PerturbedCartPoleEnv,
+    PerturbedCartPoleVectorEnv,
+    check_physical_parameters,
+)
+
+__all__ = [
+    "ENV_IDS",
+    "NOMINAL_ID",
+    "NOMINAL_PARAMETERS",
+    "PHYSICAL_PARAMETERS",
+    "VARIANTS",
+    "PerturbedCartPoleEnv",
+    "PerturbedCartPoleVectorEnv",
+    "check_env_id",
+    "check_physical_parameters",
+    "make_vector_env",
+    "register_envs",
+]
+
+NOMINAL_ID = "robustrl/CartPole-v1"
+#: Registered id -> change from the nominal physics (DESIGN §3).
+VARIANTS: dict[str, dict[str, float]] = {
+    NOMINAL_ID: {},
+    "robustrl/CartPoleHeavy-v1": {"masspole": 5.0},
+    "robustrl/CartPoleShort-v1": {"length": 0.1},
+    "robustrl/CartPoleStrongGravity-v1": {"gravity": 40.0},
+}
+ENV_IDS: tuple[str, ...] = tuple(VARIANTS)
+
+
+def register_envs() -> None:
+    """Register the four ids with Gymnasium (idempotent)."""
+    for env_id, change in VARIANTS.items():
+        if env_id in gym.registry:
+            continue
+        gym.register(
+            id=env_id,
+            entry_point="robustrl.envs.cartpole:PerturbedCartPoleEnv",
+            vector_entry_point="robustrl.envs.cartpole:PerturbedCartPoleVectorEnv",
+            max_episode_steps=500,
+            reward_threshold=475.0,
+            kwargs=dict(change),
+        )
+
+
+def check_env_id(env_id: str) -> str:
+    """Return ``env_id`` if it is one of ours, else raise ``ValueError`` listing the valid ids."""
+    if env_id not in VARIANTS:
+        raise ValueError(f"unknown env id {env_id!r}; valid: {', '.join(ENV_IDS)}")
+    return env_id
+
+
+def make_vector_env(env_id: str, num_envs: int, **parameters: Any) -> PerturbedCartPoleVectorEnv:
+    """A :class:`PerturbedCartPoleVectorEnv` with the physics of ``env_id``, then ``parameters`` on top.
+
+    ``parameters`` may be scalars or arrays of shape ``(num_envs,)`` (one value per sub-environment).
+    """
+    physics = {**VARIANTS[check_env_id(env_id)], **parameters}
+    return PerturbedCartPoleVectorEnv(num_envs=num_envs, max_episode_steps=500, **physics)
+
+
+register_envs()

@@ -1,0 +1,188 @@
+"""CartPole with every physical parameter a validated constructor argument.
+
+Gymnasium's ``CartPoleEnv`` computes ``total_mass`` and ``polemass_length`` once, in ``__init__``;
+setting ``masspole`` afterwards silently leaves them stale. Here the six physical parameters are
+validated properties and the two derived quantities are computed from them on every access, so they
+can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv, CartPoleVectorEnv
+
+__all__ = [
+    "NOMINAL_PARAMETERS",
+    "PHYSICAL_PARAMETERS",
+    "PerturbedCartPoleEnv",
+    "PerturbedCartPoleVectorEnv",
+    "check_physical_parameters",
+]
+
+NOMINAL_PARAMETERS: dict[str, float] = {
+    "gravity": 9.8,
+    "masscart": 1.0,
+    "masspole": 0.1,
+    "length": 0.5,
+    "force_mag": 10.0,
+    "tau": 0.02,
+}
+PHYSICAL_PARAMETERS: tuple[str, ...] = tuple(NOMINAL_PARAMETERS)
+
+
+def _check_value(name: str, value: Any, num_envs: int | None) -> float | np.ndarray:
+    """Validate one parameter: finite and > 0; an array of shape ``(num_envs,)`` for vector envs."""
+    if num_envs is None or np.ndim(value) == 0:
+        try:
+            scalar = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}") from None
+        if not math.isfinite(scalar) or scalar <= 0:
+            raise ValueError(f"{name} must be finite and > 0, got {name}={value!r}")
+        return scalar
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != (num_envs,):
+        raise ValueError(f"{name} must be a scalar or have shape ({num_envs},), got shape {array.shape}")
+    bad = ~np.isfinite(array) | (array <= 0)
+    if bad.any():
+        raise ValueError(f"{name} must be finite and > 0, got {name}[{int(np.argmax(bad))}]={array[bad][0]!r}")
+    return array.copy()
+
+
+def check_physical_parameters(parameters: Mapping[str, Any], num_envs: int | None = None) -> dict[str, Any]:
+    """Validate a mapping of physical parameters; unknown names and bad values raise ``ValueError``."""
+    unknown = sorted(set(parameters) - set(PHYSICAL_PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown CartPole parameter(s) {unknown}; valid: {list(PHYSICAL_PARAMETERS)}")
+    return {name: _check_value(name, value, num_envs) for name, value in parameters.items()}
+
+
+def _physical_parameter(name: str) -> property:
+    def getter(self: _PhysicsMixin) -> Any:
+        return self.__dict__["_physics"][name]
+
+    def setter(self: _PhysicsMixin, value: Any) -> None:
+        self.__dict__.setdefault("_physics", {})[name] = _check_value(name, value, self._parameter_num_envs)
+
+    return property(getter, setter, doc=f"Physical parameter ``{name}`` (validated: finite, > 0).")
+
+
+def _derived(name: str, compute: Any) -> property:
+    def setter(self: _PhysicsMixin, value: Any) -> None:
+        # Gymnasium's __init__ assigns the derived value once; accept only that consistent value.
+        if not np.allclose(value, compute(self)):
+            raise AttributeError(f"{name} is derived from the physical parameters; set those instead")
+
+    return property(compute, setter, doc=f"``{name}``, recomputed from the physical parameters on access.")
+
+
+class _PhysicsMixin:
+    """Validated physical parameters and always-consistent derived quantities."""
+
+    _parameter_num_envs: int | None = None
+
+    gravity = _physical_parameter("gravity")
+    masscart = _physical_parameter("masscart")
+    masspole = _physical_parameter("masspole")
+    length = _physical_parameter("length")
+    force_mag = _physical_parameter("force_mag")
+    tau = _physical_parameter("tau")
+    total_mass = _derived("total_mass", lambda self: self.masspole + self.masscart)
+    polemass_length = _derived("polemass_length", lambda self: self.masspole * self.length)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The six physical parameters as a dict (copies of arrays)."""
+        return {name: np.copy(value) if isinstance(value, np.ndarray) else value
+                for name, value in self.__dict__["_physics"].items()}
+
+    def set_parameters(self, **parameters: Any) -> None:
+        """Set several physical parameters at once; all are validated before any is changed."""
+        checked = check_physical_parameters(parameters, self._parameter_num_envs)
+        self.__dict__["_physics"].update(checked)
+
+
+class PerturbedCartPoleEnv(_PhysicsMixin, CartPoleEnv):
+    """Gymnasium's CartPole with its physics as constructor arguments.
+
+    ## Description
+    The classic cart-pole balancing task (Barto, Sutton, Anderson 1983) as implemented by Gymnasium's
+    ``CartPoleEnv``; dynamics, spaces, reward and termination are unchanged. Only the physical
+    parameters can be chosen, to build the perturbed MDPs of Wang, Gao, Xie (arXiv:2408.09672).
+
+    ## Action and observation spaces
+    ``Discrete(2)`` (push left / right); ``Box(4,)`` of (cart position, cart velocity, pole angle,
+    pole angular velocity), as in ``CartPole-v1``.
+
+    ## Parameters
+    ``gravity`` (9.8), ``masscart`` (1.0), ``masspole`` (0.1), ``length`` (0.5, half the pole),
+    ``force_mag`` (10.0), ``tau`` (0.02 s): each finite and > 0, else ``ValueError``.
+    ``total_mass`` and ``polemass_length`` are derived on access and always consistent.
+    Parameters may be changed later through ``env.unwrapped`` (attributes or :meth:`set_parameters`).
+
+    ## Registered ids
+    ``robustrl/CartPole-v1`` (nominal, any parameter as a kwarg), ``robustrl/CartPoleHeavy-v1``
+    (masspole 5.0), ``robustrl/CartPoleShort-v1`` (length 0.1), ``robustrl/CartPoleStrongGravity-v1``
+    (gravity 40.0); 500-step limit, reward threshold 475.
+
+    ## Version history
+    v1: first version, on Gymnasium's ``CartPole-v1`` dynamics.
+    """
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        *,
+        gravity: float = 9.8,
+        masscart: float = 1.0,
+        masspole: float = 0.1,
+        length: float = 0.5,
+        force_mag: float = 10.0,
+        tau: float = 0.02,
+        sutton_barto_reward: bool = False,
+    ) -> None:
+        checked = check_physical_parameters(
+            dict(gravity=gravity, masscart=masscart, masspole=masspole, length=length,
+                 force_mag=force_mag, tau=tau)
+        )
+        super().__init__(render_mode=render_mode, sutton_barto_reward=sutton_barto_reward)
+        self.set_parameters(**checked)
+
+
+class PerturbedCartPoleVectorEnv(_PhysicsMixin, CartPoleVectorEnv):
+    """Vectorized :class:`PerturbedCartPoleEnv` (Gymnasium's ``CartPoleVectorEnv`` physics).
+
+    Each physical parameter is a scalar shared by all sub-environments or an array of shape
+    ``(num_envs,)``, one value per sub-environment, which makes parameter sweeps a single batched
+    rollout. Sub-environments auto-reset on the step after they finish (Gymnasium's next-step mode).
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int = 500,
+        render_mode: str | None = None,
+        *,
+        gravity: float | np.ndarray = 9.8,
+        masscart: float | np.ndarray = 1.0,
+        masspole: float | np.ndarray = 0.1,
+        length: float | np.ndarray = 0.5,
+        force_mag: float | np.ndarray = 10.0,
+        tau: float | np.ndarray = 0.02,
+        sutton_barto_reward: bool = False,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got num_envs={num_envs!r}")
+        self._parameter_num_envs = num_envs
+        checked = check_physical_parameters(
+            dict(gravity=gravity, masscart=masscart, masspole=masspole, length=length,
+                 force_mag=force_mag, tau=tau),
+            num_envs,
+        )
+        super().__init__(num_envs=num_envs, max_episode_steps=max_episode_steps, render_mode=render_mode,
+                         sutton_barto_reward=sutton_barto_reward)
+        self.set_parameters(**checked)
