@@ -1,19 +1,32 @@
 """robustrl: entropic adversarial robustness for reinforcement and supervised learning.
 
 Wang, Gao, Xie, "Regularization for Adversarial Robust Learning" (arXiv:2408.09672).
+Importing the package registers the perturbed CartPole ids with Gymnasium.
 """
 
-from robustrl import estimators
-from robustrl.estimators import RTMLMC, SAA, SG, entropic_risk, entropic_softmin
+from robustrl import envs, estimators
+from robustrl.agents import RobustDQN, load_agent, make_agent
+from robustrl.envs import ENV_IDS, PerturbedCartPoleEnv, PerturbedCartPoleVectorEnv, make_vector_env
+from robustrl.estimators import RTMLMC, SAA, SG, entropic_risk, entropic_softmin, perturb, sample_unit_ball
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    "estimators",
-    "entropic_risk",
-    "entropic_softmin",
+    "ENV_IDS",
+    "PerturbedCartPoleEnv",
+    "PerturbedCartPoleVectorEnv",
+    "RTMLMC",
+    "RobustDQN",
     "SAA",
     "SG",
-    "RTMLMC",
+    "entropic_risk",
+    "entropic_softmin",
+    "envs",
+    "estimators",
+    "load_agent",
+    "make_agent",
+    "make_vector_env",
+    "perturb",
+    "sample_unit_ball",
 ]

@@ -1,0 +1,135 @@
+"""Build regular and robust agents from the rl-zoo style YAML config."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import io
+import zipfile
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+from stable_baselines3 import DQN
+
+from robustrl.agents.robust_dqn import RobustDQN
+
+__all__ = ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
+
+AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN}
+_EXPERIMENT_KEYS = ("n_timesteps", "model_selection", "agents", "policy")
+_DQN_KEYS = tuple(
+    name for name in inspect.signature(DQN.__init__).parameters
+    if name not in ("self", "policy", "env", "seed", "device", "_init_setup_model")
+)
+_ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level")
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Read the YAML config (the packaged ``configs/dqn.yml`` by default), keyed by env id."""
+    if path is None:
+        text = resources.files("robustrl").joinpath("configs/dqn.yml").read_text()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"config file {path} does not exist")
+        text = path.read_text()
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(config, dict) or not config:
+        raise ValueError(f"config file {path} must map env ids to hyperparameters")
+    return config
+
+
+def available_agents(config: dict[str, Any], env_id: str) -> list[str]:
+    """Agent names configured for ``env_id``."""
+    return list(_env_block(config, env_id).get("agents", {}))
+
+
+def _env_block(config: dict[str, Any], env_id: str) -> dict[str, Any]:
+    if env_id not in config:
+        raise ValueError(f"no hyperparameters for env id {env_id!r}; configured: {', '.join(config)}")
+    return config[env_id]
+
+
+@dataclass
+class AgentConfig:
+    """Everything needed to train one agent: algorithm, its keyword arguments and the budget."""
+
+    env_id: str
+    agent: str
+    algo: str
+    policy: str
+    n_timesteps: int
+    eval_freq: int
+    eval_episodes: int
+    dqn_kwargs: dict[str, Any] = field(default_factory=dict)
+    robust_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(
+        cls, config: dict[str, Any], env_id: str, agent: str, overrides: dict[str, Any] | None = None
+    ) -> AgentConfig:
+        """Resolve ``agent`` for ``env_id``; ``overrides`` (e.g. ``{"eta": 0.1}``) win over the file."""
+        block = copy.deepcopy(_env_block(config, env_id))
+        agents = block.get("agents", {})
+        if agent not in agents:
+            raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(agents)}")
+        robust = dict(agents[agent] or {})
+        dqn = {k: v for k, v in block.items() if k not in _EXPERIMENT_KEYS}
+        selection = dict(block.get("model_selection", {}))
+        budget = {"n_timesteps": block.get("n_timesteps", 50_000), **selection}
+        for key, value in (overrides or {}).items():
+            if key in _ROBUST_KEYS:
+                robust[key] = value
+            elif key in ("n_timesteps", "eval_freq", "eval_episodes"):
+                budget[key] = value
+            elif key in _DQN_KEYS:
+                dqn[key] = value
+            else:
+                valid = sorted({*_ROBUST_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes"})
+                raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(valid)}")
+        for key in ("n_timesteps", "eval_freq", "eval_episodes"):
+            value = budget.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be an integer >= 1, got {key}={value!r}")
+        return cls(
+            env_id=env_id,
+            agent=agent,
+            algo="RobustDQN" if robust else "DQN",
+            policy=block.get("policy", "MlpPolicy"),
+            n_timesteps=int(budget["n_timesteps"]),
+            eval_freq=int(budget.get("eval_freq", 2500)),
+            eval_episodes=int(budget.get("eval_episodes", 20)),
+            dqn_kwargs=dqn,
+            robust_kwargs=robust,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, for saving beside a run."""
+        return asdict(self)
+
+
+def make_agent(cfg: AgentConfig, env: gym.Env | Any, seed: int, **kwargs: Any) -> DQN:
+    """Instantiate the agent of ``cfg`` on ``env`` with ``seed`` (extra ``kwargs`` go to SB3)."""
+    cls = AGENT_CLASSES[cfg.algo]
+    return cls(cfg.policy, env, seed=seed, **cfg.dqn_kwargs, **cfg.robust_kwargs, **kwargs)
+
+
+def load_agent(path: str | Path, algo: str = "DQN", device: str = "cpu") -> DQN:
+    """Load a saved agent, with an error naming the file if it is missing or corrupted."""
+    path = Path(path)
+    if algo not in AGENT_CLASSES:
+        raise ValueError(f"unknown algorithm {algo!r}; valid: {', '.join(AGENT_CLASSES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        data = io.BytesIO(path.read_bytes())
+        return AGENT_CLASSES[algo].load(data, device=device)
+    except (zipfile.BadZipFile, KeyError, EOFError, RuntimeError, ValueError) as err:
+        raise ValueError(f"model file {path} is corrupted or not a {algo} model: {err}") from None

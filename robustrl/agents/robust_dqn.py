@@ -1,0 +1,146 @@
+"""Robust DQN: Stable-Baselines3 ``DQN`` with an entropic soft-min TD target."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import DQN
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from torch.nn import functional as F
+
+from robustrl.estimators import Estimator, check_eta, check_rho, make_estimator
+
+__all__ = ["RobustDQN"]
+
+_ESTIMATORS = ("saa", "mlmc")
+_NORMS = ("linf", "l2")
+
+
+class RobustDQN(DQN):
+    """DQN whose TD target is a soft-min over sampled perturbations of the next state.
+
+    The only change from SB3's ``DQN`` is the target (:meth:`_compute_target`)::
+
+        y = r + gamma (1 - done) max_a S_eta(Q_target(z_1, a), ..., Q_target(z_m, a)),
+        z_j = s' + rho * state_scale * u_j,   u_j ~ Uniform(unit ball of ``norm``)
+
+    with ``S_eta`` the entropic soft-min of :func:`robustrl.estimators.entropic_softmin`
+    (Wang, Gao, Xie, "Regularization for Adversarial Robust Learning", arXiv:2408.09672).
+    ``eta = inf`` gives the mean over the ball, ``eta = 0`` the worst sampled perturbation, and
+    ``rho = 0`` the ordinary DQN target exactly.
+
+    :param rho: radius of the perturbation ball (>= 0), in units of ``state_scale``.
+    :param eta: temperature in [0, inf] (``float("inf")`` allowed).
+    :param n_samples: m, perturbations per next state for the ``"saa"`` estimator (>= 1).
+    :param norm: ``"linf"`` or ``"l2"``.
+    :param state_scale: per-dimension scale s of the perturbation (default all ones).
+    :param estimator: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC over levels 0..``mlmc_level``).
+    :param mlmc_level: L for RT-MLMC (>= 0).
+    :param kwargs: passed unchanged to :class:`stable_baselines3.DQN` (``seed`` also seeds the
+        perturbation generator, which is separate from the global RNGs).
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        rho: float = 0.05,
+        eta: float = 1.0,
+        n_samples: int = 16,
+        norm: str = "linf",
+        state_scale: Sequence[float] | None = None,
+        estimator: str = "saa",
+        mlmc_level: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        self.rho = check_rho(rho)
+        self.eta = check_eta(eta)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1, got n_samples={n_samples!r}")
+        if norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got norm={norm!r}")
+        if estimator not in _ESTIMATORS:
+            raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
+        if isinstance(mlmc_level, bool) or not isinstance(mlmc_level, int) or mlmc_level < 0:
+            raise ValueError(f"mlmc_level must be an integer >= 0, got mlmc_level={mlmc_level!r}")
+        if state_scale is not None:
+            state_scale = [float(s) for s in state_scale]
+            if not all(math.isfinite(s) and s > 0 for s in state_scale):
+                raise ValueError(f"state_scale entries must be finite and > 0, got state_scale={state_scale}")
+        self.n_samples = n_samples
+        self.norm = norm
+        self.state_scale = state_scale
+        self.estimator = estimator
+        self.mlmc_level = mlmc_level
+        super().__init__(policy=policy, env=env, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        obs_dim = int(np.prod(self.observation_space.shape))
+        if self.state_scale is not None and len(self.state_scale) != obs_dim:
+            raise ValueError(
+                f"state_scale must have {obs_dim} entries (the observation size), got {len(self.state_scale)}"
+            )
+        self._perturbation_generator = th.Generator(device=self.device)
+        if self.seed is None:
+            self._perturbation_generator.seed()
+        else:
+            self._perturbation_generator.manual_seed(int(self.seed))
+        self._target_estimator: Estimator = make_estimator(
+            self.estimator, m=self.n_samples, L=self.mlmc_level
+        )
+        self._scale_tensor = (
+            None if self.state_scale is None
+            else th.as_tensor(self.state_scale, dtype=th.float32, device=self.device)
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_perturbation_generator", "_target_estimator", "_scale_tensor"]
+
+    def _compute_target(self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float) -> th.Tensor:
+        """``r + gamma (1 - done) max_a S_eta(Q_target(z_j, a))`` over perturbed next states ``z_j``."""
+        with th.no_grad():
+            next_obs = replay_data.next_observations.float()
+            if self.rho == 0:
+                next_q_values = self.q_net_target(next_obs)
+            else:
+                def negative_q(z: th.Tensor) -> th.Tensor:
+                    return -self.q_net_target(z.flatten(0, 1)).view(*z.shape[:2], -1)
+
+                # The adversary minimizes value: S_eta(Q) = -R_eta(-Q), per action.
+                next_q_values = -self._target_estimator.estimate(
+                    negative_q, next_obs, rho=self.rho, eta=self.eta, norm=self.norm,  # type: ignore[arg-type]
+                    scale=self._scale_tensor, generator=self._perturbation_generator,
+                )
+            next_q_values, _ = next_q_values.max(dim=1)
+            next_q_values = next_q_values.reshape(-1, 1)
+            return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """SB3's ``DQN.train`` with the target from :meth:`_compute_target`; nothing else changed."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+
+        losses = []
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            target_q_values = self._compute_target(replay_data, discounts)
+
+            current_q_values = self.q_net(replay_data.observations)
+            current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
+            loss = F.smooth_l1_loss(current_q_values, target_q_values)
+            losses.append(loss.item())
+
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", np.mean(losses))

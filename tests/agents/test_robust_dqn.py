@@ -1,0 +1,186 @@
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+import robustrl  # noqa: F401
+from robustrl.agents import AgentConfig, RobustDQN, load_agent, load_config, make_agent
+from robustrl.estimators import perturb
+
+TINY = dict(
+    learning_starts=100, train_freq=64, gradient_steps=4, batch_size=16, buffer_size=1000,
+    target_update_interval=10, policy_kwargs=dict(net_arch=[16, 16]), learning_rate=1e-3,
+)
+SCALE = [2.4, 3.0, 0.21, 3.0]
+
+
+def env():
+    return gym.make("robustrl/CartPole-v1")
+
+
+def weights(model) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.policy.parameters()]
+
+
+def batch(n: int = 8, dones: float = 0.0, seed: int = 0) -> ReplayBufferSamples:
+    g = torch.Generator().manual_seed(seed)
+    return ReplayBufferSamples(
+        observations=torch.randn(n, 4, generator=g),
+        actions=torch.randint(0, 2, (n, 1), generator=g),
+        next_observations=torch.randn(n, 4, generator=g) * 0.1,
+        dones=torch.full((n, 1), dones),
+        rewards=torch.ones(n, 1),
+    )
+
+
+def test_rho_zero_learns_exactly_like_dqn():
+    # SB3 seeds the global RNGs at construction: build and train one model at a time.
+    robust = RobustDQN("MlpPolicy", env(), rho=0.0, eta=0.5, seed=1, **TINY).learn(400)
+    regular = DQN("MlpPolicy", env(), seed=1, **TINY).learn(400)
+    for a, b in zip(weights(robust), weights(regular)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_rho_zero_target_equals_dqn_target():
+    model = RobustDQN("MlpPolicy", env(), rho=0.0, seed=0, **TINY)
+    data = batch()
+    with torch.no_grad():
+        expected = data.rewards + 0.99 * model.q_net_target(data.next_observations).max(1).values.reshape(-1, 1)
+    torch.testing.assert_close(model._compute_target(data, 0.99), expected, rtol=0, atol=0)
+
+
+def test_eta_inf_target_is_mean_over_perturbations():
+    model = RobustDQN("MlpPolicy", env(), rho=0.1, eta=math.inf, n_samples=8, state_scale=SCALE, seed=0, **TINY)
+    data = batch()
+    state = model._perturbation_generator.get_state()
+    target = model._compute_target(data, 0.99)
+    g = torch.Generator().manual_seed(0)
+    g.set_state(state)
+    z = perturb(data.next_observations, 0.1, 8, scale=SCALE, generator=g)
+    with torch.no_grad():
+        q = model.q_net_target(z.flatten(0, 1)).view(8, 8, 2)
+    expected = data.rewards + 0.99 * q.mean(1).max(1).values.reshape(-1, 1)
+    torch.testing.assert_close(target, expected)
+
+
+def test_small_eta_target_approaches_worst_sample_and_is_below_mean():
+    kwargs = dict(rho=0.5, n_samples=16, state_scale=SCALE, seed=0, **TINY)
+    data = batch()
+    targets = {}
+    for eta in (math.inf, 1.0, 1e-6, 0.0):
+        model = RobustDQN("MlpPolicy", env(), eta=eta, **kwargs)
+        targets[eta] = model._compute_target(data, 0.99)
+    assert (targets[1.0] <= targets[math.inf] + 1e-6).all()
+    assert (targets[0.0] <= targets[1.0] + 1e-6).all()
+    torch.testing.assert_close(targets[1e-6], targets[0.0])
+
+
+def test_done_masks_the_bootstrap():
+    model = RobustDQN("MlpPolicy", env(), rho=0.1, seed=0, **TINY)
+    torch.testing.assert_close(model._compute_target(batch(dones=1.0), 0.99), torch.ones(8, 1))
+    assert not torch.allclose(model._compute_target(batch(dones=0.0), 0.99), torch.ones(8, 1))
+
+
+def test_mlmc_estimator_target_runs_and_is_finite():
+    model = RobustDQN("MlpPolicy", env(), rho=0.1, estimator="mlmc", mlmc_level=3, seed=0, **TINY)
+    assert torch.isfinite(model._compute_target(batch(), 0.99)).all()
+
+
+def test_same_seed_same_weights_and_other_seed_differs():
+    runs = [RobustDQN("MlpPolicy", env(), rho=0.1, eta=0.5, seed=s, **TINY).learn(400) for s in (3, 3, 4)]
+    for a, b in zip(weights(runs[0]), weights(runs[1])):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert any(not torch.equal(a, b) for a, b in zip(weights(runs[0]), weights(runs[2])))
+
+
+def test_learn_with_callback_progress_bar_and_logger(tmp_path):
+    class Count(BaseCallback):
+        calls = 0
+
+        def _on_step(self) -> bool:
+            Count.calls += 1
+            return True
+
+    model = RobustDQN("MlpPolicy", env(), seed=0, tensorboard_log=None, verbose=0, **TINY)
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(300, callback=Count(), progress_bar=True)
+    assert Count.calls == model.num_timesteps >= 300
+    assert "train/loss" in (tmp_path / "progress.csv").read_text()
+
+
+def test_parameters_survive_save_and_load(tmp_path):
+    model = RobustDQN("MlpPolicy", env(), rho=0.2, eta=math.inf, n_samples=4, norm="l2",
+                      state_scale=SCALE, estimator="mlmc", mlmc_level=2, seed=0, **TINY)
+    model.save(tmp_path / "m.zip")
+    loaded = RobustDQN.load(tmp_path / "m.zip")
+    for name in ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level"):
+        assert getattr(loaded, name) == getattr(model, name), name
+    assert torch.isfinite(loaded._compute_target(batch(), 0.99)).all()
+    for a, b in zip(weights(model), weights(loaded)):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(rho=-0.1), "rho=-0.1"),
+        (dict(eta=-1.0), "eta=-1.0"),
+        (dict(n_samples=0), "n_samples=0"),
+        (dict(norm="l1"), "norm='l1'"),
+        (dict(estimator="sgd"), "estimator='sgd'"),
+        (dict(mlmc_level=-1), "mlmc_level=-1"),
+        (dict(state_scale=[1.0, 0.0, 1.0, 1.0]), "state_scale"),
+        (dict(state_scale=[1.0, 1.0]), "4 entries"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RobustDQN("MlpPolicy", env(), **kwargs)
+
+
+def test_config_resolution_and_errors():
+    config = load_config()
+    robust = AgentConfig.resolve(config, "robustrl/CartPole-v1", "robust", {"eta": 0.3, "n_timesteps": 1000})
+    assert robust.algo == "RobustDQN" and robust.robust_kwargs["eta"] == 0.3 and robust.n_timesteps == 1000
+    assert AgentConfig.resolve(config, "robustrl/CartPole-v1", "robust-mean").robust_kwargs["eta"] == math.inf
+    regular = AgentConfig.resolve(config, "robustrl/CartPole-v1", "regular")
+    assert regular.algo == "DQN" and regular.dqn_kwargs["learning_rate"] == 2.3e-3
+    assert regular.dqn_kwargs["policy_kwargs"] == {"net_arch": [256, 256]}
+    with pytest.raises(ValueError, match="unknown agent 'robot'.*regular"):
+        AgentConfig.resolve(config, "robustrl/CartPole-v1", "robot")
+    with pytest.raises(ValueError, match="unknown hyperparameter 'etaa'"):
+        AgentConfig.resolve(config, "robustrl/CartPole-v1", "robust", {"etaa": 1})
+    with pytest.raises(ValueError, match="n_timesteps"):
+        AgentConfig.resolve(config, "robustrl/CartPole-v1", "robust", {"n_timesteps": 0})
+    with pytest.raises(ValueError, match="no hyperparameters for env id"):
+        AgentConfig.resolve(config, "CartPole-v0", "robust")
+
+
+def test_make_agent_builds_configured_classes():
+    config = load_config()
+    cfg = AgentConfig.resolve(config, "robustrl/CartPole-v1", "robust", {"buffer_size": 1000})
+    model = make_agent(cfg, env(), seed=0)
+    assert isinstance(model, RobustDQN) and model.eta == 1.0 and model.state_scale == SCALE
+
+
+def test_load_agent_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.zip"):
+        load_agent(tmp_path / "nothere.zip")
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError, match="bad.zip"):
+        load_agent(bad)
+    model = DQN("MlpPolicy", env(), seed=0, **TINY)
+    model.save(tmp_path / "ok.zip")
+    assert isinstance(load_agent(tmp_path / "ok.zip"), DQN)
+    truncated = tmp_path / "trunc.zip"
+    truncated.write_bytes((tmp_path / "ok.zip").read_bytes()[:500])
+    with pytest.raises(ValueError, match="trunc.zip"):
+        load_agent(truncated)
