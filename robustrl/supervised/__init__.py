@@ -1,0 +1,65 @@
+"""Supervised robust learning on the shared entropic estimators.
+
+Wang, Gao, Xie, "Regularization for Adversarial Robust Learning" (arXiv:2408.09672). Data with no download
+at run time (:mod:`~robustrl.supervised.data`), the paper's CNN and a digits CNN
+(:mod:`~robustrl.supervised.models`), torchattacks-style attacks (:mod:`~robustrl.supervised.attacks`),
+training methods selectable by name (:mod:`~robustrl.supervised.methods`), exact adversarial logistic
+regression (:mod:`~robustrl.supervised.linear`), the worst-case distribution
+(:mod:`~robustrl.supervised.worst_case`) and accuracy-versus-budget benchmarks
+(:mod:`~robustrl.supervised.benchmark`). Entropic values always come from :mod:`robustrl.estimators`.
+"""
+
+from robustrl.supervised.attacks import ATTACKS, FGM, PGD, Attack, RandomNoise, make_attack
+from robustrl.supervised.benchmark import PRESETS, BenchmarkConfig, load_runs, make_table, run_benchmark
+from robustrl.supervised.data import DATASETS, Dataset, load_dataset
+from robustrl.supervised.linear import adversarial_logistic_loss, train_logistic, worst_case_linf
+from robustrl.supervised.methods import (
+    ADTEXP,
+    ERM,
+    METHODS,
+    AdversarialTraining,
+    EntropicAT,
+    MethodConfig,
+    MMCLoss,
+    make_method,
+)
+from robustrl.supervised.models import BinaryLogistic, MMCNet, PaperCNN, SmallCNN, make_model
+from robustrl.supervised.training import AttackSpec, NonFiniteLossError, TrainConfig, evaluate, train
+
+__all__ = [
+    "ADTEXP",
+    "ATTACKS",
+    "DATASETS",
+    "ERM",
+    "FGM",
+    "METHODS",
+    "PGD",
+    "PRESETS",
+    "AdversarialTraining",
+    "Attack",
+    "AttackSpec",
+    "BenchmarkConfig",
+    "BinaryLogistic",
+    "Dataset",
+    "EntropicAT",
+    "MMCLoss",
+    "MMCNet",
+    "MethodConfig",
+    "NonFiniteLossError",
+    "PaperCNN",
+    "RandomNoise",
+    "SmallCNN",
+    "TrainConfig",
+    "adversarial_logistic_loss",
+    "evaluate",
+    "load_dataset",
+    "load_runs",
+    "make_attack",
+    "make_method",
+    "make_model",
+    "make_table",
+    "run_benchmark",
+    "train",
+    "train_logistic",
+    "worst_case_linf",
+]

@@ -1,0 +1,181 @@
+"""The ``robustrl supervised`` command group: ``train``, ``evaluate``, ``table`` and ``benchmark``.
+
+The top-level CLI calls :func:`add_subcommands` on its subparsers and then ``args.func(args)``; user
+errors raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from robustrl.supervised.attacks import ATTACKS, NORMS
+from robustrl.supervised.benchmark import (
+    PRESETS,
+    BenchmarkConfig,
+    load_runs,
+    preset,
+    run_benchmark,
+    run_one,
+    write_benchmark_tables,
+)
+from robustrl.supervised.data import DATASETS, load_dataset, subset
+from robustrl.supervised.io import write_json
+from robustrl.supervised.methods import METHODS, MethodConfig, needs_mmc_head
+from robustrl.supervised.models import ARCHS, make_model
+from robustrl.supervised.training import AttackSpec, evaluate
+
+__all__ = ["add_subcommands", "cmd_benchmark", "cmd_evaluate", "cmd_table", "cmd_train", "main"]
+
+
+def _command() -> str:
+    return shlex.join(["robustrl", *sys.argv[1:]])
+
+
+def _attack_dicts(args: argparse.Namespace) -> list[dict]:
+    return [dict(name=args.attack, norm=args.norm, eps=e, steps=args.steps, restarts=args.restarts)
+            for e in (args.eps or [])]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one (method, seed) and save ``<out>/<run>.pt`` and ``<out>/<run>.json``."""
+    torch.set_num_threads(args.threads)
+    method_cfg = MethodConfig(eps=args.train_eps, norm=args.train_norm, steps=args.train_steps, rho=args.rho,
+                              eta=args.eta, m=args.m, L=args.L, center_steps=args.center_steps)
+    config = BenchmarkConfig(
+        name="cli", dataset=args.dataset, root=args.root,
+        arch=args.arch or ("small-cnn" if args.dataset == "digits" else "paper-cnn"),
+        methods=[args.method], seeds=[args.seed], n_train=args.n_train, n_test=args.n_test,
+        train=dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+        method=method_cfg.to_dict(), attacks=[],
+    ).validate()
+    out = Path(args.out)
+    name = f"{args.dataset}__{args.method}__{args.seed}"
+    record = run_one(config, args.method, args.seed, progress=not args.no_progress,
+                     checkpoint=out / f"{name}.pt")
+    record.update(command=_command(), checkpoint=f"{name}.pt")
+    write_json(out / f"{name}.json", record)
+    print(f"{name}: clean accuracy {100 * record['accuracy']['clean']:.2f}% -> {out / name}.json")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a trained run under attacks; the accuracies are added to its record."""
+    torch.set_num_threads(args.threads)
+    path = Path(args.run)
+    if not path.is_file():
+        raise ValueError(f"run record {path} does not exist")
+    record = json.loads(path.read_text())
+    cfg = record["config"]
+    specs = [AttackSpec(**a) for a in _attack_dicts(args)]
+    data = subset(load_dataset(cfg["dataset"], cfg["root"]), cfg["n_train"], cfg["n_test"], seed=0)
+    model = make_model(cfg["arch"], data.num_classes,
+                       head="mmc" if needs_mmc_head(record["method"]) else "softmax",
+                       mmc_C=record["method_config"]["mmc_C"])
+    model.load_state_dict(torch.load(path.parent / record["checkpoint"], weights_only=True))
+    acc = evaluate(model, data.x_test, data.y_test, specs, seed=record["seed"], progress=not args.no_progress)
+    record["accuracy"].update(acc)
+    known = {AttackSpec(**a).key for a in cfg["attacks"]}
+    cfg["attacks"] += [a for a, s in zip(_attack_dicts(args), specs) if s.key not in known]
+    record.setdefault("evaluate_commands", []).append(_command())
+    write_json(path, record)
+    for key, value in acc.items():
+        print(f"{key}: {100 * value:.2f}%")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """Build table.csv / table.md / accuracy_vs_budget.png from the run records in ``--runs``."""
+    paths = write_benchmark_tables(load_runs(args.runs), args.out, _command())
+    print("\n".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Run a benchmark preset (resuming from existing records) and build its tables."""
+    torch.set_num_threads(args.threads)
+    config = preset(args.preset, seeds=args.seeds)
+    out = args.out or f"results/supervised/{args.preset}"
+    run_benchmark(config, out, command=_command(), progress=not args.no_progress)
+    return cmd_table(argparse.Namespace(runs=f"{out}/runs", out=out))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _attack_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--attack", choices=ATTACKS, default="pgd")
+    p.add_argument("--norm", choices=NORMS, default="linf")
+    p.add_argument("--eps", type=float, nargs="+", required=required, help="attack budgets")
+    p.add_argument("--steps", type=int, default=20, help="PGD steps")
+    p.add_argument("--restarts", type=int, default=2, help="PGD random restarts")
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``supervised`` command (``train``, ``evaluate``, ``table``, ``benchmark``) to ``subparsers``."""
+    sup = subparsers.add_parser("supervised", help="adversarially robust classifiers (digits, Fashion-MNIST)")
+    sub = sup.add_subparsers(dest="supervised_command", required=True)
+
+    p = sub.add_parser("train", help="train one method with one seed")
+    p.add_argument("--dataset", choices=DATASETS, default="digits")
+    p.add_argument("--root", default=None, help="directory of IDX files (mnist, idx, or another fashion-mnist)")
+    p.add_argument("--arch", choices=ARCHS, default=None, help="default: small-cnn for digits, else paper-cnn")
+    p.add_argument("--method", choices=METHODS, default="erm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--n-train", type=int, default=None, help="random training subset size")
+    p.add_argument("--n-test", type=int, default=None, help="random test subset size")
+    p.add_argument("--train-eps", type=float, default=0.1, help="training budget")
+    p.add_argument("--train-norm", choices=NORMS, default="linf")
+    p.add_argument("--train-steps", type=int, default=7, help="PGD steps in training")
+    p.add_argument("--rho", type=float, default=0.1, help="entropic ball radius")
+    p.add_argument("--eta", type=float, default=0.5, help="entropic temperature")
+    p.add_argument("--m", type=int, default=8, help="SAA samples")
+    p.add_argument("--L", type=int, default=3, help="SG / RT-MLMC level")
+    p.add_argument("--center-steps", type=int, default=0, help="PGD steps to the entropic ball centre")
+    p.add_argument("--out", default="runs/supervised")
+    _common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy of a trained run under an attack")
+    p.add_argument("--run", required=True, help="run record written by `train` (<out>/<run>.json)")
+    _attack_args(p, required=True)
+    _common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("table", help="CSV / Markdown / PNG from run records")
+    p.add_argument("--runs", required=True, help="directory of run records")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("benchmark", help="run a benchmark preset and build its tables")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="digits")
+    p.add_argument("--out", default=None, help="default results/supervised/<preset>")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    _common(p)
+    p.set_defaults(func=cmd_benchmark)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point (``python -m robustrl.supervised.cli supervised ...``), for testing."""
+    parser = argparse.ArgumentParser(prog="robustrl")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        print(f"robustrl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
