@@ -55,9 +55,10 @@ class Attack:
         return F.cross_entropy(self.model(inputs), labels, reduction="sum")
 
     def gradient(self, inputs: Tensor, labels: Tensor) -> Tensor:
-        """Gradient of :meth:`loss` with respect to the inputs only."""
-        inputs = inputs.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.loss(inputs, labels), inputs)
+        """Gradient of :meth:`loss` with respect to the inputs only (also under ``torch.no_grad()``)."""
+        with torch.enable_grad():
+            inputs = inputs.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.loss(inputs, labels), inputs)
         return grad
 
     def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:

@@ -1,0 +1,80 @@
+import argparse
+import json
+
+import pytest
+
+from robustrl.supervised.benchmark import BenchmarkConfig, load_runs, run_benchmark, write_benchmark_tables
+from robustrl.supervised.cli import add_subcommands, main
+from robustrl.supervised.estimator_benchmark import quick_config, run_estimator_benchmark
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="robustrl")
+    add_subcommands(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def test_subcommands_set_func():
+    p = parser()
+    for argv in (["supervised", "train"], ["supervised", "evaluate", "--run", "x.json", "--eps", "0.1"],
+                 ["supervised", "table", "--runs", "a", "--out", "b"], ["supervised", "benchmark"]):
+        assert callable(p.parse_args(argv).func)
+
+
+@pytest.mark.parametrize("argv", [
+    ["supervised", "train", "--method", "magic"],
+    ["supervised", "train", "--dataset", "cifar"],
+    ["supervised", "evaluate", "--run", "x.json", "--eps", "0.1", "--attack", "cw"],
+])
+def test_bad_names_are_usage_errors(argv):
+    with pytest.raises(SystemExit) as err:
+        parser().parse_args(argv)
+    assert err.value.code == 2
+
+
+def test_value_errors_are_one_line_exit_2(tmp_path, capsys):
+    assert main(["supervised", "evaluate", "--run", str(tmp_path / "none.json"), "--eps", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "none.json" in err and "\n" not in err
+    assert main(["supervised", "train", "--epochs", "0", "--out", str(tmp_path)]) == 2
+    assert "epochs=0" in capsys.readouterr().err
+
+
+def test_train_evaluate_table_end_to_end(tmp_path):
+    runs = tmp_path / "runs"
+    common = ["--n-train", "64", "--n-test", "32", "--epochs", "1", "--out", str(runs), "--no-progress"]
+    assert main(["supervised", "train", "--method", "erm", *common]) == 0
+    assert main(["supervised", "train", "--method", "ifgm-at", "--train-steps", "2", *common]) == 0
+    for name in ("erm", "ifgm-at"):
+        rec = runs / f"digits__{name}__0.json"
+        assert main(["supervised", "evaluate", "--run", str(rec), "--eps", "0.1", "0.2", "--steps", "2",
+                     "--no-progress"]) == 0
+        assert set(json.loads(rec.read_text())["accuracy"]) == {"clean", "pgd_linf_0.1", "pgd_linf_0.2"}
+    assert main(["supervised", "table", "--runs", str(runs), "--out", str(tmp_path / "t")]) == 0
+    md = (tmp_path / "t" / "table.md").read_text()
+    assert "Made by: robustrl" in md and "| ifgm-at | 1 |" in md and "pgd_linf_0.2" in md
+    assert (tmp_path / "t" / "accuracy_vs_budget.png").exists()
+
+
+def test_benchmark_resume_and_checks(tmp_path):
+    cfg = BenchmarkConfig(name="t", methods=["erm", "ifgm-at", "entropic-saa"], seeds=[0], n_train=64, n_test=32,
+                          train=dict(epochs=1, batch_size=32, lr=1e-3),
+                          method=dict(eps=0.2, steps=2, rho=0.1, eta=0.5, m=2, center_steps=1),
+                          attacks=[dict(name="pgd", norm=n, eps=e, steps=2, restarts=1)
+                                   for n, e in (("linf", 0.1), ("linf", 0.2), ("l2", 0.5), ("l2", 1.0))])
+    first = run_benchmark(cfg, tmp_path, command="c", progress=False)
+    second = run_benchmark(cfg, tmp_path, command="c", progress=False)
+    assert [r["train_seconds"] for r in first] == [r["train_seconds"] for r in second]
+    write_benchmark_tables(load_runs(tmp_path / "runs"), tmp_path, "c")
+    md = (tmp_path / "table.md").read_text()
+    assert "Ordering entropic-saa vs ifgm-at" in md and "pgd_l2_1: ERM" in md
+    csv_text = (tmp_path / "table.csv").read_text()
+    assert csv_text.startswith("# Made by: c") and "clean_mean" in csv_text
+    with pytest.raises(ValueError, match="'bogus'"):
+        BenchmarkConfig(name="t", methods=["bogus"]).validate()
+
+
+def test_estimator_benchmark_quick():
+    result = run_estimator_benchmark(quick_config(levels=(2,)), progress=False)
+    rows = {r["estimator"]: r for r in result["rows"]}
+    assert rows["SG"]["measured_samples"] == 4 and rows["RT-MLMC"]["expected_samples"] == pytest.approx(12 / 7)
