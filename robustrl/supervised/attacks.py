@@ -16,10 +16,11 @@ from torch import Tensor, nn
 from robustrl.estimators import sample_unit_ball
 from robustrl.supervised._checks import check_choice, check_eps, check_images, check_int, check_labels
 
-__all__ = ["ATTACKS", "NORMS", "Attack", "FGM", "PGD", "RandomNoise", "make_attack", "project"]
+__all__ = ["ATTACKS", "LOSSES", "NORMS", "Attack", "FGM", "PGD", "RandomNoise", "make_attack", "project"]
 
 NORMS: tuple[str, ...] = ("linf", "l2")
-ATTACKS: tuple[str, ...] = ("fgm", "pgd", "noise")
+ATTACKS: tuple[str, ...] = ("fgm", "pgd", "pgd-margin", "noise")
+LOSSES: tuple[str, ...] = ("ce", "margin")
 
 
 def _per_example_norm(t: Tensor) -> Tensor:
@@ -44,15 +45,23 @@ class Attack:
     """Base attack: holds the model, the norm and the budget ``eps``; subclasses implement :meth:`forward`."""
 
     def __init__(self, model: nn.Module, eps: float, norm: str = "linf",
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, loss: str = "ce") -> None:
         self.model = model
         self.eps = check_eps(eps)
         self.norm = check_choice(norm, NORMS, "norm")
         self.generator = generator
+        self.loss_name = check_choice(loss, LOSSES, "attack loss")
 
     def loss(self, inputs: Tensor, labels: Tensor) -> Tensor:
-        """Summed cross-entropy of the model's logits (the quantity the attack ascends)."""
-        return F.cross_entropy(self.model(inputs), labels, reduction="sum")
+        """The summed quantity the attack ascends: cross-entropy (``"ce"``) or the Carlini-Wagner margin
+        ``max_{k != y} z_k - z_y`` (``"margin"``, which does not vanish when the softmax saturates, e.g. on
+        MMC logits)."""
+        logits = self.model(inputs)
+        if self.loss_name == "ce":
+            return F.cross_entropy(logits, labels, reduction="sum")
+        true = logits.gather(1, labels[:, None]).squeeze(1)
+        other = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).amax(1)
+        return (other - true).sum()
 
     def gradient(self, inputs: Tensor, labels: Tensor) -> Tensor:
         """Gradient of :meth:`loss` with respect to the inputs only (also under ``torch.no_grad()``)."""
@@ -104,8 +113,8 @@ class PGD(Attack):
 
     def __init__(self, model: nn.Module, eps: float, alpha: float | None = None, steps: int = 10,
                  norm: str = "linf", random_start: bool = True, restarts: int = 1,
-                 generator: torch.Generator | None = None) -> None:
-        super().__init__(model, eps, norm, generator)
+                 generator: torch.Generator | None = None, loss: str = "ce") -> None:
+        super().__init__(model, eps, norm, generator, loss)
         self.steps = check_int(steps, "steps", 1)
         self.restarts = check_int(restarts, "restarts", 1)
         self.alpha = check_eps(2.5 * self.eps / steps if alpha is None else alpha, "alpha")
@@ -137,7 +146,7 @@ class PGD(Attack):
 
     def __repr__(self) -> str:
         return (f"PGD(eps={self.eps}, alpha={self.alpha:.4g}, steps={self.steps}, norm={self.norm!r}, "
-                f"restarts={self.restarts})")
+                f"restarts={self.restarts}, loss={self.loss_name!r})")
 
 
 class RandomNoise(Attack):
@@ -152,10 +161,12 @@ class RandomNoise(Attack):
 def make_attack(name: str, model: nn.Module, eps: float, norm: str = "linf", *, steps: int = 20,
                 restarts: int = 1, alpha: float | None = None,
                 generator: torch.Generator | None = None) -> Attack:
-    """Build an attack by name: ``"fgm"``, ``"pgd"`` (``steps``, ``restarts``, ``alpha``) or ``"noise"``."""
+    """Build an attack by name: ``"fgm"``, ``"pgd"`` (``steps``, ``restarts``, ``alpha``), ``"pgd-margin"``
+    (PGD on the margin loss) or ``"noise"``."""
     check_choice(name, ATTACKS, "attack")
     if name == "fgm":
         return FGM(model, eps, norm, generator)
     if name == "noise":
         return RandomNoise(model, eps, norm, generator)
-    return PGD(model, eps, alpha, steps, norm, True, restarts, generator)
+    loss = "margin" if name == "pgd-margin" else "ce"
+    return PGD(model, eps, alpha, steps, norm, True, restarts, generator, loss)

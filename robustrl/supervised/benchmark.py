@@ -103,10 +103,14 @@ PRESETS: dict[str, BenchmarkConfig] = {
         arch="small-cnn",
         methods=list(METHODS),
         seeds=[0],
-        train=dict(epochs=10, batch_size=64, lr=2e-3),
-        method=dict(eps=0.2, norm="linf", steps=5, rho=0.1, eta=0.5, m=4, L=2, center_steps=5),
-        method_overrides={},
-        attacks=_attacks(linf=(0.05, 0.1, 0.2), l2=(0.25, 0.5, 0.75), steps=20, restarts=2),
+        train=dict(epochs=8, batch_size=64, lr=2e-3),
+        method=dict(eps=0.15, norm="linf", steps=4, rho=0.05, eta=0.5, m=4, L=3, center_steps=4),
+        method_overrides={"entropic-mlmc": dict(groups=8)},
+        attacks=[dict(name=name, norm=norm, eps=eps, steps=10, restarts=2)
+                 for norm, budgets in (("linf", (0.1, 0.15)), ("l2", (0.5, 0.75)))
+                 for name, eps_list in (("pgd", budgets), ("pgd-margin", budgets[-1:]), ("fgm", budgets),
+                                        ("noise", budgets[-1:]))
+                 for eps in eps_list],
     ),
     "fashion-mnist": BenchmarkConfig(
         name="fashion-mnist",
@@ -120,6 +124,23 @@ PRESETS: dict[str, BenchmarkConfig] = {
         method=dict(eps=0.1, norm="linf", steps=3, rho=0.05, eta=0.5, m=4, L=2, center_steps=3),
         attacks=_attacks(linf=(0.1, 0.15), l2=(0.75, 1.5), steps=20, restarts=2, extra=("fgm",)),
     ),
+}
+PRESETS["digits-entropic-ablation"] = replace(
+    PRESETS["digits"], name="digits-entropic-ablation",
+    methods=["erm", "ifgm-at", "entropic-saa", "entropic-sg", "entropic-mlmc"],
+    method_overrides={m: dict(center_steps=0, rho=0.15, groups=8 if m == "entropic-mlmc" else 1)
+                      for m in ("entropic-saa", "entropic-sg", "entropic-mlmc")},
+)
+
+
+PRESET_NOTES: dict[str, str] = {
+    "digits": "Quick benchmark (target <= 3 min on 1 thread): full digits split, one seed; all adversarial "
+    "methods trained against l-inf eps=0.15, so the l2 columns measure transfer to another norm.",
+    "fashion-mnist": "Budgeted to finish in <= 45 min on 2 shared CPU cores (1 torch thread): random "
+    "5000-image training subset, 3 epochs, 500-image test subset, 3 methods, 3 seeds, 2 budgets per norm; "
+    "the paper trains on all 60000 images for far longer, so absolute accuracies are lower.",
+    "digits-entropic-ablation": "Ablation: Entropic-AT with the paper's clean-centred ball (center_steps=0) "
+    "versus ERM and IFGM-AT on digits.",
 }
 
 
@@ -210,51 +231,65 @@ def _split_key(key: str) -> tuple[str, str, float]:
     return attack, norm, float(eps)
 
 
-def ordering_check(runs: Sequence[dict], better: str, baseline: str, attack: str = "pgd",
-                   n_largest: int = 2, clean_tolerance: float = 2.0) -> list[str]:
-    """Lines stating whether ``better`` >= ``baseline`` under ``attack`` at the ``n_largest`` budgets per norm,
-    and whether its clean accuracy is within ``clean_tolerance`` points (means over seeds)."""
+def _pgd_family(attack: str) -> bool:
+    return attack.startswith("pgd")
+
+
+def _strongest(table: dict, method: str, keys: Sequence[str], norm: str, eps: float) -> float:
+    """Lowest mean accuracy of ``method`` over the PGD-family columns (``pgd``, ``pgd-margin``) at (norm, eps)."""
+    return min(table[method][k][0] for k in keys
+               if k != "clean" and _pgd_family(_split_key(k)[0]) and _split_key(k)[1:] == (norm, eps))
+
+
+def _pgd_budgets(keys: Sequence[str], norm: str) -> list[float]:
+    return sorted({_split_key(k)[2] for k in keys if k != "clean" and _pgd_family(_split_key(k)[0])
+                   and _split_key(k)[1] == norm})
+
+
+def ordering_check(runs: Sequence[dict], better: str, baseline: str, n_largest: int = 2,
+                   clean_tolerance: float = 2.0) -> list[str]:
+    """Lines stating whether ``better`` >= ``baseline`` at the ``n_largest`` PGD budgets per norm (accuracy under
+    the strongest PGD-family attack at that budget), and whether its clean accuracy is within
+    ``clean_tolerance`` points (means over seeds)."""
     methods, keys, table = summarise(runs)
     if better not in table or baseline not in table:
         return [f"- ordering check skipped: needs both {better!r} and {baseline!r} runs"]
     lines = []
     for norm in ("linf", "l2"):
-        cols = sorted((k for k in keys if k != "clean" and _split_key(k)[:2] == (attack, norm)),
-                      key=lambda k: _split_key(k)[2])[-n_largest:]
-        for k in cols:
-            a, b = table[better][k][0], table[baseline][k][0]
+        for eps in _pgd_budgets(keys, norm)[-n_largest:]:
+            a, b = _strongest(table, better, keys, norm, eps), _strongest(table, baseline, keys, norm, eps)
             verdict = "HOLDS" if a >= b else "DOES NOT HOLD"
-            lines.append(f"- {k}: {better} {a:.1f} vs {baseline} {b:.1f} -> {better} >= {baseline} {verdict}")
+            lines.append(f"- {norm} eps={eps:g}: {better} {a:.1f} vs {baseline} {b:.1f} -> "
+                         f"{better} >= {baseline} {verdict}")
     a, b = table[better]["clean"][0], table[baseline]["clean"][0]
     verdict = "HOLDS" if abs(a - b) <= clean_tolerance else "DOES NOT HOLD"
     lines.append(f"- clean: {better} {a:.1f} vs {baseline} {b:.1f} -> within {clean_tolerance:g} points {verdict}")
     return lines
 
 
-def sanity_check(runs: Sequence[dict], attack: str = "pgd") -> list[str]:
-    """Lines for the digits sanity floor: ERM loses >= 50 points under ``attack`` at the largest budget of
-    each norm, and every other method recovers at least half of that loss."""
+def sanity_check(runs: Sequence[dict]) -> list[str]:
+    """Lines for the sanity floor: ERM loses >= 50 points at the largest PGD budget of each norm, and every
+    other method recovers at least half of that loss (accuracy under the strongest PGD-family attack)."""
     methods, keys, table = summarise(runs)
     if "erm" not in table:
         return ["- sanity check skipped: no erm runs"]
     lines = []
     for norm in ("linf", "l2"):
-        cols = sorted((k for k in keys if k != "clean" and _split_key(k)[:2] == (attack, norm)),
-                      key=lambda k: _split_key(k)[2])
-        if not cols:
+        budgets = _pgd_budgets(keys, norm)
+        if not budgets:
             continue
-        k = cols[-1]
-        clean, attacked = table["erm"]["clean"][0], table["erm"][k][0]
+        eps = budgets[-1]
+        clean, attacked = table["erm"]["clean"][0], _strongest(table, "erm", keys, norm, eps)
         drop = clean - attacked
-        lines.append(f"- {k}: ERM {clean:.1f} clean -> {attacked:.1f} (loses {drop:.1f} points; "
+        lines.append(f"- {norm} eps={eps:g}: ERM {clean:.1f} clean -> {attacked:.1f} (loses {drop:.1f} points; "
                      f">= 50: {'HOLDS' if drop >= 50 else 'DOES NOT HOLD'})")
         for m in methods:
             if m == "erm":
                 continue
-            recovered = table[m][k][0] - attacked
-            ok = recovered >= drop / 2
-            lines.append(f"  - {m}: {table[m][k][0]:.1f} (recovers {recovered:.1f} of {drop:.1f}; "
-                         f"at least half: {'HOLDS' if ok else 'DOES NOT HOLD'})")
+            acc = _strongest(table, m, keys, norm, eps)
+            recovered = acc - attacked
+            lines.append(f"  - {m}: {acc:.1f} (recovers {recovered:.1f} of {drop:.1f}; at least half: "
+                         f"{'HOLDS' if recovered >= drop / 2 else 'DOES NOT HOLD'})")
     return lines
 
 
@@ -263,7 +298,8 @@ def _header(runs: Sequence[dict], command: str) -> list[str]:
     seeds = sorted({r["seed"] for r in runs})
     train_min = sum(r["train_seconds"] for r in runs) / 60
     eval_min = sum(r["eval_seconds"] for r in runs) / 60
-    return [
+    note = PRESET_NOTES.get(cfg["name"])
+    return ([note] if note else []) + [
         f"Made by: {command or runs[0].get('command', '(unknown)')}",
         f"Run records: {len(runs)} (seeds {seeds}); per-run commands: "
         f"{sorted({r.get('command', '') for r in runs})}",
@@ -354,10 +390,12 @@ def preset(name: str, **overrides: object) -> BenchmarkConfig:
 def write_benchmark_tables(runs: Sequence[dict], out_dir: Path | str, command: str = "") -> dict[str, Path]:
     """:func:`make_table` with the target checks: the sanity floor (ERM drop and recovery) for every
     benchmark, and Entropic-AT versus IFGM-AT ordering for each entropic method present."""
-    checks = ["Sanity floor (PGD, largest budget per norm):", ""] + sanity_check(runs)
+    checks = ["Sanity floor (largest PGD budget per norm; accuracy under the strongest PGD-family column "
+              "there, i.e. the lower of pgd and pgd-margin when both exist):", ""] + sanity_check(runs)
     methods = {r["method"] for r in runs}
     for m in sorted(x for x in methods if x.startswith("entropic-")):
         if "ifgm-at" in methods:
-            checks += ["", f"Ordering {m} vs ifgm-at (PGD, two largest budgets per norm; means over seeds):", ""]
+            checks += ["", f"Ordering {m} vs ifgm-at (strongest PGD-family column at the two largest budgets "
+                       "per norm; means over seeds):", ""]
             checks += ordering_check(runs, m, "ifgm-at")
     return make_table(runs, out_dir, command=command, checks=checks)

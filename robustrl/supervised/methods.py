@@ -83,26 +83,35 @@ class EntropicAT(Method):
     The ball centre ``c(x)`` is the clean input when ``center_steps == 0`` (the paper's formula) and,
     when ``center_steps = k > 0``, a k-step PGD point inside ``B_eps(x)`` (found without gradient to
     theta), so samples then lie in ``B_{eps+rho}(x)``: the practical "start from a PGD point" variant.
+    With ``groups = G > 1`` the batch is split into G sub-batches, each estimated by its own call (so
+    RT-MLMC draws an independent level per sub-batch instead of one level for the whole batch; the
+    estimate stays unbiased and its variance drops).
     """
 
     def __init__(self, estimator: Estimator, rho: float, eta: float, norm: str = "linf",
-                 center_steps: int = 0, eps: float = 0.0, name: str = "entropic") -> None:
+                 center_steps: int = 0, eps: float = 0.0, name: str = "entropic", groups: int = 1) -> None:
         self.estimator, self.rho, self.eta, self.norm = estimator, check_rho(rho), check_eta(eta), norm
         self.center_steps, self.eps, self.name = center_steps, eps, name
+        self.groups = check_int(groups, "groups", 1)
 
     def loss(self, model, x, y, generator=None):  # noqa: D102
         centre = x
         if self.center_steps > 0:
             centre = PGD(model, self.eps, steps=self.center_steps, norm=self.norm, generator=generator)(x, y)
 
-        def per_sample_loss(z: Tensor) -> Tensor:
-            b, m = z.shape[:2]
-            logits = model(z.reshape(b * m, *z.shape[2:]))
-            return F.cross_entropy(logits, y.repeat_interleave(m), reduction="none").view(b, m)
+        risks = []
+        for c, t in zip(centre.tensor_split(self.groups), y.tensor_split(self.groups)):
+            if len(t) == 0:
+                continue
 
-        risk = self.estimator.estimate(per_sample_loss, centre, rho=self.rho, eta=self.eta, norm=self.norm,
-                                       generator=generator, clip=(0.0, 1.0))
-        return risk.mean()
+            def per_sample_loss(z: Tensor, t: Tensor = t) -> Tensor:
+                b, m = z.shape[:2]
+                logits = model(z.reshape(b * m, *z.shape[2:]))
+                return F.cross_entropy(logits, t.repeat_interleave(m), reduction="none").view(b, m)
+
+            risks.append(self.estimator.estimate(per_sample_loss, c, rho=self.rho, eta=self.eta, norm=self.norm,
+                                                 generator=generator, clip=(0.0, 1.0)))
+        return torch.cat(risks).mean()
 
 
 class ADTEXP(Method):
@@ -112,15 +121,18 @@ class ADTEXP(Method):
     NeurIPS 2020. Each example gets ``delta = eps * tanh(mu + sigma * n)``, ``n ~ N(0, I)`` (ℓ∞ ball).
     ``steps`` signed-gradient ascent steps (size ``lr``) on ``(mu, log sigma)`` maximise
     ``CE(x + delta) + lam * H(delta)`` with one reparameterised sample per step, where the entropy is
-    ``H(delta) = sum log sigma + E[sum log(eps (1 - tanh^2(u)))] + const`` (change of variables);
+    ``H(delta) = sum log sigma + E[sum log(eps (1 - tanh^2(u)))] + const`` (change of variables),
+    starting from ``mu ~ U(-1, 1)`` and ``log sigma = init_log_sigma``;
     the model then minimises the cross-entropy at a fresh sample from the fitted distribution.
     (The paper uses Adam for the inner steps; signed steps are used here.)
     """
 
     name = "adt-exp"
 
-    def __init__(self, eps: float, steps: int = 7, lam: float = 0.01, lr: float = 0.3) -> None:
+    def __init__(self, eps: float, steps: int = 7, lam: float = 0.01, lr: float = 0.3,
+                 init_log_sigma: float = -4.0) -> None:
         self.eps, self.steps, self.lam, self.lr = eps, steps, lam, lr
+        self.init_log_sigma = init_log_sigma
 
     def _sample(self, x: Tensor, mu: Tensor, log_sigma: Tensor, gen: torch.Generator | None):
         u = mu + log_sigma.exp() * torch.randn(mu.shape, generator=gen, dtype=x.dtype)
@@ -133,7 +145,7 @@ class ADTEXP(Method):
         was_training = model.training
         model.eval()
         mu = (torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1)
-        log_sigma = torch.zeros_like(x)
+        log_sigma = torch.full_like(x, self.init_log_sigma)
         for _ in range(self.steps):
             mu.requires_grad_(True)
             log_sigma.requires_grad_(True)
@@ -172,8 +184,9 @@ class MethodConfig:
 
     ``eps``/``norm``: training budget; ``steps``: PGD steps for IFGM-AT, MMC-AT and the Entropic-AT
     centre; ``rho``/``eta``: the entropic ball radius and temperature; ``m``: SAA samples; ``L``: SG and
-    RT-MLMC level; ``center_steps``: PGD steps to the Entropic-AT ball centre (0 = clean centre);
-    ``adt_lambda``/``adt_lr``: ADT-EXP entropy bonus and inner step size; ``mmc_C``: MMC center norm.
+    RT-MLMC level; ``center_steps``: PGD steps to the Entropic-AT ball centre (0 = clean centre); ``groups``: Entropic-AT sub-batches with independent estimator calls;
+    ``adt_lambda``/``adt_lr``/``adt_init_log_sigma``: ADT-EXP entropy bonus, inner step size and initial
+    log standard deviation; ``mmc_C``: MMC center norm.
     """
 
     eps: float = 0.1
@@ -184,8 +197,10 @@ class MethodConfig:
     m: int = 8
     L: int = 3
     center_steps: int = 0
+    groups: int = 1
     adt_lambda: float = 0.01
     adt_lr: float = 0.3
+    adt_init_log_sigma: float = -4.0
     mmc_C: float = 10.0
 
     def validate(self) -> MethodConfig:
@@ -194,6 +209,7 @@ class MethodConfig:
         check_choice(self.norm, NORMS, "norm")
         check_int(self.steps, "steps", 1)
         check_int(self.center_steps, "center_steps", 0)
+        check_int(self.groups, "groups", 1)
         check_int(self.m, "m", 1)
         check_int(self.L, "L", 0)
         check_rho(self.rho)
@@ -220,11 +236,11 @@ def make_method(name: str, config: MethodConfig | None = None) -> Method:
     if name.startswith("entropic-"):
         kind = name.split("-", 1)[1]
         est = make_estimator(kind, m=c.m, L=c.L)
-        return EntropicAT(est, c.rho, c.eta, c.norm, c.center_steps, c.eps, name=name)
+        return EntropicAT(est, c.rho, c.eta, c.norm, c.center_steps, c.eps, name=name, groups=c.groups)
     if name == "adt-exp":
         if c.norm != "linf":
             raise ValueError(f"adt-exp supports norm='linf' only, got norm={c.norm!r}")
-        return ADTEXP(c.eps, steps=c.steps, lam=c.adt_lambda, lr=c.adt_lr)
+        return ADTEXP(c.eps, steps=c.steps, lam=c.adt_lambda, lr=c.adt_lr, init_log_sigma=c.adt_init_log_sigma)
     return MMCLoss(c.eps, c.norm, c.steps, adversarial=(name == "mmc-at"))
 
 
