@@ -6,7 +6,7 @@ from robustrl.supervised.attacks import FGM, PGD, RandomNoise, make_attack
 from robustrl.supervised.models import make_model
 
 ATTACK_CASES = [
-    ("fgm", "linf", 0.1), ("fgm", "l2", 0.5), ("pgd", "linf", 0.1), ("pgd", "l2", 0.5),
+    ("fgm", "linf", 0.1), ("fgm", "l2", 0.5), ("pgd", "linf", 0.1), ("pgd", "l2", 0.5), ("pgd-margin", "l2", 0.5),
     ("noise", "linf", 0.1), ("noise", "l2", 0.5),
 ]
 
@@ -82,3 +82,16 @@ def test_bad_inputs_raise_value_error(model, batch):
         make_attack("cw", model, 0.1)
     with pytest.raises(ValueError, match="'l1'"):
         FGM(model, 0.1, norm="l1")
+
+
+def test_margin_loss_is_cw_margin(model, batch):
+    x, y = batch
+    atk = PGD(model, 0.1, loss="margin")
+    with torch.no_grad():
+        logits = model(x)
+    other = logits.clone()
+    other[torch.arange(len(y)), y] = -float("inf")
+    expected = (other.amax(1) - logits[torch.arange(len(y)), y]).sum()
+    torch.testing.assert_close(atk.loss(x, y), expected)
+    with pytest.raises(ValueError, match="'hinge'"):
+        PGD(model, 0.1, loss="hinge")

@@ -67,7 +67,7 @@ def test_benchmark_resume_and_checks(tmp_path):
     assert [r["train_seconds"] for r in first] == [r["train_seconds"] for r in second]
     write_benchmark_tables(load_runs(tmp_path / "runs"), tmp_path, "c")
     md = (tmp_path / "table.md").read_text()
-    assert "Ordering entropic-saa vs ifgm-at" in md and "pgd_l2_1: ERM" in md
+    assert "Ordering entropic-saa vs ifgm-at" in md and "l2 eps=1: ERM" in md
     csv_text = (tmp_path / "table.csv").read_text()
     assert csv_text.startswith("# Made by: c") and "clean_mean" in csv_text
     with pytest.raises(ValueError, match="'bogus'"):
