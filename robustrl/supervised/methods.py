@@ -118,45 +118,43 @@ class ADTEXP(Method):
     """ADT-EXP: adversarial distributional training with an explicit per-example perturbation distribution.
 
     Dong, Deng, Pang, Su, Zhu, "Adversarial Distributional Training for Robust Deep Learning",
-    NeurIPS 2020. Each example gets ``delta = eps * tanh(mu + sigma * n)``, ``n ~ N(0, I)`` (ℓ∞ ball).
-    ``steps`` signed-gradient ascent steps (size ``lr``) on ``(mu, log sigma)`` maximise
-    ``CE(x + delta) + lam * H(delta)`` with one reparameterised sample per step, where the entropy is
-    ``H(delta) = sum log sigma + E[sum log(eps (1 - tanh^2(u)))] + const`` (change of variables),
-    starting from ``mu ~ U(-1, 1)`` and ``log sigma = init_log_sigma``;
-    the model then minimises the cross-entropy at a fresh sample from the fitted distribution.
-    (The paper uses Adam for the inner steps; signed steps are used here.)
+    NeurIPS 2020. Each example gets ``delta = eps * tanh(mu + sigma * n)``, ``n ~ N(0, I)``,
+    ``sigma = softplus(v)`` (ℓ∞ ball), starting from ``mu = 0, v = 0``. ``steps`` signed-gradient ascent
+    steps of size ``lr`` on ``(mu, v)`` (the reference implementation's Adam with betas (0, 0) is such a
+    signed step) maximise ``sum_b CE(x_b + delta_b) + lam * sum_b H_b``, one reparameterised sample per
+    step, where ``H_b`` is the per-dimension average of the entropy of ``delta_b`` up to constants,
+    ``mean_d [log sigma + log(1 - tanh^2(u))]`` (change of variables). The model then minimises the
+    cross-entropy at a fresh sample from the fitted distribution.
     """
 
     name = "adt-exp"
 
-    def __init__(self, eps: float, steps: int = 7, lam: float = 0.01, lr: float = 0.3,
-                 init_log_sigma: float = -4.0) -> None:
+    def __init__(self, eps: float, steps: int = 7, lam: float = 0.01, lr: float = 0.3) -> None:
         self.eps, self.steps, self.lam, self.lr = eps, steps, lam, lr
-        self.init_log_sigma = init_log_sigma
 
-    def _sample(self, x: Tensor, mu: Tensor, log_sigma: Tensor, gen: torch.Generator | None):
-        u = mu + log_sigma.exp() * torch.randn(mu.shape, generator=gen, dtype=x.dtype)
-        delta = self.eps * torch.tanh(u)
-        log_det = torch.log(self.eps * (1 - torch.tanh(u).pow(2)) + 1e-12)
-        entropy = (log_sigma + log_det).flatten(1).sum(1)
-        return (x + delta).clamp(0, 1), entropy
+    def _sample(self, x: Tensor, mu: Tensor, v: Tensor, gen: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        sigma = F.softplus(v)
+        t = torch.tanh(mu + sigma * torch.randn(mu.shape, generator=gen, dtype=x.dtype))
+        entropy = (torch.log(sigma + 1e-8) + torch.log(1 - t.pow(2) + 1e-8)).flatten(1).mean(1)
+        return (x + self.eps * t).clamp(0, 1), entropy
 
     def loss(self, model, x, y, generator=None):  # noqa: D102
         was_training = model.training
         model.eval()
-        mu = (torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1)
-        log_sigma = torch.full_like(x, self.init_log_sigma)
+        mu, v = torch.zeros_like(x), torch.zeros_like(x)
         for _ in range(self.steps):
             mu.requires_grad_(True)
-            log_sigma.requires_grad_(True)
-            z, entropy = self._sample(x, mu, log_sigma, generator)
-            objective = F.cross_entropy(model(z), y, reduction="sum") + self.lam * entropy.sum()
-            g_mu, g_ls = torch.autograd.grad(objective, (mu, log_sigma))
+            v.requires_grad_(True)
+            with torch.enable_grad():
+                z, entropy = self._sample(x, mu, v, generator)
+                objective = F.cross_entropy(model(z), y, reduction="sum") + self.lam * entropy.sum()
+                g_mu, g_v = torch.autograd.grad(objective, (mu, v))
             mu = (mu + self.lr * g_mu.sign()).detach()
-            log_sigma = (log_sigma + self.lr * g_ls.sign()).clamp(-5, 2).detach()
+            v = (v + self.lr * g_v.sign()).detach()
         model.train(was_training)
-        z, _ = self._sample(x, mu, log_sigma, generator)
-        return F.cross_entropy(model(z.detach()), y)
+        with torch.no_grad():
+            z, _ = self._sample(x, mu, v, generator)
+        return F.cross_entropy(model(z), y)
 
 
 class MMCLoss(Method):
@@ -185,8 +183,7 @@ class MethodConfig:
     ``eps``/``norm``: training budget; ``steps``: PGD steps for IFGM-AT, MMC-AT and the Entropic-AT
     centre; ``rho``/``eta``: the entropic ball radius and temperature; ``m``: SAA samples; ``L``: SG and
     RT-MLMC level; ``center_steps``: PGD steps to the Entropic-AT ball centre (0 = clean centre); ``groups``: Entropic-AT sub-batches with independent estimator calls;
-    ``adt_lambda``/``adt_lr``/``adt_init_log_sigma``: ADT-EXP entropy bonus, inner step size and initial
-    log standard deviation; ``mmc_C``: MMC center norm.
+    ``adt_lambda``/``adt_lr``: ADT-EXP entropy bonus (on the per-dimension entropy) and inner step size; ``mmc_C``: MMC center norm.
     """
 
     eps: float = 0.1
@@ -200,7 +197,6 @@ class MethodConfig:
     groups: int = 1
     adt_lambda: float = 0.01
     adt_lr: float = 0.3
-    adt_init_log_sigma: float = -4.0
     mmc_C: float = 10.0
 
     def validate(self) -> MethodConfig:
@@ -240,7 +236,7 @@ def make_method(name: str, config: MethodConfig | None = None) -> Method:
     if name == "adt-exp":
         if c.norm != "linf":
             raise ValueError(f"adt-exp supports norm='linf' only, got norm={c.norm!r}")
-        return ADTEXP(c.eps, steps=c.steps, lam=c.adt_lambda, lr=c.adt_lr, init_log_sigma=c.adt_init_log_sigma)
+        return ADTEXP(c.eps, steps=c.steps, lam=c.adt_lambda, lr=c.adt_lr)
     return MMCLoss(c.eps, c.norm, c.steps, adversarial=(name == "mmc-at"))
 
 
