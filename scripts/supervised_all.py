@@ -1,0 +1,42 @@
+"""Rebuild every supervised result under results/supervised/, one job after another (1 torch thread).
+
+    nice -n 10 .venv/bin/python scripts/supervised_all.py            # everything (about 1 hour on 2 cores)
+    nice -n 10 .venv/bin/python scripts/supervised_all.py --quick    # skip the Fashion-MNIST benchmark
+
+Order: exact logistic regression, worst-case figure and regularization check, estimator benchmark, digits
+benchmark, digits Entropic-AT ablation, Fashion-MNIST benchmark. Benchmarks reuse existing run records
+with the same configuration; delete results/supervised/<preset>/runs to recompute them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="skip the Fashion-MNIST benchmark")
+    args = parser.parse_args(argv)
+    _script("supervised_logistic").main([])
+    _script("supervised_worst_case").main([])
+    _script("estimator_benchmark").main([])
+    bench = _script("supervised_benchmark")
+    presets = ["digits", "digits-entropic-ablation"] + ([] if args.quick else ["fashion-mnist"])
+    for preset in presets:
+        bench.main(["--preset", preset, "--no-progress"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
