@@ -13,16 +13,22 @@ import sys
 
 import torch
 
-from robustrl.supervised.estimator_benchmark import EstimatorBenchConfig, run_estimator_benchmark, write_estimator_report
+from robustrl.supervised.estimator_benchmark import (
+    EstimatorBenchConfig,
+    run_estimator_benchmark,
+    write_estimator_report,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results/supervised/estimators")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    command = shlex.join(["python", "scripts/estimator_benchmark.py", *(sys.argv[1:] if argv is None else argv)])
+    args_given = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "scripts/estimator_benchmark.py", *args_given])
     result = run_estimator_benchmark(EstimatorBenchConfig(seed=args.seed))
     print(write_estimator_report(result, args.out, command))
     return 0

@@ -19,7 +19,8 @@ from robustrl.supervised.benchmark import PRESETS, load_runs, preset, run_benchm
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="digits")
     parser.add_argument("--out", default=None, help="output directory (default results/supervised/<preset>)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     config = preset(args.preset, seeds=args.seeds)
     out = args.out or f"results/supervised/{args.preset}"
-    command = shlex.join(["python", "scripts/supervised_benchmark.py", *(sys.argv[1:] if argv is None else argv)])
+    args_given = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "scripts/supervised_benchmark.py", *args_given])
     if not args.table_only:
         run_benchmark(config, out, command=command, progress=not args.no_progress)
     write_benchmark_tables(load_runs(f"{out}/runs"), out, command)

@@ -20,7 +20,8 @@ from robustrl.supervised.linear_report import logistic_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results/supervised/logistic")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     return parser.parse_args(argv)
@@ -29,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
-    command = shlex.join(["python", "scripts/supervised_logistic.py", *(sys.argv[1:] if argv is None else argv)])
+    args_given = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "scripts/supervised_logistic.py", *args_given])
     print(logistic_report(args.out, seeds=args.seeds, command=command))
     return 0
 

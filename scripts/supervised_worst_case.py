@@ -15,10 +15,12 @@ from robustrl.supervised.worst_case import regularization_report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results/supervised/worst_case")
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "scripts/supervised_worst_case.py", *(sys.argv[1:] if argv is None else argv)])
+    args_given = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "scripts/supervised_worst_case.py", *args_given])
     print(regularization_report(args.out, command))
     return 0
 

@@ -91,7 +91,8 @@ class Attack:
 
 
 class FGM(Attack):
-    """Fast gradient method: one step of size ``eps`` along sign(grad) (ℓ∞, = FGSM) or grad/‖grad‖₂ (ℓ2).
+    """Fast gradient method: one step of size ``eps`` along sign(grad) (ℓ∞, = FGSM) or grad/‖grad‖₂
+    (ℓ2).
 
     Goodfellow, Shlens, Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR 2015.
     """

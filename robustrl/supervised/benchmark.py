@@ -210,7 +210,10 @@ def load_runs(run_dir: Path | str) -> list[dict]:
     return [json.loads(p.read_text()) for p in paths]
 
 
-def summarise(runs: Sequence[dict]) -> tuple[list[str], list[str], dict[str, dict[str, tuple[float, float, int]]]]:
+Summary = dict[str, dict[str, tuple[float, float, int]]]
+
+
+def summarise(runs: Sequence[dict]) -> tuple[list[str], list[str], Summary]:
     """Methods (in config order), column keys, and ``{method: {key: (mean, std, n_seeds)}}`` in percent."""
     methods = [m for m in runs[0]["config"]["methods"] if any(r["method"] == m for r in runs)]
     methods += sorted({r["method"] for r in runs} - set(methods))
@@ -236,7 +239,8 @@ def _pgd_family(attack: str) -> bool:
 
 
 def _strongest(table: dict, method: str, keys: Sequence[str], norm: str, eps: float) -> float:
-    """Lowest mean accuracy of ``method`` over the PGD-family columns (``pgd``, ``pgd-margin``) at (norm, eps)."""
+    """Lowest mean accuracy of ``method`` over the PGD-family columns (``pgd``, ``pgd-margin``) at
+    (norm, eps)."""
     return min(table[method][k][0] for k in keys
                if k != "clean" and _pgd_family(_split_key(k)[0]) and _split_key(k)[1:] == (norm, eps))
 
@@ -248,8 +252,8 @@ def _pgd_budgets(keys: Sequence[str], norm: str) -> list[float]:
 
 def ordering_check(runs: Sequence[dict], better: str, baseline: str, n_largest: int = 2,
                    clean_tolerance: float = 2.0) -> list[str]:
-    """Lines stating whether ``better`` >= ``baseline`` at the ``n_largest`` PGD budgets per norm (accuracy under
-    the strongest PGD-family attack at that budget), and whether its clean accuracy is within
+    """Lines stating whether ``better`` >= ``baseline`` at the ``n_largest`` PGD budgets per norm
+    (accuracy under the strongest PGD-family attack at that budget), and whether its clean accuracy is within
     ``clean_tolerance`` points (means over seeds)."""
     methods, keys, table = summarise(runs)
     if better not in table or baseline not in table:
@@ -263,7 +267,8 @@ def ordering_check(runs: Sequence[dict], better: str, baseline: str, n_largest: 
                          f"{better} >= {baseline} {verdict}")
     a, b = table[better]["clean"][0], table[baseline]["clean"][0]
     verdict = "HOLDS" if abs(a - b) <= clean_tolerance else "DOES NOT HOLD"
-    lines.append(f"- clean: {better} {a:.1f} vs {baseline} {b:.1f} -> within {clean_tolerance:g} points {verdict}")
+    lines.append(f"- clean: {better} {a:.1f} vs {baseline} {b:.1f} -> "
+                 f"within {clean_tolerance:g} points {verdict}")
     return lines
 
 
@@ -281,7 +286,8 @@ def sanity_check(runs: Sequence[dict]) -> list[str]:
         eps = budgets[-1]
         clean, attacked = table["erm"]["clean"][0], _strongest(table, "erm", keys, norm, eps)
         drop = clean - attacked
-        lines.append(f"- {norm} eps={eps:g}: ERM {clean:.1f} clean -> {attacked:.1f} (loses {drop:.1f} points; "
+        lines.append(f"- {norm} eps={eps:g}: ERM {clean:.1f} clean -> {attacked:.1f} "
+                     f"(loses {drop:.1f} points; "
                      f">= 50: {'HOLDS' if drop >= 50 else 'DOES NOT HOLD'})")
         for m in methods:
             if m == "erm":
@@ -311,7 +317,8 @@ def _header(runs: Sequence[dict], command: str) -> list[str]:
         "examples not yet fooled), FGM, uniform noise; all clamped to [0, 1]",
         "Training: adversarial methods use the l-inf budget eps of the method config; IFGM-AT/MMC-AT use "
         "`steps` PGD steps; Entropic-AT = entropic risk (eta, rho) over uniform samples in an l-inf ball of "
-        "radius rho centred at a `center_steps`-step PGD point (clean point if 0); SAA m samples, SG/RT-MLMC level L",
+        "radius rho centred at a `center_steps`-step PGD point (clean point if 0); SAA m samples, "
+        "SG/RT-MLMC level L",
         f"Total wall-clock: train {train_min:.1f} min, eval {eval_min:.1f} min "
         f"(torch {runs[0]['torch_version']}, {runs[0]['threads']} thread(s))",
         "Entries: test accuracy in %, mean +- std over seeds (std 0 with one seed).",

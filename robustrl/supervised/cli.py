@@ -119,14 +119,15 @@ def _attack_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``supervised`` command (``train``, ``evaluate``, ``table``, ``benchmark``) to ``subparsers``."""
+    """Add the ``supervised`` command (``train``, ``evaluate``, ``table``, ``benchmark``) to
+    ``subparsers``; every leaf parser sets ``func``."""
     sup = subparsers.add_parser("supervised", help="adversarially robust classifiers (digits, Fashion-MNIST)")
     sub = sup.add_subparsers(dest="supervised_command", required=True)
 
     p = sub.add_parser("train", help="train one method with one seed")
     p.add_argument("--dataset", choices=DATASETS, default="digits")
-    p.add_argument("--root", default=None, help="directory of IDX files (mnist, idx, or another fashion-mnist)")
-    p.add_argument("--arch", choices=ARCHS, default=None, help="default: small-cnn for digits, else paper-cnn")
+    p.add_argument("--root", default=None, help="directory of IDX files (mnist, idx, other fashion-mnist)")
+    p.add_argument("--arch", choices=ARCHS, default=None, help="default small-cnn for digits, else paper-cnn")
     p.add_argument("--method", choices=METHODS, default="erm")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=10)

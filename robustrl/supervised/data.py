@@ -96,7 +96,8 @@ def _find_idx(root: Path, stem: str, package_hint: str) -> Path:
 
 
 def load_idx_dataset(root: Path | str, name: str = "idx", package_hint: str | None = None) -> Dataset:
-    """MNIST-style IDX files from ``root`` (``train-images-idx3-ubyte[.gz]`` etc.), standard train/test split."""
+    """MNIST-style IDX files from ``root`` (``train-images-idx3-ubyte[.gz]`` etc.), standard train/test
+    split."""
     root = Path(root)
     hint = package_hint or "put the four MNIST-format IDX files in that directory"
     arrays = {key: read_idx(_find_idx(root, stem, hint)) for key, stem in _IDX_FILES.items()}
@@ -121,7 +122,8 @@ def load_dataset(name: str, root: Path | str | None = None) -> Dataset:
     if name == "digits":
         return load_digits_dataset()
     if name == "fashion-mnist":
-        hint = "install it with `apt-get install dataset-fashion-mnist` or pass the directory holding the files"
+        hint = ("install it with `apt-get install dataset-fashion-mnist` or pass the directory holding "
+                "the files")
         return load_idx_dataset(root or FASHION_MNIST_DIR, name, hint)
     if root is None:
         raise ValueError(f"dataset {name!r} needs a directory of IDX files (root=None given)")

@@ -1,4 +1,4 @@
-"""SG(L) versus RT-MLMC(L) on a digits CNN: samples per gradient, wall-clock per step, gradient variance, bias.
+"""SG(L) versus RT-MLMC(L) on a digits CNN: samples per gradient, time per step, gradient variance, bias.
 
 Wang, Gao, Xie (arXiv:2408.09672) motivate RT-MLMC by its O(L) expected cost against SG's O(2^L) for the
 same target ``F^L``. This module measures that on the entropic cross-entropy loss of a small CNN trained
@@ -24,7 +24,13 @@ from robustrl.supervised.methods import ERM
 from robustrl.supervised.models import make_model
 from robustrl.supervised.training import TrainConfig, train
 
-__all__ = ["EstimatorBenchConfig", "quick_config", "run_estimator_benchmark", "summary_lines", "write_estimator_report"]
+__all__ = [
+    "EstimatorBenchConfig",
+    "quick_config",
+    "run_estimator_benchmark",
+    "summary_lines",
+    "write_estimator_report",
+]
 
 
 @dataclass
@@ -79,11 +85,16 @@ def _value_stats(est: Estimator, model, x, y, reps, cfg, gen) -> tuple[float, fl
     return float(v.mean()), se, counted.count / reps
 
 
+def _estimate(est: Estimator, model, x, y, cfg, gen) -> Tensor:
+    value = est.estimate(_loss_fn(model, y), x, rho=cfg.rho, eta=cfg.eta, generator=gen, clip=(0.0, 1.0))
+    return value.mean()
+
+
 def _grad_variance(est: Estimator, model, x, y, reps, cfg, gen) -> tuple[float, float]:
     params = [p for p in model.parameters()]
     grads = []
     for _ in range(reps):
-        value = est.estimate(_loss_fn(model, y), x, rho=cfg.rho, eta=cfg.eta, generator=gen, clip=(0.0, 1.0)).mean()
+        value = _estimate(est, model, x, y, cfg, gen)
         grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(value, params)]))
     g = torch.stack(grads).double()
     return float(g.var(0, unbiased=True).sum()), float(g.mean(0).pow(2).sum())
@@ -93,7 +104,7 @@ def _step_seconds(est: Estimator, model, x, y, steps, cfg, gen) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     start = time.perf_counter()
     for _ in range(steps):
-        loss = est.estimate(_loss_fn(model, y), x, rho=cfg.rho, eta=cfg.eta, generator=gen, clip=(0.0, 1.0)).mean()
+        loss = _estimate(est, model, x, y, cfg, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -110,7 +121,8 @@ def run_estimator_benchmark(cfg: EstimatorBenchConfig, progress: bool = True) ->
     model.eval()
     x, y = data.x_test[: cfg.batch], data.y_test[: cfg.batch]
     xs, ys = data.x_test[: cfg.step_batch], data.y_test[: cfg.step_batch]
-    ref = [_value_stats(SAA(cfg.reference_samples), model, x, y, 1, cfg, gen)[0] for _ in range(cfg.reference_reps)]
+    reference = SAA(cfg.reference_samples)
+    ref = [_value_stats(reference, model, x, y, 1, cfg, gen)[0] for _ in range(cfg.reference_reps)]
     ref_mean, ref_se = float(np.mean(ref)), float(np.std(ref, ddof=1) / math.sqrt(len(ref)))
     rows = []
     for level in tqdm(cfg.levels, desc="levels", disable=not progress):
@@ -121,8 +133,8 @@ def run_estimator_benchmark(cfg: EstimatorBenchConfig, progress: bool = True) ->
             mean, se, samples = _value_stats(est, model, x, y, vreps, cfg, gen)
             gvar, gnorm2 = _grad_variance(est, model, x, y, greps, cfg, gen)
             rows.append(dict(estimator=name, L=level, expected_samples=est.expected_samples,
-                             measured_samples=samples, seconds_per_step=_step_seconds(est, model, xs, ys, tsteps,
-                                                                                      cfg, gen),
+                             measured_samples=samples,
+                             seconds_per_step=_step_seconds(est, model, xs, ys, tsteps, cfg, gen),
                              value_mean=mean, value_se=se, bias=mean - ref_mean,
                              bias_se=math.sqrt(se**2 + ref_se**2), grad_variance=gvar,
                              grad_mean_norm2=gnorm2, value_reps=vreps, grad_reps=greps))
@@ -139,8 +151,9 @@ def summary_lines(result: dict) -> list[str]:
         sg, ml = by[("SG", level)], by[("RT-MLMC", level)]
         diff = ml["bias"] - sg["bias"]
         se = math.sqrt(ml["value_se"] ** 2 + sg["value_se"] ** 2)
-        lines.append(f"- L={level}: RT-MLMC expected samples {ml['expected_samples']:.2f} vs SG {sg['expected_samples']:.0f} "
-                     f"(ratio {ml['expected_samples'] / sg['expected_samples']:.3f}); bias RT-MLMC {ml['bias']:+.5f} "
+        ratio = ml["expected_samples"] / sg["expected_samples"]
+        lines.append(f"- L={level}: RT-MLMC expected samples {ml['expected_samples']:.2f} vs SG "
+                     f"{sg['expected_samples']:.0f} (ratio {ratio:.3f}); bias RT-MLMC {ml['bias']:+.5f} "
                      f"vs SG {sg['bias']:+.5f}, difference {diff:+.5f} = {diff / se:+.2f} SE")
     return lines
 
@@ -156,15 +169,18 @@ def write_estimator_report(result: dict, out_dir, command: str) -> str:
     c, ref = result["config"], result["reference"]
     header = [
         f"Made by: {command}",
-        f"Digits small CNN after {c['pretrain_epochs']} ERM epochs (seed {c['seed']}); entropic cross-entropy, "
+        f"Digits small CNN after {c['pretrain_epochs']} ERM epochs (seed {c['seed']}); "
+        "entropic cross-entropy, "
         f"l-inf rho={c['rho']}, eta={c['eta']}, batch of {c['batch']} test images (value, gradient) and "
         f"{c['step_batch']} (timing)",
         f"Reference F: SAA with {ref['samples']} samples, mean of {ref['reps']} reps = {ref['mean']:.6f} "
         f"(SE {ref['se']:.1e}); bias = estimator mean - reference, SE includes the reference SE",
-        f"Reps: value SG {c['value_reps_sg']}, RT-MLMC {c['value_reps_mlmc']}; gradient SG {c['grad_reps_sg']}, "
+        f"Reps: value SG {c['value_reps_sg']}, RT-MLMC {c['value_reps_mlmc']}; "
+        f"gradient SG {c['grad_reps_sg']}, "
         f"RT-MLMC {c['grad_reps_mlmc']}; grad_variance = trace of the covariance of the parameter gradient",
         f"seconds_per_step: forward+backward+optimizer step, mean over {c['timing_steps_sg']} (SG) / "
-        f"{c['timing_steps_mlmc']} (RT-MLMC) steps, torch {result['torch_version']}, {result['threads']} thread, "
+        f"{c['timing_steps_mlmc']} (RT-MLMC) steps, torch {result['torch_version']}, "
+        f"{result['threads']} thread, "
         "on a CPU shared with other jobs (timings are indicative)",
     ]
     cols = ["estimator", "L", "expected_samples", "measured_samples", "seconds_per_step", "grad_variance",
@@ -176,7 +192,8 @@ def write_estimator_report(result: dict, out_dir, command: str) -> str:
         return fmt[k].format(r[k]) if k in fmt else str(r[k])
 
     write_text(out_dir / "estimator_benchmark.csv", "\n".join(
-        [f"# {h}" for h in header] + [",".join(cols)] + [",".join(cell(r, k) for k in cols) for r in result["rows"]]
+        [f"# {h}" for h in header] + [",".join(cols)]
+        + [",".join(cell(r, k) for k in cols) for r in result["rows"]]
     ) + "\n")
     md = [f"<!-- {h} -->" for h in header] + ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(cell(r, k) for k in cols) + " |" for r in result["rows"]]

@@ -42,7 +42,9 @@ class BinaryData(NamedTuple):
 
 def _check_signs(y: Tensor, n: int) -> None:
     if y.shape != (n,) or not bool(((y == 1) | (y == -1)).all()):
-        raise ValueError(f"labels must have shape ({n},) with values in {{-1, +1}}, got shape {tuple(y.shape)}")
+        raise ValueError(
+            f"labels must have shape ({n},) with values in {{-1, +1}}, got shape {tuple(y.shape)}"
+        )
 
 
 def binary_subset(data: Dataset, negative: int = 0, positive: int = 1) -> BinaryData:
@@ -96,7 +98,8 @@ def train_logistic(x: Tensor, y: Tensor, eps: float = 0.0, *, epochs: int = 10, 
                    batch_size: int = 100, seed: int = 0) -> BinaryLogistic:
     """Logistic regression trained by SGD on the exact adversarial loss (``eps = 0``: standard training).
 
-    Initialised at zero (as in the Kolter-Madry tutorial); batches shuffled by a generator seeded with ``seed``.
+    Initialised at zero (as in the Kolter-Madry tutorial); batches shuffled by a generator seeded with
+    ``seed``.
     """
     check_int(epochs, "epochs", 1)
     check_int(batch_size, "batch_size", 1)

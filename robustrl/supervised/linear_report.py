@@ -28,14 +28,17 @@ def _rows(dataset: str, seeds: list[int]) -> list[dict]:
                 model = train_logistic(data.x_train, data.y_train, train_eps, seed=seed, **TRAIN)
                 for col, (e, clip) in {"clean": (0.0, False), "exact_attack": (eps, False),
                                        "exact_attack_clipped01": (eps, True)}.items():
-                    errs.setdefault(f"{kind}_{col}", []).append(error_rate(model, data.x_test, data.y_test, e, clip))
-        rows.append(dict(dataset=f"{dataset} 0-vs-1", eps=eps, n_train=len(data.y_train), n_test=len(data.y_test),
+                    err = error_rate(model, data.x_test, data.y_test, e, clip)
+                    errs.setdefault(f"{kind}_{col}", []).append(err)
+        rows.append(dict(dataset=f"{dataset} 0-vs-1", eps=eps, n_train=len(data.y_train),
+                         n_test=len(data.y_test),
                          **{k: (float(np.mean(v)), float(np.std(v))) for k, v in errs.items()}))
     return rows
 
 
 def logistic_report(out_dir: Path | str, seeds: list[int], command: str) -> str:
-    """Compute every row, write ``runs.json``, ``table.csv`` and ``table.md`` in ``out_dir``; return the Markdown."""
+    """Compute every row, write ``runs.json``, ``table.csv`` and ``table.md`` in ``out_dir``; return the
+    Markdown."""
     rows = []
     for dataset in EPSILONS:
         try:
@@ -52,7 +55,8 @@ def logistic_report(out_dir: Path | str, seeds: list[int], command: str) -> str:
               "log(1+exp(-y(theta^T x+b)+eps*||theta||_1)) at the eps of the row",
               "exact_attack = x - eps*y*sign(theta) (the exact l-inf worst case, not clamped); "
               "_clipped01 = the same point clamped to [0,1] (exact worst case within the image box)",
-              "Reference (Kolter-Madry tutorial, MNIST 0-vs-1, eps=0.2): standard 0.0004 -> 0.845 under attack; "
+              "Reference (Kolter-Madry tutorial, MNIST 0-vs-1, eps=0.2): "
+              "standard 0.0004 -> 0.845 under attack; "
               "robust 0.025 under attack"]
     buf = io.StringIO()
     buf.writelines(f"# {h}\n" for h in header)
@@ -64,7 +68,8 @@ def logistic_report(out_dir: Path | str, seeds: list[int], command: str) -> str:
         if "skipped" in r:
             md.append(f"| {r['dataset']} | skipped: {r['skipped']} |")
             continue
-        w.writerow([r["dataset"], r["eps"], r["n_train"], r["n_test"]] + [f"{v:.4f}" for c in cols for v in r[c]])
+        values = [f"{v:.4f}" for c in cols for v in r[c]]
+        w.writerow([r["dataset"], r["eps"], r["n_train"], r["n_test"]] + values)
         md.append(f"| {r['dataset']} | {r['eps']} | {r['n_test']} | "
                   + " | ".join(f"{r[c][0]:.4f} ± {r[c][1]:.4f}" for c in cols) + " |")
     md += ["", "How this was made:", ""] + [f"- {h}" for h in header]

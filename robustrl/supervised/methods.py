@@ -41,7 +41,8 @@ class Method:
 
     name: str = "method"
 
-    def loss(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor,
+             generator: torch.Generator | None = None) -> Tensor:
         """Scalar training loss on the batch ``(x, y)``."""
         raise NotImplementedError
 
@@ -65,7 +66,8 @@ class AdversarialTraining(Method):
     def __init__(self, eps: float, norm: str = "linf", steps: int = 7, name: str = "ifgm-at") -> None:
         self.eps, self.norm, self.steps, self.name = eps, norm, steps, name
 
-    def attack_points(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None) -> Tensor:
+    def attack_points(self, model: nn.Module, x: Tensor, y: Tensor,
+                      generator: torch.Generator | None) -> Tensor:
         """The training attack's adversarial inputs."""
         if self.steps == 0:
             return FGM(model, self.eps, self.norm, generator)(x, y)
@@ -109,8 +111,8 @@ class EntropicAT(Method):
                 logits = model(z.reshape(b * m, *z.shape[2:]))
                 return F.cross_entropy(logits, t.repeat_interleave(m), reduction="none").view(b, m)
 
-            risks.append(self.estimator.estimate(per_sample_loss, c, rho=self.rho, eta=self.eta, norm=self.norm,
-                                                 generator=generator, clip=(0.0, 1.0)))
+            risks.append(self.estimator.estimate(per_sample_loss, c, rho=self.rho, eta=self.eta,
+                                                 norm=self.norm, generator=generator, clip=(0.0, 1.0)))
         return torch.cat(risks).mean()
 
 
@@ -163,13 +165,16 @@ class MMCLoss(Method):
     With ``adversarial=True`` the loss is taken at PGD points (found with cross-entropy on the MMC logits).
     """
 
-    def __init__(self, eps: float = 0.0, norm: str = "linf", steps: int = 7, adversarial: bool = False) -> None:
+    def __init__(self, eps: float = 0.0, norm: str = "linf", steps: int = 7,
+                 adversarial: bool = False) -> None:
         self.eps, self.norm, self.steps, self.adversarial = eps, norm, steps, adversarial
         self.name = "mmc-at" if adversarial else "mmc"
 
     def loss(self, model, x, y, generator=None):  # noqa: D102
         if not isinstance(model, MMCNet):
-            raise ValueError(f"method {self.name!r} needs a model with an MMC head, got {type(model).__name__}")
+            raise ValueError(
+                f"method {self.name!r} needs a model with an MMC head, got {type(model).__name__}"
+            )
         if self.adversarial:
             x = PGD(model, self.eps, steps=self.steps, norm=self.norm, generator=generator)(x, y)
         z = model.embedding(x)
@@ -182,8 +187,9 @@ class MethodConfig:
 
     ``eps``/``norm``: training budget; ``steps``: PGD steps for IFGM-AT, MMC-AT and the Entropic-AT
     centre; ``rho``/``eta``: the entropic ball radius and temperature; ``m``: SAA samples; ``L``: SG and
-    RT-MLMC level; ``center_steps``: PGD steps to the Entropic-AT ball centre (0 = clean centre); ``groups``: Entropic-AT sub-batches with independent estimator calls;
-    ``adt_lambda``/``adt_lr``: ADT-EXP entropy bonus (on the per-dimension entropy) and inner step size; ``mmc_C``: MMC center norm.
+    RT-MLMC level; ``center_steps``: PGD steps to the Entropic-AT ball centre (0 = clean centre);
+    ``groups``: Entropic-AT sub-batches with independent estimator calls; ``adt_lambda``/``adt_lr``:
+    ADT-EXP entropy bonus (on the per-dimension entropy) and inner step size; ``mmc_C``: MMC center norm.
     """
 
     eps: float = 0.1

@@ -89,10 +89,12 @@ class MMCNet(nn.Module):
 
     Features ``z`` are mapped by a linear layer to ``R^dim``; logits are ``-||z - mu_k||^2`` for fixed
     simplex centers ``mu_k`` of norm ``C`` (:func:`simplex_centers`). The MMC training loss is
-    ``0.5 ||z - mu_y||^2`` (:class:`robustrl.supervised.methods.MMCLoss`); attacks use cross-entropy on the logits.
+    ``0.5 ||z - mu_y||^2`` (:class:`robustrl.supervised.methods.MMCLoss`); attacks use cross-entropy (or the
+    margin loss, ``pgd-margin``, which exposes the gradient masking of saturated MMC logits) on the logits.
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int, dim: int | None = None, C: float = 10.0) -> None:
+    def __init__(self, backbone: nn.Module, num_classes: int, dim: int | None = None,
+                 C: float = 10.0) -> None:
         super().__init__()
         self.backbone = backbone.features
         self.dim = dim or max(num_classes, 16)

@@ -23,7 +23,8 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings: Adam with learning rate ``lr``, ``epochs`` passes in batches of ``batch_size``."""
+    """Optimisation settings: Adam with learning rate ``lr``, ``epochs`` passes in batches of
+    ``batch_size``."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -65,7 +66,8 @@ def train(model: nn.Module, method: Method, x: Tensor, y: Tensor, config: TrainC
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     history = []
     n_batches = math.ceil(len(x) / config.batch_size)
-    bar = tqdm(total=config.epochs * n_batches, desc=f"train {method.name}", disable=not progress, leave=False)
+    bar = tqdm(total=config.epochs * n_batches, desc=f"train {method.name}", disable=not progress,
+               leave=False)
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(x), generator=generator)
@@ -103,7 +105,8 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> f
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One evaluation column: attack ``name`` in ``norm`` with budget ``eps`` (PGD: ``steps``, ``restarts``)."""
+    """One evaluation column: attack ``name`` in ``norm`` with budget ``eps`` (PGD: ``steps``,
+    ``restarts``)."""
 
     name: str
     norm: str

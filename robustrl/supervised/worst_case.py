@@ -116,7 +116,8 @@ def regularization_check(ratios: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0,
             reg = float(entropic_risk(values, eta) - f(x))
             rows.append(dict(norm=norm, rho=rho, eta=eta, rho_over_eta=ratio, regularizer=reg,
                              dual_norm_term=rho * dual, variance_term=rho**2 / eta * var,
-                             ratio_to_dual_norm=reg / (rho * dual), ratio_to_variance=reg / (rho**2 / eta * var)))
+                             ratio_to_dual_norm=reg / (rho * dual),
+                             ratio_to_variance=reg / (rho**2 / eta * var)))
     return rows
 
 
@@ -130,11 +131,14 @@ def regularization_report(out_dir: Path | str, command: str) -> str:
     write_json(out_dir / "regularization_check.json", dict(command=command, rows=rows))
     plot_worst_case_1d(out_dir / "worst_case_1d.png")
     header = [f"Made by: {command}",
-              "f(z) = softplus(w^T z), w = (1.5, -0.5), x = (1, -1), rho = 1e-3, uniform ball approximated by a "
+              "f(z) = softplus(w^T z), w = (1.5, -0.5), x = (1, -1), rho = 1e-3, "
+              "uniform ball approximated by a "
               "deterministic 1501x1501 midpoint grid; F = entropic_risk over the grid values; R = F - f(x)",
-              "Expect ratio_to_dual_norm -> 1 as rho/eta grows and ratio_to_variance -> 1/2 as rho/eta shrinks "
+              "Expect ratio_to_dual_norm -> 1 as rho/eta grows and "
+              "ratio_to_variance -> 1/2 as rho/eta shrinks "
               "(second-order cumulant expansion: R ~ (rho^2 / (2 eta)) Var(g^T u)); at rho/eta = 1e-3 the "
-              "curvature term E f(x + rho u) - f(x) = O(rho^2) starts to dominate the vanishing variance term"]
+              "curvature term E f(x + rho u) - f(x) = O(rho^2) starts to dominate the vanishing "
+              "variance term"]
     cols = ["norm", "rho_over_eta", "eta", "regularizer", "dual_norm_term", "variance_term",
             "ratio_to_dual_norm", "ratio_to_variance"]
     csv_lines = [f"# {h}" for h in header] + [",".join(cols)]

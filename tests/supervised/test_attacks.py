@@ -6,7 +6,8 @@ from robustrl.supervised.attacks import FGM, PGD, RandomNoise, make_attack
 from robustrl.supervised.models import make_model
 
 ATTACK_CASES = [
-    ("fgm", "linf", 0.1), ("fgm", "l2", 0.5), ("pgd", "linf", 0.1), ("pgd", "l2", 0.5), ("pgd-margin", "l2", 0.5),
+    ("fgm", "linf", 0.1), ("fgm", "l2", 0.5), ("pgd", "linf", 0.1), ("pgd", "l2", 0.5),
+    ("pgd-margin", "l2", 0.5),
     ("noise", "linf", 0.1), ("noise", "l2", 0.5),
 ]
 

@@ -57,7 +57,8 @@ def test_train_evaluate_table_end_to_end(tmp_path):
 
 
 def test_benchmark_resume_and_checks(tmp_path):
-    cfg = BenchmarkConfig(name="t", methods=["erm", "ifgm-at", "entropic-saa"], seeds=[0], n_train=64, n_test=32,
+    cfg = BenchmarkConfig(name="t", methods=["erm", "ifgm-at", "entropic-saa"], seeds=[0],
+                          n_train=64, n_test=32,
                           train=dict(epochs=1, batch_size=32, lr=1e-3),
                           method=dict(eps=0.2, steps=2, rho=0.1, eta=0.5, m=2, center_steps=1),
                           attacks=[dict(name="pgd", norm=n, eps=e, steps=2, restarts=1)
@@ -77,4 +78,5 @@ def test_benchmark_resume_and_checks(tmp_path):
 def test_estimator_benchmark_quick():
     result = run_estimator_benchmark(quick_config(levels=(2,)), progress=False)
     rows = {r["estimator"]: r for r in result["rows"]}
-    assert rows["SG"]["measured_samples"] == 4 and rows["RT-MLMC"]["expected_samples"] == pytest.approx(12 / 7)
+    assert rows["SG"]["measured_samples"] == 4
+    assert rows["RT-MLMC"]["expected_samples"] == pytest.approx(12 / 7)

@@ -19,7 +19,8 @@ def write_idx(path, array, gz=False):
 def make_idx_dir(root, gz):
     rng = np.random.default_rng(0)
     suffix = ".gz" if gz else ""
-    write_idx(root / f"train-images-idx3-ubyte{suffix}", rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), gz)
+    images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    write_idx(root / f"train-images-idx3-ubyte{suffix}", images, gz)
     write_idx(root / f"train-labels-idx1-ubyte{suffix}", np.array([0, 1, 2, 3, 4, 5], dtype=np.uint8), gz)
     write_idx(root / f"t10k-images-idx3-ubyte{suffix}", rng.integers(0, 256, (3, 28, 28), dtype=np.uint8), gz)
     write_idx(root / f"t10k-labels-idx1-ubyte{suffix}", np.array([9, 0, 1], dtype=np.uint8), gz)

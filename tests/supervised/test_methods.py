@@ -80,7 +80,8 @@ def test_nan_loss_stops_training_naming_epoch_and_batch(digits):
 
     with pytest.raises(NonFiniteLossError, match="epoch 2, batch 1"):
         train(make_model("small-cnn"), NaNAfter(), digits.x_train[:128], digits.y_train[:128],
-              TrainConfig(epochs=3, batch_size=32), generator=torch.Generator().manual_seed(0), progress=False)
+              TrainConfig(epochs=3, batch_size=32), generator=torch.Generator().manual_seed(0),
+              progress=False)
 
 
 def test_train_rejects_bad_data(digits):
