@@ -144,7 +144,8 @@ PRESET_NOTES: dict[str, str] = {
     "5000-image training subset, 3 epochs, 500-image test subset, 3 methods, 3 seeds, 2 budgets per norm; "
     "the paper trains on all 60000 images for far longer, so absolute accuracies are lower.",
     "fashion-mnist-l2": "Same data, model, budget and attacks as the fashion-mnist preset, but IFGM-AT and "
-    "Entropic-AT are trained against l2 perturbations (eps=1.0; entropic ball: l2, rho=0.5, centred at a 3-step "
+    "Entropic-AT are trained against l2 perturbations (eps=1.0; entropic ball: l2, rho=0.5, centred at a "
+    "3-step "
     "l2 PGD point), so the l2 columns compare norm-matched training. ERM is in the fashion-mnist table.",
     "digits-entropic-ablation": "Ablation: Entropic-AT with the paper's clean-centred ball (center_steps=0) "
     "versus ERM and IFGM-AT on digits.",
@@ -252,6 +253,13 @@ def _strongest(table: dict, method: str, keys: Sequence[str], norm: str, eps: fl
                if k != "clean" and _pgd_family(_split_key(k)[0]) and _split_key(k)[1:] == (norm, eps))
 
 
+def _strongest_std(table: dict, method: str, keys: Sequence[str], norm: str, eps: float) -> float:
+    """Seed std of the column :func:`_strongest` picks."""
+    cols = [k for k in keys
+            if k != "clean" and _pgd_family(_split_key(k)[0]) and _split_key(k)[1:] == (norm, eps)]
+    return table[method][min(cols, key=lambda k: table[method][k][0])][1]
+
+
 def _pgd_budgets(keys: Sequence[str], norm: str) -> list[float]:
     return sorted({_split_key(k)[2] for k in keys if k != "clean" and _pgd_family(_split_key(k)[0])
                    and _split_key(k)[1] == norm})
@@ -269,9 +277,11 @@ def ordering_check(runs: Sequence[dict], better: str, baseline: str, n_largest: 
     for norm in ("linf", "l2"):
         for eps in _pgd_budgets(keys, norm)[-n_largest:]:
             a, b = _strongest(table, better, keys, norm, eps), _strongest(table, baseline, keys, norm, eps)
+            sa, sb = (_strongest_std(table, m, keys, norm, eps) for m in (better, baseline))
             verdict = "HOLDS" if a >= b else "DOES NOT HOLD"
-            lines.append(f"- {norm} eps={eps:g}: {better} {a:.1f} vs {baseline} {b:.1f} -> "
-                         f"{better} >= {baseline} {verdict}")
+            lines.append(f"- {norm} eps={eps:g}: {better} {a:.1f} ± {sa:.1f} vs "
+                         f"{baseline} {b:.1f} ± {sb:.1f} "
+                         f"(difference {a - b:+.1f}) -> {better} >= {baseline} {verdict}")
     a, b = table[better]["clean"][0], table[baseline]["clean"][0]
     verdict = "HOLDS" if abs(a - b) <= clean_tolerance else "DOES NOT HOLD"
     lines.append(f"- clean: {better} {a:.1f} vs {baseline} {b:.1f} -> "
@@ -323,9 +333,10 @@ def _header(runs: Sequence[dict], command: str) -> list[str]:
         f"{cfg['attacks'][0]['restarts']} random restarts (alpha = 2.5*eps/steps; restarts rerun on the "
         "examples not yet fooled), pgd-margin = the same PGD on the Carlini-Wagner margin loss, FGM, uniform "
         "noise; all clamped to [0, 1]",
-        "Training: adversarial methods use the norm and budget eps of the method config; IFGM-AT/MMC-AT/ADT-EXP "
-        "use `steps` inner steps; Entropic-AT = entropic risk (eta, rho) over uniform samples in a ball of the "
-        "training norm, radius rho, centred at a `center_steps`-step PGD point (clean point if 0), clamped to "
+        "Training: adversarial methods use the norm and budget eps of the method config; "
+        "IFGM-AT/MMC-AT/ADT-EXP use `steps` inner steps; Entropic-AT = entropic risk (eta, rho) over uniform "
+        "samples in a ball of the training norm, radius rho, centred at a `center_steps`-step PGD point "
+        "(clean point if 0), clamped to "
         "[0, 1]; SAA m samples, SG/RT-MLMC level L; `groups` = sub-batches with independent estimator calls",
         f"Total wall-clock: train {train_min:.1f} min, eval {eval_min:.1f} min "
         f"(torch {runs[0]['torch_version']}, {runs[0]['threads']} thread(s))",
@@ -405,8 +416,9 @@ def preset(name: str, **overrides: object) -> BenchmarkConfig:
 def write_benchmark_tables(runs: Sequence[dict], out_dir: Path | str, command: str = "") -> dict[str, Path]:
     """:func:`make_table` with the target checks: the sanity floor (ERM drop and recovery) for every
     benchmark, and Entropic-AT versus IFGM-AT ordering for each entropic method present."""
-    checks = ["Sanity floor (largest PGD budget per norm; accuracy under the strongest PGD-family column "
-              "there, i.e. the lower of pgd and pgd-margin when both exist):", ""] + sanity_check(runs)
+    checks = ["Sanity floor (the digits target; largest PGD budget per norm; accuracy under the strongest "
+              "PGD-family column there, i.e. the lower of pgd and pgd-margin when both exist):", ""]
+    checks += sanity_check(runs)
     methods = {r["method"] for r in runs}
     for m in sorted(x for x in methods if x.startswith("entropic-")):
         if "ifgm-at" in methods:
