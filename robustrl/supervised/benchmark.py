@@ -376,31 +376,39 @@ def make_table(runs: Sequence[dict], out_dir: Path | str, *, command: str = "",
 
 
 def plot_accuracy(runs: Sequence[dict], path: Path | str) -> Path:
-    """Accuracy versus budget, one panel per (attack, norm), one line per method (mean +- std over seeds)."""
+    """Accuracy versus budget in the style of the paper's figure: one row per norm, one panel per attack,
+    one line per method (mean +- std over seeds), budget 0 = clean accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     methods, keys, table = summarise(runs)
-    panels = sorted({_split_key(k)[:2] for k in keys if k != "clean"}, key=lambda p: (p[1], p[0]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
-    for ax, (attack, norm) in zip(axes[0], panels):
-        cols = sorted((k for k in keys if k != "clean" and _split_key(k)[:2] == (attack, norm)),
-                      key=lambda k: _split_key(k)[2])
-        xs = [0.0] + [_split_key(k)[2] for k in cols]
-        for m in methods:
-            ys = [table[m]["clean"][0]] + [table[m][k][0] for k in cols]
-            es = [table[m]["clean"][1]] + [table[m][k][1] for k in cols]
-            ax.errorbar(xs, ys, yerr=es, marker="o", ms=3, capsize=2, label=m)
-        ax.set_title(f"{attack.upper()} ({'ℓ∞' if norm == 'linf' else 'ℓ2'})")
-        ax.set_xlabel("budget ε")
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    attack_order = {"pgd": 0, "pgd-margin": 1, "fgm": 2, "noise": 3}
+    cols_of = {k: _split_key(k) for k in keys if k != "clean"}
+    norms = [n for n in ("linf", "l2") if any(c[1] == n for c in cols_of.values())]
+    attacks = sorted({c[0] for c in cols_of.values()}, key=lambda a: attack_order.get(a, 9))
+    fig, axes = plt.subplots(len(norms), len(attacks), figsize=(3.3 * len(attacks), 3.0 * len(norms)),
+                             squeeze=False)
+    for row, norm in enumerate(norms):
+        for col, attack in enumerate(attacks):
+            ax = axes[row][col]
+            cols = sorted((k for k, c in cols_of.items() if c[:2] == (attack, norm)),
+                          key=lambda k: cols_of[k][2])
+            xs = [0.0] + [cols_of[k][2] for k in cols]
+            for m in methods:
+                ys = [table[m]["clean"][0]] + [table[m][k][0] for k in cols]
+                es = [table[m]["clean"][1]] + [table[m][k][1] for k in cols]
+                ax.errorbar(xs, ys, yerr=es, marker="o", ms=3, capsize=2, label=m)
+            ax.set_title(f"{attack.upper()} ({'ℓ∞' if norm == 'linf' else 'ℓ2'})", fontsize=9)
+            ax.set_xlabel("budget ε", fontsize=8)
+            ax.set_ylim(0, 100)
+            ax.grid(alpha=0.3)
+        axes[row][0].set_ylabel("test accuracy (%)", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(methods), 9), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08 if len(norms) > 1 else 0.14, 1, 1))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return Path(path)
 
