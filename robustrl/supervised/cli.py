@@ -46,7 +46,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train one (method, seed) and save ``<out>/<run>.pt`` and ``<out>/<run>.json``."""
     torch.set_num_threads(args.threads)
     method_cfg = MethodConfig(eps=args.train_eps, norm=args.train_norm, steps=args.train_steps, rho=args.rho,
-                              eta=args.eta, m=args.m, L=args.L, center_steps=args.center_steps)
+                              eta=args.eta, m=args.m, L=args.L, center_steps=args.center_steps,
+                              groups=args.groups)
     config = BenchmarkConfig(
         name="cli", dataset=args.dataset, root=args.root,
         arch=args.arch or ("small-cnn" if args.dataset == "digits" else "paper-cnn"),
@@ -143,6 +144,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--m", type=int, default=8, help="SAA samples")
     p.add_argument("--L", type=int, default=3, help="SG / RT-MLMC level")
     p.add_argument("--center-steps", type=int, default=0, help="PGD steps to the entropic ball centre")
+    p.add_argument("--groups", type=int, default=1,
+                   help="entropic sub-batches with independent estimator calls (RT-MLMC: one level each)")
     p.add_argument("--out", default="runs/supervised")
     _common(p)
     p.set_defaults(func=cmd_train)
