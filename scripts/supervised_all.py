@@ -5,7 +5,7 @@
 
 Order: exact logistic regression, worst-case figure and regularization check, estimator benchmark, digits
 benchmark, digits Entropic-AT ablation, Fashion-MNIST benchmark. Benchmarks reuse existing run records
-with the same configuration; delete results/supervised/<preset>/runs to recompute them.
+with the same configuration; delete results/supervised/<preset>/records to recompute them.
 """
 
 from __future__ import annotations

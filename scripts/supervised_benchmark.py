@@ -3,7 +3,7 @@
     nice -n 10 .venv/bin/python scripts/supervised_benchmark.py --preset digits
     nice -n 10 .venv/bin/python scripts/supervised_benchmark.py --preset fashion-mnist
 
-Writes results/supervised/<preset>/runs/*.json (one record per method and seed; existing records with the
+Writes results/supervised/<preset>/records/*.json (one record per method and seed; existing records with the
 same configuration are reused), then table.csv, table.md and accuracy_vs_budget.png from those records.
 """
 
@@ -15,7 +15,14 @@ import sys
 
 import torch
 
-from robustrl.supervised.benchmark import PRESETS, load_runs, preset, run_benchmark, write_benchmark_tables
+from robustrl.supervised.benchmark import (
+    PRESETS,
+    RECORDS_DIR,
+    load_runs,
+    preset,
+    run_benchmark,
+    write_benchmark_tables,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "scripts/supervised_benchmark.py", *args_given])
     if not args.table_only:
         run_benchmark(config, out, command=command, progress=not args.no_progress)
-    write_benchmark_tables(load_runs(f"{out}/runs"), out, command)
+    write_benchmark_tables(load_runs(f"{out}/{RECORDS_DIR}"), out, command)
     return 0
 
 

@@ -28,6 +28,7 @@ from robustrl.supervised.training import AttackSpec, TrainConfig, evaluate, trai
 
 __all__ = [
     "PRESETS",
+    "RECORDS_DIR",
     "BenchmarkConfig",
     "load_runs",
     "make_table",
@@ -152,6 +153,9 @@ PRESET_NOTES: dict[str, str] = {
 }
 
 
+RECORDS_DIR = "records"  # not "runs/": the repository's .gitignore ignores every runs/ directory
+
+
 def run_name(config: BenchmarkConfig, method: str, seed: int) -> str:
     """``{dataset}__{method}__{seed}``."""
     return f"{config.dataset}__{method}__{seed}"
@@ -187,7 +191,7 @@ def run_one(config: BenchmarkConfig, method: str, seed: int, data: Dataset | Non
 
 def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str = "",
                   progress: bool = True, resume: bool = True) -> list[dict]:
-    """Run every (method, seed) of ``config``, writing ``out_dir/runs/<run>.json`` after each.
+    """Run every (method, seed) of ``config``, writing ``out_dir/records/<run>.json`` after each.
 
     With ``resume``, a run whose record exists with the same configuration is loaded, not re-run.
     """
@@ -197,7 +201,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str 
     records = []
     pairs = [(m, s) for s in config.seeds for m in config.methods]
     for method, seed in tqdm(pairs, desc=f"benchmark {config.name}", disable=not progress):
-        path = out_dir / "runs" / f"{run_name(config, method, seed)}.json"
+        path = out_dir / RECORDS_DIR / f"{run_name(config, method, seed)}.json"
         if resume and path.exists():
             old = json.loads(path.read_text())
             if old.get("config") == config.to_dict():

@@ -17,6 +17,7 @@ import torch
 from robustrl.supervised.attacks import ATTACKS, NORMS
 from robustrl.supervised.benchmark import (
     PRESETS,
+    RECORDS_DIR,
     BenchmarkConfig,
     load_runs,
     preset,
@@ -103,7 +104,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     config = preset(args.preset, seeds=args.seeds)
     out = args.out or f"results/supervised/{args.preset}"
     run_benchmark(config, out, command=_command(), progress=not args.no_progress)
-    return cmd_table(argparse.Namespace(runs=f"{out}/runs", out=out))
+    return cmd_table(argparse.Namespace(runs=f"{out}/{RECORDS_DIR}", out=out))
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -66,7 +66,7 @@ def test_benchmark_resume_and_checks(tmp_path):
     first = run_benchmark(cfg, tmp_path, command="c", progress=False)
     second = run_benchmark(cfg, tmp_path, command="c", progress=False)
     assert [r["train_seconds"] for r in first] == [r["train_seconds"] for r in second]
-    write_benchmark_tables(load_runs(tmp_path / "runs"), tmp_path, "c")
+    write_benchmark_tables(load_runs(tmp_path / "records"), tmp_path, "c")
     md = (tmp_path / "table.md").read_text()
     assert "Ordering entropic-saa vs ifgm-at" in md and "l2 eps=1: ERM" in md
     csv_text = (tmp_path / "table.csv").read_text()
