@@ -104,7 +104,7 @@ PRESETS: dict[str, BenchmarkConfig] = {
         arch="small-cnn",
         methods=list(METHODS),
         seeds=[0],
-        train=dict(epochs=8, batch_size=64, lr=2e-3),
+        train=dict(epochs=7, batch_size=64, lr=2e-3),
         method=dict(eps=0.15, norm="linf", steps=4, rho=0.05, eta=0.5, m=4, L=3, center_steps=4),
         method_overrides={"entropic-mlmc": dict(groups=8)},
         attacks=[dict(name=name, norm=norm, eps=eps, steps=10, restarts=2)
