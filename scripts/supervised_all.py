@@ -1,10 +1,10 @@
 """Rebuild every supervised result under results/supervised/, one job after another (1 torch thread).
 
-    nice -n 10 .venv/bin/python scripts/supervised_all.py            # everything (about 1 hour on 2 cores)
-    nice -n 10 .venv/bin/python scripts/supervised_all.py --quick    # skip the Fashion-MNIST benchmark
+    nice -n 10 .venv/bin/python scripts/supervised_all.py            # everything (about 1.5 hours, 1 thread)
+    nice -n 10 .venv/bin/python scripts/supervised_all.py --quick    # skip the Fashion-MNIST benchmarks
 
 Order: exact logistic regression, worst-case figure and regularization check, estimator benchmark, digits
-benchmark, digits Entropic-AT ablation, Fashion-MNIST benchmark. Benchmarks reuse existing run records
+benchmark, digits Entropic-AT ablation, Fashion-MNIST benchmarks (l-inf-trained and l2-trained). Benchmarks reuse existing run records
 with the same configuration; delete results/supervised/<preset>/records to recompute them.
 """
 
@@ -27,13 +27,14 @@ def _script(name: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="skip the Fashion-MNIST benchmark")
+    parser.add_argument("--quick", action="store_true", help="skip the Fashion-MNIST benchmarks")
     args = parser.parse_args(argv)
     _script("supervised_logistic").main([])
     _script("supervised_worst_case").main([])
     _script("estimator_benchmark").main([])
     bench = _script("supervised_benchmark")
-    presets = ["digits", "digits-entropic-ablation"] + ([] if args.quick else ["fashion-mnist"])
+    presets = ["digits", "digits-entropic-ablation"]
+    presets += [] if args.quick else ["fashion-mnist", "fashion-mnist-l2"]
     for preset in presets:
         bench.main(["--preset", preset, "--no-progress"])
     return 0
