@@ -1,0 +1,178 @@
+"""``robustrl`` command line: a thin layer over :mod:`robustrl.experiments`.
+
+User mistakes (unknown names, bad values, missing files) end with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["build_parser", "main"]
+
+AGENTS_HELP = "agent names from the config (default config: regular, robust, robust-mean, robust-hard)"
+
+
+def _parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    overrides = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _env_ids() -> list[str]:
+    from robustrl.envs import ENV_IDS
+
+    return list(ENV_IDS)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from robustrl.agents import load_config
+    from robustrl.experiments import RunSpec, train_run
+
+    spec = RunSpec(args.agent, args.seed, args.env, _parse_overrides(args.set), args.tag)
+    run_dir = train_run(spec, args.out, load_config(args.config), progress_bar=not args.no_progress)
+    print(f"trained {spec.name} -> {run_dir}")
+    return 0
+
+
+def _complete_runs(runs: Path) -> list[Path]:
+    if not runs.is_dir():
+        raise ValueError(f"runs folder {runs} does not exist")
+    found = sorted(p.parent for p in runs.glob("*/meta.json"))
+    if not found:
+        raise ValueError(f"no complete runs under {runs}")
+    return found
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from robustrl.experiments import evaluate_runs
+
+    run_dirs = [Path(p) for p in args.run] if args.run else _complete_runs(Path(args.runs))
+    evaluate_runs(run_dirs, args.episodes, args.robustness_episodes if args.robustness else 0, tuple(args.env))
+    print(f"evaluated {len(run_dirs)} run(s)")
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    from robustrl.experiments import write_reward_tables
+
+    paths = write_reward_tables(args.runs, args.out, "robustrl " + shlex.join(sys.argv[1:]))
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
+
+    out = Path(args.out)
+    print(plot_training_curves(args.runs, out / "training_curves.png"))
+    if any(Path(args.runs).glob("*/robustness.json")):
+        print(plot_robustness_curves(args.runs, out / "robustness_curves.png"))
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from robustrl.experiments import QUICK, ReproduceConfig, reproduce
+
+    preset: dict[str, Any] = dict(QUICK) if args.quick else {}
+    if args.quick:
+        preset["out"] = Path("results/quick")
+    for name in ("seeds", "episodes", "jobs"):
+        if getattr(args, name) is not None:
+            preset[name] = getattr(args, name)
+    if args.agents:
+        preset["agents"] = tuple(args.agents)
+    if args.out is not None:
+        preset["out"] = Path(args.out)
+    overrides = {**preset.pop("overrides", {}), **_parse_overrides(args.set)}
+    cfg = ReproduceConfig(**preset, overrides=overrides, config_path=args.config)
+    for path in reproduce(cfg):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``robustrl`` argument parser (subcommands train, evaluate, table, plot, reproduce, ...)."""
+    parser = argparse.ArgumentParser(prog="robustrl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    env_ids = _env_ids()
+
+    train = sub.add_parser("train", help="train one agent with nominal-env model selection")
+    train.add_argument("--agent", required=True, help=AGENTS_HELP)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--env", default=env_ids[0], choices=env_ids)
+    train.add_argument("--out", default="results/runs", help="folder of run folders")
+    train.add_argument("--config", default=None, help="YAML hyperparameters (default: packaged configs/dqn.yml)")
+    train.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override hyperparameters, e.g. eta=0.5")
+    train.add_argument("--tag", default="", help="suffix for the agent in the run name")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="greedy evaluation of trained runs on every id")
+    evaluate.add_argument("--runs", default="results/runs")
+    evaluate.add_argument("--run", nargs="*", help="specific run folders (default: all complete runs)")
+    evaluate.add_argument("--episodes", type=int, default=100)
+    evaluate.add_argument("--env", nargs="*", default=env_ids, choices=env_ids)
+    evaluate.add_argument("--robustness", action="store_true", help="also sweep pole mass, length, gravity")
+    evaluate.add_argument("--robustness-episodes", type=int, default=20)
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    table = sub.add_parser("table", help="reward table (CSV, Markdown, LaTeX) from evaluated runs")
+    table.add_argument("--runs", default="results/runs")
+    table.add_argument("--out", default="results")
+    table.set_defaults(func=_cmd_table)
+
+    plot = sub.add_parser("plot", help="training and robustness curves from saved runs")
+    plot.add_argument("--runs", default="results/runs")
+    plot.add_argument("--out", default="results")
+    plot.set_defaults(func=_cmd_plot)
+
+    rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
+    rep.add_argument("--seeds", type=int, default=None, help="seeds per agent (default 10; quick: 2)")
+    rep.add_argument("--quick", action="store_true", help="few-minute preset into results/quick")
+    rep.add_argument("--agents", nargs="*", help=AGENTS_HELP)
+    rep.add_argument("--episodes", type=int, default=None, help="evaluation episodes per seed and id")
+    rep.add_argument("--jobs", type=int, default=None, help="parallel training processes (default: cores)")
+    rep.add_argument("--out", default=None, help="output folder (default results, quick: results/quick)")
+    rep.add_argument("--config", default=None)
+    rep.add_argument("--set", nargs="*", metavar="KEY=VALUE")
+    rep.set_defaults(func=_cmd_reproduce)
+
+    _add_optional_subcommands(sub)
+    return parser
+
+
+def _add_optional_subcommands(sub: Any) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("robustrl.supervised.cli") is not None:
+        from robustrl.supervised.cli import add_subcommands as add_supervised
+
+        add_supervised(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``robustrl`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"robustrl: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("robustrl: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

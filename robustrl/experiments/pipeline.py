@@ -1,0 +1,112 @@
+"""The main job: train agents over seeds, evaluate them, write the reward table and the plots."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from robustrl.agents import AgentConfig, available_agents, load_config
+from robustrl.envs import ENV_IDS, NOMINAL_ID
+from robustrl.experiments.evaluation import EVALUATION_SEED
+from robustrl.experiments.io import atomic_write_json
+from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
+from robustrl.experiments.tables import write_reward_tables
+from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, robustness_run, train_run
+
+__all__ = ["ReproduceConfig", "QUICK", "evaluate_runs", "reproduce", "train_runs"]
+
+
+@dataclass
+class ReproduceConfig:
+    """What ``robustrl reproduce`` runs. ``QUICK`` is the few-minute preset."""
+
+    seeds: int = 10
+    agents: tuple[str, ...] = ("regular", "robust", "robust-mean", "robust-hard")
+    episodes: int = 100
+    robustness_episodes: int = 20
+    out: Path = Path("results")
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    config_path: Path | None = None
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for values that cannot work, before anything runs."""
+        for name in ("seeds", "episodes", "robustness_episodes", "jobs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
+        config = load_config(self.config_path)
+        valid = available_agents(config, NOMINAL_ID)
+        for agent in self.agents:
+            AgentConfig.resolve(config, NOMINAL_ID, agent, self.overrides)  # checks names and values
+        if not self.agents:
+            raise ValueError(f"no agents given; valid: {', '.join(valid)}")
+
+
+QUICK = dict(seeds=2, agents=("regular", "robust"), episodes=20, robustness_episodes=5,
+             overrides={"n_timesteps": 15_000, "eval_freq": 2_500, "eval_episodes": 10})
+
+
+def _train_worker(spec: RunSpec, runs_dir: Path, config: dict[str, Any]) -> str:
+    train_run(spec, runs_dir, config, torch_threads=1)
+    return spec.name
+
+
+def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any], jobs: int = 1) -> list[Path]:
+    """Train every incomplete run of ``specs`` (``jobs`` processes, one torch thread each)."""
+    specs = list(specs)
+    todo = [s for s in specs if not is_complete(runs_dir / s.name)]
+    if jobs == 1 or len(todo) <= 1:
+        for spec in tqdm(todo, desc="training runs", unit="run", disable=not todo):
+            train_run(spec, runs_dir, config, progress_bar=len(todo) == 1)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_train_worker, spec, runs_dir, config) for spec in todo]
+            for future in tqdm(as_completed(futures), total=len(futures), desc="training runs", unit="run"):
+                future.result()
+    for spec in specs:  # a complete run with another config raises here, naming its folder
+        train_run(spec, runs_dir, config)
+    return [runs_dir / s.name for s in specs]
+
+
+def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_episodes: int = 20,
+                  env_ids: tuple[str, ...] = ENV_IDS) -> None:
+    """Evaluate each run on every id (``eval.json``) and over the robustness grid (``robustness.json``)."""
+    for run_dir in tqdm(list(run_dirs), desc="evaluating runs", unit="run"):
+        evaluate_run(run_dir, env_ids, episodes, EVALUATION_SEED)
+        if robustness_episodes:
+            robustness_run(run_dir, episodes=robustness_episodes)
+
+
+def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
+    """Train, evaluate, tabulate and plot; resumable (complete runs and evaluations are reused)."""
+    cfg.validate()
+    config = load_config(cfg.config_path)
+    runs_dir = cfg.out / "runs"
+    specs = [RunSpec(agent, seed, overrides=dict(cfg.overrides)) for agent in cfg.agents for seed in range(cfg.seeds)]
+    run_dirs = train_runs(specs, runs_dir, config, cfg.jobs)
+    evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes)
+    command = command or "robustrl " + shlex.join(sys.argv[1:])
+    summary = {agent: _agent_summary(AgentConfig.resolve(config, NOMINAL_ID, agent, cfg.overrides))
+               for agent in cfg.agents}
+    outputs = write_reward_tables(runs_dir, cfg.out, command, summary)
+    outputs.append(plot_training_curves(runs_dir, cfg.out / "training_curves.png"))
+    outputs.append(plot_robustness_curves(runs_dir, cfg.out / "robustness_curves.png"))
+    outputs.append(atomic_write_json(cfg.out / "reproduce.json", {
+        "command": command, "seeds": cfg.seeds, "episodes": cfg.episodes, "agents": summary,
+        "evaluation_seed": EVALUATION_SEED}))
+    return outputs
+
+
+def _agent_summary(agent: AgentConfig) -> str:
+    robust = ", ".join(f"{k}={v}" for k, v in agent.robust_kwargs.items())
+    return f"{agent.algo}(n_timesteps={agent.n_timesteps}{', ' + robust if robust else ''})"

@@ -1,0 +1,86 @@
+"""Training curves and robustness curves from saved runs (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS  # noqa: E402
+from robustrl.experiments.io import atomic_write_bytes, read_json  # noqa: E402
+
+__all__ = ["plot_robustness_curves", "plot_training_curves"]
+
+_LABELS = {"masspole": "pole mass (kg)", "length": "pole half-length (m)", "gravity": "gravity (m/s²)"}
+
+
+def _agent_label(meta: dict) -> str:
+    return f"{meta['agent']}-{meta['tag']}" if meta.get("tag") else meta["agent"]
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
+    """Nominal greedy return versus training steps: mean across seeds and a ±1 std band, per agent."""
+    curves: dict[str, list[np.ndarray]] = {}
+    for meta_path in sorted(Path(runs_dir).glob("*/meta.json")):
+        data = np.loadtxt(meta_path.parent / "curve.csv", delimiter=",", skiprows=1, ndmin=2)
+        curves.setdefault(_agent_label(read_json(meta_path)), []).append(data)
+    if not curves:
+        raise ValueError(f"no complete runs under {runs_dir}")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for agent, runs in curves.items():
+        length = min(len(run) for run in runs)
+        steps = runs[0][:length, 0]
+        returns = np.stack([run[:length, 1] for run in runs])
+        mean, std = returns.mean(0), returns.std(0)
+        ax.plot(steps, mean, label=f"{agent} (n={len(runs)})")
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("greedy return, nominal CartPole")
+    ax.set_ylim(0, 520)
+    ax.set_title("Training curves: mean ± std across seeds")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, Path(out_path))
+
+
+def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
+    """Return versus pole mass, pole length and gravity, per agent: mean across seeds, ±1 std band."""
+    by_agent: dict[str, list[dict]] = {}
+    grid: dict[str, list[float]] = {}
+    for path in sorted(Path(runs_dir).glob("*/robustness.json")):
+        result = read_json(path)
+        grid = result["request"]["grid"]
+        by_agent.setdefault(_agent_label(read_json(path.parent / "meta.json")), []).append(result["mean_returns"])
+    if not by_agent:
+        raise ValueError(f"no robustness evaluations under {runs_dir}; run `robustrl evaluate --robustness` first")
+    fig, axes = plt.subplots(1, len(grid), figsize=(5 * len(grid), 4), sharey=True)
+    for ax, (parameter, values) in zip(np.atleast_1d(axes), grid.items()):
+        for agent, results in by_agent.items():
+            returns = np.array([r[parameter] for r in results])
+            mean, std = returns.mean(0), returns.std(0)
+            ax.plot(values, mean, marker="o", ms=3, label=f"{agent} (n={len(results)})")
+            ax.fill_between(values, mean - std, mean + std, alpha=0.2)
+        ax.axvline(NOMINAL_PARAMETERS[parameter], color="k", ls=":", lw=1)
+        for change in VARIANTS.values():
+            if parameter in change:
+                ax.axvline(change[parameter], color="r", ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(_LABELS.get(parameter, parameter) + " (log scale)")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("greedy return (best checkpoint)")
+    np.atleast_1d(axes)[0].legend()
+    fig.suptitle("Robustness: dotted = nominal, dashed = registered variant; mean ± std across seeds")
+    return _save(fig, Path(out_path))

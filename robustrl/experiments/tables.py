@@ -1,0 +1,218 @@
+"""The reward table: statistics across seeds from saved evaluations, written as CSV, Markdown, LaTeX."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robustrl.envs import ENV_IDS
+from robustrl.experiments.io import atomic_write_text, read_json
+
+__all__ = [
+    "TableRow",
+    "bootstrap_ci",
+    "bootstrap_diff_ci",
+    "collect_evaluations",
+    "reward_table",
+    "write_reward_tables",
+]
+
+BOOTSTRAP_RESAMPLES = 10_000
+SHORT_NAMES = {
+    "robustrl/CartPole-v1": "Original",
+    "robustrl/CartPoleHeavy-v1": "Heavy pole",
+    "robustrl/CartPoleShort-v1": "Short pole",
+    "robustrl/CartPoleStrongGravity-v1": "Strong gravity",
+}
+
+
+def bootstrap_ci(values: np.ndarray, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of ``values`` (resampling the entries)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def bootstrap_diff_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95,
+                      resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``mean(a) - mean(b)`` for independent samples (seeds of two agents)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    diffs = (a[rng.integers(0, a.size, size=(resamples, a.size))].mean(axis=1)
+             - b[rng.integers(0, b.size, size=(resamples, b.size))].mean(axis=1))
+    alpha = (1 - level) / 2
+    return float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha))
+
+
+@dataclass
+class TableRow:
+    """One cell group of the reward table: an agent on an env id, for one checkpoint."""
+
+    env_id: str
+    agent: str
+    checkpoint: str
+    seeds: int
+    episodes: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    diff: float | None = None
+    diff_ci_low: float | None = None
+    diff_ci_high: float | None = None
+
+
+def collect_evaluations(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``{agent label: {env_id: {checkpoint: per-seed mean returns}}, ...}`` from every ``eval.json``.
+
+    The agent label is the run's agent name plus its tag. Also returns episodes per seed under
+    ``"_episodes"``.
+    """
+    grouped: dict[str, dict[str, Any]] = {}
+    for eval_path in sorted(Path(runs_dir).glob("*/eval.json")):
+        meta = read_json(eval_path.parent / "meta.json")
+        evaluation = read_json(eval_path)
+        label = f"{meta['agent']}-{meta['tag']}" if meta.get("tag") else meta["agent"]
+        agent = grouped.setdefault(label, {"_episodes": set(), "_seeds": []})
+        agent["_seeds"].append(meta["seed"])
+        for env_id, by_checkpoint in evaluation["returns"].items():
+            for checkpoint, returns in by_checkpoint.items():
+                agent.setdefault(env_id, {}).setdefault(checkpoint, []).append(float(np.mean(returns)))
+                agent["_episodes"].add(len(returns))
+    return grouped
+
+
+def reward_table(runs_dir: str | Path, baseline: str = "regular") -> list[TableRow]:
+    """Rows for every agent, env id and checkpoint found under ``runs_dir``; differences vs ``baseline``."""
+    grouped = collect_evaluations(runs_dir)
+    if not grouped:
+        raise ValueError(f"no evaluated runs under {runs_dir}; run `robustrl train` and `robustrl evaluate` first")
+    rows = []
+    order = sorted(grouped, key=lambda a: (a != baseline, a))
+    for env_id in [e for e in ENV_IDS if any(e in grouped[a] for a in grouped)]:
+        for checkpoint in ("best", "final"):
+            for agent in order:
+                seed_means = np.array(grouped[agent].get(env_id, {}).get(checkpoint, []))
+                if seed_means.size == 0:
+                    continue
+                episodes = sorted(grouped[agent]["_episodes"])
+                row = TableRow(env_id, agent, checkpoint, int(seed_means.size), int(episodes[0]),
+                               float(seed_means.mean()),
+                               float(seed_means.std(ddof=1)) if seed_means.size > 1 else 0.0,
+                               *bootstrap_ci(seed_means))
+                base = np.array(grouped.get(baseline, {}).get(env_id, {}).get(checkpoint, []))
+                if agent != baseline and base.size:
+                    row.diff = float(seed_means.mean() - base.mean())
+                    row.diff_ci_low, row.diff_ci_high = bootstrap_diff_ci(seed_means, base)
+                rows.append(row)
+    return rows
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow]) -> list[str]:
+    seeds = sorted({r.seeds for r in rows})
+    episodes = sorted({r.episodes for r in rows})
+    lines = [
+        f"Generated by: {command}",
+        f"Seeds per agent: {', '.join(map(str, seeds))}; greedy episodes per seed and id: "
+        f"{', '.join(map(str, episodes))}; 95% percentile bootstrap CIs over seeds "
+        f"({BOOTSTRAP_RESAMPLES} resamples); 'best' = checkpoint selected on the nominal env only.",
+    ]
+    lines += [f"Config {key}: {value}" for key, value in config.items()]
+    return lines
+
+
+def _csv(rows: list[TableRow], header: list[str]) -> str:
+    out = io.StringIO()
+    for line in header:
+        out.write(f"# {line}\n")
+    writer = csv.writer(out, lineterminator="\n")
+    fields = list(TableRow.__dataclass_fields__)
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([_fmt(v, 3) if isinstance(v, float) or v is None else v
+                         for v in (getattr(row, f) for f in fields)])
+    return out.getvalue()
+
+
+def _cell(row: TableRow | None) -> str:
+    if row is None:
+        return "–"
+    return f"{row.mean:.1f} ± {row.std:.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]"
+
+
+def _diff_cell(row: TableRow | None) -> str:
+    if row is None or row.diff is None:
+        return "–"
+    return f"{row.diff:+.1f} [{row.diff_ci_low:+.1f}, {row.diff_ci_high:+.1f}]"
+
+
+def _grid(rows: list[TableRow], checkpoint: str) -> tuple[list[str], list[str], dict[tuple[str, str], TableRow]]:
+    env_ids = list(dict.fromkeys(r.env_id for r in rows))
+    agents = list(dict.fromkeys(r.agent for r in rows))
+    cells = {(r.agent, r.env_id): r for r in rows if r.checkpoint == checkpoint}
+    return env_ids, agents, cells
+
+
+def _markdown(rows: list[TableRow], header: list[str]) -> str:
+    lines = [f"<!-- {line} -->" for line in header] + [""]
+    lines += [f"_{header[0]}_  ", f"_{header[1]}_", ""]
+    for checkpoint, title in (("best", "Best checkpoint (selected on the nominal env)"), ("final", "Final model")):
+        env_ids, agents, cells = _grid(rows, checkpoint)
+        lines += [f"**{title}**: mean ± std across seeds [95% CI]", ""]
+        lines.append("| agent | " + " | ".join(SHORT_NAMES.get(e, e) for e in env_ids) + " |")
+        lines.append("|---" * (len(env_ids) + 1) + "|")
+        for agent in agents:
+            lines.append(f"| {agent} | " + " | ".join(_cell(cells.get((agent, e))) for e in env_ids) + " |")
+        lines.append("")
+        lines += [f"**{title}**: difference to regular [95% CI]", ""]
+        lines.append("| agent | " + " | ".join(SHORT_NAMES.get(e, e) for e in env_ids) + " |")
+        lines.append("|---" * (len(env_ids) + 1) + "|")
+        for agent in agents:
+            if any(cells.get((agent, e)) and cells[(agent, e)].diff is not None for e in env_ids):
+                lines.append(f"| {agent} | " + " | ".join(_diff_cell(cells.get((agent, e))) for e in env_ids) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _latex(rows: list[TableRow], header: list[str]) -> str:
+    lines = [f"% {line}" for line in header]
+    for checkpoint in ("best", "final"):
+        env_ids, agents, cells = _grid(rows, checkpoint)
+        lines += [f"% checkpoint: {checkpoint}", r"\begin{tabular}{l" + "c" * len(env_ids) + "}", r"\toprule"]
+        lines.append("Agent & " + " & ".join(SHORT_NAMES.get(e, e) for e in env_ids) + r" \\")
+        lines.append(r"\midrule")
+        for agent in agents:
+            cell_text = []
+            for env_id in env_ids:
+                row = cells.get((agent, env_id))
+                cell_text.append("--" if row is None else f"${row.mean:.1f} \\pm {row.std:.1f}$")
+            lines.append(agent.replace("_", r"\_") + " & " + " & ".join(cell_text) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def write_reward_tables(runs_dir: str | Path, out_dir: str | Path, command: str,
+                        config: dict[str, Any] | None = None, stem: str = "reward_table") -> list[Path]:
+    """Write ``{stem}.csv``, ``.md`` and ``.tex`` into ``out_dir`` (atomically), from saved evaluations."""
+    rows = reward_table(runs_dir)
+    header = _header_lines(command, config or {}, rows)
+    out_dir = Path(out_dir)
+    return [
+        atomic_write_text(out_dir / f"{stem}.csv", _csv(rows, header)),
+        atomic_write_text(out_dir / f"{stem}.md", _markdown(rows, header)),
+        atomic_write_text(out_dir / f"{stem}.tex", _latex(rows, header)),
+    ]

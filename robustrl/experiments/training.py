@@ -1,0 +1,165 @@
+"""Train one run (env, agent, seed) with nominal model selection, resumably and atomically."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import robustrl
+from robustrl.agents import AgentConfig, load_agent, load_config, make_agent
+from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
+from robustrl.experiments.evaluation import (
+    EVALUATION_SEED,
+    NominalSelectionCallback,
+    greedy_policy,
+    greedy_returns,
+)
+from robustrl.experiments.io import atomic_save_model, atomic_write_json, atomic_write_text, read_json
+
+__all__ = ["RunSpec", "evaluate_run", "is_complete", "load_run_model", "robustness_run", "train_run"]
+
+CHECKPOINTS = ("best", "final")
+
+#: Default magnitudes for robustness curves (each includes the nominal value and the variant's).
+ROBUSTNESS_GRID: dict[str, list[float]] = {
+    "masspole": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0],
+    "length": [0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0],
+    "gravity": [5.0, 9.8, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0],
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: agent ``agent`` from the config, trained on ``env_id`` with ``seed``.
+
+    ``overrides`` replace hyperparameters of the config; ``tag`` distinguishes such settings in the run
+    name ``{env}__{agent}[-{tag}]__{seed}`` (CleanRL / rl-zoo style).
+    """
+
+    agent: str
+    seed: int
+    env_id: str = NOMINAL_ID
+    overrides: dict[str, Any] = field(default_factory=dict)
+    tag: str = ""
+
+    @property
+    def name(self) -> str:
+        """Run folder name."""
+        env = self.env_id.split("/")[-1]
+        agent = f"{self.agent}-{self.tag}" if self.tag else self.agent
+        return f"{env}__{agent}__{self.seed}"
+
+    def resolve(self, config: dict[str, Any] | None = None) -> AgentConfig:
+        """The agent configuration of this run."""
+        return AgentConfig.resolve(config or load_config(), self.env_id, self.agent, self.overrides)
+
+
+def is_complete(run_dir: Path) -> bool:
+    """A run is complete once its ``meta.json`` (written last) exists."""
+    return (run_dir / "meta.json").is_file()
+
+
+def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None = None, *,
+              progress_bar: bool = False, torch_threads: int | None = None) -> Path:
+    """Train ``spec`` into ``runs_dir/spec.name``; skip it if a complete run with the same config exists.
+
+    Writes ``best.zip`` (best nominal checkpoint), ``final.zip``, ``curve.csv`` and, last, ``meta.json``;
+    every file is written atomically, so an interrupted run is simply retrained on the next call.
+    """
+    check_env_id(spec.env_id)
+    cfg = spec.resolve(config)
+    run_dir = Path(runs_dir) / spec.name
+    if is_complete(run_dir):
+        saved = read_json(run_dir / "meta.json")["config"]
+        if saved != _jsonable(cfg.to_dict()):
+            raise ValueError(f"{run_dir} holds a run with another configuration; remove it or use another --out")
+        return run_dir
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
+    selection = NominalSelectionCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes)
+    model.learn(cfg.n_timesteps, callback=selection, progress_bar=progress_bar)
+    if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
+        selection.evaluate_now()
+    train_seconds = time.perf_counter() - start
+    atomic_save_model(model, run_dir / "final.zip")
+    atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
+        f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
+    atomic_write_json(run_dir / "meta.json", {
+        "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
+        "algo": cfg.algo, "config": _jsonable(cfg.to_dict()), "train_seconds": round(train_seconds, 2),
+        "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
+        "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
+    })
+    return run_dir
+
+
+def _jsonable(data: Any) -> Any:
+    """Round-trip through the JSON encoder used for meta.json (tuples -> lists, inf -> Infinity)."""
+    import json
+
+    return json.loads(json.dumps(data))
+
+
+def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> Any:
+    """Load the ``best`` or ``final`` model of a complete run."""
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got checkpoint={checkpoint!r}")
+    run_dir = Path(run_dir)
+    meta = read_json(run_dir / "meta.json")
+    return load_agent(run_dir / f"{checkpoint}.zip", meta["algo"])
+
+
+def evaluate_run(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,
+                 seed: int = EVALUATION_SEED) -> dict[str, Any]:
+    """Greedy returns of the best and final models on each id; cached in ``eval.json``."""
+    run_dir = Path(run_dir)
+    for env_id in env_ids:
+        check_env_id(env_id)
+    cache = run_dir / "eval.json"
+    request = {"episodes": episodes, "seed": seed}
+    if cache.is_file():
+        saved = read_json(cache)
+        if saved["request"] == request and set(env_ids) <= set(saved["returns"]):
+            return saved
+    returns: dict[str, dict[str, list[float]]] = {env_id: {} for env_id in env_ids}
+    for checkpoint in CHECKPOINTS:
+        policy = greedy_policy(load_run_model(run_dir, checkpoint))
+        for env_id in env_ids:
+            returns[env_id][checkpoint] = greedy_returns(policy, env_id, episodes, seed).tolist()
+    result = {"run": run_dir.name, "request": request, "returns": returns}
+    atomic_write_json(cache, result)
+    return result
+
+
+def robustness_run(run_dir: str | Path, grid: dict[str, list[float]] | None = None, episodes: int = 20,
+                   seed: int = EVALUATION_SEED, checkpoint: str = "best") -> dict[str, Any]:
+    """Mean greedy return of one model versus each physical parameter over ``grid``; cached.
+
+    Each parameter sweep is one batched rollout: ``len(values) * episodes`` sub-environments, each
+    with its own value of the parameter and the rest of the physics nominal.
+    """
+    run_dir = Path(run_dir)
+    grid = grid or ROBUSTNESS_GRID
+    cache = run_dir / "robustness.json"
+    request = {"grid": grid, "episodes": episodes, "seed": seed, "checkpoint": checkpoint}
+    if cache.is_file() and read_json(cache)["request"] == request:
+        return read_json(cache)
+    policy = greedy_policy(load_run_model(run_dir, checkpoint))
+    curves = {}
+    for parameter, values in grid.items():
+        per_env = np.repeat(np.asarray(values, dtype=float), episodes)
+        returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed, **{parameter: per_env})
+        curves[parameter] = returns.reshape(len(values), episodes).mean(axis=1).tolist()
+    result = {"run": run_dir.name, "request": request, "mean_returns": curves}
+    atomic_write_json(cache, result)
+    return result
