@@ -1,0 +1,22 @@
+# Two commands for a fresh machine: `make reproduce` (the main job) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup reproduce quick test
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]" "torch==2.13.0"
+	touch $@
+
+setup: $(VENV)/.installed
+
+reproduce: setup
+	$(VENV)/bin/robustrl reproduce
+
+quick: setup
+	$(VENV)/bin/robustrl reproduce --quick
+
+test: setup
+	$(PY) -m pytest -q
