@@ -152,12 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_subcommands(sub: Any) -> None:
-    import importlib.util
+    from robustrl.supervised.cli import add_subcommands as add_supervised
 
-    if importlib.util.find_spec("robustrl.supervised.cli") is not None:
-        from robustrl.supervised.cli import add_subcommands as add_supervised
-
-        add_supervised(sub)
+    add_supervised(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
