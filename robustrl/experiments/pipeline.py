@@ -45,11 +45,10 @@ class ReproduceConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
         config = load_config(self.config_path)
-        valid = available_agents(config, NOMINAL_ID)
+        if not self.agents:
+            raise ValueError(f"no agents given; valid: {', '.join(available_agents(config, NOMINAL_ID))}")
         for agent in self.agents:
             AgentConfig.resolve(config, NOMINAL_ID, agent, self.overrides)  # checks names and values
-        if not self.agents:
-            raise ValueError(f"no agents given; valid: {', '.join(valid)}")
 
 
 QUICK = dict(seeds=2, agents=("regular", "robust"), episodes=20, robustness_episodes=5,

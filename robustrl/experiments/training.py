@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -105,8 +106,6 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
 
 def _jsonable(data: Any) -> Any:
     """Round-trip through the JSON encoder used for meta.json (tuples -> lists, inf -> Infinity)."""
-    import json
-
     return json.loads(json.dumps(data))
 
 
@@ -152,8 +151,10 @@ def robustness_run(run_dir: str | Path, grid: dict[str, list[float]] | None = No
     grid = grid or ROBUSTNESS_GRID
     cache = run_dir / "robustness.json"
     request = {"grid": grid, "episodes": episodes, "seed": seed, "checkpoint": checkpoint}
-    if cache.is_file() and read_json(cache)["request"] == request:
-        return read_json(cache)
+    if cache.is_file():
+        saved = read_json(cache)
+        if saved["request"] == request:
+            return saved
     policy = greedy_policy(load_run_model(run_dir, checkpoint))
     curves = {}
     for parameter, values in grid.items():
