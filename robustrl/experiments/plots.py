@@ -78,6 +78,8 @@ def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
             if parameter in change:
                 ax.axvline(change[parameter], color="r", ls="--", lw=1)
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(values[::2], [f"{v:g}" for v in values[::2]])
         ax.set_xlabel(_LABELS.get(parameter, parameter) + " (log scale)")
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("greedy return (best checkpoint)")
