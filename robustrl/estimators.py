@@ -33,6 +33,7 @@ __all__ = [
     "sample_unit_ball",
     "sample_worst_case",
     "check_eta",
+    "check_int",
     "check_rho",
 ]
 
@@ -63,7 +64,8 @@ def _check_norm(norm: str) -> str:
     return norm
 
 
-def _check_positive_int(name: str, value: int, minimum: int) -> int:
+def check_int(value: int, name: str, minimum: int) -> int:
+    """An integer ``>= minimum`` (bools rejected), else ``ValueError`` naming ``name`` and the value."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
     return value
@@ -136,7 +138,7 @@ def perturb(
     (default all ones); ``clip=(lo, hi)`` clamps the result to a valid input range (images in [0, 1]).
     """
     rho = check_rho(rho)
-    _check_positive_int("m", m, 1)
+    check_int(m, "m", 1)
     batch, feat = x.shape[0], tuple(x.shape[1:])
     u = sample_unit_ball(batch * m, feat, norm, generator=generator, device=x.device, dtype=x.dtype)
     delta = rho * u.view(batch, m, *feat)
@@ -184,7 +186,7 @@ class SAA(Estimator):
     m: int = 16
 
     def __post_init__(self) -> None:
-        _check_positive_int("m", self.m, 1)
+        check_int(self.m, "m", 1)
 
     @property
     def expected_samples(self) -> float:  # type: ignore[override]
@@ -203,7 +205,7 @@ class SG(Estimator):
     L: int = 4
 
     def __post_init__(self) -> None:
-        _check_positive_int("L", self.L, 0)
+        check_int(self.L, "L", 0)
 
     @property
     def expected_samples(self) -> float:  # type: ignore[override]
@@ -230,7 +232,7 @@ class RTMLMC(Estimator):
     L: int = 4
 
     def __post_init__(self) -> None:
-        _check_positive_int("L", self.L, 0)
+        check_int(self.L, "L", 0)
 
     @property
     def level_probabilities(self) -> Tensor:
@@ -291,8 +293,8 @@ def sample_worst_case(
     ``softmax(f(z)/eta)``. ``f`` maps ``(B, m, *feat)`` to ``(B, m)``. Returns ``(B, n, *feat)``.
     """
     eta = check_eta(eta)
-    _check_positive_int("n", n, 1)
-    _check_positive_int("proposals", proposals, 1)
+    check_int(n, "n", 1)
+    check_int(proposals, "proposals", 1)
     with torch.no_grad():
         z = perturb(x, rho, proposals, norm=norm, scale=scale, generator=generator, clip=clip)
         values = f(z)

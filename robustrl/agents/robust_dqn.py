@@ -12,7 +12,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.nn import functional as F
 
-from robustrl.estimators import Estimator, check_eta, check_rho, make_estimator
+from robustrl.estimators import Estimator, check_eta, check_int, check_rho, make_estimator
 
 __all__ = ["RobustDQN"]
 
@@ -59,14 +59,12 @@ class RobustDQN(DQN):
     ) -> None:
         self.rho = check_rho(rho)
         self.eta = check_eta(eta)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples must be an integer >= 1, got n_samples={n_samples!r}")
+        check_int(n_samples, "n_samples", 1)
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got norm={norm!r}")
         if estimator not in _ESTIMATORS:
             raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
-        if isinstance(mlmc_level, bool) or not isinstance(mlmc_level, int) or mlmc_level < 0:
-            raise ValueError(f"mlmc_level must be an integer >= 0, got mlmc_level={mlmc_level!r}")
+        check_int(mlmc_level, "mlmc_level", 0)
         if state_scale is not None:
             state_scale = [float(s) for s in state_scale]
             if not all(math.isfinite(s) and s > 0 for s in state_scale):

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from robustrl.estimators import check_int  # noqa: F401  (re-exported for the supervised modules)
+
 
 def check_images(x: Tensor, name: str = "inputs") -> Tensor:
     """Images must be a floating tensor of shape ``(B, C, H, W)`` with every value in [0, 1]."""
@@ -41,13 +43,6 @@ def check_eps(eps: float, name: str = "eps") -> float:
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {name}={eps}")
     return eps
-
-
-def check_int(value: int, name: str, minimum: int) -> int:
-    """An integer ``>= minimum`` (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
-    return value
 
 
 def check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
