@@ -8,6 +8,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]" "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[ray]" "torch==2.13.0" || echo "Ray could not be installed: the Ray sweep test will be skipped"
 	touch $@
 
 setup: $(VENV)/.installed

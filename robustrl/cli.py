@@ -100,6 +100,52 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from robustrl.experiments.sweep import load_sweep_spec, run_sweep
+
+    spec = load_sweep_spec(args.spec)
+    runs = Path(args.runs) if args.runs else Path("runs/sweeps") / spec.name
+    out = Path(args.out) if args.out else Path("results/sweeps") / spec.name
+    status = run_sweep(spec, runs, out, args.backend, args.jobs, args.address,
+                       command="robustrl " + shlex.join(sys.argv[1:]))
+    print(f"sweep {spec.name}: {status['runs']} runs, {status['ran']} run now, {len(status['failed'])} failed; "
+          f"outputs in {out}")
+    for run, error in status["failed"].items():
+        print(f"  failed: {run}: {error} (traceback in {runs / run / 'failed.json'})")
+    return 1 if status["failed"] else 0
+
+
+def _cmd_surfaces(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from robustrl.experiments.surfaces import (
+        SURFACE_GRID,
+        collect_surfaces,
+        plot_surface_curves,
+        plot_surface_pairs,
+        surface_run,
+    )
+
+    run_dirs = _complete_runs(Path(args.runs))
+    grid = {p: SURFACE_GRID[p] for p in args.parameters} if args.parameters else None
+    pairs = [] if args.no_pairs else None
+    for run_dir in tqdm(run_dirs, desc="robustness surfaces", unit="run"):
+        surface_run(run_dir, grid, pairs, args.episodes, checkpoint=args.checkpoint)
+    surfaces = collect_surfaces(run_dirs)
+    out = Path(args.out)
+    print(plot_surface_curves(surfaces, out / "surface_curves.png"))
+    if not args.no_pairs and next(iter(surfaces.values()))[0]["pairs"]:
+        print(plot_surface_pairs(surfaces, out / "surface_pairs.png"))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from robustrl.experiments.report import write_report
+
+    print(write_report(args.results, args.out, command="robustrl " + shlex.join(sys.argv[1:])))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``robustrl`` argument parser (subcommands train, evaluate, table, plot, reproduce, ...)."""
     parser = argparse.ArgumentParser(prog="robustrl", description=__doc__.splitlines()[0])
@@ -146,6 +192,30 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--config", default=None)
     rep.add_argument("--set", nargs="*", metavar="KEY=VALUE")
     rep.set_defaults(func=_cmd_reproduce)
+
+    sweep = sub.add_parser("sweep", help="seed and hyperparameter sweep from a YAML spec (local or Ray)")
+    sweep.add_argument("spec", help="sweep file (see robustrl/configs/sweeps/)")
+    sweep.add_argument("--backend", default="local", choices=["local", "ray"])
+    sweep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    sweep.add_argument("--jobs", type=int, default=None, help="parallel runs (default: cores)")
+    sweep.add_argument("--runs", default=None, help="folder of run folders (default runs/sweeps/NAME)")
+    sweep.add_argument("--out", default=None, help="tables and plots (default results/sweeps/NAME)")
+    sweep.set_defaults(func=_cmd_sweep)
+
+    surf = sub.add_parser("surfaces", help="return over dense grids of every physical parameter and of pairs")
+    surf.add_argument("--runs", default="results/runs")
+    surf.add_argument("--out", default="results", help="folder for surface_curves.png and surface_pairs.png")
+    surf.add_argument("--episodes", type=int, default=10, help="episodes per grid point")
+    surf.add_argument("--checkpoint", default="best", choices=["best", "final"])
+    surf.add_argument("--parameters", nargs="*", choices=["masspole", "length", "gravity", "masscart",
+                                                          "force_mag", "tau"], help="default: all six")
+    surf.add_argument("--no-pairs", action="store_true", help="skip the pair surfaces")
+    surf.set_defaults(func=_cmd_surfaces)
+
+    report = sub.add_parser("report", help="gather tables, statistics and plots into results/REPORT.md")
+    report.add_argument("--results", default="results", help="folder the other commands wrote into")
+    report.add_argument("--out", default=None, help="report file (default RESULTS/REPORT.md)")
+    report.set_defaults(func=_cmd_report)
 
     _add_optional_subcommands(sub)
     return parser

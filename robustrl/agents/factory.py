@@ -20,6 +20,7 @@ from robustrl.agents.robust_dqn import RobustDQN
 __all__ = ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
 AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN}
+SELECTION_TIES = ("latest", "first")
 _EXPERIMENT_KEYS = ("n_timesteps", "model_selection", "agents", "policy")
 _DQN_KEYS = tuple(
     name for name in inspect.signature(DQN.__init__).parameters
@@ -68,6 +69,7 @@ class AgentConfig:
     n_timesteps: int
     eval_freq: int
     eval_episodes: int
+    selection_ties: str = "latest"
     dqn_kwargs: dict[str, Any] = field(default_factory=dict)
     robust_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -87,17 +89,20 @@ class AgentConfig:
         for key, value in (overrides or {}).items():
             if key in _ROBUST_KEYS:
                 robust[key] = value
-            elif key in ("n_timesteps", "eval_freq", "eval_episodes"):
+            elif key in ("n_timesteps", "eval_freq", "eval_episodes", "ties"):
                 budget[key] = value
             elif key in _DQN_KEYS:
                 dqn[key] = value
             else:
-                valid = sorted({*_ROBUST_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes"})
+                valid = sorted({*_ROBUST_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes", "ties"})
                 raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(valid)}")
         for key in ("n_timesteps", "eval_freq", "eval_episodes"):
             value = budget.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be an integer >= 1, got {key}={value!r}")
+        ties = budget.get("ties", "latest")
+        if ties not in SELECTION_TIES:
+            raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")
         return cls(
             env_id=env_id,
             agent=agent,
@@ -106,6 +111,7 @@ class AgentConfig:
             n_timesteps=int(budget["n_timesteps"]),
             eval_freq=int(budget.get("eval_freq", 2500)),
             eval_episodes=int(budget.get("eval_episodes", 20)),
+            selection_ties=ties,
             dqn_kwargs=dqn,
             robust_kwargs=robust,
         )

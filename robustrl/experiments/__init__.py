@@ -1,4 +1,5 @@
-"""Experiments: training with model selection, evaluation, reward tables, plots and the main job."""
+"""Experiments: training with model selection, evaluation, reward tables, plots, the main job, sweeps
+(local or Ray), robustness surfaces, rliable-style statistics and the report."""
 
 from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
@@ -8,6 +9,16 @@ from robustrl.experiments.evaluation import (
     greedy_returns,
 )
 from robustrl.experiments.pipeline import QUICK, ReproduceConfig, evaluate_runs, reproduce, train_runs
+from robustrl.experiments.report import write_report
+from robustrl.experiments.stats import (
+    aggregate,
+    iqm,
+    performance_profile,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+)
+from robustrl.experiments.surfaces import SURFACE_GRID, SURFACE_PAIRS, surface_run
+from robustrl.experiments.sweep import SweepSpec, load_sweep_spec, run_sweep
 from robustrl.experiments.tables import bootstrap_ci, bootstrap_diff_ci, reward_table, write_reward_tables
 from robustrl.experiments.training import (
     ROBUSTNESS_GRID,
@@ -20,6 +31,18 @@ from robustrl.experiments.training import (
 
 __all__ = [
     "EVALUATION_SEED",
+    "SURFACE_GRID",
+    "SURFACE_PAIRS",
+    "SweepSpec",
+    "aggregate",
+    "iqm",
+    "load_sweep_spec",
+    "performance_profile",
+    "probability_of_improvement",
+    "run_sweep",
+    "stratified_bootstrap_ci",
+    "surface_run",
+    "write_report",
     "QUICK",
     "ROBUSTNESS_GRID",
     "SELECTION_SEED",

@@ -67,12 +67,17 @@ class NominalSelectionCallback(BaseCallback):
 
     Model selection only ever looks at the nominal env (never at a perturbed one, DESIGN §4). The best
     model is saved atomically to ``best_path``; ``curve`` holds ``(timesteps, mean, std)`` rows.
-    Like SB3's ``EvalCallback``, a checkpoint replaces the best one only if its mean is strictly higher.
+    With ``ties="latest"`` (the default) a checkpoint replaces the best one when its mean is at least as
+    high: CartPole checkpoints often tie at the maximum 500, and the later one has trained on more data.
+    ``ties="first"`` is SB3's ``EvalCallback`` rule (strictly higher only).
     """
 
     def __init__(self, best_path: str | Path, eval_freq: int = 2500, n_episodes: int = 20,
-                 seed: int = SELECTION_SEED, env_id: str = NOMINAL_ID) -> None:
+                 seed: int = SELECTION_SEED, env_id: str = NOMINAL_ID, ties: str = "latest") -> None:
         super().__init__()
+        if ties not in ("latest", "first"):
+            raise ValueError(f"ties must be 'latest' or 'first', got ties={ties!r}")
+        self.ties = ties
         self.best_path = Path(best_path)
         self.eval_freq = eval_freq
         self.n_episodes = n_episodes
@@ -88,7 +93,7 @@ class NominalSelectionCallback(BaseCallback):
         mean = float(returns.mean())
         self.curve.append((int(self.num_timesteps), mean, float(returns.std())))
         self.logger.record("eval/nominal_mean_return", mean)
-        if mean > self.best_mean:
+        if mean > self.best_mean or (self.ties == "latest" and mean == self.best_mean):
             self.best_mean, self.best_timesteps = mean, int(self.num_timesteps)
             atomic_save_model(self.model, self.best_path)
 

@@ -66,7 +66,7 @@ def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any],
     todo = [s for s in specs if not is_complete(runs_dir / s.name)]
     if jobs == 1 or len(todo) <= 1:
         for spec in tqdm(todo, desc="training runs", unit="run", disable=not todo):
-            train_run(spec, runs_dir, config, progress_bar=len(todo) == 1)
+            train_run(spec, runs_dir, config, progress_bar=len(todo) == 1, torch_threads=1)
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(_train_worker, spec, runs_dir, config) for spec in todo]

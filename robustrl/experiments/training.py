@@ -87,7 +87,8 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
-    selection = NominalSelectionCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes)
+    selection = NominalSelectionCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes,
+                                         ties=cfg.selection_ties)
     model.learn(cfg.n_timesteps, callback=selection, progress_bar=progress_bar)
     if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
         selection.evaluate_now()

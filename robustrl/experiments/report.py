@@ -1,0 +1,203 @@
+"""One report: ``robustrl report`` gathers every table, statistic and plot under results/ into REPORT.md.
+
+The report is generated from files other commands wrote (reward tables, sweeps, surfaces, benchmarks,
+supervised tables) plus statistics it computes here from the saved evaluations of the reward-table runs,
+in the sense of Agarwal et al., "Deep Reinforcement Learning at the Edge of the Statistical Precipice"
+(NeurIPS 2021): IQM, median, mean and optimality gap of normalized scores with stratified-bootstrap 95%
+CIs, probabilities of improvement over the regular agent, and performance profiles.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robustrl.envs import ENV_IDS, NOMINAL_ID
+from robustrl.experiments.io import atomic_write_text, read_json
+from robustrl.experiments.stats import (
+    aggregate,
+    iqm,
+    mean,
+    median,
+    normalize,
+    optimality_gap,
+    plot_performance_profiles,
+    probability_of_improvement,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+)
+from robustrl.experiments.tables import SHORT_NAMES
+
+__all__ = ["agent_scores", "statistics_rows", "write_report", "write_statistics"]
+
+MAX_RETURN = 500.0
+_METRICS = {"iqm": iqm, "median": median, "mean": mean, "optimality_gap": optimality_gap}
+_REFERENCE = "regular"
+
+
+def agent_scores(runs_dir: str | Path, env_ids: tuple[str, ...], checkpoint: str = "best") -> dict[str, np.ndarray]:
+    """Per agent, the (seeds x ids) matrix of mean returns from each run's ``eval.json``."""
+    scores: dict[str, list[list[float]]] = {}
+    for eval_path in sorted(Path(runs_dir).glob("*/eval.json")):
+        meta = read_json(eval_path.parent / "meta.json")
+        returns = read_json(eval_path)["returns"]
+        if not all(env_id in returns for env_id in env_ids):
+            continue
+        agent = f"{meta['agent']}-{meta['tag']}" if meta.get("tag") else meta["agent"]
+        scores.setdefault(agent, []).append([float(np.mean(returns[e][checkpoint])) for e in env_ids])
+    return {agent: np.array(rows) for agent, rows in scores.items()}
+
+
+def statistics_rows(scores: dict[str, np.ndarray], resamples: int = 2000) -> list[dict[str, Any]]:
+    """Aggregate metrics with stratified-bootstrap CIs, and P(agent > regular), for each agent."""
+    rows = []
+    for agent, matrix in scores.items():
+        norm = normalize(matrix, 0.0, MAX_RETURN)
+        row: dict[str, Any] = {"agent": agent, "runs": matrix.shape[0], "tasks": matrix.shape[1]}
+        point = aggregate(norm)
+        for name, statistic in _METRICS.items():
+            low, high = stratified_bootstrap_ci(norm, statistic, resamples=resamples, seed=0)
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = point[name], low, high
+        if _REFERENCE in scores and agent != _REFERENCE:
+            reference = normalize(scores[_REFERENCE], 0.0, MAX_RETURN)
+            row["p_improve"] = probability_of_improvement(norm, reference)
+            row["p_improve_low"], row["p_improve_high"] = probability_of_improvement_ci(
+                norm, reference, resamples=resamples, seed=0)
+        rows.append(row)
+    return rows
+
+
+def _statistics_markdown(rows: list[dict[str, Any]], title: str) -> list[str]:
+    lines = [f"**{title}**", "",
+             "| agent | runs × ids | IQM | median | mean | optimality gap | P(agent > regular) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        cells = [row["agent"], f"{row['runs']} × {row['tasks']}"]
+        for name in _METRICS:
+            cells.append(f"{row[name]:.3f} [{row[name + '_low']:.3f}, {row[name + '_high']:.3f}]")
+        cells.append(f"{row['p_improve']:.2f} [{row['p_improve_low']:.2f}, {row['p_improve_high']:.2f}]"
+                     if "p_improve" in row else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def write_statistics(results: str | Path, resamples: int = 2000) -> tuple[list[str], list[Path]]:
+    """Statistics of the reward-table runs: Markdown lines for the report, ``statistics.csv`` and profiles."""
+    results = Path(results)
+    runs_dir = results / "runs"
+    perturbed = tuple(e for e in ENV_IDS if e != NOMINAL_ID)
+    lines: list[str] = []
+    written: list[Path] = []
+    csv_rows: list[dict[str, Any]] = []
+    for checkpoint in ("best", "final"):
+        for label, ids in (("perturbed ids", perturbed), ("all four ids", ENV_IDS)):
+            scores = agent_scores(runs_dir, ids, checkpoint)
+            if not scores:
+                return [], []
+            rows = statistics_rows(scores, resamples)
+            for row in rows:
+                csv_rows.append({"checkpoint": checkpoint, "ids": label, **{k: (round(v, 4) if isinstance(v, float)
+                                                                                else v) for k, v in row.items()}})
+            lines += _statistics_markdown(rows, f"{checkpoint} checkpoint, {label} "
+                                                f"({', '.join(SHORT_NAMES[i] for i in ids)})")
+        profiles = {agent: normalize(matrix, 0.0, MAX_RETURN) for agent, matrix in
+                    agent_scores(runs_dir, perturbed, checkpoint).items()}
+        written.append(plot_performance_profiles(
+            profiles, results / f"performance_profiles_{checkpoint}.png",
+            title=f"Performance profiles on the perturbed ids ({checkpoint} checkpoint)"))
+    fields = list(dict.fromkeys(k for row in csv_rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows)
+    written.insert(0, atomic_write_text(results / "statistics.csv", buffer.getvalue()))
+    return lines, written
+
+
+def _strip_title(text: str) -> str:
+    lines = text.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join(line if not line.startswith("#") else "#" + line for line in lines).strip()
+
+
+def _image(lines: list[str], results: Path, name: str, caption: str) -> None:
+    if (results / name).is_file():
+        lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+
+
+def write_report(results: str | Path = "results", out: str | Path | None = None,
+                 command: str = "robustrl report") -> Path:
+    """Write ``REPORT.md`` (default ``results/REPORT.md``) from everything under ``results``.
+
+    :raises ValueError: if ``results`` holds no reward table (run ``robustrl reproduce`` first).
+    """
+    results = Path(results)
+    table = results / "reward_table.md"
+    if not table.is_file():
+        raise ValueError(f"{table} does not exist; run `robustrl reproduce` first")
+    out = Path(out) if out is not None else results / "REPORT.md"
+    reproduce = read_json(results / "reproduce.json") if (results / "reproduce.json").is_file() else {}
+    lines = ["# robustrl report", "",
+             f"Generated by `{command}` from the files under `{results}/`; every number below comes from a "
+             "saved run and a command that is named beside it.", "",
+             "Contents: [reward table](#reward-table) · [statistics](#statistics) · [plots](#plots) · "
+             "[sweeps](#sweeps) · [benchmarks](#benchmarks) · [supervised](#supervised)", "",
+             "## Reward table", ""]
+    if reproduce.get("command"):
+        lines += [f"Made by `{reproduce['command']}` (also in `reward_table.csv` / `.tex`).", ""]
+    lines += [_strip_title(table.read_text()), ""]
+
+    lines += ["## Statistics", "",
+              "Normalized score = return / 500. Aggregates over all (seed, id) pairs with stratified-bootstrap "
+              "95% CIs (2000 resamples; runs resampled within each id), and the probability that a run of "
+              "the agent beats a run of the regular agent on a random id (Agarwal et al., 2021). "
+              f"Made by `{command}`; numbers in `statistics.csv`.", ""]
+    stat_lines, _ = write_statistics(results)
+    lines += stat_lines or ["No evaluated runs under `runs/`.", ""]
+
+    lines += ["## Plots", ""]
+    _image(lines, results, "training_curves.png", "Nominal greedy return during training (robustrl reproduce)")
+    _image(lines, results, "robustness_curves.png", "Return versus pole mass, length, gravity (robustrl reproduce)")
+    _image(lines, results, "surface_curves.png",
+           "Return over a dense grid of every physical parameter, 95% bootstrap bands (robustrl surfaces)")
+    _image(lines, results, "surface_pairs.png", "Return over pairs of parameters (robustrl surfaces)")
+    _image(lines, results, "performance_profiles_best.png", "Performance profiles, best checkpoint (robustrl report)")
+    _image(lines, results, "performance_profiles_final.png", "Performance profiles, final model (robustrl report)")
+
+    lines += ["## Sweeps", ""]
+    sweeps = sorted(p.parent for p in (results / "sweeps").glob("*/settings.md"))
+    if not sweeps:
+        lines += ["No sweep under `sweeps/` (run `robustrl sweep SPEC`).", ""]
+    for folder in sweeps:
+        rel = folder.relative_to(results)
+        lines += [f"### {folder.name}", "", _strip_title((folder / "settings.md").read_text()), ""]
+        if (folder / "best.json").is_file():
+            for agent, best in read_json(folder / "best.json").items():
+                setting = ", ".join(f"{k}={v}" for k, v in best["setting"].items())
+                lines.append(f"- best setting for **{agent}**: {setting} ({best['criterion']}: "
+                             f"{best['score']:.1f}, {best['seeds']} seeds)")
+            lines.append("")
+        _image(lines, results, f"{rel}/heatmap.png", f"Sweep {folder.name}: mean return over the perturbed ids")
+        _image(lines, results, f"{rel}/surface_curves.png", f"Sweep {folder.name}: robustness surfaces")
+
+    lines += ["## Benchmarks", ""]
+    bench = results / "benchmarks.md"
+    lines += [_strip_title(bench.read_text()) if bench.is_file() else "No benchmarks.md yet.", ""]
+
+    lines += ["## Supervised", ""]
+    supervised = results / "supervised"
+    tables = sorted(supervised.glob("*/table.md")) + sorted(supervised.glob("*/*benchmark*.md"))
+    if (supervised / "README.md").is_file():
+        lines += ["Index and commands: [supervised/README.md](supervised/README.md).", ""]
+    for path in tables:
+        rel = path.parent.relative_to(results)
+        lines += [f"### {rel}", "", _strip_title(path.read_text()), ""]
+        _image(lines, results, f"{rel}/accuracy_vs_budget.png", f"{rel}: accuracy versus attack budget")
+    if not tables:
+        lines += ["No supervised tables yet.", ""]
+    return atomic_write_text(out, "\n".join(lines).rstrip() + "\n")

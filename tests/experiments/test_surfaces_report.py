@@ -1,0 +1,96 @@
+"""Model-selection ties, robustness surfaces, and the report."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from robustrl.agents import AgentConfig, load_config
+from robustrl.cli import main
+from robustrl.experiments import RunSpec, evaluate_run, surface_run, train_run, write_report
+from robustrl.experiments import evaluation as evaluation_module
+from robustrl.experiments.io import read_json
+from robustrl.experiments.surfaces import collect_surfaces, plot_surface_curves, plot_surface_pairs
+from robustrl.experiments.tables import write_reward_tables
+
+from .test_pipeline import TINY
+
+
+@pytest.mark.parametrize(("ties", "row"), [("latest", -1), ("first", 0)])
+def test_selection_ties_go_to_the_latest_or_first_checkpoint(tmp_path, monkeypatch, ties, row):
+    monkeypatch.setattr(evaluation_module, "greedy_returns", lambda *args, **kwargs: np.full(3, 42.0))
+    run_dir = train_run(RunSpec("regular", 0, overrides={**TINY, "ties": ties}), tmp_path)
+    meta = read_json(run_dir / "meta.json")
+    evaluated = np.loadtxt(run_dir / "curve.csv", delimiter=",", skiprows=1, ndmin=2)[:, 0]
+    assert len(evaluated) >= 3  # every 300 steps and once at the end
+    assert meta["best_timesteps"] == int(evaluated[row])
+    assert meta["config"]["selection_ties"] == ties
+
+
+def test_unknown_ties_rule_is_rejected():
+    with pytest.raises(ValueError, match="ties='middle'"):
+        AgentConfig.resolve(load_config(), "robustrl/CartPole-v1", "regular", {"ties": "middle"})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    runs = root / "runs"
+    for agent in ("regular", "robust"):
+        for seed in (0, 1):
+            run_dir = train_run(RunSpec(agent, seed, overrides=TINY), runs)
+            evaluate_run(run_dir, episodes=2)
+    return root
+
+
+def test_surface_run_shapes_cache_and_errors(trained):
+    run_dir = next((trained / "runs").iterdir())
+    grid = {"masspole": [0.1, 5.0, 10.0], "length": [0.1, 0.5]}
+    result = surface_run(run_dir, grid, [["masspole", "length"]], episodes=2)
+    assert result["curves"]["masspole"]["values"] == [0.1, 5.0, 10.0]
+    assert len(result["curves"]["length"]["mean_returns"]) == 2
+    surface = np.array(result["pairs"]["masspole|length"]["mean_returns"])
+    assert surface.shape == (3, 2) and ((surface >= 1) & (surface <= 500)).all()
+    stamp = (run_dir / "surfaces.json").stat().st_mtime_ns
+    assert surface_run(run_dir, grid, [["masspole", "length"]], episodes=2) == result
+    assert (run_dir / "surfaces.json").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="masspole"):
+        surface_run(run_dir, {"masspole": [0.1, -1.0]}, [], episodes=2)
+    with pytest.raises(ValueError, match="unknown CartPole parameter 'mass'"):
+        surface_run(run_dir, {"mass": [1.0]}, [], episodes=2)
+    with pytest.raises(ValueError, match="two different parameters"):
+        surface_run(run_dir, grid, [["masspole", "gravity"]], episodes=2)
+
+
+def test_surfaces_cli_writes_both_plots(trained, tmp_path):
+    argv = ["surfaces", "--runs", str(trained / "runs"), "--out", str(tmp_path), "--episodes", "1",
+            "--parameters", "masspole", "length"]
+    assert main(argv) == 0
+    assert (tmp_path / "surface_curves.png").stat().st_size > 10_000
+    assert (tmp_path / "surface_pairs.png").stat().st_size > 10_000
+    surfaces = collect_surfaces(sorted((trained / "runs").iterdir()))
+    assert set(surfaces) == {"regular", "robust"} and len(surfaces["robust"]) == 2
+    with pytest.raises(ValueError, match="no surfaces"):
+        plot_surface_curves({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no surfaces"):
+        plot_surface_pairs({}, tmp_path / "x.png")
+
+
+def test_report_gathers_tables_statistics_and_plots(trained, tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    assert "reward_table.md does not exist" in capsys.readouterr().err
+    write_reward_tables(trained / "runs", trained, "robustrl reproduce --test")
+    report = write_report(trained, command="robustrl report")
+    text = report.read_text()
+    for needle in ("## Reward table", "## Statistics", "P(agent > regular)", "IQM", "## Sweeps", "## Supervised",
+                   "performance_profiles_best.png"):
+        assert needle in text, needle
+    with open(trained / "statistics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    robust = [r for r in rows if r["agent"] == "robust" and r["checkpoint"] == "best" and r["ids"] == "all four ids"]
+    assert len(robust) == 1 and 0.0 <= float(robust[0]["p_improve"]) <= 1.0
+    assert float(robust[0]["iqm_low"]) <= float(robust[0]["iqm"]) <= float(robust[0]["iqm_high"])
+    assert (trained / "performance_profiles_best.png").stat().st_size > 10_000
+    assert not list(trained.glob("*.tmp"))

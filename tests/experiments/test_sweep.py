@@ -1,0 +1,151 @@
+"""Sweeps: spec validation, expansion, failure isolation, resume after a kill, and the Ray backend."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robustrl.cli import main
+from robustrl.experiments import sweep as sweep_module
+from robustrl.experiments.sweep import check_ray_address, format_setting, load_sweep_spec, run_sweep
+
+TINY = {
+    "name": "tiny",
+    "agents": ["regular", "robust"],
+    "seeds": 1,
+    "grid": {"learning_rate": [0.001, 0.0023]},
+    "overrides": {"n_timesteps": 300, "learning_starts": 100, "eval_freq": 150, "eval_episodes": 2},
+    "evaluation": {"ids": ["robustrl/CartPole-v1", "robustrl/CartPoleHeavy-v1"], "episodes": 3},
+}
+
+
+def _spec(**changes):
+    data = copy.deepcopy(TINY)
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"seedz": 2}, "seedz: unknown key"),
+        ({"grid": {"rho": []}}, "grid.rho: expected a non-empty list"),
+        ({"grid": {"rho": 0.1}}, "grid.rho: expected a non-empty list, got 0.1"),
+        ({"seeds": "two"}, "seeds: expected an integer >= 1, got 'two'"),
+        ({"seeds": [0, -1]}, "seeds[1]: expected an integer >= 0"),
+        ({"agents": []}, "agents: expected a non-empty list"),
+        ({"agents": ["regular", "robustt"]}, "unknown agent 'robustt'"),
+        ({"grid": {"learning_rat": [0.1]}}, "unknown hyperparameter 'learning_rat'"),
+        ({"grid": {"rho": [0.1]}}, "grid.rho: agent 'regular' has no robust target"),
+        ({"agents": ["robust"], "grid": {"rho": [-0.1]}}, "rho must be"),
+        ({"evaluation": {"ids": ["robustrl/CartPole-v9"]}}, "evaluation.ids[0]"),
+        ({"evaluation": {"episodes": 0}}, "evaluation.episodes: expected an integer >= 1"),
+        ({"evaluation": {"episode": 3}}, "evaluation.episode: unknown key"),
+        ({"surfaces": {"grid": {"masspole": [0.1, -1]}}}, "surfaces.grid.masspole[1]: expected a finite number > 0"),
+        ({"surfaces": {"grid": {"masspole": [0.1]}, "pairs": [["masspole", "length"]]}}, "surfaces.pairs[0]"),
+        ({"overrides": {"learning_rate": 0.1}}, "overrides.learning_rate: also in grid"),
+    ],
+)
+def test_invalid_spec_names_the_key_path(changes, message):
+    with pytest.raises(ValueError) as err:
+        load_sweep_spec(_spec(**changes), source="s.yml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("s.yml: ")
+    assert "\n" not in str(err.value)
+
+
+def test_spec_expands_into_agent_setting_seed_runs(tmp_path):
+    spec = load_sweep_spec(_spec(seeds=[3, 5], grid={"learning_rate": [0.001, 0.0023], "gamma": [0.9, 0.99]}))
+    tasks = spec.tasks(tmp_path)
+    assert len(tasks) == 2 * 4 * 2
+    names = {t.spec.name for t in tasks}
+    assert "CartPole-v1__robust-learning_rate0.001-gamma0.99__5" in names
+    assert len(names) == len(tasks)
+    assert format_setting({"rho": 0.1, "eta": float("inf")}) == "rho0.1-etainf"
+
+
+def test_cli_invalid_spec_exits_2_before_running(tmp_path, capsys):
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(_spec(grid={"rho": []})))
+    assert main(["sweep", str(path), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "grid.rho" in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+
+
+def test_failed_run_is_recorded_and_only_it_is_retried(tmp_path, monkeypatch):
+    spec = load_sweep_spec(_spec(agents=["regular"], grid={"learning_rate": [0.001]}, seeds=2))
+    real_train = sweep_module.train_run
+
+    def flaky(run_spec, *args, **kwargs):
+        if run_spec.seed == 1:
+            raise RuntimeError("simulated crash")
+        return real_train(run_spec, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "train_run", flaky)
+    status = run_sweep(spec, tmp_path / "runs", tmp_path / "out", jobs=1)
+    failed_name = "CartPole-v1__regular-learning_rate0.001__1"
+    assert list(status["failed"]) == [failed_name]
+    record = yaml.safe_load((tmp_path / "runs" / failed_name / "failed.json").read_text())
+    assert "simulated crash" in record["traceback"] and "Traceback" in record["traceback"]
+    assert (tmp_path / "runs" / "CartPole-v1__regular-learning_rate0.001__0" / "eval.json").is_file()
+    assert "1 run(s) are missing or failed" in (tmp_path / "out" / "settings.md").read_text()
+
+    monkeypatch.setattr(sweep_module, "train_run", real_train)
+    status = run_sweep(spec, tmp_path / "runs", tmp_path / "out", jobs=1)
+    assert status["ran"] == 1 and not status["failed"]
+    assert not (tmp_path / "runs" / failed_name / "failed.json").exists()
+    assert run_sweep(spec, tmp_path / "runs", tmp_path / "out", jobs=1)["ran"] == 0
+
+
+def test_killed_sweep_resumes_without_redoing_runs_or_partial_files(tmp_path):
+    path = tmp_path / "kill.yml"
+    path.write_text(yaml.safe_dump(_spec(agents=["regular"], seeds=3, grid={"learning_rate": [0.001]})))
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    argv = [sys.executable, "-m", "robustrl.cli", "sweep", str(path), "--jobs", "1", "--runs", str(runs),
+            "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = runs / "CartPole-v1__regular-learning_rate0.001__0" / "eval.json"
+    deadline = time.time() + 120
+    while not first.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert first.is_file(), "the first run never finished"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() or not any(out.iterdir()), "a killed sweep wrote into its output folder"
+    first_mtime = (first.parent / "meta.json").stat().st_mtime_ns
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (first.parent / "meta.json").stat().st_mtime_ns == first_mtime, "a finished run was redone"
+    assert all((runs / f"CartPole-v1__regular-learning_rate0.001__{s}" / "eval.json").is_file() for s in range(3))
+    assert not list(tmp_path.rglob("*.tmp"))
+    status = yaml.safe_load((out / "status.json").read_text())
+    assert status["ran"] <= 2 and not status["failed"]
+
+
+def test_unreachable_ray_address_fails_fast():
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="cannot reach a Ray cluster at '127.0.0.1:9'"):
+        check_ray_address("127.0.0.1:9", timeout=2)
+    assert time.perf_counter() - start < 10
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        check_ray_address("nonsense")
+
+
+def test_ray_backend_gives_the_same_tables_as_local(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed here (pip install 'robustrl[ray]')")
+    spec = load_sweep_spec(_spec(agents=["robust"], seeds=2, grid={"learning_rate": [0.0023]}))
+    local = run_sweep(spec, tmp_path / "local" / "runs", tmp_path / "local" / "out", backend="local", jobs=2)
+    ray = run_sweep(spec, tmp_path / "ray" / "runs", tmp_path / "ray" / "out", backend="ray", jobs=2)
+    assert local["ran"] == ray["ran"] == 2 and not local["failed"] and not ray["failed"]
+    for name in ("runs.csv", "settings.csv", "best.json"):
+        assert (tmp_path / "local" / "out" / name).read_bytes() == (tmp_path / "ray" / "out" / name).read_bytes()
+    assert os.environ.get("RAY_ADDRESS") is None or True
