@@ -57,7 +57,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from robustrl.experiments import evaluate_runs
 
     run_dirs = [Path(p) for p in args.run] if args.run else _complete_runs(Path(args.runs))
-    evaluate_runs(run_dirs, args.episodes, args.robustness_episodes if args.robustness else 0, tuple(args.env))
+    evaluate_runs(run_dirs, args.episodes, args.robustness_episodes if args.robustness else 0, tuple(args.env),
+                  jobs=args.jobs)
     print(f"evaluated {len(run_dirs)} run(s)")
     return 0
 
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--env", nargs="*", default=env_ids, choices=env_ids)
     evaluate.add_argument("--robustness", action="store_true", help="also sweep pole mass, length, gravity")
     evaluate.add_argument("--robustness-episodes", type=int, default=20)
+    evaluate.add_argument("--jobs", type=int, default=1, help="parallel evaluation processes")
     evaluate.set_defaults(func=_cmd_evaluate)
 
     table = sub.add_parser("table", help="reward table (CSV, Markdown, LaTeX) from evaluated runs")

@@ -11,7 +11,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from robustrl.envs import NOMINAL_ID, make_vector_env
+from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS, VARIANTS, check_env_id, make_vector_env
 from robustrl.experiments.io import atomic_save_model
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "NominalSelectionCallback",
     "greedy_policy",
     "greedy_returns",
+    "greedy_returns_by_id",
 ]
 
 #: Seeds of the evaluation and model-selection episodes; training seeds are small integers, so the
@@ -60,6 +61,23 @@ def greedy_returns(policy: Policy, env_id: str, n_episodes: int, seed: int, **pa
         running &= ~(terminated | truncated)
     venv.close()
     return returns
+
+
+def greedy_returns_by_id(policy: Policy, env_ids: tuple[str, ...], n_episodes: int, seed: int) -> dict[str, np.ndarray]:
+    """Returns on several registered ids from one batched rollout (``n_episodes`` sub-envs per id).
+
+    The ids differ only in their physics (:data:`robustrl.envs.VARIANTS`), so one vector env with per-env
+    parameter arrays runs them all at once: sub-envs ``[k * n_episodes, (k + 1) * n_episodes)`` have the
+    physics of ``env_ids[k]``. Initial states come from ``seed``.
+    """
+    env_ids = tuple(check_env_id(env_id) for env_id in env_ids)
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
+        raise ValueError(f"n_episodes must be an integer >= 1, got n_episodes={n_episodes!r}")
+    names = sorted({name for env_id in env_ids for name in VARIANTS[env_id]})
+    physics = {name: np.repeat([VARIANTS[e].get(name, NOMINAL_PARAMETERS[name]) for e in env_ids], n_episodes)
+               for name in names}
+    returns = greedy_returns(policy, NOMINAL_ID, n_episodes * len(env_ids), seed, **physics)
+    return {env_id: returns[k * n_episodes:(k + 1) * n_episodes] for k, env_id in enumerate(env_ids)}
 
 
 class NominalSelectionCallback(BaseCallback):

@@ -12,6 +12,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from robustrl.agents import AgentConfig, available_agents, load_config
@@ -77,13 +78,29 @@ def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any],
     return [runs_dir / s.name for s in specs]
 
 
+def _evaluate_worker(run_dir: Path, episodes: int, robustness_episodes: int, env_ids: tuple[str, ...]) -> str:
+    torch.set_num_threads(1)
+    evaluate_run(run_dir, env_ids, episodes, EVALUATION_SEED)
+    if robustness_episodes:
+        robustness_run(run_dir, episodes=robustness_episodes)
+    return run_dir.name
+
+
 def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_episodes: int = 20,
-                  env_ids: tuple[str, ...] = ENV_IDS) -> None:
-    """Evaluate each run on every id (``eval.json``) and over the robustness grid (``robustness.json``)."""
-    for run_dir in tqdm(list(run_dirs), desc="evaluating runs", unit="run"):
-        evaluate_run(run_dir, env_ids, episodes, EVALUATION_SEED)
-        if robustness_episodes:
-            robustness_run(run_dir, episodes=robustness_episodes)
+                  env_ids: tuple[str, ...] = ENV_IDS, jobs: int = 1) -> None:
+    """Evaluate each run on every id (``eval.json``) and over the robustness grid (``robustness.json``).
+
+    With ``jobs > 1`` the runs are split over that many processes (one torch thread each).
+    """
+    run_dirs = list(run_dirs)
+    if jobs == 1 or len(run_dirs) <= 1:
+        for run_dir in tqdm(run_dirs, desc="evaluating runs", unit="run"):
+            _evaluate_worker(run_dir, episodes, robustness_episodes, env_ids)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_evaluate_worker, d, episodes, robustness_episodes, env_ids) for d in run_dirs]
+        for future in tqdm(as_completed(futures), total=len(futures), desc="evaluating runs", unit="run"):
+            future.result()
 
 
 def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
@@ -93,7 +110,7 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     runs_dir = cfg.out / "runs"
     specs = [RunSpec(agent, seed, overrides=dict(cfg.overrides)) for agent in cfg.agents for seed in range(cfg.seeds)]
     run_dirs = train_runs(specs, runs_dir, config, cfg.jobs)
-    evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes)
+    evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, jobs=cfg.jobs)
     command = command or "robustrl " + shlex.join(sys.argv[1:])
     summary = {agent: _agent_summary(AgentConfig.resolve(config, NOMINAL_ID, agent, cfg.overrides))
                for agent in cfg.agents}

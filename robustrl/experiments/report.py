@@ -32,14 +32,16 @@ from robustrl.experiments.stats import (
 )
 from robustrl.experiments.tables import SHORT_NAMES
 
-__all__ = ["agent_scores", "statistics_rows", "write_report", "write_statistics"]
+__all__ = ["agent_scores", "statistics_rows", "write_benchmark_section", "write_report", "write_statistics"]
 
 MAX_RETURN = 500.0
 _METRICS = {"iqm": iqm, "median": median, "mean": mean, "optimality_gap": optimality_gap}
 _REFERENCE = "regular"
 
 
-def agent_scores(runs_dir: str | Path, env_ids: tuple[str, ...], checkpoint: str = "best") -> dict[str, np.ndarray]:
+def agent_scores(
+    runs_dir: str | Path, env_ids: tuple[str, ...], checkpoint: str = "best"
+) -> dict[str, np.ndarray]:
     """Per agent, the (seeds x ids) matrix of mean returns from each run's ``eval.json``."""
     scores: dict[str, list[list[float]]] = {}
     for eval_path in sorted(Path(runs_dir).glob("*/eval.json")):
@@ -66,21 +68,28 @@ def statistics_rows(scores: dict[str, np.ndarray], resamples: int = 2000) -> lis
             reference = normalize(scores[_REFERENCE], 0.0, MAX_RETURN)
             row["p_improve"] = probability_of_improvement(norm, reference)
             row["p_improve_low"], row["p_improve_high"] = probability_of_improvement_ci(
-                norm, reference, resamples=resamples, seed=0)
+                norm, reference, resamples=resamples, seed=0
+            )
         rows.append(row)
     return rows
 
 
 def _statistics_markdown(rows: list[dict[str, Any]], title: str) -> list[str]:
-    lines = [f"**{title}**", "",
-             "| agent | runs × ids | IQM | median | mean | optimality gap | P(agent > regular) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**{title}**",
+        "",
+        "| agent | runs × ids | IQM | median | mean | optimality gap | P(agent > regular) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         cells = [row["agent"], f"{row['runs']} × {row['tasks']}"]
         for name in _METRICS:
             cells.append(f"{row[name]:.3f} [{row[name + '_low']:.3f}, {row[name + '_high']:.3f}]")
-        cells.append(f"{row['p_improve']:.2f} [{row['p_improve_low']:.2f}, {row['p_improve_high']:.2f}]"
-                     if "p_improve" in row else "—")
+        cells.append(
+            f"{row['p_improve']:.2f} [{row['p_improve_low']:.2f}, {row['p_improve_high']:.2f}]"
+            if "p_improve" in row
+            else "—"
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -100,15 +109,27 @@ def write_statistics(results: str | Path, resamples: int = 2000) -> tuple[list[s
                 return [], []
             rows = statistics_rows(scores, resamples)
             for row in rows:
-                csv_rows.append({"checkpoint": checkpoint, "ids": label, **{k: (round(v, 4) if isinstance(v, float)
-                                                                                else v) for k, v in row.items()}})
-            lines += _statistics_markdown(rows, f"{checkpoint} checkpoint, {label} "
-                                                f"({', '.join(SHORT_NAMES[i] for i in ids)})")
-        profiles = {agent: normalize(matrix, 0.0, MAX_RETURN) for agent, matrix in
-                    agent_scores(runs_dir, perturbed, checkpoint).items()}
-        written.append(plot_performance_profiles(
-            profiles, results / f"performance_profiles_{checkpoint}.png",
-            title=f"Performance profiles on the perturbed ids ({checkpoint} checkpoint)"))
+                csv_rows.append(
+                    {
+                        "checkpoint": checkpoint,
+                        "ids": label,
+                        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
+                    }
+                )
+            lines += _statistics_markdown(
+                rows, f"{checkpoint} checkpoint, {label} ({', '.join(SHORT_NAMES[i] for i in ids)})"
+            )
+        profiles = {
+            agent: normalize(matrix, 0.0, MAX_RETURN)
+            for agent, matrix in agent_scores(runs_dir, perturbed, checkpoint).items()
+        }
+        written.append(
+            plot_performance_profiles(
+                profiles,
+                results / f"performance_profiles_{checkpoint}.png",
+                title=f"Performance profiles on the perturbed ids ({checkpoint} checkpoint)",
+            )
+        )
     fields = list(dict.fromkeys(k for row in csv_rows for k in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
@@ -116,6 +137,21 @@ def write_statistics(results: str | Path, resamples: int = 2000) -> tuple[list[s
     writer.writerows(csv_rows)
     written.insert(0, atomic_write_text(results / "statistics.csv", buffer.getvalue()))
     return lines, written
+
+
+def write_benchmark_section(results: str | Path, name: str, text: str) -> Path:
+    """Save one benchmark script's section as ``benchmarks/NAME.md`` and rebuild ``benchmarks.md`` from all.
+
+    Each benchmark script owns one section, so rerunning one script never erases another's numbers.
+    """
+    results = Path(results)
+    atomic_write_text(results / "benchmarks" / f"{name}.md", text.strip() + "\n")
+    sections = [p.read_text().strip() for p in sorted((results / "benchmarks").glob("*.md"))]
+    header = (
+        "# Benchmarks\n\nSpeed is measured as ratios within one run of a script (the machine is shared). "
+        "Each section names the script that wrote it; the sections live in `benchmarks/`.\n"
+    )
+    return atomic_write_text(results / "benchmarks.md", header + "\n" + "\n\n".join(sections) + "\n")
 
 
 def _strip_title(text: str) -> str:
@@ -130,8 +166,9 @@ def _image(lines: list[str], results: Path, name: str, caption: str) -> None:
         lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
 
 
-def write_report(results: str | Path = "results", out: str | Path | None = None,
-                 command: str = "robustrl report") -> Path:
+def write_report(
+    results: str | Path = "results", out: str | Path | None = None, command: str = "robustrl report"
+) -> Path:
     """Write ``REPORT.md`` (default ``results/REPORT.md``) from everything under ``results``.
 
     :raises ValueError: if ``results`` holds no reward table (run ``robustrl reproduce`` first).
@@ -142,32 +179,63 @@ def write_report(results: str | Path = "results", out: str | Path | None = None,
         raise ValueError(f"{table} does not exist; run `robustrl reproduce` first")
     out = Path(out) if out is not None else results / "REPORT.md"
     reproduce = read_json(results / "reproduce.json") if (results / "reproduce.json").is_file() else {}
-    lines = ["# robustrl report", "",
-             f"Generated by `{command}` from the files under `{results}/`; every number below comes from a "
-             "saved run and a command that is named beside it.", "",
-             "Contents: [reward table](#reward-table) · [statistics](#statistics) · [plots](#plots) · "
-             "[sweeps](#sweeps) · [benchmarks](#benchmarks) · [supervised](#supervised)", "",
-             "## Reward table", ""]
+    lines = [
+        "# robustrl report",
+        "",
+        f"Generated by `{command}` from the files under `{results}/`; every number below comes from a "
+        "saved run and a command that is named beside it.",
+        "",
+        "Contents: [reward table](#reward-table) · [statistics](#statistics) · [plots](#plots) · "
+        "[sweeps](#sweeps) · [benchmarks](#benchmarks) · [supervised](#supervised)",
+        "",
+        "## Reward table",
+        "",
+    ]
     if reproduce.get("command"):
         lines += [f"Made by `{reproduce['command']}` (also in `reward_table.csv` / `.tex`).", ""]
     lines += [_strip_title(table.read_text()), ""]
 
-    lines += ["## Statistics", "",
-              "Normalized score = return / 500. Aggregates over all (seed, id) pairs with stratified-bootstrap "
-              "95% CIs (2000 resamples; runs resampled within each id), and the probability that a run of "
-              "the agent beats a run of the regular agent on a random id (Agarwal et al., 2021). "
-              f"Made by `{command}`; numbers in `statistics.csv`.", ""]
+    lines += [
+        "## Statistics",
+        "",
+        "Normalized score = return / 500. Aggregates over all (seed, id) pairs with stratified-bootstrap "
+        "95% CIs (2000 resamples; runs resampled within each id), and the probability that a run of "
+        "the agent beats a run of the regular agent on a random id (Agarwal et al., 2021). "
+        f"Made by `{command}`; numbers in `statistics.csv`.",
+        "",
+    ]
     stat_lines, _ = write_statistics(results)
     lines += stat_lines or ["No evaluated runs under `runs/`.", ""]
 
     lines += ["## Plots", ""]
-    _image(lines, results, "training_curves.png", "Nominal greedy return during training (robustrl reproduce)")
-    _image(lines, results, "robustness_curves.png", "Return versus pole mass, length, gravity (robustrl reproduce)")
-    _image(lines, results, "surface_curves.png",
-           "Return over a dense grid of every physical parameter, 95% bootstrap bands (robustrl surfaces)")
+    _image(
+        lines, results, "training_curves.png", "Nominal greedy return during training (robustrl reproduce)"
+    )
+    _image(
+        lines,
+        results,
+        "robustness_curves.png",
+        "Return versus pole mass, length, gravity (robustrl reproduce)",
+    )
+    _image(
+        lines,
+        results,
+        "surface_curves.png",
+        "Return over a dense grid of every physical parameter, 95% bootstrap bands (robustrl surfaces)",
+    )
     _image(lines, results, "surface_pairs.png", "Return over pairs of parameters (robustrl surfaces)")
-    _image(lines, results, "performance_profiles_best.png", "Performance profiles, best checkpoint (robustrl report)")
-    _image(lines, results, "performance_profiles_final.png", "Performance profiles, final model (robustrl report)")
+    _image(
+        lines,
+        results,
+        "performance_profiles_best.png",
+        "Performance profiles, best checkpoint (robustrl report)",
+    )
+    _image(
+        lines,
+        results,
+        "performance_profiles_final.png",
+        "Performance profiles, final model (robustrl report)",
+    )
 
     lines += ["## Sweeps", ""]
     sweeps = sorted(p.parent for p in (results / "sweeps").glob("*/settings.md"))
@@ -179,10 +247,14 @@ def write_report(results: str | Path = "results", out: str | Path | None = None,
         if (folder / "best.json").is_file():
             for agent, best in read_json(folder / "best.json").items():
                 setting = ", ".join(f"{k}={v}" for k, v in best["setting"].items())
-                lines.append(f"- best setting for **{agent}**: {setting} ({best['criterion']}: "
-                             f"{best['score']:.1f}, {best['seeds']} seeds)")
+                lines.append(
+                    f"- best setting for **{agent}**: {setting} ({best['criterion']}: "
+                    f"{best['score']:.1f}, {best['seeds']} seeds)"
+                )
             lines.append("")
-        _image(lines, results, f"{rel}/heatmap.png", f"Sweep {folder.name}: mean return over the perturbed ids")
+        _image(
+            lines, results, f"{rel}/heatmap.png", f"Sweep {folder.name}: mean return over the perturbed ids"
+        )
         _image(lines, results, f"{rel}/surface_curves.png", f"Sweep {folder.name}: robustness surfaces")
 
     lines += ["## Benchmarks", ""]

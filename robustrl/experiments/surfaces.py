@@ -47,8 +47,14 @@ SURFACE_GRID: dict[str, list[float]] = {
 #: Pairs evaluated on the product of their grids (the three perturbations of the reward table).
 SURFACE_PAIRS: list[list[str]] = [["masspole", "length"], ["masspole", "gravity"], ["length", "gravity"]]
 
-_LABELS = {"masspole": "pole mass (kg)", "length": "pole half-length (m)", "gravity": "gravity (m/s²)",
-           "masscart": "cart mass (kg)", "force_mag": "push force (N)", "tau": "time step (s)"}
+_LABELS = {
+    "masspole": "pole mass (kg)",
+    "length": "pole half-length (m)",
+    "gravity": "gravity (m/s²)",
+    "masscart": "cart mass (kg)",
+    "force_mag": "push force (N)",
+    "tau": "time step (s)",
+}
 _PAIR_POINTS = 8  # values per axis of a pair surface (sub-sampled from the 1-D grid)
 
 
@@ -59,9 +65,14 @@ def _pair_values(values: Sequence[float]) -> list[float]:
     return [values[i] for i in index]
 
 
-def surface_run(run_dir: str | Path, grid: dict[str, list[float]] | None = None,
-                pairs: Iterable[Sequence[str]] | None = None, episodes: int = 10,
-                seed: int = EVALUATION_SEED, checkpoint: str = "best") -> dict[str, Any]:
+def surface_run(
+    run_dir: str | Path,
+    grid: dict[str, list[float]] | None = None,
+    pairs: Iterable[Sequence[str]] | None = None,
+    episodes: int = 10,
+    seed: int = EVALUATION_SEED,
+    checkpoint: str = "best",
+) -> dict[str, Any]:
     """Mean greedy return of one run's model over each 1-D grid and each pair grid; cached.
 
     :param grid: parameter -> values (default :data:`SURFACE_GRID`); the other parameters stay nominal.
@@ -96,15 +107,18 @@ def surface_run(run_dir: str | Path, grid: dict[str, list[float]] | None = None,
     for parameter, values in grid.items():
         per_env = np.repeat(np.asarray(values, dtype=float), episodes)
         returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed, **{parameter: per_env})
-        curves[parameter] = {"values": list(values),
-                             "mean_returns": returns.reshape(len(values), episodes).mean(1).round(3).tolist()}
+        curves[parameter] = {
+            "values": list(values),
+            "mean_returns": returns.reshape(len(values), episodes).mean(1).round(3).tolist(),
+        }
     surfaces = {}
     for first, second in pairs:
         xs, ys = _pair_values(grid[first]), _pair_values(grid[second])
         points = np.array(list(itertools.product(xs, ys)), dtype=float)
         per_env = np.repeat(points, episodes, axis=0)
-        returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed,
-                                 **{first: per_env[:, 0], second: per_env[:, 1]})
+        returns = greedy_returns(
+            policy, NOMINAL_ID, len(per_env), seed, **{first: per_env[:, 0], second: per_env[:, 1]}
+        )
         means = returns.reshape(len(xs), len(ys), episodes).mean(2).round(3)
         surfaces[f"{first}|{second}"] = {"x": xs, "y": ys, "mean_returns": means.tolist()}
     result = {"run": run_dir.name, "request": request, "curves": curves, "pairs": surfaces}
@@ -126,14 +140,18 @@ def collect_surfaces(run_dirs: Iterable[str | Path], label: str = "agent") -> di
     return grouped
 
 
-def plot_surface_curves(surfaces: dict[str, list[dict[str, Any]]], out_path: str | Path,
-                        title: str = "Return versus each physical parameter") -> Path:
+def plot_surface_curves(
+    surfaces: dict[str, list[dict[str, Any]]],
+    out_path: str | Path,
+    title: str = "Return versus each physical parameter",
+) -> Path:
     """One panel per parameter: mean return across seeds per agent, with a 95% bootstrap band."""
     if not surfaces:
         raise ValueError("no surfaces to plot (no run has surfaces.json)")
     order = list(SURFACE_GRID)
-    parameters = sorted(next(iter(surfaces.values()))[0]["curves"],
-                        key=lambda p: order.index(p) if p in order else len(order))
+    parameters = sorted(
+        next(iter(surfaces.values()))[0]["curves"], key=lambda p: order.index(p) if p in order else len(order)
+    )
     cols = min(3, len(parameters))
     rows = -(-len(parameters) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
@@ -151,7 +169,7 @@ def plot_surface_curves(surfaces: dict[str, list[dict[str, Any]]], out_path: str
         ax.set_ylabel("greedy return")
         ax.set_ylim(0, 520)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(parameters):]:
+    for ax in list(axes.flat)[len(parameters) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"{title}: mean across seeds, 95% bootstrap band")
@@ -163,12 +181,16 @@ def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str 
     """Heatmaps of mean return (across seeds) over each pair of parameters; a row per pair, a column per agent."""
     if not surfaces:
         raise ValueError("no surfaces to plot (no run has surfaces.json)")
-    pairs = sorted(next(iter(surfaces.values()))[0]["pairs"],
-                   key=lambda p: SURFACE_PAIRS.index(p.split("|")) if p.split("|") in SURFACE_PAIRS else 99)
+    pairs = sorted(
+        next(iter(surfaces.values()))[0]["pairs"],
+        key=lambda p: SURFACE_PAIRS.index(p.split("|")) if p.split("|") in SURFACE_PAIRS else 99,
+    )
     if not pairs:
         raise ValueError("the surfaces hold no pair grids")
     agents = list(surfaces)
-    fig, axes = plt.subplots(len(pairs), len(agents), figsize=(3.8 * len(agents), 3.3 * len(pairs)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(pairs), len(agents), figsize=(3.8 * len(agents), 3.3 * len(pairs)), squeeze=False
+    )
     image = None
     for row, pair in enumerate(pairs):
         first, second = pair.split("|")

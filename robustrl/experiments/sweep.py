@@ -41,8 +41,8 @@ from tqdm.auto import tqdm
 from robustrl.agents.factory import _ROBUST_KEYS, AgentConfig, load_config
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.estimators import check_eta, check_rho
-from robustrl.experiments.io import atomic_write_json, read_json
-from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, train_run
+from robustrl.experiments.io import atomic_write_json
+from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, is_evaluated, train_run
 
 __all__ = [
     "BACKENDS",
@@ -117,9 +117,14 @@ class SweepSpec:
         for agent in self.agents:
             for setting in self.settings():
                 for seed in self.seeds:
-                    spec = RunSpec(agent, seed, self.env_id, {**self.overrides, **setting}, format_setting(setting))
-                    tasks.append(SweepTask(spec, runs_dir, config, self.eval_ids, self.episodes,
-                                           self.surfaces, dict(setting)))
+                    spec = RunSpec(
+                        agent, seed, self.env_id, {**self.overrides, **setting}, format_setting(setting)
+                    )
+                    tasks.append(
+                        SweepTask(
+                            spec, runs_dir, config, self.eval_ids, self.episodes, self.surfaces, dict(setting)
+                        )
+                    )
         return tasks
 
 
@@ -129,7 +134,9 @@ def _fail(source: str, path: str, problem: str) -> ValueError:
 
 def _check_keys(source: str, prefix: str, data: Any, valid: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise _fail(source, prefix.rstrip(".") or "(top level)", f"expected a mapping, got {type(data).__name__}")
+        raise _fail(
+            source, prefix.rstrip(".") or "(top level)", f"expected a mapping, got {type(data).__name__}"
+        )
     for key in data:
         if key not in valid:
             raise _fail(source, f"{prefix}{key}", f"unknown key (valid: {', '.join(valid)})")
@@ -204,7 +211,9 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
         if len({repr(v) for v in values}) != len(values):
             raise _fail(source, f"grid.{key}", f"repeated value in {values}")
     overrides = data.get("overrides") or {}
-    overrides = _check_keys(source, "overrides.", overrides, tuple(overrides) if isinstance(overrides, dict) else ())
+    overrides = _check_keys(
+        source, "overrides.", overrides, tuple(overrides) if isinstance(overrides, dict) else ()
+    )
     for key in overrides:
         if key in grid:
             raise _fail(source, f"overrides.{key}", "also in grid; give it in one place")
@@ -217,8 +226,18 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
             raise _fail(source, f"evaluation.ids[{i}]", str(err)) from None
     episodes = _positive_int(source, "evaluation.episodes", evaluation.get("episodes", 100))
     surfaces = _check_surfaces(source, data.get("surfaces"))
-    spec = SweepSpec(name, list(agents), seeds, {k: list(v) for k, v in grid.items()}, dict(overrides), env_id,
-                     eval_ids, episodes, surfaces, config_path)
+    spec = SweepSpec(
+        name,
+        list(agents),
+        seeds,
+        {k: list(v) for k, v in grid.items()},
+        dict(overrides),
+        env_id,
+        eval_ids,
+        episodes,
+        surfaces,
+        config_path,
+    )
     # Resolve every (agent, setting) now, so a bad name or value fails before the first run starts.
     for agent in agents:
         for setting in spec.settings():
@@ -255,19 +274,34 @@ def _check_surfaces(source: str, surfaces: Any) -> dict[str, Any] | None:
     for key, values in grid.items():
         _nonempty_list(source, f"surfaces.grid.{key}", values)
         for i, value in enumerate(values):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise _fail(source, f"surfaces.grid.{key}[{i}]", f"expected a finite number > 0, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise _fail(
+                    source, f"surfaces.grid.{key}[{i}]", f"expected a finite number > 0, got {value!r}"
+                )
     pairs = surfaces.get("pairs") or []
     if not isinstance(pairs, list):
         raise _fail(source, "surfaces.pairs", f"expected a list of [parameter, parameter], got {pairs!r}")
     for i, pair in enumerate(pairs):
-        if not (isinstance(pair, list) and len(pair) == 2 and pair[0] != pair[1] and all(p in grid for p in pair)):
-            raise _fail(source, f"surfaces.pairs[{i}]",
-                        f"expected two different parameters of surfaces.grid, got {pair!r}")
+        if not (
+            isinstance(pair, list) and len(pair) == 2 and pair[0] != pair[1] and all(p in grid for p in pair)
+        ):
+            raise _fail(
+                source,
+                f"surfaces.pairs[{i}]",
+                f"expected two different parameters of surfaces.grid, got {pair!r}",
+            )
     if not grid:
         raise _fail(source, "surfaces.grid", "expected a non-empty mapping of parameter -> values")
-    return {"episodes": episodes, "grid": {k: [float(v) for v in vals] for k, vals in grid.items()},
-            "pairs": [list(p) for p in pairs]}
+    return {
+        "episodes": episodes,
+        "grid": {k: [float(v) for v in vals] for k, vals in grid.items()},
+        "pairs": [list(p) for p in pairs],
+    }
 
 
 def run_sweep_task(task: SweepTask) -> dict[str, Any]:
@@ -280,7 +314,7 @@ def run_sweep_task(task: SweepTask) -> dict[str, Any]:
     torch.set_num_threads(1)
     run_dir = task.run_dir
     start = time.perf_counter()
-    was_complete = is_complete(run_dir) and (run_dir / "eval.json").is_file()
+    was_complete = is_complete(run_dir) and is_evaluated(run_dir, task.eval_ids, task.episodes)
     try:
         train_run(task.spec, task.runs_dir, task.config, torch_threads=1)
         evaluate_run(run_dir, task.eval_ids, task.episodes)
@@ -290,9 +324,16 @@ def run_sweep_task(task: SweepTask) -> dict[str, Any]:
             surface_run(run_dir, task.surfaces["grid"], task.surfaces["pairs"], task.surfaces["episodes"])
     except Exception as err:  # noqa: BLE001 - one run's failure must not stop the sweep
         error = f"{type(err).__name__}: {err}"
-        atomic_write_json(run_dir / "failed.json", {"run": task.spec.name, "error": error,
-                                                    "traceback": traceback.format_exc()})
-        return {"run": task.spec.name, "status": "failed", "seconds": time.perf_counter() - start, "error": error}
+        atomic_write_json(
+            run_dir / "failed.json",
+            {"run": task.spec.name, "error": error, "traceback": traceback.format_exc()},
+        )
+        return {
+            "run": task.spec.name,
+            "status": "failed",
+            "seconds": time.perf_counter() - start,
+            "error": error,
+        }
     (run_dir / "failed.json").unlink(missing_ok=True)
     status = "skipped" if was_complete else "done"
     return {"run": task.spec.name, "status": status, "seconds": time.perf_counter() - start, "error": None}
@@ -329,8 +370,9 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         raise ValueError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
 
 
-def _run_ray(tasks: list[SweepTask], jobs: int, address: str | None,
-             progress: Callable[[dict[str, Any]], None]) -> None:
+def _run_ray(
+    tasks: list[SweepTask], jobs: int, address: str | None, progress: Callable[[dict[str, Any]], None]
+) -> None:
     try:
         import ray
     except ImportError:
@@ -339,7 +381,11 @@ def _run_ray(tasks: list[SweepTask], jobs: int, address: str | None,
         check_ray_address(address)
     started_here = not ray.is_initialized()
     if started_here:
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": "ERROR",
+        }
         if address:
             ray.init(address=address, **kwargs)
         else:
@@ -355,8 +401,15 @@ def _run_ray(tasks: list[SweepTask], jobs: int, address: str | None,
             ray.shutdown()
 
 
-def run_sweep(spec: SweepSpec, runs_dir: str | Path, out: str | Path, backend: str = "local",
-              jobs: int | None = None, address: str | None = None, command: str | None = None) -> dict[str, Any]:
+def run_sweep(
+    spec: SweepSpec,
+    runs_dir: str | Path,
+    out: str | Path,
+    backend: str = "local",
+    jobs: int | None = None,
+    address: str | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
     """Run every missing or failed run of ``spec`` on ``backend``, then write the sweep's tables.
 
     :param runs_dir: folder of run folders (models, evaluations).
@@ -382,6 +435,7 @@ def run_sweep(spec: SweepSpec, runs_dir: str | Path, out: str | Path, backend: s
     results: list[dict[str, Any]] = []
     start = time.perf_counter()
     with tqdm(total=len(todo), desc=f"sweep {spec.name} ({backend})", unit="run", disable=not todo) as bar:
+
         def progress(result: dict[str, Any]) -> None:
             results.append(result)
             bar.update(1)
@@ -396,8 +450,13 @@ def run_sweep(spec: SweepSpec, runs_dir: str | Path, out: str | Path, backend: s
     wall = time.perf_counter() - start
     failed = {r["run"]: r["error"] for r in results if r["status"] == "failed"}
     status = {
-        "name": spec.name, "backend": backend, "jobs": jobs, "runs": len(tasks),
-        "ran": len(todo), "failed": failed, "wall_seconds": round(wall, 2),
+        "name": spec.name,
+        "backend": backend,
+        "jobs": jobs,
+        "runs": len(tasks),
+        "ran": len(todo),
+        "failed": failed,
+        "wall_seconds": round(wall, 2),
         "run_seconds": round(sum(r["seconds"] for r in results), 2),
         "command": command,
     }
@@ -410,15 +469,9 @@ def run_sweep(spec: SweepSpec, runs_dir: str | Path, out: str | Path, backend: s
 
 def _evaluated(task: SweepTask) -> bool:
     """Whether the run's evaluation (and surfaces, if asked) are on disk for this request."""
-    eval_path = task.run_dir / "eval.json"
-    if not eval_path.is_file():
+    if not is_evaluated(task.run_dir, task.eval_ids, task.episodes):
         return False
-    saved = read_json(eval_path)
-    if saved["request"].get("episodes") != task.episodes or not set(task.eval_ids) <= set(saved["returns"]):
-        return False
-    if task.surfaces:
-        return (task.run_dir / "surfaces.json").is_file()
-    return True
+    return not task.surfaces or (task.run_dir / "surfaces.json").is_file()
 
 
 def completed_tasks(tasks: Iterable[SweepTask]) -> list[SweepTask]:

@@ -21,6 +21,7 @@ from robustrl.experiments.evaluation import (
     NominalSelectionCallback,
     greedy_policy,
     greedy_returns,
+    greedy_returns_by_id,
 )
 from robustrl.experiments.io import atomic_save_model, atomic_write_json, atomic_write_text, read_json
 
@@ -119,23 +120,39 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> Any:
     return load_agent(run_dir / f"{checkpoint}.zip", meta["algo"])
 
 
+def _evaluation_request(episodes: int, seed: int) -> dict[str, Any]:
+    # "layout" names how episodes meet seeds: all ids of a checkpoint in one batched rollout.
+    return {"episodes": episodes, "seed": seed, "layout": "ids-batched"}
+
+
+def is_evaluated(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,
+                 seed: int = EVALUATION_SEED) -> bool:
+    """Whether ``eval.json`` of ``run_dir`` holds this evaluation (same episodes, seed, layout and ids)."""
+    cache = Path(run_dir) / "eval.json"
+    if not cache.is_file():
+        return False
+    saved = read_json(cache)
+    return saved.get("request") == _evaluation_request(episodes, seed) and set(env_ids) <= set(saved["returns"])
+
+
 def evaluate_run(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,
                  seed: int = EVALUATION_SEED) -> dict[str, Any]:
-    """Greedy returns of the best and final models on each id; cached in ``eval.json``."""
+    """Greedy returns of the best and final models on each id; cached in ``eval.json``.
+
+    All ids of one checkpoint run as one batched rollout (:func:`greedy_returns_by_id`).
+    """
     run_dir = Path(run_dir)
     for env_id in env_ids:
         check_env_id(env_id)
     cache = run_dir / "eval.json"
-    request = {"episodes": episodes, "seed": seed}
-    if cache.is_file():
-        saved = read_json(cache)
-        if saved["request"] == request and set(env_ids) <= set(saved["returns"]):
-            return saved
+    if is_evaluated(run_dir, env_ids, episodes, seed):
+        return read_json(cache)
+    request = _evaluation_request(episodes, seed)
     returns: dict[str, dict[str, list[float]]] = {env_id: {} for env_id in env_ids}
     for checkpoint in CHECKPOINTS:
         policy = greedy_policy(load_run_model(run_dir, checkpoint))
-        for env_id in env_ids:
-            returns[env_id][checkpoint] = greedy_returns(policy, env_id, episodes, seed).tolist()
+        for env_id, values in greedy_returns_by_id(policy, tuple(env_ids), episodes, seed).items():
+            returns[env_id][checkpoint] = values.tolist()
     result = {"run": run_dir.name, "request": request, "returns": returns}
     atomic_write_json(cache, result)
     return result

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace

@@ -116,3 +116,20 @@ def test_cli_missing_model_file_names_it(tmp_path, capsys):
     (run_dir / "best.zip").unlink()
     assert main(["evaluate", "--runs", str(tmp_path), "--episodes", "2"]) == 2
     assert "best.zip" in capsys.readouterr().err
+
+
+def test_greedy_returns_by_id_splits_one_batched_rollout_by_id():
+    from robustrl.experiments.evaluation import greedy_returns_by_id
+
+    always_left = lambda obs: np.zeros(len(obs), dtype=np.int64)  # noqa: E731
+    nominal = "robustrl/CartPole-v1"
+    only = greedy_returns_by_id(always_left, (nominal,), 5, seed=3)
+    np.testing.assert_array_equal(only[nominal], greedy_returns(always_left, nominal, 5, seed=3))
+    ids = (nominal, "robustrl/CartPoleHeavy-v1", "robustrl/CartPoleStrongGravity-v1")
+    batched = greedy_returns_by_id(always_left, ids, 4, seed=3)
+    reference = greedy_returns(always_left, nominal, 12, seed=3, masspole=np.repeat([0.1, 5.0, 0.1], 4),
+                               gravity=np.repeat([9.8, 9.8, 40.0], 4))
+    for k, env_id in enumerate(ids):
+        np.testing.assert_array_equal(batched[env_id], reference[4 * k:4 * k + 4])
+    with pytest.raises(ValueError, match="CartPole-v9"):
+        greedy_returns_by_id(always_left, ("robustrl/CartPole-v9",), 2, seed=0)

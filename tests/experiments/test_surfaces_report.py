@@ -65,8 +65,18 @@ def test_surface_run_shapes_cache_and_errors(trained):
 
 
 def test_surfaces_cli_writes_both_plots(trained, tmp_path):
-    argv = ["surfaces", "--runs", str(trained / "runs"), "--out", str(tmp_path), "--episodes", "1",
-            "--parameters", "masspole", "length"]
+    argv = [
+        "surfaces",
+        "--runs",
+        str(trained / "runs"),
+        "--out",
+        str(tmp_path),
+        "--episodes",
+        "1",
+        "--parameters",
+        "masspole",
+        "length",
+    ]
     assert main(argv) == 0
     assert (tmp_path / "surface_curves.png").stat().st_size > 10_000
     assert (tmp_path / "surface_pairs.png").stat().st_size > 10_000
@@ -84,12 +94,21 @@ def test_report_gathers_tables_statistics_and_plots(trained, tmp_path, capsys):
     write_reward_tables(trained / "runs", trained, "robustrl reproduce --test")
     report = write_report(trained, command="robustrl report")
     text = report.read_text()
-    for needle in ("## Reward table", "## Statistics", "P(agent > regular)", "IQM", "## Sweeps", "## Supervised",
-                   "performance_profiles_best.png"):
+    for needle in (
+        "## Reward table",
+        "## Statistics",
+        "P(agent > regular)",
+        "IQM",
+        "## Sweeps",
+        "## Supervised",
+        "performance_profiles_best.png",
+    ):
         assert needle in text, needle
     with open(trained / "statistics.csv") as handle:
         rows = list(csv.DictReader(handle))
-    robust = [r for r in rows if r["agent"] == "robust" and r["checkpoint"] == "best" and r["ids"] == "all four ids"]
+    robust = [
+        r for r in rows if r["agent"] == "robust" and r["checkpoint"] == "best" and r["ids"] == "all four ids"
+    ]
     assert len(robust) == 1 and 0.0 <= float(robust[0]["p_improve"]) <= 1.0
     assert float(robust[0]["iqm_low"]) <= float(robust[0]["iqm"]) <= float(robust[0]["iqm_high"])
     assert (trained / "performance_profiles_best.png").stat().st_size > 10_000

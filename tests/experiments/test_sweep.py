@@ -49,7 +49,10 @@ def _spec(**changes):
         ({"evaluation": {"ids": ["robustrl/CartPole-v9"]}}, "evaluation.ids[0]"),
         ({"evaluation": {"episodes": 0}}, "evaluation.episodes: expected an integer >= 1"),
         ({"evaluation": {"episode": 3}}, "evaluation.episode: unknown key"),
-        ({"surfaces": {"grid": {"masspole": [0.1, -1]}}}, "surfaces.grid.masspole[1]: expected a finite number > 0"),
+        (
+            {"surfaces": {"grid": {"masspole": [0.1, -1]}}},
+            "surfaces.grid.masspole[1]: expected a finite number > 0",
+        ),
         ({"surfaces": {"grid": {"masspole": [0.1]}, "pairs": [["masspole", "length"]]}}, "surfaces.pairs[0]"),
         ({"overrides": {"learning_rate": 0.1}}, "overrides.learning_rate: also in grid"),
     ],
@@ -110,8 +113,19 @@ def test_killed_sweep_resumes_without_redoing_runs_or_partial_files(tmp_path):
     path = tmp_path / "kill.yml"
     path.write_text(yaml.safe_dump(_spec(agents=["regular"], seeds=3, grid={"learning_rate": [0.001]})))
     runs, out = tmp_path / "runs", tmp_path / "out"
-    argv = [sys.executable, "-m", "robustrl.cli", "sweep", str(path), "--jobs", "1", "--runs", str(runs),
-            "--out", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "robustrl.cli",
+        "sweep",
+        str(path),
+        "--jobs",
+        "1",
+        "--runs",
+        str(runs),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = runs / "CartPole-v1__regular-learning_rate0.001__0" / "eval.json"
     deadline = time.time() + 120
@@ -125,7 +139,9 @@ def test_killed_sweep_resumes_without_redoing_runs_or_partial_files(tmp_path):
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (first.parent / "meta.json").stat().st_mtime_ns == first_mtime, "a finished run was redone"
-    assert all((runs / f"CartPole-v1__regular-learning_rate0.001__{s}" / "eval.json").is_file() for s in range(3))
+    assert all(
+        (runs / f"CartPole-v1__regular-learning_rate0.001__{s}" / "eval.json").is_file() for s in range(3)
+    )
     assert not list(tmp_path.rglob("*.tmp"))
     status = yaml.safe_load((out / "status.json").read_text())
     assert status["ran"] <= 2 and not status["failed"]
@@ -147,5 +163,7 @@ def test_ray_backend_gives_the_same_tables_as_local(tmp_path):
     ray = run_sweep(spec, tmp_path / "ray" / "runs", tmp_path / "ray" / "out", backend="ray", jobs=2)
     assert local["ran"] == ray["ran"] == 2 and not local["failed"] and not ray["failed"]
     for name in ("runs.csv", "settings.csv", "best.json"):
-        assert (tmp_path / "local" / "out" / name).read_bytes() == (tmp_path / "ray" / "out" / name).read_bytes()
+        assert (tmp_path / "local" / "out" / name).read_bytes() == (
+            tmp_path / "ray" / "out" / name
+        ).read_bytes()
     assert os.environ.get("RAY_ADDRESS") is None or True

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from robustrl.estimators import SAA
 from robustrl.supervised.methods import METHODS, EntropicAT, MethodConfig, make_method, needs_mmc_head
 from robustrl.supervised.models import make_model
-from robustrl.supervised.training import NonFiniteLossError, TrainConfig, evaluate, train, AttackSpec
+from robustrl.supervised.training import AttackSpec, NonFiniteLossError, TrainConfig, evaluate, train
 
 CFG = MethodConfig(eps=0.1, steps=2, rho=0.1, eta=0.5, m=3, L=2, center_steps=1)
 
