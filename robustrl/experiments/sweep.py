@@ -16,7 +16,8 @@ Each (agent, setting, seed) is one run, trained with nominal model selection
 A run whose outputs are complete is skipped, a run that raises is recorded with its traceback in
 ``failed.json`` without stopping the others, and a rerun retries only the failed and missing runs. The
 ``local`` backend is a process pool sized to the cores; the ``ray`` backend submits the same function as
-Ray tasks (``pip install robustrl[ray]``). Every run uses one torch thread and its own seed, so the two
+Ray tasks (``pip install robustrl[ray]``; on a multi-node cluster the runs folder must be on storage that
+every node sees). Every run uses one torch thread and its own seed, so the two
 backends produce identical numbers.
 """
 
@@ -370,15 +371,18 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         raise ValueError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
 
 
-def _run_ray(
-    tasks: list[SweepTask], jobs: int, address: str | None, progress: Callable[[dict[str, Any]], None]
-) -> None:
+def _require_ray() -> Any:
     try:
         import ray
     except ImportError:
         raise ValueError("the ray backend needs Ray: pip install 'robustrl[ray]'") from None
-    if address:
-        check_ray_address(address)
+    return ray
+
+
+def _run_ray(
+    tasks: list[SweepTask], jobs: int, address: str | None, progress: Callable[[dict[str, Any]], None]
+) -> None:
+    ray = _require_ray()
     started_here = not ray.is_initialized()
     if started_here:
         kwargs: dict[str, Any] = {
@@ -427,6 +431,10 @@ def run_sweep(
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got jobs={jobs!r}")
+    if backend == "ray":  # fail fast, before any run or progress bar
+        _require_ray()
+        if address:
+            check_ray_address(address)
     runs_dir, out = Path(runs_dir), Path(out)
     for folder in (runs_dir, out):
         _clean_temporaries(folder)

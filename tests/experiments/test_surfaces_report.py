@@ -113,3 +113,13 @@ def test_report_gathers_tables_statistics_and_plots(trained, tmp_path, capsys):
     assert float(robust[0]["iqm_low"]) <= float(robust[0]["iqm"]) <= float(robust[0]["iqm_high"])
     assert (trained / "performance_profiles_best.png").stat().st_size > 10_000
     assert not list(trained.glob("*.tmp"))
+
+
+def test_benchmark_sections_are_kept_apart(tmp_path):
+    from robustrl.experiments.report import write_benchmark_section
+
+    write_benchmark_section(tmp_path, "rl", "## RL\n\nratio 1.4")
+    write_benchmark_section(tmp_path, "sweep", "## Sweep\n\nratio 0.55")
+    write_benchmark_section(tmp_path, "rl", "## RL\n\nratio 1.3")  # rerunning one script keeps the other
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert "ratio 1.3" in text and "ratio 0.55" in text and "ratio 1.4" not in text
