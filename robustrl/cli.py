@@ -140,6 +140,17 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from robustrl.experiments.report import write_statistics
+
+    _complete_runs(Path(args.runs))
+    _, written = write_statistics(args.out, args.resamples, runs_dir=args.runs)
+    if not written:
+        raise ValueError(f"no evaluated runs under {args.runs} (run `robustrl evaluate` first)")
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from robustrl.experiments.report import write_report
 
@@ -213,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "force_mag", "tau"], help="default: all six")
     surf.add_argument("--no-pairs", action="store_true", help="skip the pair surfaces")
     surf.set_defaults(func=_cmd_surfaces)
+
+    stats = sub.add_parser("stats", help="IQM, median, mean, optimality gap, P(improvement), profiles of runs")
+    stats.add_argument("--runs", default="results/runs", help="any folder of evaluated run folders")
+    stats.add_argument("--out", default="results", help="folder for statistics.csv/.md and profile plots")
+    stats.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    stats.set_defaults(func=_cmd_stats)
 
     report = sub.add_parser("report", help="gather tables, statistics and plots into results/REPORT.md")
     report.add_argument("--results", default="results", help="folder the other commands wrote into")

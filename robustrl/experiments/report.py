@@ -94,10 +94,17 @@ def _statistics_markdown(rows: list[dict[str, Any]], title: str) -> list[str]:
     return lines + [""]
 
 
-def write_statistics(results: str | Path, resamples: int = 2000) -> tuple[list[str], list[Path]]:
-    """Statistics of the reward-table runs: Markdown lines for the report, ``statistics.csv`` and profiles."""
+def write_statistics(
+    results: str | Path, resamples: int = 2000, runs_dir: str | Path | None = None
+) -> tuple[list[str], list[Path]]:
+    """Statistics of a set of evaluated runs: Markdown lines, ``statistics.csv``/``.md`` and profile plots.
+
+    :param results: output folder (``statistics.csv``, ``statistics.md``, ``performance_profiles_*.png``).
+    :param runs_dir: folder of run folders with ``eval.json`` (default ``results/runs``); agents are
+        labelled ``agent`` or ``agent-tag``.
+    """
     results = Path(results)
-    runs_dir = results / "runs"
+    runs_dir = Path(runs_dir) if runs_dir is not None else results / "runs"
     perturbed = tuple(e for e in ENV_IDS if e != NOMINAL_ID)
     lines: list[str] = []
     written: list[Path] = []
@@ -136,6 +143,7 @@ def write_statistics(results: str | Path, resamples: int = 2000) -> tuple[list[s
     writer.writeheader()
     writer.writerows(csv_rows)
     written.insert(0, atomic_write_text(results / "statistics.csv", buffer.getvalue()))
+    written.insert(1, atomic_write_text(results / "statistics.md", "# Statistics\n\n" + "\n".join(lines)))
     return lines, written
 
 

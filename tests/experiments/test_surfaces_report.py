@@ -123,3 +123,11 @@ def test_benchmark_sections_are_kept_apart(tmp_path):
     write_benchmark_section(tmp_path, "rl", "## RL\n\nratio 1.3")  # rerunning one script keeps the other
     text = (tmp_path / "benchmarks.md").read_text()
     assert "ratio 1.3" in text and "ratio 0.55" in text and "ratio 1.4" not in text
+
+
+def test_stats_cli_on_any_runs_folder(trained, tmp_path, capsys):
+    assert main(["stats", "--runs", str(trained / "runs"), "--out", str(tmp_path), "--resamples", "200"]) == 0
+    text = (tmp_path / "statistics.md").read_text()
+    assert "| robust | 2 × 3 |" in text and "| regular | 2 × 4 |" in text
+    assert main(["stats", "--runs", str(tmp_path / "nothing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
