@@ -21,6 +21,7 @@ __all__ = [
     "greedy_policy",
     "greedy_returns",
     "greedy_returns_by_id",
+    "mean_returns_over",
 ]
 
 #: Seeds of the evaluation and model-selection episodes; training seeds are small integers, so the
@@ -78,6 +79,13 @@ def greedy_returns_by_id(policy: Policy, env_ids: tuple[str, ...], n_episodes: i
                for name in names}
     returns = greedy_returns(policy, NOMINAL_ID, n_episodes * len(env_ids), seed, **physics)
     return {env_id: returns[k * n_episodes:(k + 1) * n_episodes] for k, env_id in enumerate(env_ids)}
+
+
+def mean_returns_over(policy: Policy, parameter: str, values: Any, episodes: int, seed: int) -> np.ndarray:
+    """Mean greedy return at each value of one physical parameter, the rest nominal (one batched rollout)."""
+    per_env = np.repeat(np.asarray(values, dtype=float), episodes)
+    returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed, **{parameter: per_env})
+    return returns.reshape(-1, episodes).mean(axis=1)
 
 
 class NominalSelectionCallback(BaseCallback):

@@ -9,7 +9,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_model", "read_json"]
+__all__ = [
+    "atomic_save_model",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_cached",
+    "read_json",
+]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -53,3 +60,12 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is corrupted: {err}") from None
+
+
+def read_cached(path: str | Path, request: Any) -> Any | None:
+    """The JSON result cached at ``path`` if it was computed for ``request`` (its ``"request"`` key), else None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    saved = read_json(path)
+    return saved if saved.get("request") == request else None

@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 
 from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS  # noqa: E402
 from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters  # noqa: E402
-from robustrl.experiments.evaluation import EVALUATION_SEED, greedy_policy, greedy_returns  # noqa: E402
-from robustrl.experiments.io import atomic_write_json, read_json  # noqa: E402
+from robustrl.experiments.evaluation import EVALUATION_SEED, greedy_policy, greedy_returns, mean_returns_over  # noqa: E402
+from robustrl.experiments.io import atomic_write_json, read_cached, read_json  # noqa: E402
 from robustrl.experiments.plots import _save  # noqa: E402
 from robustrl.experiments.tables import bootstrap_ci  # noqa: E402
 
@@ -98,18 +98,15 @@ def surface_run(
     run_dir = Path(run_dir)
     cache = run_dir / "surfaces.json"
     request = {"grid": grid, "pairs": pairs, "episodes": episodes, "seed": seed, "checkpoint": checkpoint}
-    if cache.is_file():
-        saved = read_json(cache)
-        if saved["request"] == request:
-            return saved
+    saved = read_cached(cache, request)
+    if saved is not None:
+        return saved
     policy = greedy_policy(load_run_model(run_dir, checkpoint))
     curves = {}
     for parameter, values in grid.items():
-        per_env = np.repeat(np.asarray(values, dtype=float), episodes)
-        returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed, **{parameter: per_env})
         curves[parameter] = {
             "values": list(values),
-            "mean_returns": returns.reshape(len(values), episodes).mean(1).round(3).tolist(),
+            "mean_returns": mean_returns_over(policy, parameter, values, episodes, seed).round(3).tolist(),
         }
     surfaces = {}
     for first, second in pairs:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 import robustrl
@@ -20,10 +19,16 @@ from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
     NominalSelectionCallback,
     greedy_policy,
-    greedy_returns,
     greedy_returns_by_id,
+    mean_returns_over,
 )
-from robustrl.experiments.io import atomic_save_model, atomic_write_json, atomic_write_text, read_json
+from robustrl.experiments.io import (
+    atomic_save_model,
+    atomic_write_json,
+    atomic_write_text,
+    read_cached,
+    read_json,
+)
 
 __all__ = ["RunSpec", "evaluate_run", "is_complete", "load_run_model", "robustness_run", "train_run"]
 
@@ -169,16 +174,11 @@ def robustness_run(run_dir: str | Path, grid: dict[str, list[float]] | None = No
     grid = grid or ROBUSTNESS_GRID
     cache = run_dir / "robustness.json"
     request = {"grid": grid, "episodes": episodes, "seed": seed, "checkpoint": checkpoint}
-    if cache.is_file():
-        saved = read_json(cache)
-        if saved["request"] == request:
-            return saved
+    saved = read_cached(cache, request)
+    if saved is not None:
+        return saved
     policy = greedy_policy(load_run_model(run_dir, checkpoint))
-    curves = {}
-    for parameter, values in grid.items():
-        per_env = np.repeat(np.asarray(values, dtype=float), episodes)
-        returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed, **{parameter: per_env})
-        curves[parameter] = returns.reshape(len(values), episodes).mean(axis=1).tolist()
+    curves = {p: mean_returns_over(policy, p, values, episodes, seed).tolist() for p, values in grid.items()}
     result = {"run": run_dir.name, "request": request, "mean_returns": curves}
     atomic_write_json(cache, result)
     return result

@@ -1,7 +1,6 @@
 import math
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 from stable_baselines3 import DQN
