@@ -131,12 +131,18 @@ def _best(spec: SweepSpec, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return best
 
 
+def _axis(values: list[Any]) -> list[Any]:
+    """Grid values in increasing order when they are all numbers (so that inf comes last)."""
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return sorted(values) if numeric else list(values)
+
+
 def plot_setting_heatmap(spec: SweepSpec, rows: list[dict[str, Any]], out_path: str | Path) -> Path:
     """Heatmap of the mean return over perturbed ids (best checkpoint) across a two-key grid, per agent."""
     from robustrl.experiments.plots import _save, plt
 
     first, second = list(spec.grid)
-    xs, ys = spec.grid[first], spec.grid[second]
+    xs, ys = _axis(spec.grid[first]), _axis(spec.grid[second])
     agents = list(dict.fromkeys(row["agent"] for row in rows))
     fig, axes = plt.subplots(1, len(agents), figsize=(4.8 * len(agents), 3.8), squeeze=False)
     key = "perturbed_mean" if any(i != NOMINAL_ID for i in spec.eval_ids) else spec.eval_ids[0]
