@@ -94,6 +94,26 @@ def _statistics_markdown(rows: list[dict[str, Any]], title: str) -> list[str]:
     return lines + [""]
 
 
+def _pairwise_markdown(scores: dict[str, np.ndarray], title: str, resamples: int) -> list[str]:
+    """P(row agent > column agent) on a random id, with stratified-bootstrap 95% CIs, for every pair."""
+    agents = list(scores)
+    if len(agents) < 2:
+        return []
+    lines = [f"**Probability of improvement, {title}**: P(row > column) [95% CI]", "",
+             "| row \\ column | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
+    for a in agents:
+        cells = []
+        for b in agents:
+            if a == b:
+                cells.append("—")
+                continue
+            p = probability_of_improvement(scores[a], scores[b])
+            low, high = probability_of_improvement_ci(scores[a], scores[b], resamples=resamples, seed=0)
+            cells.append(f"{p:.2f} [{low:.2f}, {high:.2f}]")
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def write_statistics(
     results: str | Path, resamples: int = 2000, runs_dir: str | Path | None = None
 ) -> tuple[list[str], list[Path]]:
@@ -130,6 +150,7 @@ def write_statistics(
             agent: normalize(matrix, 0.0, MAX_RETURN)
             for agent, matrix in agent_scores(runs_dir, perturbed, checkpoint).items()
         }
+        lines += _pairwise_markdown(profiles, f"{checkpoint} checkpoint, perturbed ids", resamples)
         written.append(
             plot_performance_profiles(
                 profiles,
