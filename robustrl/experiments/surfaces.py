@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -162,6 +163,9 @@ def plot_surface_curves(
             ax.fill_between(values, bands[:, 0], bands[:, 1], alpha=0.2)
         ax.axvline(NOMINAL_PARAMETERS[parameter], color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
+        ticks = values[:: max(1, len(values) // 5)]
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
         ax.set_xlabel(_LABELS.get(parameter, parameter) + " (log scale; dotted: nominal)")
         ax.set_ylabel("greedy return")
         ax.set_ylim(0, 520)
@@ -202,6 +206,7 @@ def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str 
             ax.set_xlabel(_LABELS.get(first, first), fontsize=8)
             ax.set_ylabel(_LABELS.get(second, second), fontsize=8)
             ax.set_title(f"{agent} (n={len(runs)})", fontsize=9)
+    fig.subplots_adjust(hspace=0.55, wspace=0.45)
     fig.colorbar(image, ax=axes, shrink=0.6, label="mean greedy return")
     fig.suptitle("Return over pairs of physical parameters (mean across seeds)")
     return _save(fig, Path(out_path))
