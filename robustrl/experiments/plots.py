@@ -15,7 +15,14 @@ from robustrl.experiments.io import atomic_write_bytes, read_json  # noqa: E402
 
 __all__ = ["plot_robustness_curves", "plot_training_curves"]
 
-_LABELS = {"masspole": "pole mass (kg)", "length": "pole half-length (m)", "gravity": "gravity (m/s²)"}
+_LABELS = {
+    "masspole": "pole mass (kg)",
+    "length": "pole half-length (m)",
+    "gravity": "gravity (m/s²)",
+    "masscart": "cart mass (kg)",
+    "force_mag": "push force (N)",
+    "tau": "time step (s)",
+}
 
 
 def _agent_label(meta: dict) -> str:

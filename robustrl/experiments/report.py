@@ -34,7 +34,6 @@ from robustrl.experiments.tables import SHORT_NAMES
 
 __all__ = ["agent_scores", "statistics_rows", "write_benchmark_section", "write_report", "write_statistics"]
 
-MAX_RETURN = 500.0
 _METRICS = {"iqm": iqm, "median": median, "mean": mean, "optimality_gap": optimality_gap}
 _REFERENCE = "regular"
 
@@ -58,14 +57,14 @@ def statistics_rows(scores: dict[str, np.ndarray], resamples: int = 2000) -> lis
     """Aggregate metrics with stratified-bootstrap CIs, and P(agent > regular), for each agent."""
     rows = []
     for agent, matrix in scores.items():
-        norm = normalize(matrix, 0.0, MAX_RETURN)
+        norm = normalize(matrix)
         row: dict[str, Any] = {"agent": agent, "runs": matrix.shape[0], "tasks": matrix.shape[1]}
         point = aggregate(norm)
         for name, statistic in _METRICS.items():
             low, high = stratified_bootstrap_ci(norm, statistic, resamples=resamples, seed=0)
             row[name], row[f"{name}_low"], row[f"{name}_high"] = point[name], low, high
         if _REFERENCE in scores and agent != _REFERENCE:
-            reference = normalize(scores[_REFERENCE], 0.0, MAX_RETURN)
+            reference = normalize(scores[_REFERENCE])
             row["p_improve"] = probability_of_improvement(norm, reference)
             row["p_improve_low"], row["p_improve_high"] = probability_of_improvement_ci(
                 norm, reference, resamples=resamples, seed=0
@@ -130,8 +129,9 @@ def write_statistics(
     written: list[Path] = []
     csv_rows: list[dict[str, Any]] = []
     for checkpoint in ("best", "final"):
+        by_ids: dict[str, dict[str, np.ndarray]] = {}
         for label, ids in (("perturbed ids", perturbed), ("all four ids", ENV_IDS)):
-            scores = agent_scores(runs_dir, ids, checkpoint)
+            scores = by_ids[label] = agent_scores(runs_dir, ids, checkpoint)
             if not scores:
                 return [], []
             rows = statistics_rows(scores, resamples)
@@ -146,10 +146,7 @@ def write_statistics(
             lines += _statistics_markdown(
                 rows, f"{checkpoint} checkpoint, {label} ({', '.join(SHORT_NAMES[i] for i in ids)})"
             )
-        profiles = {
-            agent: normalize(matrix, 0.0, MAX_RETURN)
-            for agent, matrix in agent_scores(runs_dir, perturbed, checkpoint).items()
-        }
+        profiles = {agent: normalize(matrix) for agent, matrix in by_ids["perturbed ids"].items()}
         lines += _pairwise_markdown(profiles, f"{checkpoint} checkpoint, perturbed ids", resamples)
         written.append(
             plot_performance_profiles(

@@ -24,7 +24,7 @@ from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS  # noqa: E402
 from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters  # noqa: E402
 from robustrl.experiments.evaluation import EVALUATION_SEED, greedy_policy, greedy_returns, mean_returns_over  # noqa: E402
 from robustrl.experiments.io import atomic_write_json, read_cached, read_json  # noqa: E402
-from robustrl.experiments.plots import _save  # noqa: E402
+from robustrl.experiments.plots import _LABELS, _save  # noqa: E402
 from robustrl.experiments.tables import bootstrap_ci  # noqa: E402
 
 __all__ = [
@@ -48,14 +48,6 @@ SURFACE_GRID: dict[str, list[float]] = {
 #: Pairs evaluated on the product of their grids (the three perturbations of the reward table).
 SURFACE_PAIRS: list[list[str]] = [["masspole", "length"], ["masspole", "gravity"], ["length", "gravity"]]
 
-_LABELS = {
-    "masspole": "pole mass (kg)",
-    "length": "pole half-length (m)",
-    "gravity": "gravity (m/s²)",
-    "masscart": "cart mass (kg)",
-    "force_mag": "push force (N)",
-    "tau": "time step (s)",
-}
 _PAIR_POINTS = 8  # values per axis of a pair surface (sub-sampled from the 1-D grid)
 
 

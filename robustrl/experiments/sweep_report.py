@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["score_matrix", "setting_rows", "write_sweep_outputs"]
 
-MAX_RETURN = 500.0
 
 
 def score_matrix(tasks: Sequence[SweepTask], eval_ids: Sequence[str], checkpoint: str = "best") -> np.ndarray:
@@ -62,7 +61,7 @@ def setting_rows(spec: SweepSpec, tasks: Sequence[SweepTask]) -> list[dict[str, 
     for agent, setting, group in _groups(spec, tasks):
         for checkpoint in ("best", "final"):
             scores = score_matrix(group, spec.eval_ids, checkpoint)
-            norm = normalize(scores, 0.0, MAX_RETURN)
+            norm = normalize(scores)
             low, high = stratified_bootstrap_ci(norm, iqm, resamples=2000, seed=0)
             row: dict[str, Any] = {
                 "agent": agent,
