@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="greedy evaluation of trained runs on every id")
-    evaluate.add_argument("--runs", default="results/runs")
+    evaluate.add_argument("--runs", default="results/runs", help="folder of run folders")
     evaluate.add_argument("--run", nargs="*", help="specific run folders (default: all complete runs)")
     evaluate.add_argument("--episodes", type=int, default=100)
     evaluate.add_argument("--env", nargs="*", default=env_ids, choices=env_ids)
@@ -186,13 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_cmd_evaluate)
 
     table = sub.add_parser("table", help="reward table (CSV, Markdown, LaTeX) from evaluated runs")
-    table.add_argument("--runs", default="results/runs")
-    table.add_argument("--out", default="results")
+    table.add_argument("--runs", default="results/runs", help="folder of evaluated run folders")
+    table.add_argument("--out", default="results", help="folder for reward_table.csv/.md/.tex")
     table.set_defaults(func=_cmd_table)
 
     plot = sub.add_parser("plot", help="training and robustness curves from saved runs")
-    plot.add_argument("--runs", default="results/runs")
-    plot.add_argument("--out", default="results")
+    plot.add_argument("--runs", default="results/runs", help="folder of evaluated run folders")
+    plot.add_argument("--out", default="results", help="folder for training_curves.png and robustness_curves.png")
     plot.set_defaults(func=_cmd_plot)
 
     rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(func=_cmd_sweep)
 
     surf = sub.add_parser("surfaces", help="return over dense grids of every physical parameter and of pairs")
-    surf.add_argument("--runs", default="results/runs")
+    surf.add_argument("--runs", default="results/runs", help="folder of trained run folders")
     surf.add_argument("--out", default="results", help="folder for surface_curves.png and surface_pairs.png")
     surf.add_argument("--episodes", type=int, default=10, help="episodes per grid point")
     surf.add_argument("--checkpoint", default="best", choices=["best", "final"])

@@ -1,0 +1,58 @@
+"""scripts/adopt_sweep_runs.py: only a run with the table's exact configuration is adopted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from robustrl.agents import AgentConfig, load_config
+from robustrl.envs import NOMINAL_ID
+from robustrl.experiments.training import _jsonable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("adopt_sweep_runs", ROOT / "scripts" / "adopt_sweep_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _fake_run(root: Path, agent: str, seed: int, overrides: dict, tag: str) -> Path:
+    cfg = AgentConfig.resolve(load_config(), NOMINAL_ID, agent, overrides)
+    run = root / f"CartPole-v1__{agent}-{tag}__{seed}"
+    run.mkdir(parents=True)
+    (run / "best.zip").write_bytes(b"best")
+    (run / "eval.json").write_text("{}")
+    meta = {"agent": agent, "seed": seed, "env_id": NOMINAL_ID, "run": run.name, "tag": tag,
+            "command": "robustrl sweep x.yml", "config": _jsonable(cfg.to_dict())}
+    (run / "meta.json").write_text(json.dumps(meta))
+    return run
+
+
+def test_adopts_a_run_whose_config_is_the_tables(tmp_path: Path) -> None:
+    adopt = _script().adopt
+    budget = load_config()[NOMINAL_ID]["n_timesteps"]
+    source = _fake_run(tmp_path / "sweep", "robust", 3, {"n_timesteps": budget}, f"n_timesteps{budget}")
+    target = adopt(source, tmp_path / "out", load_config())
+    assert target.name == "CartPole-v1__robust__3"
+    meta = json.loads((target / "meta.json").read_text())
+    assert meta["run"] == target.name and meta["tag"] == ""
+    assert meta["copied_from"]["run"] == source.name
+    assert meta["config"] == json.loads((source / "meta.json").read_text())["config"]
+    assert (target / "best.zip").read_bytes() == b"best"
+    assert not list((tmp_path / "out").glob(".*tmp"))
+    with pytest.raises(ValueError, match="exists"):
+        adopt(source, tmp_path / "out", load_config())
+
+
+def test_refuses_a_run_with_another_config_naming_the_key(tmp_path: Path) -> None:
+    adopt = _script().adopt
+    source = _fake_run(tmp_path / "sweep", "robust", 0, {"rho": 0.1}, "rho0.1")
+    with pytest.raises(ValueError, match=r"rho: run has 0\.1, the table config 0\.05"):
+        adopt(source, tmp_path / "out", load_config())
+    assert not (tmp_path / "out").exists()
