@@ -164,3 +164,15 @@ def test_ray_backend_gives_the_same_tables_as_local(tmp_path):
         assert (tmp_path / "local" / "out" / name).read_bytes() == (
             tmp_path / "ray" / "out" / name
         ).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["rho-eta", "budget", "samples", "benchmark", "surfaces"])
+def test_packaged_sweep_specs_load_and_name_their_runs(name, tmp_path):
+    from importlib import resources
+
+    path = resources.files("robustrl").joinpath(f"configs/sweeps/{name}.yml")
+    spec = load_sweep_spec(str(path))
+    tasks = spec.tasks(tmp_path)
+    names = [task.spec.name for task in tasks]
+    assert spec.name == name and tasks
+    assert len(set(names)) == len(names), "two runs of one sweep share a folder"
