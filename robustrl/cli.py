@@ -66,7 +66,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_table(args: argparse.Namespace) -> int:
     from robustrl.experiments import write_reward_tables
 
-    paths = write_reward_tables(args.runs, args.out, "robustrl " + shlex.join(sys.argv[1:]))
+    paths = write_reward_tables(args.runs, args.out, "robustrl " + shlex.join(sys.argv[1:]),
+                                baseline=args.baseline)
     print("\n".join(str(p) for p in paths))
     return 0
 
@@ -188,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     table = sub.add_parser("table", help="reward table (CSV, Markdown, LaTeX) from evaluated runs")
     table.add_argument("--runs", default="results/runs", help="folder of evaluated run folders")
     table.add_argument("--out", default="results", help="folder for reward_table.csv/.md/.tex")
+    table.add_argument("--baseline", default=None,
+                       help="agent label the differences are taken to (default regular; a sweep run's label "
+                            "includes its tag, e.g. regular-n_timesteps100000)")
     table.set_defaults(func=_cmd_table)
 
     plot = sub.add_parser("plot", help="training and robustness curves from saved runs")

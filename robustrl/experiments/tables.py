@@ -92,11 +92,20 @@ def collect_evaluations(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
     return grouped
 
 
-def reward_table(runs_dir: str | Path, baseline: str = "regular") -> list[TableRow]:
-    """Rows for every agent, env id and checkpoint found under ``runs_dir``; differences vs ``baseline``."""
+def reward_table(runs_dir: str | Path, baseline: str | None = None) -> list[TableRow]:
+    """Rows for every agent, env id and checkpoint found under ``runs_dir``; differences vs ``baseline``.
+
+    ``baseline`` is an agent label (agent name plus tag, e.g. ``"regular-n_timesteps100000"`` for a sweep
+    run); by default ``"regular"``, with no difference rows if there is no regular agent. A ``baseline``
+    that is given and absent is a ``ValueError`` listing the labels found.
+    """
     grouped = collect_evaluations(runs_dir)
     if not grouped:
         raise ValueError(f"no evaluated runs under {runs_dir}; run `robustrl train` and `robustrl evaluate` first")
+    if baseline is None:
+        baseline = "regular"
+    elif baseline not in grouped:
+        raise ValueError(f"baseline {baseline!r} is not an agent under {runs_dir}; choose from {sorted(grouped)}")
     rows = []
     order = sorted(grouped, key=lambda a: (a != baseline, a))
     for env_id in [e for e in ENV_IDS if any(e in grouped[a] for a in grouped)]:
@@ -206,9 +215,13 @@ def _latex(rows: list[TableRow], header: list[str]) -> str:
 
 
 def write_reward_tables(runs_dir: str | Path, out_dir: str | Path, command: str,
-                        config: dict[str, Any] | None = None, stem: str = "reward_table") -> list[Path]:
-    """Write ``{stem}.csv``, ``.md`` and ``.tex`` into ``out_dir`` (atomically), from saved evaluations."""
-    rows = reward_table(runs_dir)
+                        config: dict[str, Any] | None = None, stem: str = "reward_table",
+                        baseline: str | None = None) -> list[Path]:
+    """Write ``{stem}.csv``, ``.md`` and ``.tex`` into ``out_dir`` (atomically), from saved evaluations.
+
+    Differences are to ``baseline`` (see :func:`reward_table`).
+    """
+    rows = reward_table(runs_dir, baseline)
     header = _header_lines(command, config or {}, rows)
     out_dir = Path(out_dir)
     return [

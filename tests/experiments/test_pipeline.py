@@ -133,3 +133,33 @@ def test_greedy_returns_by_id_splits_one_batched_rollout_by_id():
         np.testing.assert_array_equal(batched[env_id], reference[4 * k:4 * k + 4])
     with pytest.raises(ValueError, match="CartPole-v9"):
         greedy_returns_by_id(always_left, ("robustrl/CartPole-v9",), 2, seed=0)
+
+
+def _fake_evaluated_run(runs, agent, tag, seed, nominal):
+    import json
+
+    name = f"CartPole-v1__{agent}-{tag}__{seed}" if tag else f"CartPole-v1__{agent}__{seed}"
+    run = runs / name
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text(json.dumps({"agent": agent, "tag": tag, "seed": seed}))
+    returns = {"robustrl/CartPole-v1": {"best": [nominal, nominal], "final": [nominal, nominal]}}
+    (run / "eval.json").write_text(json.dumps({"request": {}, "returns": returns}))
+
+
+def test_table_baseline_is_any_agent_label_and_an_absent_one_is_refused(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for seed, (regular, robust) in enumerate([(100.0, 300.0), (200.0, 400.0)]):
+        _fake_evaluated_run(runs, "regular", "n_timesteps100000", seed, regular)
+        _fake_evaluated_run(runs, "robust", "n_timesteps100000", seed, robust)
+    # Default: no agent is called "regular", so no differences.
+    assert all(r.diff is None for r in reward_table(runs))
+    rows = reward_table(runs, "regular-n_timesteps100000")
+    robust = [r for r in rows if r.agent == "robust-n_timesteps100000"]
+    assert robust and all(math.isclose(r.diff, 200.0) for r in robust)
+    assert main(["table", "--runs", str(runs), "--out", str(tmp_path), "--baseline", "regular"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "baseline 'regular'" in err and "regular-n_timesteps100000" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "reward_table.md").exists()
+    assert main(["table", "--runs", str(runs), "--out", str(tmp_path),
+                 "--baseline", "regular-n_timesteps100000"]) == 0
+    assert "+200.0" in (tmp_path / "reward_table.md").read_text()
