@@ -6,9 +6,8 @@ import os
 import shlex
 import sys
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from robustrl.agents import AgentConfig, available_agents, load_config
 from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import EVALUATION_SEED
 from robustrl.experiments.io import atomic_write_json
+from robustrl.experiments.parallel import process_pool
 from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
 from robustrl.experiments.tables import write_reward_tables
 from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, robustness_run, train_run
@@ -69,7 +69,7 @@ def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any],
         for spec in tqdm(todo, desc="training runs", unit="run", disable=not todo):
             train_run(spec, runs_dir, config, progress_bar=len(todo) == 1, torch_threads=1)
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        with process_pool(jobs) as pool:
             futures = [pool.submit(_train_worker, spec, runs_dir, config) for spec in todo]
             for future in tqdm(as_completed(futures), total=len(futures), desc="training runs", unit="run"):
                 future.result()
@@ -97,7 +97,7 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
         for run_dir in tqdm(run_dirs, desc="evaluating runs", unit="run"):
             _evaluate_worker(run_dir, episodes, robustness_episodes, env_ids)
         return
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    with process_pool(jobs) as pool:
         futures = [pool.submit(_evaluate_worker, d, episodes, robustness_episodes, env_ids) for d in run_dirs]
         for future in tqdm(as_completed(futures), total=len(futures), desc="evaluating runs", unit="run"):
             future.result()

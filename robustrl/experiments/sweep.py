@@ -30,9 +30,8 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from robustrl.agents.factory import _ROBUST_KEYS, AgentConfig, load_config
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.estimators import check_eta, check_rho
 from robustrl.experiments.io import atomic_write_json
+from robustrl.experiments.parallel import process_pool
 from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, is_evaluated, train_run
 
 __all__ = [
@@ -352,7 +352,7 @@ def _run_local(tasks: list[SweepTask], jobs: int, progress: Callable[[dict[str, 
         for task in tasks:
             progress(run_sweep_task(task))
         return
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    with process_pool(jobs) as pool:
         for future in as_completed([pool.submit(run_sweep_task, task) for task in tasks]):
             progress(future.result())
 

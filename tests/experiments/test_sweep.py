@@ -176,3 +176,47 @@ def test_packaged_sweep_specs_load_and_name_their_runs(name, tmp_path):
     names = [task.spec.name for task in tasks]
     assert spec.name == name and tasks
     assert len(set(names)) == len(names), "two runs of one sweep share a folder"
+
+
+def _spawned_children(pid):
+    """Pids of the multiprocessing workers whose parent is ``pid`` (read from /proc)."""
+    from pathlib import Path
+
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            children.append(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
+    import os
+
+    path = tmp_path / "long.yml"
+    overrides = {**TINY["overrides"], "n_timesteps": 200_000, "eval_freq": 100_000}
+    path.write_text(yaml.safe_dump(_spec(agents=["regular"], seeds=2, overrides=overrides,
+                                         grid={"learning_rate": [0.001]})))
+    argv = [sys.executable, "-m", "robustrl.cli", "sweep", str(path), "--jobs", "2",
+            "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(_spawned_children(proc.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    workers = _spawned_children(proc.pid)
+    assert len(workers) == 2, "the pool never started"
+    time.sleep(1.0)  # the workers are inside their runs now
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.1)
+        alive = [w for w in workers if os.path.exists(f"/proc/{w}") and
+                 b"spawn_main" in open(f"/proc/{w}/cmdline", "rb").read()]
+    assert not alive, f"pool workers {alive} outlived the killed sweep"
