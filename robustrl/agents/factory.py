@@ -20,7 +20,7 @@ from robustrl.agents.robust_dqn import RobustDQN
 __all__ = ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
 AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN}
-SELECTION_TIES = ("latest", "first")
+SELECTION_TIES = ("latest", "first", "margin")
 _EXPERIMENT_KEYS = ("n_timesteps", "model_selection", "agents", "policy")
 _DQN_KEYS = tuple(
     name for name in inspect.signature(DQN.__init__).parameters

@@ -7,6 +7,8 @@ from robustrl.experiments.evaluation import (
     NominalSelectionCallback,
     greedy_policy,
     greedy_returns,
+    greedy_rollout,
+    safety_margin,
 )
 from robustrl.experiments.pipeline import QUICK, ReproduceConfig, evaluate_runs, reproduce, train_runs
 from robustrl.experiments.report import write_report
@@ -55,6 +57,8 @@ __all__ = [
     "evaluate_runs",
     "greedy_policy",
     "greedy_returns",
+    "greedy_rollout",
+    "safety_margin",
     "load_run_model",
     "reproduce",
     "reward_table",

@@ -21,7 +21,9 @@ __all__ = [
     "greedy_policy",
     "greedy_returns",
     "greedy_returns_by_id",
+    "greedy_rollout",
     "mean_returns_over",
+    "safety_margin",
 ]
 
 #: Seeds of the evaluation and model-selection episodes; training seeds are small integers, so the
@@ -44,24 +46,47 @@ def greedy_policy(model: BaseAlgorithm) -> Policy:
     return act
 
 
-def greedy_returns(policy: Policy, env_id: str, n_episodes: int, seed: int, **parameters: Any) -> np.ndarray:
-    """Return of ``n_episodes`` episodes run side by side on ``env_id`` (one sub-env per episode).
+def safety_margin(observations: np.ndarray, x_threshold: float, theta_threshold: float) -> np.ndarray:
+    """``1 - max(|x| / x_threshold, |theta| / theta_threshold)`` per row of CartPole observations.
 
-    ``parameters`` override the physics; arrays of shape ``(n_episodes,)`` give each episode its own
-    value, so a whole parameter sweep is one batched rollout. The initial states come from ``seed``.
+    1 with the cart centred and the pole upright, 0 at the edge of termination (either limit).
+    """
+    observations = np.asarray(observations)
+    return 1.0 - np.maximum(np.abs(observations[:, 0]) / x_threshold, np.abs(observations[:, 2]) / theta_threshold)
+
+
+def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int,
+                   **parameters: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and mean safety margins of ``n_episodes`` greedy episodes run side by side on ``env_id``.
+
+    The margin of an episode is the mean of :func:`safety_margin` over the states the policy acted in;
+    it tells apart policies that all reach the 500-step limit (one that drifts to the edge of the track
+    from one that keeps the cart centred). ``parameters`` override the physics; arrays of shape
+    ``(n_episodes,)`` give each episode its own value. The initial states come from ``seed``.
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise ValueError(f"n_episodes must be an integer >= 1, got n_episodes={n_episodes!r}")
     venv = make_vector_env(env_id, n_episodes, **parameters)
     obs, _ = venv.reset(seed=seed)
     returns = np.zeros(n_episodes)
+    margins = np.zeros(n_episodes)
     running = np.ones(n_episodes, dtype=bool)
     while running.any():
+        margins += running * safety_margin(obs, venv.x_threshold, venv.theta_threshold_radians)
         obs, rewards, terminated, truncated, _ = venv.step(policy(obs))
         returns += rewards * running
         running &= ~(terminated | truncated)
     venv.close()
-    return returns
+    return returns, margins / returns
+
+
+def greedy_returns(policy: Policy, env_id: str, n_episodes: int, seed: int, **parameters: Any) -> np.ndarray:
+    """Return of ``n_episodes`` episodes run side by side on ``env_id`` (one sub-env per episode).
+
+    ``parameters`` override the physics; arrays of shape ``(n_episodes,)`` give each episode its own
+    value, so a whole parameter sweep is one batched rollout. The initial states come from ``seed``.
+    """
+    return greedy_rollout(policy, env_id, n_episodes, seed, **parameters)[0]
 
 
 def greedy_returns_by_id(policy: Policy, env_ids: tuple[str, ...], n_episodes: int, seed: int) -> dict[str, np.ndarray]:
@@ -95,14 +120,15 @@ class NominalSelectionCallback(BaseCallback):
     model is saved atomically to ``best_path``; ``curve`` holds ``(timesteps, mean, std)`` rows.
     With ``ties="latest"`` (the default) a checkpoint replaces the best one when its mean is at least as
     high: CartPole checkpoints often tie at the maximum 500, and the later one has trained on more data.
-    ``ties="first"`` is SB3's ``EvalCallback`` rule (strictly higher only).
+    ``ties="first"`` is SB3's ``EvalCallback`` rule (strictly higher only). ``ties="margin"`` breaks
+    ties of the mean return by the mean :func:`safety_margin` of the same episodes, then by the latest.
     """
 
     def __init__(self, best_path: str | Path, eval_freq: int = 2500, n_episodes: int = 20,
                  seed: int = SELECTION_SEED, env_id: str = NOMINAL_ID, ties: str = "latest") -> None:
         super().__init__()
-        if ties not in ("latest", "first"):
-            raise ValueError(f"ties must be 'latest' or 'first', got ties={ties!r}")
+        if ties not in ("latest", "first", "margin"):
+            raise ValueError(f"ties must be 'latest', 'first' or 'margin', got ties={ties!r}")
         self.ties = ties
         self.best_path = Path(best_path)
         self.eval_freq = eval_freq
@@ -110,17 +136,25 @@ class NominalSelectionCallback(BaseCallback):
         self.seed = seed
         self.env_id = env_id
         self.best_mean = -np.inf
+        self.best_margin = -np.inf
         self.best_timesteps = 0
         self.curve: list[tuple[int, float, float]] = []
 
     def evaluate_now(self) -> None:
         """Evaluate the current model and save it if it is the best so far."""
-        returns = greedy_returns(greedy_policy(self.model), self.env_id, self.n_episodes, self.seed)
-        mean = float(returns.mean())
+        returns, margins = greedy_rollout(greedy_policy(self.model), self.env_id, self.n_episodes, self.seed)
+        mean, margin = float(returns.mean()), float(margins.mean())
         self.curve.append((int(self.num_timesteps), mean, float(returns.std())))
         self.logger.record("eval/nominal_mean_return", mean)
-        if mean > self.best_mean or (self.ties == "latest" and mean == self.best_mean):
-            self.best_mean, self.best_timesteps = mean, int(self.num_timesteps)
+        self.logger.record("eval/nominal_safety_margin", margin)
+        if self.ties == "first":
+            better = mean > self.best_mean
+        elif self.ties == "latest":
+            better = mean >= self.best_mean
+        else:
+            better = (mean, margin) >= (self.best_mean, self.best_margin)
+        if better:
+            self.best_mean, self.best_margin, self.best_timesteps = mean, margin, int(self.num_timesteps)
             atomic_save_model(self.model, self.best_path)
 
     def _on_step(self) -> bool:

@@ -106,6 +106,7 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
         "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
         "algo": cfg.algo, "config": _jsonable(cfg.to_dict()), "train_seconds": round(train_seconds, 2),
         "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
+        "best_selection_margin": round(selection.best_margin, 6),
         "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
     })
     return run_dir

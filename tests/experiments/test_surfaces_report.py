@@ -18,15 +18,62 @@ from robustrl.experiments.tables import write_reward_tables
 from .test_pipeline import TINY
 
 
-@pytest.mark.parametrize(("ties", "row"), [("latest", -1), ("first", 0)])
+@pytest.mark.parametrize(("ties", "row"), [("latest", -1), ("first", 0), ("margin", -1)])
 def test_selection_ties_go_to_the_latest_or_first_checkpoint(tmp_path, monkeypatch, ties, row):
-    monkeypatch.setattr(evaluation_module, "greedy_returns", lambda *args, **kwargs: np.full(3, 42.0))
+    monkeypatch.setattr(evaluation_module, "greedy_rollout",
+                        lambda *args, **kwargs: (np.full(3, 42.0), np.full(3, 0.5)))
     run_dir = train_run(RunSpec("regular", 0, overrides={**TINY, "ties": ties}), tmp_path)
     meta = read_json(run_dir / "meta.json")
     evaluated = np.loadtxt(run_dir / "curve.csv", delimiter=",", skiprows=1, ndmin=2)[:, 0]
     assert len(evaluated) >= 3  # every 300 steps and once at the end
     assert meta["best_timesteps"] == int(evaluated[row])
     assert meta["config"]["selection_ties"] == ties
+
+
+def test_margin_ties_pick_the_highest_margin_among_the_best_returns(tmp_path, monkeypatch):
+    # Evaluations (return, margin): the 500s tie, and the margin picks among them; a higher margin
+    # with a lower return never wins; equal (return, margin) pairs go to the later checkpoint.
+    script = iter([(400.0, 0.99), (500.0, 0.3), (500.0, 0.8), (500.0, 0.8), (500.0, 0.6), (490.0, 0.95)])
+    rollouts = []
+
+    def scripted(*args, **kwargs):
+        mean, margin = next(script)
+        rollouts.append((mean, margin))
+        return np.full(3, mean), np.full(3, margin)
+
+    monkeypatch.setattr(evaluation_module, "greedy_rollout", scripted)
+    run_dir = train_run(RunSpec("regular", 0, overrides={**TINY, "n_timesteps": 1500, "ties": "margin"}), tmp_path)
+    meta = read_json(run_dir / "meta.json")
+    evaluated = np.loadtxt(run_dir / "curve.csv", delimiter=",", skiprows=1, ndmin=2)[:, 0]
+    assert len(rollouts) == len(evaluated) == 6  # every 300 steps and once at the end
+    assert meta["best_timesteps"] == int(evaluated[3])
+    assert (meta["best_selection_mean"], meta["best_selection_margin"]) == (500.0, 0.8)
+
+
+def test_safety_margin_is_one_when_centred_and_zero_at_a_limit():
+    obs = np.array([[0.0, 5.0, 0.0, -5.0], [1.2, 0, 0, 0], [0, 0, -0.1, 0], [-2.4, 0, 0.05, 0], [0.6, 0, 0.15, 0]])
+    np.testing.assert_allclose(evaluation_module.safety_margin(obs, 2.4, 0.2),
+                               [1.0, 0.5, 0.5, 0.0, 0.25])
+
+
+def test_greedy_rollout_margin_averages_over_the_states_acted_in():
+    from robustrl.envs import make_vector_env
+
+    def push_right(obs):
+        return np.ones(len(obs), dtype=np.int64)
+
+    returns, margins = evaluation_module.greedy_rollout(push_right, "robustrl/CartPole-v1", 1, seed=7)
+    venv = make_vector_env("robustrl/CartPole-v1", 1)
+    obs, _ = venv.reset(seed=7)
+    seen, done = [], False
+    while not done:
+        seen.append(obs[0])
+        obs, _, terminated, truncated, _ = venv.step(np.ones(1, dtype=np.int64))
+        done = bool(terminated[0] or truncated[0])
+    expected = evaluation_module.safety_margin(np.array(seen), 2.4, 12 * 2 * np.pi / 360).mean()
+    assert returns[0] == len(seen) < 50  # pushing right only, the pole falls fast
+    assert margins[0] == pytest.approx(expected)
+    np.testing.assert_array_equal(returns, evaluation_module.greedy_returns(push_right, "robustrl/CartPole-v1", 1, 7))
 
 
 def test_unknown_ties_rule_is_rejected():

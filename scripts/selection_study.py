@@ -1,0 +1,260 @@
+"""Which nominal-only signal picks robust checkpoints? Train runs that keep every checkpoint, then score them.
+
+Model selection (DESIGN §4) may only look at the nominal env. The table's rule is the nominal return
+over 20 episodes (500-step horizon); most late checkpoints tie at 500, and some of those tied
+checkpoints are fragile on the perturbed ids. This study keeps every evaluated checkpoint of each run and
+scores it with signals that still use the nominal env only:
+
+* ``nominal``: the table's rule, mean return over the 20 selection episodes (horizon 500);
+* ``long``: mean return over the same episodes with a 5000-step horizon;
+* ``noisy``: mean return (horizon 500) when each observation is shifted uniformly inside the robust
+  agent's own perturbation ball (rho * state_scale, l-inf), i.e. the set its target is robust to;
+  ``noisy2`` and ``noisy4`` the same with a ball 2 and 4 times as large;
+* ``margin``: mean over steps of ``1 - max(|x| / 2.4, |theta| / 0.2095)`` (how far from failure the policy
+  keeps the state), horizon 500.
+
+Each rule picks, per run, the latest checkpoint with the highest score (ties: latest, as in the table);
+the picked checkpoint is then evaluated on the four ids exactly as the table does (100 episodes, the
+evaluation seed). Runs are trained with the table's configuration and seeds, so under the ``nominal``
+rule the picked checkpoints are the table's best checkpoints (checked: returns equal).
+
+Usage::
+
+    python scripts/selection_study.py train --agents robust regular --seeds 0-9 --jobs 2
+    python scripts/selection_study.py analyze --agents robust regular --seeds 0-9
+
+Outputs: runs/selection/<run>/checkpoints/*.zip (not committed), results/selection/scores-seeds<S>.csv
+(every checkpoint and signal), results/selection/selection-seeds<S>.md (the table per rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from robustrl.agents import load_agent, load_config, make_agent
+from robustrl.envs import ENV_IDS
+from robustrl.envs.cartpole import PerturbedCartPoleVectorEnv
+from robustrl.experiments.evaluation import (
+    EVALUATION_SEED,
+    SELECTION_SEED,
+    NominalSelectionCallback,
+    greedy_policy,
+    greedy_returns_by_id,
+    safety_margin,
+)
+from robustrl.experiments.io import atomic_save_model, atomic_write_json, read_json
+from robustrl.experiments.parallel import process_pool
+from robustrl.experiments.tables import SHORT_NAMES, bootstrap_diff_ci
+from robustrl.experiments.training import RunSpec
+
+RUNS = Path("runs/selection")
+OUT = Path("results/selection")
+
+
+class KeepAllCallback(NominalSelectionCallback):
+    """The table's selection callback, which also saves every evaluated checkpoint."""
+
+    def evaluate_now(self) -> None:
+        super().evaluate_now()
+        atomic_save_model(self.model, self.best_path.parent / "checkpoints" / f"{self.num_timesteps:07d}.zip")
+
+
+def train_one(agent: str, seed: int) -> str:
+    """Train one run with the table's config, keeping every checkpoint (skipped when done)."""
+    torch.set_num_threads(1)
+    spec = RunSpec(agent=agent, seed=seed)
+    cfg = spec.resolve(load_config())
+    run_dir = RUNS / spec.name
+    if (run_dir / "meta.json").is_file():
+        return spec.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = make_agent(cfg, gym.make(spec.env_id), seed=seed, verbose=0, device="cpu")
+    callback = KeepAllCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes, ties=cfg.selection_ties)
+    model.learn(cfg.n_timesteps, callback=callback)
+    if not callback.curve or callback.curve[-1][0] != model.num_timesteps:
+        callback.evaluate_now()
+    atomic_write_json(run_dir / "meta.json", {"run": spec.name, "agent": agent, "seed": seed,
+                                              "algo": cfg.algo, "curve": callback.curve})
+    return spec.name
+
+
+def rollout(policy: Any, n: int, seed: int, horizon: int = 500, noise: np.ndarray | None = None,
+            noise_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and mean safety margin of ``n`` nominal episodes (optionally with observation noise)."""
+    venv = PerturbedCartPoleVectorEnv(num_envs=n, max_episode_steps=horizon)
+    obs, _ = venv.reset(seed=seed)
+    rng = np.random.default_rng(noise_seed)
+    returns = np.zeros(n)
+    margin = np.zeros(n)
+    running = np.ones(n, dtype=bool)
+    while running.any():
+        seen = obs if noise is None else obs + noise * rng.uniform(-1, 1, size=obs.shape)
+        margin += running * safety_margin(obs, venv.x_threshold, venv.theta_threshold_radians)
+        obs, rewards, terminated, truncated, _ = venv.step(policy(seen.astype(np.float32)))
+        returns += rewards * running
+        running &= ~(terminated | truncated)
+    venv.close()
+    return returns, margin / np.maximum(returns, 1)
+
+
+def signals(policy: Any, ball: np.ndarray, episodes: int) -> dict[str, Any]:
+    """Functions computing each signal (and the test returns) of one policy, by name."""
+    def nominal_and_margin() -> dict[str, float]:
+        returns, margin = rollout(policy, 20, SELECTION_SEED)
+        return {"nominal": float(returns.mean()), "margin": float(margin.mean())}
+
+    def noisy(k: float, key: str) -> Any:
+        return lambda: {key: float(rollout(policy, 20, SELECTION_SEED, noise=k * ball,
+                                           noise_seed=SELECTION_SEED)[0].mean())}
+
+    return {
+        "nominal": nominal_and_margin,
+        "long": lambda: {"long": float(rollout(policy, 20, SELECTION_SEED, horizon=5000)[0].mean())},
+        "noisy": noisy(1, "noisy"),
+        "noisy2": noisy(2, "noisy2"),
+        "noisy4": noisy(4, "noisy4"),
+        ENV_IDS[0]: lambda: {env_id: float(v.mean()) for env_id, v in
+                             greedy_returns_by_id(policy, ENV_IDS, episodes, EVALUATION_SEED).items()},
+    }
+
+
+def score_run(name: str, episodes: int) -> str:
+    """Score every checkpoint of one run with each signal and on the four ids; cached in scores.json."""
+    torch.set_num_threads(1)
+    run_dir = RUNS / name
+    cache = run_dir / "scores.json"
+    scores = read_json(cache) if cache.is_file() else {}
+    meta = read_json(run_dir / "meta.json")
+    robust = RunSpec(agent="robust", seed=0).resolve(load_config()).robust_kwargs
+    ball = float(robust["rho"]) * np.asarray(robust["state_scale"], dtype=float)
+    for path in sorted((run_dir / "checkpoints").glob("*.zip")):
+        entry = scores.setdefault(path.stem, {})
+        policy = greedy_policy(load_agent(path, meta["algo"]))
+        for key, compute in signals(policy, ball, episodes).items():
+            if key not in entry:
+                entry.update(compute())
+    atomic_write_json(cache, scores)
+    return name
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"`` or ``"0,3,5"``."""
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("phase", choices=("train", "analyze"))
+    parser.add_argument("--agents", nargs="+", default=["robust", "regular"])
+    parser.add_argument("--seeds", default="0-9")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--episodes", type=int, default=100)
+    args = parser.parse_args(argv)
+    names = [RunSpec(agent=a, seed=s).name for a in args.agents for s in parse_seeds(args.seeds)]
+    with process_pool(args.jobs) as pool:
+        if args.phase == "train":
+            jobs = [pool.submit(train_one, a, s) for a in args.agents for s in parse_seeds(args.seeds)]
+        else:
+            jobs = [pool.submit(score_run, name, args.episodes) for name in names]
+        for job in jobs:
+            print("done", job.result(), flush=True)
+    if args.phase == "analyze":
+        report(names, args.agents, args.seeds)
+    return 0
+
+
+RULES: dict[str, tuple[str, ...]] = {
+    "nominal (table)": ("nominal",),
+    "long": ("long",),
+    "noisy": ("noisy",),
+    "noisy x2": ("noisy2",),
+    "noisy x4": ("noisy4",),
+    "margin": ("margin",),
+    "nominal, then long": ("nominal", "long"),
+    "nominal, then noisy": ("nominal", "noisy"),
+    "nominal, then margin": ("nominal", "margin"),
+    "nominal, then noisy x2": ("nominal", "noisy2"),
+    "nominal, then noisy x4": ("nominal", "noisy4"),
+}
+
+
+def pick(scores: dict[str, dict[str, float]], keys: tuple[str, ...]) -> str:
+    """The checkpoint with the lexicographically highest ``keys``; ties go to the latest checkpoint."""
+    return max(sorted(scores), key=lambda stem: (*(scores[stem][k] for k in keys), int(stem)))
+
+
+def _table(per_run: dict[str, dict[str, dict[str, float]]], runs: list[str], keys: tuple[str, ...]) -> np.ndarray:
+    """Seeds x ids: test returns of the checkpoint each run picks under the rule ``keys``."""
+    return np.array([[per_run[n][pick(per_run[n], keys)][env_id] for env_id in ENV_IDS] for n in runs])
+
+
+def report(names: list[str], agents: list[str], seeds: str) -> None:
+    """Write scores-<seeds>.csv and selection-<seeds>.md from the cached scores."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = []
+    per_run = {name: read_json(RUNS / name / "scores.json") for name in names}
+    for name, scores in per_run.items():
+        for stem, s in scores.items():
+            rows.append({"run": name, "timesteps": int(stem), **{k: round(v, 4) for k, v in s.items()}})
+    with open(OUT / f"scores-seeds{seeds}.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    runs_of = {agent: [n for n in names if n.split("__")[1] == agent] for agent in agents}
+    short = [SHORT_NAMES[env_id] for env_id in ENV_IDS]
+    lines = [
+        f"# Which nominal-only signal picks robust checkpoints? (seeds {seeds})",
+        "",
+        (f"Generated by `python scripts/selection_study.py train --agents {' '.join(agents)} --seeds {seeds}` "
+
+        f"and `... analyze` with the same arguments: {len(names)} runs with the table's configuration, "
+        f"{len(rows)} checkpoints (every 2500 steps and the last one). Each cell: mean ± std across seeds "
+        "of the picked checkpoint's mean return (100 episodes, the table's evaluation seed); 'perturbed' is "
+        "the mean over the three perturbed ids. Every rule uses the nominal env only; `a, then b` breaks "
+        "ties of `a` by `b`; remaining ties go to the latest checkpoint. Signals: see the docstring of "
+        "scripts/selection_study.py."),
+        "",
+        "| agent | rule | " + " | ".join(short) + " | perturbed | seeds < 475 on some id |",
+        "|---|---|" + "---|" * (len(short) + 2),
+    ]
+    for agent, runs in runs_of.items():
+        for rule, keys in RULES.items():
+            table = _table(per_run, runs, keys)
+            cells = [f"{table[:, k].mean():.1f} ± {table[:, k].std(ddof=1):.1f}" for k in range(len(ENV_IDS))]
+            weak = int((table.min(axis=1) < 475).sum())
+            lines.append(f"| {agent} | {rule} | " + " | ".join(cells)
+                         + f" | {table[:, 1:].mean():.1f} | {weak}/{len(runs)} |")
+    if "robust" in runs_of and "regular" in runs_of:
+        lines += ["", "Robust − regular when both agents use the same rule [95% bootstrap CI over seeds]:", "",
+                  "| rule | " + " | ".join(short) + " |", "|---|" + "---|" * len(short)]
+        for rule, keys in RULES.items():
+            a, b = _table(per_run, runs_of["robust"], keys), _table(per_run, runs_of["regular"], keys)
+            cells = []
+            for k in range(len(ENV_IDS)):
+                low, high = bootstrap_diff_ci(a[:, k], b[:, k])
+                cells.append(f"{a[:, k].mean() - b[:, k].mean():+.1f} [{low:+.1f}, {high:+.1f}]")
+            lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    lines += ["", "Oracle (not a rule: it looks at the perturbed ids), per run the checkpoint with the best "
+              "perturbed mean:", ""]
+    for agent, runs in runs_of.items():
+        best = [max(per_run[n].values(), key=lambda s: np.mean([s[e] for e in ENV_IDS[1:]])) for n in runs]
+        table = np.array([[p[env_id] for env_id in ENV_IDS] for p in best])
+        lines.append(f"- {agent}: " + ", ".join(f"{h} {table[:, k].mean():.1f}" for k, h in enumerate(short)))
+    text = "\n".join(lines) + "\n"
+    (OUT / f"selection-seeds{seeds}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
