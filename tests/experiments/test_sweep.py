@@ -199,7 +199,7 @@ def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
     import os
 
     path = tmp_path / "long.yml"
-    overrides = {**TINY["overrides"], "n_timesteps": 200_000, "eval_freq": 100_000}
+    overrides = {**TINY["overrides"], "n_timesteps": 5_000_000, "eval_freq": 1_000_000}
     path.write_text(yaml.safe_dump(_spec(agents=["regular"], seeds=2, overrides=overrides,
                                          grid={"learning_rate": [0.001]})))
     argv = [sys.executable, "-m", "robustrl.cli", "sweep", str(path), "--jobs", "2",
