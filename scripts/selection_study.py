@@ -105,6 +105,10 @@ def rollout(policy: Any, n: int, seed: int, horizon: int = 500, noise: np.ndarra
     return returns, margin / np.maximum(returns, 1)
 
 
+#: The keys of :func:`signals` (the first key each function writes), to skip cached checkpoints.
+SIGNAL_KEYS = ("nominal", "long", "noisy", "noisy2", "noisy4", ENV_IDS[0])
+
+
 def signals(policy: Any, ball: np.ndarray, episodes: int) -> dict[str, Any]:
     """Functions computing each signal (and the test returns) of one policy, by name."""
     def nominal_and_margin() -> dict[str, float]:
@@ -137,6 +141,8 @@ def score_run(name: str, episodes: int) -> str:
     ball = float(robust["rho"]) * np.asarray(robust["state_scale"], dtype=float)
     for path in sorted((run_dir / "checkpoints").glob("*.zip")):
         entry = scores.setdefault(path.stem, {})
+        if all(key in entry for key in SIGNAL_KEYS):
+            continue
         policy = greedy_policy(load_agent(path, meta["algo"]))
         for key, compute in signals(policy, ball, episodes).items():
             if key not in entry:
