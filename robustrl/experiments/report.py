@@ -212,7 +212,8 @@ def write_report(
         "saved run and a command that is named beside it.",
         "",
         "Contents: [reward table](#reward-table) · [statistics](#statistics) · [plots](#plots) · "
-        "[sweeps](#sweeps) · [benchmarks](#benchmarks) · [supervised](#supervised)",
+        "[model selection](#model-selection) · [sweeps](#sweeps) · [benchmarks](#benchmarks) · "
+        "[supervised](#supervised)",
         "",
         "## Reward table",
         "",
@@ -262,6 +263,13 @@ def write_report(
         "performance_profiles_final.png",
         "Performance profiles, final model (robustrl report)",
     )
+
+    lines += ["## Model selection", ""]
+    studies = sorted((results / "selection").glob("selection-*.md"))
+    if not studies:
+        lines += ["No selection study under `selection/` (run `python scripts/selection_study.py`).", ""]
+    for path in studies:
+        lines += [f"### {path.stem}", "", _strip_title(path.read_text()), ""]
 
     lines += ["## Sweeps", ""]
     sweeps = sorted(p.parent for p in (results / "sweeps").glob("*/settings.md"))

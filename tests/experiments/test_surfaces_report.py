@@ -140,9 +140,15 @@ def test_report_gathers_tables_statistics_and_plots(trained, tmp_path, capsys):
     assert "reward_table.md does not exist" in capsys.readouterr().err
     write_reward_tables(trained / "runs", trained, "robustrl reproduce --test")
     report = write_report(trained, command="robustrl report")
-    text = report.read_text()
+    assert "No selection study" in report.read_text()
+    (trained / "selection").mkdir()
+    (trained / "selection" / "selection-seeds0-1.md").write_text("# Study\n\n| rule | Heavy |\n|---|---|\n| margin | 321.5 |\n")
+    text = write_report(trained, command="robustrl report").read_text()
     for needle in (
         "## Reward table",
+        "## Model selection",
+        "### selection-seeds0-1",
+        "| margin | 321.5 |",
         "## Statistics",
         "P(agent > regular)",
         "IQM",
