@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,14 +11,11 @@ from robustrl.agents import AgentConfig, load_config
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.training import _jsonable
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("adopt_sweep_runs", ROOT / "scripts" / "adopt_sweep_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("adopt_sweep_runs")
 
 
 def _fake_run(root: Path, agent: str, seed: int, overrides: dict, tag: str) -> Path:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("selection_study", ROOT / "scripts" / "selection_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("selection_study")
 
 
 SCORES = {
