@@ -40,15 +40,14 @@ import numpy as np
 import torch
 
 from robustrl.agents import load_agent, load_config, make_agent
-from robustrl.envs import ENV_IDS
-from robustrl.envs.cartpole import PerturbedCartPoleVectorEnv
+from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
     SELECTION_SEED,
     NominalSelectionCallback,
     greedy_policy,
     greedy_returns_by_id,
-    safety_margin,
+    greedy_rollout,
 )
 from robustrl.experiments.io import atomic_save_model, atomic_write_json, read_json
 from robustrl.experiments.parallel import process_pool
@@ -88,21 +87,9 @@ def train_one(agent: str, seed: int) -> str:
 
 def rollout(policy: Any, n: int, seed: int, horizon: int = 500, noise: np.ndarray | None = None,
             noise_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Returns and mean safety margin of ``n`` nominal episodes (optionally with observation noise)."""
-    venv = PerturbedCartPoleVectorEnv(num_envs=n, max_episode_steps=horizon)
-    obs, _ = venv.reset(seed=seed)
-    rng = np.random.default_rng(noise_seed)
-    returns = np.zeros(n)
-    margin = np.zeros(n)
-    running = np.ones(n, dtype=bool)
-    while running.any():
-        seen = obs if noise is None else obs + noise * rng.uniform(-1, 1, size=obs.shape)
-        margin += running * safety_margin(obs, venv.x_threshold, venv.theta_threshold_radians)
-        obs, rewards, terminated, truncated, _ = venv.step(policy(seen.astype(np.float32)))
-        returns += rewards * running
-        running &= ~(terminated | truncated)
-    venv.close()
-    return returns, margin / np.maximum(returns, 1)
+    """Returns and mean safety margins of ``n`` nominal episodes (optionally with observation noise)."""
+    return greedy_rollout(policy, NOMINAL_ID, n, seed, max_episode_steps=horizon, observation_noise=noise,
+                          noise_seed=noise_seed)
 
 
 #: The keys of :func:`signals` (the first key each function writes), to skip cached checkpoints.

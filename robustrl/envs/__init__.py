@@ -65,13 +65,15 @@ def check_env_id(env_id: str) -> str:
     return env_id
 
 
-def make_vector_env(env_id: str, num_envs: int, **parameters: Any) -> PerturbedCartPoleVectorEnv:
+def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int = 500,
+                    **parameters: Any) -> PerturbedCartPoleVectorEnv:
     """A :class:`PerturbedCartPoleVectorEnv` with the physics of ``env_id``, then ``parameters`` on top.
 
-    ``parameters`` may be scalars or arrays of shape ``(num_envs,)`` (one value per sub-environment).
+    ``parameters`` may be scalars or arrays of shape ``(num_envs,)`` (one value per sub-environment);
+    ``max_episode_steps`` is the registered ids' 500 unless given.
     """
     physics = {**VARIANTS[check_env_id(env_id)], **parameters}
-    return PerturbedCartPoleVectorEnv(num_envs=num_envs, max_episode_steps=500, **physics)
+    return PerturbedCartPoleVectorEnv(num_envs=num_envs, max_episode_steps=max_episode_steps, **physics)
 
 
 register_envs()

@@ -55,7 +55,8 @@ def safety_margin(observations: np.ndarray, x_threshold: float, theta_threshold:
     return 1.0 - np.maximum(np.abs(observations[:, 0]) / x_threshold, np.abs(observations[:, 2]) / theta_threshold)
 
 
-def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int,
+def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, max_episode_steps: int = 500,
+                   observation_noise: np.ndarray | float | None = None, noise_seed: int = 0,
                    **parameters: Any) -> tuple[np.ndarray, np.ndarray]:
     """Returns and mean safety margins of ``n_episodes`` greedy episodes run side by side on ``env_id``.
 
@@ -63,17 +64,21 @@ def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int,
     it tells apart policies that all reach the 500-step limit (one that drifts to the edge of the track
     from one that keeps the cart centred). ``parameters`` override the physics; arrays of shape
     ``(n_episodes,)`` give each episode its own value. The initial states come from ``seed``.
+    ``observation_noise`` (a per-dimension half-width) shows the policy ``s + noise * u`` with ``u``
+    uniform in [-1, 1]^4 drawn from ``noise_seed``, while the env, the margin and the return use ``s``.
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise ValueError(f"n_episodes must be an integer >= 1, got n_episodes={n_episodes!r}")
-    venv = make_vector_env(env_id, n_episodes, **parameters)
+    venv = make_vector_env(env_id, n_episodes, max_episode_steps=max_episode_steps, **parameters)
     obs, _ = venv.reset(seed=seed)
+    rng = np.random.default_rng(noise_seed)
     returns = np.zeros(n_episodes)
     margins = np.zeros(n_episodes)
     running = np.ones(n_episodes, dtype=bool)
     while running.any():
+        seen = obs if observation_noise is None else obs + observation_noise * rng.uniform(-1, 1, size=obs.shape)
         margins += running * safety_margin(obs, venv.x_threshold, venv.theta_threshold_radians)
-        obs, rewards, terminated, truncated, _ = venv.step(policy(obs))
+        obs, rewards, terminated, truncated, _ = venv.step(policy(seen.astype(np.float32)))
         returns += rewards * running
         running &= ~(terminated | truncated)
     venv.close()

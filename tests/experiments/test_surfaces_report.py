@@ -76,6 +76,22 @@ def test_greedy_rollout_margin_averages_over_the_states_acted_in():
     np.testing.assert_array_equal(returns, evaluation_module.greedy_returns(push_right, "robustrl/CartPole-v1", 1, 7))
 
 
+def test_greedy_rollout_horizon_and_seeded_observation_noise():
+    def balance(obs):  # push toward the side the pole leans: outlasts 500 steps
+        return (obs[:, 2] + 0.5 * obs[:, 3] > 0).astype(np.int64)
+
+    rollout = evaluation_module.greedy_rollout
+    long, _ = rollout(balance, "robustrl/CartPole-v1", 4, seed=3, max_episode_steps=800)
+    assert (long > 500).all() and long.max() == 800  # the 500-step limit is lifted, the new one holds
+    noise = np.array([0.0, 0.0, 0.5, 0.0])  # a half-width far larger than the angle limit
+    clean, _ = rollout(balance, "robustrl/CartPole-v1", 8, seed=3)
+    noisy, noisy_margins = rollout(balance, "robustrl/CartPole-v1", 8, seed=3, observation_noise=noise, noise_seed=1)
+    again, again_margins = rollout(balance, "robustrl/CartPole-v1", 8, seed=3, observation_noise=noise, noise_seed=1)
+    assert noisy.mean() < clean.mean() == 500.0
+    np.testing.assert_array_equal(noisy, again)
+    np.testing.assert_array_equal(noisy_margins, again_margins)
+
+
 def test_unknown_ties_rule_is_rejected():
     with pytest.raises(ValueError, match="ties='middle'"):
         AgentConfig.resolve(load_config(), "robustrl/CartPole-v1", "regular", {"ties": "middle"})
