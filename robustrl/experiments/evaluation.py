@@ -11,6 +11,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
+from robustrl.agents.factory import SELECTION_TIES
 from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS, VARIANTS, check_env_id, make_vector_env
 from robustrl.experiments.io import atomic_save_model
 
@@ -132,8 +133,8 @@ class NominalSelectionCallback(BaseCallback):
     def __init__(self, best_path: str | Path, eval_freq: int = 2500, n_episodes: int = 20,
                  seed: int = SELECTION_SEED, env_id: str = NOMINAL_ID, ties: str = "latest") -> None:
         super().__init__()
-        if ties not in ("latest", "first", "margin"):
-            raise ValueError(f"ties must be 'latest', 'first' or 'margin', got ties={ties!r}")
+        if ties not in SELECTION_TIES:
+            raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")
         self.ties = ties
         self.best_path = Path(best_path)
         self.eval_freq = eval_freq
