@@ -125,4 +125,6 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
 
 def _agent_summary(agent: AgentConfig) -> str:
     robust = ", ".join(f"{k}={v}" for k, v in agent.robust_kwargs.items())
-    return f"{agent.algo}(n_timesteps={agent.n_timesteps}{', ' + robust if robust else ''})"
+    selection = (f"selection: every {agent.eval_freq} steps, {agent.eval_episodes} nominal episodes, "
+                 f"ties={agent.selection_ties}")
+    return f"{agent.algo}(n_timesteps={agent.n_timesteps}{', ' + robust if robust else ''}; {selection})"
