@@ -1,11 +1,12 @@
 """Which nominal-only signal picks robust checkpoints? Train runs that keep every checkpoint, then score them.
 
-Model selection (DESIGN §4) may only look at the nominal env. The table's rule is the nominal return
-over 20 episodes (500-step horizon); most late checkpoints tie at 500, and some of those tied
-checkpoints are fragile on the perturbed ids. This study keeps every evaluated checkpoint of each run and
-scores it with signals that still use the nominal env only:
+Model selection (DESIGN §4) may only look at the nominal env. The selection score is the nominal
+return over 20 episodes (500-step horizon); most late checkpoints tie at 500, and some of those tied
+checkpoints are fragile on the perturbed ids. This study keeps every evaluated checkpoint of each run
+and scores it with signals that still use the nominal env only (it is why the table breaks those ties by
+the safety margin, ``ties: margin``, rather than by recency, ``ties: latest``, its rule until then):
 
-* ``nominal``: the table's rule, mean return over the 20 selection episodes (horizon 500);
+* ``nominal``: the selection score, mean return over the 20 selection episodes (horizon 500);
 * ``long``: mean return over the same episodes with a 5000-step horizon;
 * ``noisy``: mean return (horizon 500) when each observation is shifted uniformly inside the robust
   agent's own perturbation ball (rho * state_scale, l-inf), i.e. the set its target is robust to;
@@ -13,10 +14,11 @@ scores it with signals that still use the nominal env only:
 * ``margin``: mean over steps of ``1 - max(|x| / 2.4, |theta| / 0.2095)`` (how far from failure the policy
   keeps the state), horizon 500.
 
-Each rule picks, per run, the latest checkpoint with the highest score (ties: latest, as in the table);
-the picked checkpoint is then evaluated on the four ids exactly as the table does (100 episodes, the
-evaluation seed). Runs are trained with the table's configuration and seeds, so under the ``nominal``
-rule the picked checkpoints are the table's best checkpoints (checked: returns equal).
+Each rule picks, per run, the latest checkpoint with the highest score; ``a, then b`` breaks ties of ``a``
+by ``b``. The picked checkpoint is then evaluated on the four ids exactly as the table does (100
+episodes, the evaluation seed). Runs are trained with the table's training configuration and seeds
+(robust: rho = 0.05, eta = 1, m = 16), so the ``nominal`` rule reproduces the earlier ``ties: latest``
+table and ``nominal, then margin`` the ``ties: margin`` picks (both checked: returns equal).
 
 Usage::
 
@@ -35,54 +37,43 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from robustrl.agents import load_agent, load_config, make_agent
+from robustrl.agents import load_agent, load_config
 from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
     SELECTION_SEED,
-    NominalSelectionCallback,
     greedy_policy,
     greedy_returns_by_id,
     greedy_rollout,
 )
-from robustrl.experiments.io import atomic_save_model, atomic_write_json, read_json
+from robustrl.experiments.io import atomic_write_json, read_json
 from robustrl.experiments.parallel import process_pool
 from robustrl.experiments.tables import SHORT_NAMES, bootstrap_diff_ci
-from robustrl.experiments.training import RunSpec
+from robustrl.experiments.training import RunSpec, train_run
 
 RUNS = Path("runs/selection")
 OUT = Path("results/selection")
 
 
-class KeepAllCallback(NominalSelectionCallback):
-    """The table's selection callback, which also saves every evaluated checkpoint."""
+#: The study's runs are pinned to the configuration they were trained with, whatever the packaged
+#: config later says: the robust agent at eta = 1, and the earlier tie rule (only best.zip depends on it).
+STUDY_OVERRIDES: dict[str, dict[str, Any]] = {
+    "regular": {"ties": "latest"},
+    "robust": {"ties": "latest", "rho": 0.05, "eta": 1.0},
+}
 
-    def evaluate_now(self) -> None:
-        super().evaluate_now()
-        atomic_save_model(self.model, self.best_path.parent / "checkpoints" / f"{self.num_timesteps:07d}.zip")
+
+def study_spec(agent: str, seed: int) -> RunSpec:
+    """The run of ``agent`` and ``seed`` in this study (the table's training config, pinned)."""
+    return RunSpec(agent=agent, seed=seed, overrides=STUDY_OVERRIDES.get(agent, {}))
 
 
 def train_one(agent: str, seed: int) -> str:
-    """Train one run with the table's config, keeping every checkpoint (skipped when done)."""
-    torch.set_num_threads(1)
-    spec = RunSpec(agent=agent, seed=seed)
-    cfg = spec.resolve(load_config())
-    run_dir = RUNS / spec.name
-    if (run_dir / "meta.json").is_file():
-        return spec.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model = make_agent(cfg, gym.make(spec.env_id), seed=seed, verbose=0, device="cpu")
-    callback = KeepAllCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes, ties=cfg.selection_ties)
-    model.learn(cfg.n_timesteps, callback=callback)
-    if not callback.curve or callback.curve[-1][0] != model.num_timesteps:
-        callback.evaluate_now()
-    atomic_write_json(run_dir / "meta.json", {"run": spec.name, "agent": agent, "seed": seed,
-                                              "algo": cfg.algo, "curve": callback.curve})
-    return spec.name
+    """Train one run, keeping every evaluated checkpoint (skipped when done)."""
+    return train_run(study_spec(agent, seed), RUNS, torch_threads=1, keep_checkpoints=True).name
 
 
 def rollout(policy: Any, n: int, seed: int, horizon: int = 500, noise: np.ndarray | None = None,
@@ -124,7 +115,7 @@ def score_run(name: str, episodes: int) -> str:
     cache = run_dir / "scores.json"
     scores = read_json(cache) if cache.is_file() else {}
     meta = read_json(run_dir / "meta.json")
-    robust = RunSpec(agent="robust", seed=0).resolve(load_config()).robust_kwargs
+    robust = study_spec("robust", 0).resolve(load_config()).robust_kwargs
     ball = float(robust["rho"]) * np.asarray(robust["state_scale"], dtype=float)
     for path in sorted((run_dir / "checkpoints").glob("*.zip")):
         entry = scores.setdefault(path.stem, {})
@@ -154,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=100)
     args = parser.parse_args(argv)
-    names = [RunSpec(agent=a, seed=s).name for a in args.agents for s in parse_seeds(args.seeds)]
+    names = [study_spec(a, s).name for a in args.agents for s in parse_seeds(args.seeds)]
     with process_pool(args.jobs) as pool:
         if args.phase == "train":
             jobs = [pool.submit(train_one, a, s) for a in args.agents for s in parse_seeds(args.seeds)]
@@ -168,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 RULES: dict[str, tuple[str, ...]] = {
-    "nominal (table)": ("nominal",),
+    "nominal (ties: latest)": ("nominal",),
     "long": ("long",),
     "noisy": ("noisy",),
     "noisy x2": ("noisy2",),
@@ -176,7 +167,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "margin": ("margin",),
     "nominal, then long": ("nominal", "long"),
     "nominal, then noisy": ("nominal", "noisy"),
-    "nominal, then margin": ("nominal", "margin"),
+    "nominal, then margin (ties: margin)": ("nominal", "margin"),
     "nominal, then noisy x2": ("nominal", "noisy2"),
     "nominal, then noisy x4": ("nominal", "noisy4"),
 }

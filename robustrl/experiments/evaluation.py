@@ -128,10 +128,12 @@ class NominalSelectionCallback(BaseCallback):
     high: CartPole checkpoints often tie at the maximum 500, and the later one has trained on more data.
     ``ties="first"`` is SB3's ``EvalCallback`` rule (strictly higher only). ``ties="margin"`` breaks
     ties of the mean return by the mean :func:`safety_margin` of the same episodes, then by the latest.
+    With ``checkpoint_dir``, every evaluated model is also saved there as ``{timesteps:07d}.zip``.
     """
 
     def __init__(self, best_path: str | Path, eval_freq: int = 2500, n_episodes: int = 20,
-                 seed: int = SELECTION_SEED, env_id: str = NOMINAL_ID, ties: str = "latest") -> None:
+                 seed: int = SELECTION_SEED, env_id: str = NOMINAL_ID, ties: str = "latest",
+                 checkpoint_dir: str | Path | None = None) -> None:
         super().__init__()
         if ties not in SELECTION_TIES:
             raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")
@@ -141,6 +143,7 @@ class NominalSelectionCallback(BaseCallback):
         self.n_episodes = n_episodes
         self.seed = seed
         self.env_id = env_id
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.best_mean = -np.inf
         self.best_margin = -np.inf
         self.best_timesteps = 0
@@ -153,6 +156,8 @@ class NominalSelectionCallback(BaseCallback):
         self.curve.append((int(self.num_timesteps), mean, float(returns.std())))
         self.logger.record("eval/nominal_mean_return", mean)
         self.logger.record("eval/nominal_safety_margin", margin)
+        if self.checkpoint_dir is not None:
+            atomic_save_model(self.model, self.checkpoint_dir / f"{int(self.num_timesteps):07d}.zip")
         if self.ties == "first":
             better = mean > self.best_mean
         elif self.ties == "latest":

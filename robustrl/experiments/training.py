@@ -74,11 +74,14 @@ def is_complete(run_dir: Path) -> bool:
 
 
 def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None = None, *,
-              progress_bar: bool = False, torch_threads: int | None = None) -> Path:
+              progress_bar: bool = False, torch_threads: int | None = None,
+              keep_checkpoints: bool = False) -> Path:
     """Train ``spec`` into ``runs_dir/spec.name``; skip it if a complete run with the same config exists.
 
     Writes ``best.zip`` (best nominal checkpoint), ``final.zip``, ``curve.csv`` and, last, ``meta.json``;
-    every file is written atomically, so an interrupted run is simply retrained on the next call.
+    every file is written atomically, so an interrupted run is simply retrained on the next call. With
+    ``keep_checkpoints`` every evaluated model is also kept, as ``checkpoints/{timesteps:07d}.zip``
+    (saving does not touch the training's random state, so the run trains identically).
     """
     check_env_id(spec.env_id)
     cfg = spec.resolve(config)
@@ -94,7 +97,8 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     start = time.perf_counter()
     model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
     selection = NominalSelectionCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes,
-                                         ties=cfg.selection_ties)
+                                         ties=cfg.selection_ties,
+                                         checkpoint_dir=run_dir / "checkpoints" if keep_checkpoints else None)
     model.learn(cfg.n_timesteps, callback=selection, progress_bar=progress_bar)
     if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
         selection.evaluate_now()

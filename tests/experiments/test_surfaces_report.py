@@ -6,10 +6,11 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
-from robustrl.agents import AgentConfig, load_config
+from robustrl.agents import AgentConfig, load_agent, load_config
 from robustrl.cli import main
-from robustrl.experiments import RunSpec, evaluate_run, surface_run, train_run, write_report
+from robustrl.experiments import RunSpec, evaluate_run, load_run_model, surface_run, train_run, write_report
 from robustrl.experiments import evaluation as evaluation_module
 from robustrl.experiments.io import read_json
 from robustrl.experiments.surfaces import collect_surfaces, plot_surface_curves, plot_surface_pairs
@@ -200,3 +201,16 @@ def test_stats_cli_on_any_runs_folder(trained, tmp_path, capsys):
     assert "| robust | 2 × 3 |" in text and "| regular | 2 × 4 |" in text
     assert main(["stats", "--runs", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_keep_checkpoints_saves_every_evaluated_model_and_trains_identically(tmp_path):
+    spec = RunSpec("regular", 0, overrides=TINY)
+    kept = train_run(spec, tmp_path / "kept", keep_checkpoints=True)
+    plain = train_run(spec, tmp_path / "plain")
+    evaluated = np.loadtxt(kept / "curve.csv", delimiter=",", skiprows=1, ndmin=2)[:, 0].astype(int)
+    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == [f"{t:07d}.zip" for t in evaluated]
+    assert not (plain / "checkpoints").exists()
+    final_kept, final_plain = load_run_model(kept, "final"), load_run_model(plain, "final")
+    last = load_agent(kept / "checkpoints" / f"{evaluated[-1]:07d}.zip", "DQN")
+    for a, b, c in zip(final_kept.policy.parameters(), final_plain.policy.parameters(), last.policy.parameters()):
+        assert torch.equal(a, b) and torch.equal(a, c)
