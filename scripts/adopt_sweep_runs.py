@@ -6,8 +6,10 @@ training is deterministic for a seed, so retraining it would give the same weigh
 ``run`` and ``tag`` of the table run and a ``copied_from`` record (source run and its command); nothing
 else changes. A run whose configuration differs is refused with the differing keys named, and an existing
 table run is never overwritten. ``robustrl reproduce`` later checks every run's configuration again.
+``--agent A`` adopts runs as the table's agent ``A`` instead of their own (e.g. robust-hard runs as
+``robust`` once the packaged robust agent has robust-hard's settings); the configurations must still be equal.
 
-Usage: python scripts/adopt_sweep_runs.py SWEEP_RUNS_DIR [--out results/runs] [--dry-run]
+Usage: python scripts/adopt_sweep_runs.py SWEEP_RUNS_DIR [--out results/runs] [--agent A] [--dry-run]
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ def _differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = ""
     return out
 
 
-def adopt(source: Path, out: Path, config: dict[str, Any], dry_run: bool = False) -> Path:
-    """Copy one complete sweep run to ``out`` under its table name; ``ValueError`` if it is not the same run."""
+def adopt(source: Path, out: Path, config: dict[str, Any], dry_run: bool = False, agent: str | None = None) -> Path:
+    """Copy one complete sweep run to ``out`` under its table name (as ``agent``, default its own);
+    ``ValueError`` if it is not the same run."""
     meta = read_json(source / "meta.json")
-    spec = RunSpec(meta["agent"], int(meta["seed"]), meta["env_id"])
+    spec = RunSpec(agent or meta["agent"], int(meta["seed"]), meta["env_id"])
     wanted = _jsonable(AgentConfig.resolve(config, spec.env_id, spec.agent, {}).to_dict())
-    differences = _differences(meta["config"], wanted)
+    # The agent's label is only a name (training never reads it), so a run may be adopted under another.
+    saved = {**meta["config"], "agent": spec.agent}
+    differences = _differences(saved, wanted)
     if differences:
         raise ValueError(f"{source.name} is not the table's {spec.agent} run: " + "; ".join(differences))
     target = out / spec.name
@@ -58,7 +63,8 @@ def adopt(source: Path, out: Path, config: dict[str, Any], dry_run: bool = False
         if (source / name).is_file():
             shutil.copy2(source / name, tmp / name)
     copied_from = {"run": meta["run"], "command": meta.get("command"), "script": "scripts/adopt_sweep_runs.py"}
-    atomic_write_json(tmp / "meta.json", {**meta, "run": spec.name, "tag": "", "copied_from": copied_from})
+    atomic_write_json(tmp / "meta.json", {**meta, "run": spec.name, "agent": spec.agent, "tag": "", "config": saved,
+                                          "copied_from": {**copied_from, "agent": meta["agent"]}})
     tmp.rename(target)
     return target
 
@@ -68,6 +74,7 @@ def main() -> int:
     parser.add_argument("sweep_runs", type=Path)
     parser.add_argument("--out", type=Path, default=Path("results/runs"))
     parser.add_argument("--config", default=None, help="config YAML (default: the packaged configs/dqn.yml)")
+    parser.add_argument("--agent", default=None, help="adopt as this table agent (default: each run's own)")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     config = load_config(args.config)
@@ -78,7 +85,7 @@ def main() -> int:
     errors = 0
     for source in sources:
         try:
-            target = adopt(source, args.out, config, args.dry_run)
+            target = adopt(source, args.out, config, args.dry_run, args.agent)
             print(f"{source.name} -> {target}")
         except ValueError as exc:
             errors += 1

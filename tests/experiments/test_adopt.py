@@ -52,3 +52,23 @@ def test_refuses_a_run_with_another_config_naming_the_key(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match=r"rho: run has 0\.1, the table config 0\.05"):
         adopt(source, tmp_path / "out", load_config())
     assert not (tmp_path / "out").exists()
+
+
+def test_adopts_under_another_agent_only_with_equal_settings(tmp_path: Path) -> None:
+    adopt = _script().adopt
+    hard = load_config()[NOMINAL_ID]["agents"]["robust-hard"]
+    source = _fake_run(tmp_path / "sweep", "robust-hard", 2, {}, "x")
+    # The packaged robust agent has another eta: refused, naming it, nothing written.
+    with pytest.raises(ValueError, match="robust_kwargs.eta: run has"):
+        adopt(source, tmp_path / "out", load_config(), agent="robust")
+    assert not (tmp_path / "out").exists()
+    # A config whose robust agent has robust-hard's settings: adopted as robust, labelled robust.
+    config = load_config()
+    config[NOMINAL_ID]["agents"]["robust"] = dict(hard)
+    target = adopt(source, tmp_path / "out", config, agent="robust")
+    meta = json.loads((target / "meta.json").read_text())
+    assert target.name == "CartPole-v1__robust__2"
+    assert meta["agent"] == meta["config"]["agent"] == "robust"
+    assert meta["copied_from"]["agent"] == "robust-hard"
+    spec = _script().RunSpec("robust", 2)
+    assert meta["config"] == _jsonable(spec.resolve(config).to_dict())
