@@ -102,7 +102,7 @@ def _markdown(spec: SweepSpec, rows: list[dict[str, Any]], command: str | None, 
     for row in rows:
         cells = [
             row["agent"],
-            *(f"{row[k]:g}" if isinstance(row[k], float) else str(row[k]) for k in spec.grid),
+            *(_label(row[k]) for k in spec.grid),
             row["checkpoint"],
             str(row["seeds"]),
             *(f"{row[i]:.1f}" for i in spec.eval_ids),
@@ -128,6 +128,11 @@ def _best(spec: SweepSpec, rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "seeds": row["seeds"],
             }
     return best
+
+
+def _label(value: Any) -> str:
+    """A grid value as text: floats in short form (``0.05``, ``inf``), anything else (``margin``) as is."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _axis(values: list[Any]) -> list[Any]:
@@ -163,8 +168,8 @@ def plot_setting_heatmap(spec: SweepSpec, rows: list[dict[str, Any]], out_path: 
                     color="w" if value < 300 else "k",
                     fontsize=9,
                 )
-        ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
-        ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+        ax.set_xticks(range(len(xs)), [_label(v) for v in xs])
+        ax.set_yticks(range(len(ys)), [_label(v) for v in ys])
         ax.set_xlabel(first)
         ax.set_ylabel(second)
         ax.set_title(f"{agent}: {'mean over perturbed ids' if key == 'perturbed_mean' else key}", fontsize=9)

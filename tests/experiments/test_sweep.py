@@ -220,3 +220,17 @@ def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
         alive = [w for w in workers if os.path.exists(f"/proc/{w}") and
                  b"spawn_main" in open(f"/proc/{w}/cmdline", "rb").read()]
     assert not alive, f"pool workers {alive} outlived the killed sweep"
+
+
+def test_heatmap_and_table_label_string_grid_values(tmp_path):
+    from robustrl.experiments.sweep_report import _markdown, plot_setting_heatmap
+
+    spec = load_sweep_spec(_spec(agents=["robust"], grid={"eta": [1.0, float("inf")], "ties": ["margin"]}))
+    rows = [{"agent": "robust", "checkpoint": "best", "eta": eta, "ties": "margin", "seeds": 1,
+             "robustrl/CartPole-v1": 500.0, "robustrl/CartPoleHeavy-v1": value, "perturbed_mean": value,
+             "iqm_normalized": 1.0, "iqm_ci_low": 1.0, "iqm_ci_high": 1.0}
+            for eta, value in ((1.0, 480.0), (float("inf"), 420.0))]
+    path = plot_setting_heatmap(spec, rows, tmp_path / "heatmap.png")
+    assert path.stat().st_size > 0
+    text = _markdown(spec, rows, "robustrl sweep s.yml", 0)
+    assert "| robust | 1 | margin | best |" in text and "| robust | inf | margin | best |" in text
