@@ -8,6 +8,7 @@ settings), the evaluation ids and, optionally, a grid of physical parameters for
     seeds: 2                       # seeds 0..1, or an explicit list [0, 5, 7]
     grid: {rho: [0.05, 0.1], eta: [1.0, .inf]}
     overrides: {n_timesteps: 50000} # fixed for every run (optional)
+    agent_overrides: {robust: {eta: 1.0}}  # fixed for one agent's runs (optional)
     evaluation: {ids: [robustrl/CartPole-v1, robustrl/CartPoleHeavy-v1], episodes: 100}
     surfaces: {episodes: 10, grid: {masspole: [0.1, 1.0, 5.0]}, pairs: [[masspole, length]]}
 
@@ -56,7 +57,8 @@ __all__ = [
 ]
 
 BACKENDS = ("local", "ray")
-_TOP_KEYS = ("name", "env_id", "agents", "seeds", "grid", "overrides", "evaluation", "surfaces", "config")
+_TOP_KEYS = ("name", "env_id", "agents", "seeds", "grid", "overrides", "agent_overrides", "evaluation", "surfaces",
+             "config")
 _EVALUATION_KEYS = ("ids", "episodes")
 _SURFACE_KEYS = ("episodes", "grid", "pairs")
 
@@ -104,6 +106,11 @@ class SweepSpec:
     episodes: int = 100
     surfaces: dict[str, Any] | None = None
     config_path: str | None = None
+    agent_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def overrides_for(self, agent: str, setting: dict[str, Any]) -> dict[str, Any]:
+        """What a run of ``agent`` at ``setting`` changes in the config: overrides, agent's, then the grid's."""
+        return {**self.overrides, **self.agent_overrides.get(agent, {}), **setting}
 
     def settings(self) -> list[dict[str, Any]]:
         """The Cartesian product of the grid, in file order (one empty setting without a grid)."""
@@ -118,9 +125,8 @@ class SweepSpec:
         for agent in self.agents:
             for setting in self.settings():
                 for seed in self.seeds:
-                    spec = RunSpec(
-                        agent, seed, self.env_id, {**self.overrides, **setting}, format_setting(setting)
-                    )
+                    spec = RunSpec(agent, seed, self.env_id, self.overrides_for(agent, setting),
+                                   format_setting(setting))
                     tasks.append(
                         SweepTask(
                             spec, runs_dir, config, self.eval_ids, self.episodes, self.surfaces, dict(setting)
@@ -218,6 +224,14 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
     for key in overrides:
         if key in grid:
             raise _fail(source, f"overrides.{key}", "also in grid; give it in one place")
+    agent_overrides = _check_keys(source, "agent_overrides.", data.get("agent_overrides") or {}, tuple(agents))
+    for agent, pinned in agent_overrides.items():
+        pinned = _check_keys(source, f"agent_overrides.{agent}.", pinned or {},
+                             tuple(pinned) if isinstance(pinned, dict) else ())
+        for key in pinned:
+            if key in grid or key in overrides:
+                where = "grid" if key in grid else "overrides"
+                raise _fail(source, f"agent_overrides.{agent}.{key}", f"also in {where}; give it in one place")
     evaluation = _check_keys(source, "evaluation.", data.get("evaluation") or {}, _EVALUATION_KEYS)
     eval_ids = tuple(_nonempty_list(source, "evaluation.ids", evaluation.get("ids", list(ENV_IDS))))
     for i, env in enumerate(eval_ids):
@@ -238,12 +252,13 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
         episodes,
         surfaces,
         config_path,
+        {agent: dict(pinned or {}) for agent, pinned in agent_overrides.items()},
     )
     # Resolve every (agent, setting) now, so a bad name or value fails before the first run starts.
     for agent in agents:
         for setting in spec.settings():
             where = "grid" if setting else "overrides"
-            merged = {**overrides, **setting}
+            merged = spec.overrides_for(agent, setting)
             try:
                 cfg = AgentConfig.resolve(config, env_id, agent, merged)
             except ValueError as err:
@@ -251,7 +266,8 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
             robust_only = sorted(k for k in merged if k in _ROBUST_KEYS)
             if robust_only and not (config[env_id]["agents"].get(agent) or {}):
                 key = robust_only[0]
-                path_ = f"grid.{key}" if key in grid else f"overrides.{key}"
+                path_ = (f"grid.{key}" if key in grid else f"overrides.{key}" if key in overrides
+                         else f"agent_overrides.{agent}.{key}")
                 raise _fail(source, path_, f"agent {agent!r} has no robust target, so {key!r} does not apply")
             try:
                 if "rho" in cfg.robust_kwargs:

@@ -53,6 +53,10 @@ def _spec(**changes):
         ),
         ({"surfaces": {"grid": {"masspole": [0.1]}, "pairs": [["masspole", "length"]]}}, "surfaces.pairs[0]"),
         ({"overrides": {"learning_rate": 0.1}}, "overrides.learning_rate: also in grid"),
+        ({"agent_overrides": {"robust-mean": {"eta": 1.0}}}, "agent_overrides.robust-mean: unknown key"),
+        ({"agent_overrides": {"robust": {"learning_rate": 0.1}}}, "agent_overrides.robust.learning_rate: also in grid"),
+        ({"agent_overrides": {"regular": {"eta": 1.0}}}, "agent_overrides.regular.eta: agent 'regular' has no robust"),
+        ({"agent_overrides": {"robust": {"eta": -1.0}}}, "eta must be"),
     ],
 )
 def test_invalid_spec_names_the_key_path(changes, message):
@@ -71,6 +75,18 @@ def test_spec_expands_into_agent_setting_seed_runs(tmp_path):
     assert "CartPole-v1__robust-learning_rate0.001-gamma0.99__5" in names
     assert len(names) == len(tasks)
     assert format_setting({"rho": 0.1, "eta": float("inf")}) == "rho0.1-etainf"
+
+
+def test_agent_overrides_pin_one_agents_runs_without_renaming_them(tmp_path):
+    spec = load_sweep_spec(_spec(agent_overrides={"robust": {"eta": 0.5, "rho": 0.1}}))
+    for task in spec.tasks(tmp_path):
+        cfg = task.spec.resolve(task.config)
+        assert "-eta" not in task.spec.name and "-rho" not in task.spec.name
+        if task.spec.agent == "robust":
+            assert (cfg.robust_kwargs["eta"], cfg.robust_kwargs["rho"]) == (0.5, 0.1)
+            assert cfg.dqn_kwargs["learning_rate"] == task.setting["learning_rate"]
+        else:
+            assert cfg.robust_kwargs == {}
 
 
 def test_cli_invalid_spec_exits_2_before_running(tmp_path, capsys):
