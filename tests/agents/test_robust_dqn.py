@@ -166,7 +166,9 @@ def test_make_agent_builds_configured_classes():
     config = load_config()
     cfg = AgentConfig.resolve(config, "robustrl/CartPole-v1", "robust", {"buffer_size": 1000})
     model = make_agent(cfg, env(), seed=0)
-    assert isinstance(model, RobustDQN) and model.eta == 1.0 and model.state_scale == SCALE
+    packaged = config["robustrl/CartPole-v1"]["agents"]["robust"]
+    assert isinstance(model, RobustDQN) and model.eta == packaged["eta"] and model.rho == packaged["rho"]
+    assert model.state_scale == SCALE
 
 
 def test_load_agent_errors_name_the_file(tmp_path):
