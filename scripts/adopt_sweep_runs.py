@@ -4,7 +4,7 @@ A sweep run ``{env}__{agent}-{tag}__{seed}`` whose saved configuration equals wh
 gives for ``{agent}`` (as ``robustrl reproduce`` resolves it) is copied to ``OUT/{env}__{agent}__{seed}``:
 training is deterministic for a seed, so retraining it would give the same weights. ``meta.json`` gets
 ``run`` and ``tag`` of the table run and a ``copied_from`` record (source run and its command); nothing
-else changes. A run whose configuration differs is refused with the differing keys named, and an existing
+else changes but, with ``--agent``, the agent label. A run whose configuration differs is refused with the differing keys named, and an existing
 table run is never overwritten. ``robustrl reproduce`` later checks every run's configuration again.
 ``--agent A`` adopts runs as the table's agent ``A`` instead of their own (e.g. robust-hard runs as
 ``robust`` once the packaged robust agent has robust-hard's settings); the configurations must still be equal.
@@ -39,7 +39,8 @@ def _differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = ""
     return out
 
 
-def adopt(source: Path, out: Path, config: dict[str, Any], dry_run: bool = False, agent: str | None = None) -> Path:
+def adopt(source: Path, out: Path, config: dict[str, Any], dry_run: bool = False,
+          agent: str | None = None) -> Path:
     """Copy one complete sweep run to ``out`` under its table name (as ``agent``, default its own);
     ``ValueError`` if it is not the same run."""
     meta = read_json(source / "meta.json")
