@@ -13,7 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from robustrl.agents.factory import SELECTION_TIES
 from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS, VARIANTS, check_env_id, make_vector_env
-from robustrl.experiments.io import atomic_save_model
+from robustrl.experiments.io import atomic_write_bytes, model_bytes
 
 __all__ = [
     "EVALUATION_SEED",
@@ -156,8 +156,10 @@ class NominalSelectionCallback(BaseCallback):
         self.curve.append((int(self.num_timesteps), mean, float(returns.std())))
         self.logger.record("eval/nominal_mean_return", mean)
         self.logger.record("eval/nominal_safety_margin", margin)
+        data = None  # the model serialized at most once, for the checkpoint and the best file
         if self.checkpoint_dir is not None:
-            atomic_save_model(self.model, self.checkpoint_dir / f"{int(self.num_timesteps):07d}.zip")
+            data = model_bytes(self.model)
+            atomic_write_bytes(self.checkpoint_dir / f"{int(self.num_timesteps):07d}.zip", data)
         if self.ties == "first":
             better = mean > self.best_mean
         elif self.ties == "latest":
@@ -166,7 +168,7 @@ class NominalSelectionCallback(BaseCallback):
             better = (mean, margin) >= (self.best_mean, self.best_margin)
         if better:
             self.best_mean, self.best_margin, self.best_timesteps = mean, margin, int(self.num_timesteps)
-            atomic_save_model(self.model, self.best_path)
+            atomic_write_bytes(self.best_path, data if data is not None else model_bytes(self.model))
 
     def _on_step(self) -> bool:
         if self.n_calls % self.eval_freq == 0:

@@ -14,6 +14,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "model_bytes",
     "read_cached",
     "read_json",
 ]
@@ -44,11 +45,16 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def atomic_save_model(model: Any, path: str | Path) -> Path:
-    """``model.save`` (Stable-Baselines3) into memory, then an atomic write to ``path``."""
+def model_bytes(model: Any) -> bytes:
+    """``model.save`` (Stable-Baselines3) into memory: the bytes of its ``.zip``."""
     buffer = io.BytesIO()
     model.save(buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def atomic_save_model(model: Any, path: str | Path) -> Path:
+    """``model.save`` (Stable-Baselines3) into memory, then an atomic write to ``path``."""
+    return atomic_write_bytes(path, model_bytes(model))
 
 
 def read_json(path: str | Path) -> Any:
