@@ -103,7 +103,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from robustrl.experiments.sweep import load_sweep_spec, run_sweep
+    from robustrl.experiments.sweep import run_sweep
+    from robustrl.experiments.sweep_spec import load_sweep_spec
 
     spec = load_sweep_spec(args.spec)
     runs = Path(args.runs) if args.runs else Path("runs/sweeps") / spec.name

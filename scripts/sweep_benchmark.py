@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from robustrl.experiments.report import write_benchmark_section
-from robustrl.experiments.sweep import load_sweep_spec, run_sweep
+from robustrl.experiments.sweep import run_sweep
+from robustrl.experiments.sweep_spec import load_sweep_spec
 
 TABLES = ("runs.csv", "settings.csv", "best.json")
 

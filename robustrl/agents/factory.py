@@ -17,7 +17,7 @@ from stable_baselines3 import DQN
 
 from robustrl.agents.robust_dqn import RobustDQN
 
-__all__ = ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
+__all__ = ["AGENT_CLASSES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
 AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN}
 SELECTION_TIES = ("latest", "first", "margin")
@@ -26,7 +26,8 @@ _DQN_KEYS = tuple(
     name for name in inspect.signature(DQN.__init__).parameters
     if name not in ("self", "policy", "env", "seed", "device", "_init_setup_model")
 )
-_ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level")
+#: The hyperparameters of the robust target (only agents with a robust target accept them).
+ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level")
 
 
 def load_config(path: str | Path | None = None) -> dict[str, Any]:
@@ -87,14 +88,14 @@ class AgentConfig:
         selection = dict(block.get("model_selection", {}))
         budget = {"n_timesteps": block.get("n_timesteps", 50_000), **selection}
         for key, value in (overrides or {}).items():
-            if key in _ROBUST_KEYS:
+            if key in ROBUST_KEYS:
                 robust[key] = value
             elif key in ("n_timesteps", "eval_freq", "eval_episodes", "ties"):
                 budget[key] = value
             elif key in _DQN_KEYS:
                 dqn[key] = value
             else:
-                valid = sorted({*_ROBUST_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes", "ties"})
+                valid = sorted({*ROBUST_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes", "ties"})
                 raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(valid)}")
         for key in ("n_timesteps", "eval_freq", "eval_episodes"):
             value = budget.get(key, 1)

@@ -20,7 +20,8 @@ from robustrl.experiments.stats import (
     stratified_bootstrap_ci,
 )
 from robustrl.experiments.surfaces import SURFACE_GRID, SURFACE_PAIRS, surface_run
-from robustrl.experiments.sweep import SweepSpec, load_sweep_spec, run_sweep
+from robustrl.experiments.sweep import run_sweep
+from robustrl.experiments.sweep_spec import SweepSpec, load_sweep_spec
 from robustrl.experiments.tables import bootstrap_ci, bootstrap_diff_ci, reward_table, write_reward_tables
 from robustrl.experiments.training import (
     ROBUSTNESS_GRID,

@@ -29,11 +29,9 @@ from robustrl.experiments.io import atomic_write_json, atomic_write_text, read_j
 from robustrl.experiments.tables import SHORT_NAMES
 
 if TYPE_CHECKING:
-    from robustrl.experiments.sweep import SweepSpec, SweepTask
+    from robustrl.experiments.sweep_spec import SweepSpec, SweepTask
 
-__all__ = ["score_matrix", "setting_rows", "write_sweep_outputs"]
-
-
+__all__ = ["markdown_table", "plot_setting_heatmap", "score_matrix", "setting_rows", "write_sweep_outputs"]
 
 def score_matrix(tasks: Sequence[SweepTask], eval_ids: Sequence[str], checkpoint: str = "best") -> np.ndarray:
     """Runs x ids matrix of mean returns of ``tasks`` (complete runs only) for one checkpoint."""
@@ -86,7 +84,8 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _markdown(spec: SweepSpec, rows: list[dict[str, Any]], command: str | None, missing: int) -> str:
+def markdown_table(spec: SweepSpec, rows: list[dict[str, Any]], command: str | None, missing: int) -> str:
+    """The ``settings.md`` table of ``rows`` (from :func:`setting_rows`); ``missing`` runs are named in a note."""
     lines = [
         f"# Sweep `{spec.name}`",
         "",
@@ -179,13 +178,13 @@ def plot_setting_heatmap(spec: SweepSpec, rows: list[dict[str, Any]], out_path: 
 
 
 def write_sweep_outputs(
-    spec: SweepSpec, tasks: Sequence[SweepTask], out: str | Path, command: str | None = None
+    spec: SweepSpec, done: Sequence[SweepTask], out: str | Path, command: str | None = None, missing: int = 0
 ) -> list[Path]:
-    """Write the sweep's tables and plots from the complete runs among ``tasks``; returns the paths."""
-    from robustrl.experiments.sweep import completed_tasks
+    """Write the sweep's tables and plots from its finished tasks ``done``; returns the paths.
 
+    ``missing`` is the number of the sweep's runs that are missing or failed (the Markdown table says so).
+    """
     out = Path(out)
-    done = completed_tasks(tasks)
     if not done:
         return []
     written = []
@@ -209,7 +208,7 @@ def write_sweep_outputs(
     rows = setting_rows(spec, done)
     written.append(atomic_write_text(out / "settings.csv", _csv(rows)))
     written.append(
-        atomic_write_text(out / "settings.md", _markdown(spec, rows, command, len(tasks) - len(done)))
+        atomic_write_text(out / "settings.md", markdown_table(spec, rows, command, missing))
     )
     written.append(atomic_write_json(out / "best.json", _best(spec, rows)))
     if len(spec.grid) == 2:

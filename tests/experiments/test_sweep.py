@@ -13,7 +13,8 @@ import yaml
 
 from robustrl.cli import main
 from robustrl.experiments import sweep as sweep_module
-from robustrl.experiments.sweep import check_ray_address, format_setting, load_sweep_spec, run_sweep
+from robustrl.experiments.sweep import check_ray_address, run_sweep
+from robustrl.experiments.sweep_spec import format_setting, load_sweep_spec
 
 TINY = {
     "name": "tiny",
@@ -239,7 +240,7 @@ def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
 
 
 def test_heatmap_and_table_label_string_grid_values(tmp_path):
-    from robustrl.experiments.sweep_report import _markdown, plot_setting_heatmap
+    from robustrl.experiments.sweep_report import markdown_table, plot_setting_heatmap
 
     spec = load_sweep_spec(_spec(agents=["robust"], grid={"eta": [1.0, float("inf")], "ties": ["margin"]}))
     rows = [{"agent": "robust", "checkpoint": "best", "eta": eta, "ties": "margin", "seeds": 1,
@@ -248,5 +249,20 @@ def test_heatmap_and_table_label_string_grid_values(tmp_path):
             for eta, value in ((1.0, 480.0), (float("inf"), 420.0))]
     path = plot_setting_heatmap(spec, rows, tmp_path / "heatmap.png")
     assert path.stat().st_size > 0
-    text = _markdown(spec, rows, "robustrl sweep s.yml", 0)
+    text = markdown_table(spec, rows, "robustrl sweep s.yml", 0)
     assert "| robust | 1 | margin | best |" in text and "| robust | inf | margin | best |" in text
+
+
+def test_sweep_modules_import_downwards_only():
+    """The spec knows neither backend nor report, the report does not know the backends: no cycle."""
+    import ast
+    from pathlib import Path
+
+    import robustrl.experiments as package
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((Path(package.__file__).parent / f"{module}.py").read_text())
+        return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+    assert not imported("sweep_spec") & {"robustrl.experiments.sweep", "robustrl.experiments.sweep_report"}
+    assert "robustrl.experiments.sweep" not in imported("sweep_report")
