@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from robustrl.checks import check_int
+
 __all__ = [
     "Norm",
     "Estimator",
@@ -62,13 +64,6 @@ def _check_norm(norm: str) -> str:
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got norm={norm!r}")
     return norm
-
-
-def check_int(value: int, name: str, minimum: int) -> int:
-    """An integer ``>= minimum`` (bools rejected), else ``ValueError`` naming ``name`` and the value."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
-    return value
 
 
 def entropic_risk(values: Tensor, eta: float, dim: int = -1) -> Tensor:

@@ -16,6 +16,7 @@ import yaml
 from stable_baselines3 import DQN
 
 from robustrl.agents.robust_dqn import RobustDQN
+from robustrl.checks import check_int
 
 __all__ = ["AGENT_CLASSES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
@@ -99,8 +100,7 @@ class AgentConfig:
                 raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(valid)}")
         for key in ("n_timesteps", "eval_freq", "eval_episodes"):
             value = budget.get(key, 1)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {key}={value!r}")
+            check_int(value, key, 1)
         ties = budget.get("ties", "latest")
         if ties not in SELECTION_TIES:
             raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")

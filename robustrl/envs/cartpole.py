@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv, CartPoleVectorEnv
 
+from robustrl.checks import check_int
+
 __all__ = [
     "NOMINAL_PARAMETERS",
     "PHYSICAL_PARAMETERS",
@@ -175,8 +177,7 @@ class PerturbedCartPoleVectorEnv(_PhysicsMixin, CartPoleVectorEnv):
         tau: float | np.ndarray = 0.02,
         sutton_barto_reward: bool = False,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got num_envs={num_envs!r}")
+        check_int(num_envs, "num_envs", 1)
         self._parameter_num_envs = num_envs
         checked = check_physical_parameters(
             dict(gravity=gravity, masscart=masscart, masspole=masspole, length=length,

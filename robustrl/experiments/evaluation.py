@@ -12,6 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from robustrl.agents.factory import SELECTION_TIES
+from robustrl.checks import check_int
 from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS, VARIANTS, check_env_id, make_vector_env
 from robustrl.experiments.io import atomic_write_bytes, model_bytes
 
@@ -68,8 +69,7 @@ def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, m
     ``observation_noise`` (a per-dimension half-width) shows the policy ``s + noise * u`` with ``u``
     uniform in [-1, 1]^4 drawn from ``noise_seed``, while the env, the margin and the return use ``s``.
     """
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be an integer >= 1, got n_episodes={n_episodes!r}")
+    check_int(n_episodes, "n_episodes", 1)
     venv = make_vector_env(env_id, n_episodes, max_episode_steps=max_episode_steps, **parameters)
     obs, _ = venv.reset(seed=seed)
     rng = np.random.default_rng(noise_seed)
@@ -103,8 +103,7 @@ def greedy_returns_by_id(policy: Policy, env_ids: tuple[str, ...], n_episodes: i
     physics of ``env_ids[k]``. Initial states come from ``seed``.
     """
     env_ids = tuple(check_env_id(env_id) for env_id in env_ids)
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be an integer >= 1, got n_episodes={n_episodes!r}")
+    check_int(n_episodes, "n_episodes", 1)
     names = sorted({name for env_id in env_ids for name in VARIANTS[env_id]})
     physics = {name: np.repeat([VARIANTS[e].get(name, NOMINAL_PARAMETERS[name]) for e in env_ids], n_episodes)
                for name in names}

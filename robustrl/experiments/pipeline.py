@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from robustrl.agents import AgentConfig, available_agents, load_config
+from robustrl.checks import check_int
 from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import EVALUATION_SEED
 from robustrl.experiments.io import atomic_write_json
@@ -43,8 +44,7 @@ class ReproduceConfig:
         """Raise ``ValueError`` for values that cannot work, before anything runs."""
         for name in ("seeds", "episodes", "robustness_episodes", "jobs"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
+            check_int(value, name, 1)
         config = load_config(self.config_path)
         if not self.agents:
             raise ValueError(f"no agents given; valid: {', '.join(available_agents(config, NOMINAL_ID))}")

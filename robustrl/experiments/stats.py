@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robustrl.checks import check_int
 from robustrl.experiments.io import atomic_write_bytes
 
 __all__ = [
@@ -66,9 +67,7 @@ def _check_level(level: float) -> float:
 
 
 def _check_resamples(resamples: int) -> int:
-    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or resamples < 1:
-        raise ValueError(f"resamples must be an integer >= 1, got {resamples!r}")
-    return int(resamples)
+    return check_int(resamples, "resamples", 1)
 
 
 def _taus(taus: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from robustrl.checks import check_int
 from robustrl.experiments.io import atomic_write_json
 from robustrl.experiments.parallel import process_pool
 from robustrl.experiments.sweep_report import write_sweep_outputs
@@ -159,8 +160,7 @@ def run_sweep(
     if address and backend != "ray":
         raise ValueError("--address is only used by the ray backend")
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got jobs={jobs!r}")
+    check_int(jobs, "jobs", 1)
     if backend == "ray":  # fail fast, before any run or progress bar
         _require_ray()
         if address:

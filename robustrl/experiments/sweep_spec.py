@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from robustrl.agents.factory import ROBUST_KEYS, AgentConfig, load_config
+from robustrl.checks import is_int
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.estimators import check_eta, check_rho
 from robustrl.experiments.training import RunSpec, is_complete, is_evaluated
@@ -135,7 +136,7 @@ def _check_keys(source: str, prefix: str, data: Any, valid: tuple[str, ...]) -> 
 
 
 def _positive_int(source: str, path: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value, 1):
         raise _fail(source, path, f"expected an integer >= 1, got {value!r}")
     return value
 
@@ -189,7 +190,7 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
     if isinstance(seeds_value, list):
         seeds = _nonempty_list(source, "seeds", seeds_value)
         for i, seed in enumerate(seeds):
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            if not is_int(seed, 0):
                 raise _fail(source, f"seeds[{i}]", f"expected an integer >= 0, got {seed!r}")
         if len(set(seeds)) != len(seeds):
             raise _fail(source, "seeds", f"repeated seed in {seeds}")

@@ -1,0 +1,24 @@
+"""Argument checks shared by every part of robustrl.
+
+This module imports nothing of torch, gymnasium or Stable-Baselines3, so that the envs, the estimators,
+the agents and the experiments can all use the same checks without importing each other.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+__all__ = ["check_int", "is_int"]
+
+
+def is_int(value: Any, minimum: int) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy, not a bool) that is ``>= minimum``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
+
+
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` (bools rejected), else ``ValueError`` naming ``name`` and the value."""
+    if not is_int(value, minimum):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+    return int(value)
