@@ -23,6 +23,7 @@ from torch import Tensor
 from robustrl.checks import check_int
 
 __all__ = [
+    "NORMS",
     "Norm",
     "Estimator",
     "SAA",
@@ -36,10 +37,12 @@ __all__ = [
     "sample_worst_case",
     "check_eta",
     "check_int",
+    "check_norm",
     "check_rho",
 ]
 
 Norm = Literal["linf", "l2"]
+#: The norms of the perturbation balls, shared by the robust agents and the supervised attacks.
 NORMS: tuple[str, ...] = ("linf", "l2")
 ESTIMATORS: tuple[str, ...] = ("saa", "sg", "mlmc")
 
@@ -60,7 +63,8 @@ def check_rho(rho: float) -> float:
     return rho
 
 
-def _check_norm(norm: str) -> str:
+def check_norm(norm: str) -> str:
+    """Validate a ball's norm: one of :data:`NORMS`."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got norm={norm!r}")
     return norm
@@ -105,7 +109,7 @@ def sample_unit_ball(
     linf: each coordinate U(-1, 1). l2 (over the flattened features, dimension d): a Gaussian direction
     ``g / ||g||`` times a radius ``U^(1/d)``, so that ``P(||u|| <= r) = r^d``.
     """
-    _check_norm(norm)
+    check_norm(norm)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     d = math.prod(shape)
     if norm == "linf":

@@ -22,7 +22,7 @@ from typing import Any
 
 from robustrl.agents import AgentConfig, load_config
 from robustrl.experiments.io import atomic_write_json, read_json
-from robustrl.experiments.training import RunSpec, _jsonable
+from robustrl.experiments.training import RunSpec, jsonable
 
 FILES = ("best.zip", "final.zip", "curve.csv", "eval.json", "robustness.json", "surfaces.json")
 
@@ -45,7 +45,7 @@ def adopt(source: Path, out: Path, config: dict[str, Any], dry_run: bool = False
     ``ValueError`` if it is not the same run."""
     meta = read_json(source / "meta.json")
     spec = RunSpec(agent or meta["agent"], int(meta["seed"]), meta["env_id"])
-    wanted = _jsonable(AgentConfig.resolve(config, spec.env_id, spec.agent, {}).to_dict())
+    wanted = jsonable(AgentConfig.resolve(config, spec.env_id, spec.agent, {}).to_dict())
     # The agent's label is only a name (training never reads it), so a run may be adopted under another.
     saved = {**meta["config"], "agent": spec.agent}
     differences = _differences(saved, wanted)

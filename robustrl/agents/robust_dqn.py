@@ -12,12 +12,11 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.nn import functional as F
 
-from robustrl.estimators import Estimator, check_eta, check_int, check_rho, make_estimator
+from robustrl.estimators import Estimator, check_eta, check_int, check_norm, check_rho, make_estimator
 
 __all__ = ["RobustDQN"]
 
 _ESTIMATORS = ("saa", "mlmc")
-_NORMS = ("linf", "l2")
 
 
 class RobustDQN(DQN):
@@ -60,8 +59,7 @@ class RobustDQN(DQN):
         self.rho = check_rho(rho)
         self.eta = check_eta(eta)
         check_int(n_samples, "n_samples", 1)
-        if norm not in _NORMS:
-            raise ValueError(f"norm must be one of {_NORMS}, got norm={norm!r}")
+        check_norm(norm)
         if estimator not in _ESTIMATORS:
             raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
         check_int(mlmc_level, "mlmc_level", 0)

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "atomic_write_with",
     "model_bytes",
     "read_cached",
     "read_json",
@@ -43,6 +45,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically (``inf`` is written as ``Infinity``)."""
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_with(path: str | Path, writer: Callable[[io.BytesIO], Any]) -> Path:
+    """Call ``writer(buffer)`` on an in-memory binary buffer, then write its bytes to ``path`` atomically.
+
+    For writers that want a file object, e.g. ``lambda f: torch.save(state, f)`` or
+    ``lambda f: fig.savefig(f, format="png")``.
+    """
+    buffer = io.BytesIO()
+    writer(buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def model_bytes(model: Any) -> bytes:

@@ -11,11 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS  # noqa: E402
-from robustrl.experiments.io import atomic_write_bytes, read_json  # noqa: E402
+from robustrl.experiments.io import atomic_write_with, read_json  # noqa: E402
+from robustrl.experiments.tables import agent_label  # noqa: E402
 
-__all__ = ["plot_robustness_curves", "plot_training_curves"]
+__all__ = ["PARAMETER_LABELS", "plot_robustness_curves", "plot_training_curves", "save_figure"]
 
-_LABELS = {
+PARAMETER_LABELS = {
     "masspole": "pole mass (kg)",
     "length": "pole half-length (m)",
     "gravity": "gravity (m/s²)",
@@ -25,17 +26,15 @@ _LABELS = {
 }
 
 
-def _agent_label(meta: dict) -> str:
-    return f"{meta['agent']}-{meta['tag']}" if meta.get("tag") else meta["agent"]
+def _meta_label(meta: dict) -> str:
+    return agent_label(meta["agent"], meta.get("tag"))
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Save ``fig`` as a PNG (130 dpi, tight box) to ``path`` atomically and close it; returns the path."""
+    written = atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight"))
     plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return written
 
 
 def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
@@ -43,7 +42,7 @@ def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
     curves: dict[str, list[np.ndarray]] = {}
     for meta_path in sorted(Path(runs_dir).glob("*/meta.json")):
         data = np.loadtxt(meta_path.parent / "curve.csv", delimiter=",", skiprows=1, ndmin=2)
-        curves.setdefault(_agent_label(read_json(meta_path)), []).append(data)
+        curves.setdefault(_meta_label(read_json(meta_path)), []).append(data)
     if not curves:
         raise ValueError(f"no complete runs under {runs_dir}")
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -60,7 +59,7 @@ def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
     ax.set_title("Training curves: mean ± std across seeds")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, Path(out_path))
+    return save_figure(fig, Path(out_path))
 
 
 def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
@@ -70,7 +69,7 @@ def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
     for path in sorted(Path(runs_dir).glob("*/robustness.json")):
         result = read_json(path)
         grid = result["request"]["grid"]
-        by_agent.setdefault(_agent_label(read_json(path.parent / "meta.json")), []).append(result["mean_returns"])
+        by_agent.setdefault(_meta_label(read_json(path.parent / "meta.json")), []).append(result["mean_returns"])
     if not by_agent:
         raise ValueError(f"no robustness evaluations under {runs_dir}; run `robustrl evaluate --robustness` first")
     fig, axes = plt.subplots(1, len(grid), figsize=(5 * len(grid), 4), sharey=True)
@@ -87,9 +86,9 @@ def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(values[::2], [f"{v:g}" for v in values[::2]])
-        ax.set_xlabel(_LABELS.get(parameter, parameter) + " (log scale)")
+        ax.set_xlabel(PARAMETER_LABELS.get(parameter, parameter) + " (log scale)")
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("greedy return (best checkpoint)")
     np.atleast_1d(axes)[0].legend()
     fig.suptitle("Robustness: dotted = nominal, dashed = registered variant; mean ± std across seeds")
-    return _save(fig, Path(out_path))
+    return save_figure(fig, Path(out_path))

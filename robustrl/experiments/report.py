@@ -30,7 +30,7 @@ from robustrl.experiments.stats import (
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
-from robustrl.experiments.tables import SHORT_NAMES
+from robustrl.experiments.tables import SHORT_NAMES, agent_label
 
 __all__ = ["agent_scores", "statistics_rows", "write_benchmark_section", "write_report", "write_statistics"]
 
@@ -48,7 +48,7 @@ def agent_scores(
         returns = read_json(eval_path)["returns"]
         if not all(env_id in returns for env_id in env_ids):
             continue
-        agent = f"{meta['agent']}-{meta['tag']}" if meta.get("tag") else meta["agent"]
+        agent = agent_label(meta["agent"], meta.get("tag"))
         scores.setdefault(agent, []).append([float(np.mean(returns[e][checkpoint])) for e in env_ids])
     return {agent: np.array(rows) for agent, rows in scores.items()}
 

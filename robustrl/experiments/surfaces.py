@@ -24,8 +24,8 @@ from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS  # noqa: E402
 from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters  # noqa: E402
 from robustrl.experiments.evaluation import EVALUATION_SEED, greedy_policy, greedy_returns, mean_returns_over  # noqa: E402
 from robustrl.experiments.io import atomic_write_json, read_cached, read_json  # noqa: E402
-from robustrl.experiments.plots import _LABELS, _save  # noqa: E402
-from robustrl.experiments.tables import bootstrap_ci  # noqa: E402
+from robustrl.experiments.plots import PARAMETER_LABELS, save_figure  # noqa: E402
+from robustrl.experiments.tables import agent_label, bootstrap_ci  # noqa: E402
 
 __all__ = [
     "SURFACE_GRID",
@@ -125,7 +125,7 @@ def collect_surfaces(run_dirs: Iterable[str | Path], label: str = "agent") -> di
         if not path.is_file():
             continue
         meta = read_json(run_dir / "meta.json")
-        name = f"{meta['agent']}-{meta['tag']}" if label == "agent-tag" and meta.get("tag") else meta["agent"]
+        name = agent_label(meta["agent"], meta.get("tag") if label == "agent-tag" else "")
         grouped.setdefault(name, []).append(read_json(path))
     return grouped
 
@@ -158,7 +158,7 @@ def plot_surface_curves(
         ticks = values[:: max(1, len(values) // 5)]
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
-        ax.set_xlabel(_LABELS.get(parameter, parameter) + " (log scale; dotted: nominal)")
+        ax.set_xlabel(PARAMETER_LABELS.get(parameter, parameter) + " (log scale; dotted: nominal)")
         ax.set_ylabel("greedy return")
         ax.set_ylim(0, 520)
         ax.grid(alpha=0.3)
@@ -167,7 +167,7 @@ def plot_surface_curves(
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"{title}: mean across seeds, 95% bootstrap band")
     fig.tight_layout()
-    return _save(fig, Path(out_path))
+    return save_figure(fig, Path(out_path))
 
 
 def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str | Path) -> Path:
@@ -195,10 +195,10 @@ def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str 
             image = ax.imshow(mean.T, origin="lower", vmin=0, vmax=500, cmap="viridis", aspect="auto")
             ax.set_xticks(range(len(data["x"])), [f"{v:g}" for v in data["x"]], fontsize=7, rotation=45)
             ax.set_yticks(range(len(data["y"])), [f"{v:g}" for v in data["y"]], fontsize=7)
-            ax.set_xlabel(_LABELS.get(first, first), fontsize=8)
-            ax.set_ylabel(_LABELS.get(second, second), fontsize=8)
+            ax.set_xlabel(PARAMETER_LABELS.get(first, first), fontsize=8)
+            ax.set_ylabel(PARAMETER_LABELS.get(second, second), fontsize=8)
             ax.set_title(f"{agent} (n={len(runs)})", fontsize=9)
     fig.subplots_adjust(hspace=0.55, wspace=0.45)
     fig.colorbar(image, ax=axes, shrink=0.6, label="mean greedy return")
     fig.suptitle("Return over pairs of physical parameters (mean across seeds)")
-    return _save(fig, Path(out_path))
+    return save_figure(fig, Path(out_path))

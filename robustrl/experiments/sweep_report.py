@@ -142,7 +142,7 @@ def _axis(values: list[Any]) -> list[Any]:
 
 def plot_setting_heatmap(spec: SweepSpec, rows: list[dict[str, Any]], out_path: str | Path) -> Path:
     """Heatmap of the mean return over perturbed ids (best checkpoint) across a two-key grid, per agent."""
-    from robustrl.experiments.plots import _save, plt
+    from robustrl.experiments.plots import plt, save_figure
 
     first, second = list(spec.grid)
     xs, ys = _axis(spec.grid[first]), _axis(spec.grid[second])
@@ -174,7 +174,7 @@ def plot_setting_heatmap(spec: SweepSpec, rows: list[dict[str, Any]], out_path: 
         ax.set_title(f"{agent}: {'mean over perturbed ids' if key == 'perturbed_mean' else key}", fontsize=9)
     fig.colorbar(image, ax=axes, shrink=0.8, label="mean greedy return (best checkpoint)")
     fig.suptitle(f"Sweep {spec.name} ({len(spec.seeds)} seeds per cell)")
-    return _save(fig, Path(out_path))
+    return save_figure(fig, Path(out_path))
 
 
 def write_sweep_outputs(

@@ -15,6 +15,7 @@ from robustrl.experiments.io import atomic_write_text, read_json
 
 __all__ = [
     "TableRow",
+    "agent_label",
     "bootstrap_ci",
     "bootstrap_diff_ci",
     "collect_evaluations",
@@ -30,6 +31,14 @@ SHORT_NAMES = {
     "robustrl/CartPoleStrongGravity-v1": "Strong gravity",
 }
 
+
+
+def agent_label(agent: str, tag: str | None = "") -> str:
+    """The label of a run's agent in tables and plots: the agent name, plus ``-tag`` for a sweep setting.
+
+    ``agent_label("robust", "rho0.1-eta1")`` is ``"robust-rho0.1-eta1"``; without a tag it is the agent name.
+    """
+    return f"{agent}-{tag}" if tag else agent
 
 def bootstrap_ci(values: np.ndarray, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
                  seed: int = 0) -> tuple[float, float]:
@@ -82,7 +91,7 @@ def collect_evaluations(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
     for eval_path in sorted(Path(runs_dir).glob("*/eval.json")):
         meta = read_json(eval_path.parent / "meta.json")
         evaluation = read_json(eval_path)
-        label = f"{meta['agent']}-{meta['tag']}" if meta.get("tag") else meta["agent"]
+        label = agent_label(meta["agent"], meta.get("tag"))
         agent = grouped.setdefault(label, {"_episodes": set(), "_seeds": []})
         agent["_seeds"].append(meta["seed"])
         for env_id, by_checkpoint in evaluation["returns"].items():

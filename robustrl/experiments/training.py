@@ -29,8 +29,9 @@ from robustrl.experiments.io import (
     read_cached,
     read_json,
 )
+from robustrl.experiments.tables import agent_label
 
-__all__ = ["RunSpec", "evaluate_run", "is_complete", "load_run_model", "robustness_run", "train_run"]
+__all__ = ["RunSpec", "evaluate_run", "is_complete", "jsonable", "load_run_model", "robustness_run", "train_run"]
 
 CHECKPOINTS = ("best", "final")
 
@@ -60,8 +61,7 @@ class RunSpec:
     def name(self) -> str:
         """Run folder name."""
         env = self.env_id.split("/")[-1]
-        agent = f"{self.agent}-{self.tag}" if self.tag else self.agent
-        return f"{env}__{agent}__{self.seed}"
+        return f"{env}__{agent_label(self.agent, self.tag)}__{self.seed}"
 
     def resolve(self, config: dict[str, Any] | None = None) -> AgentConfig:
         """The agent configuration of this run."""
@@ -88,7 +88,7 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     run_dir = Path(runs_dir) / spec.name
     if is_complete(run_dir):
         saved = read_json(run_dir / "meta.json")["config"]
-        if saved != _jsonable(cfg.to_dict()):
+        if saved != jsonable(cfg.to_dict()):
             raise ValueError(f"{run_dir} holds a run with another configuration; remove it or use another --out")
         return run_dir
     if torch_threads is not None:
@@ -108,7 +108,7 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
         f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
     atomic_write_json(run_dir / "meta.json", {
         "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
-        "algo": cfg.algo, "config": _jsonable(cfg.to_dict()), "train_seconds": round(train_seconds, 2),
+        "algo": cfg.algo, "config": jsonable(cfg.to_dict()), "train_seconds": round(train_seconds, 2),
         "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
         "best_selection_margin": round(selection.best_margin, 6),
         "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
@@ -116,7 +116,7 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     return run_dir
 
 
-def _jsonable(data: Any) -> Any:
+def jsonable(data: Any) -> Any:
     """Round-trip through the JSON encoder used for meta.json (tuples -> lists, inf -> Infinity)."""
     return json.loads(json.dumps(data))
 

@@ -13,12 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustrl.estimators import sample_unit_ball
+from robustrl.estimators import NORMS, sample_unit_ball
 from robustrl.supervised._checks import check_choice, check_eps, check_images, check_int, check_labels
 
 __all__ = ["ATTACKS", "LOSSES", "NORMS", "Attack", "FGM", "PGD", "RandomNoise", "make_attack", "project"]
 
-NORMS: tuple[str, ...] = ("linf", "l2")
 ATTACKS: tuple[str, ...] = ("fgm", "pgd", "pgd-margin", "noise")
 LOSSES: tuple[str, ...] = ("ce", "margin")
 

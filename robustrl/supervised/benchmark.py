@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from robustrl.supervised._checks import check_choice, check_int
 from robustrl.supervised.data import DATASETS, Dataset, load_dataset, subset
-from robustrl.supervised.io import atomic_write, write_json, write_text
+from robustrl.experiments.io import atomic_write_json, atomic_write_text, atomic_write_with
 from robustrl.supervised.methods import METHODS, MethodConfig, make_method, needs_mmc_head
 from robustrl.supervised.models import make_model
 from robustrl.supervised.training import AttackSpec, TrainConfig, evaluate, train
@@ -179,7 +179,7 @@ def run_one(config: BenchmarkConfig, method: str, seed: int, data: Dataset | Non
     acc = evaluate(model, data.x_test, data.y_test, config.attack_specs(), seed=seed, progress=progress)
     t2 = time.perf_counter()
     if checkpoint is not None:
-        atomic_write(checkpoint, lambda tmp: torch.save(model.state_dict(), tmp))
+        atomic_write_with(checkpoint, lambda f: torch.save(model.state_dict(), f))
     return dict(
         run=run_name(config, method, seed), method=method, seed=seed, config=config.to_dict(),
         method_config=mcfg.to_dict(), train_loss=history, accuracy=acc,
@@ -208,7 +208,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str 
                 continue
         record = run_one(config, method, seed, data, progress=progress)
         record["command"] = command
-        write_json(path, record)
+        atomic_write_json(path, record)
         records.append(record)
     return records
 
@@ -363,7 +363,7 @@ def make_table(runs: Sequence[dict], out_dir: Path | str, *, command: str = "",
     for m in methods:
         n = table[m]["clean"][2]
         writer.writerow([m, n] + [f"{v:.2f}" for k in keys for v in table[m][k][:2]])
-    paths = {"csv": write_text(out_dir / "table.csv", buf.getvalue())}
+    paths = {"csv": atomic_write_text(out_dir / "table.csv", buf.getvalue())}
     md = [f"<!-- {line} -->" for line in header] + [""]
     md.append("| method | seeds | " + " | ".join(keys) + " |")
     md.append("|---|---|" + "---|" * len(keys))
@@ -373,7 +373,7 @@ def make_table(runs: Sequence[dict], out_dir: Path | str, *, command: str = "",
     md += ["", "How this was made:", ""] + [f"- {line}" for line in header]
     if checks:
         md += ["", "Target checks (computed from the run records):", ""] + list(checks)
-    paths["md"] = write_text(out_dir / "table.md", "\n".join(md) + "\n")
+    paths["md"] = atomic_write_text(out_dir / "table.md", "\n".join(md) + "\n")
     paths["png"] = plot_accuracy(runs, out_dir / "accuracy_vs_budget.png")
     return paths
 
@@ -411,7 +411,7 @@ def plot_accuracy(runs: Sequence[dict], path: Path | str) -> Path:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(methods), 9), fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if len(norms) > 1 else 0.14, 1, 1))
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write_with(path, lambda f: fig.savefig(f, dpi=110, format="png"))
     plt.close(fig)
     return Path(path)
 

@@ -26,7 +26,7 @@ from robustrl.supervised.benchmark import (
     write_benchmark_tables,
 )
 from robustrl.supervised.data import DATASETS, load_dataset, subset
-from robustrl.supervised.io import write_json
+from robustrl.experiments.io import atomic_write_json
 from robustrl.supervised.methods import METHODS, MethodConfig, needs_mmc_head
 from robustrl.supervised.models import ARCHS, make_model
 from robustrl.supervised.training import AttackSpec, evaluate
@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     record = run_one(config, args.method, args.seed, progress=not args.no_progress,
                      checkpoint=out / f"{name}.pt")
     record.update(command=_command(), checkpoint=f"{name}.pt")
-    write_json(out / f"{name}.json", record)
+    atomic_write_json(out / f"{name}.json", record)
     print(f"{name}: clean accuracy {100 * record['accuracy']['clean']:.2f}% -> {out / name}.json")
     return 0
 
@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     known = {AttackSpec(**a).key for a in cfg["attacks"]}
     cfg["attacks"] += [a for a, s in zip(_attack_dicts(args), specs) if s.key not in known]
     record.setdefault("evaluate_commands", []).append(_command())
-    write_json(path, record)
+    atomic_write_json(path, record)
     for key, value in acc.items():
         print(f"{key}: {100 * value:.2f}%")
     return 0

@@ -162,10 +162,10 @@ def write_estimator_report(result: dict, out_dir, command: str) -> str:
     """Write ``estimator_benchmark.{json,csv,md}`` into ``out_dir``; return the Markdown."""
     from pathlib import Path
 
-    from robustrl.supervised.io import write_json, write_text
+    from robustrl.experiments.io import atomic_write_json, atomic_write_text
 
     out_dir = Path(out_dir)
-    write_json(out_dir / "estimator_benchmark.json", dict(command=command, **result))
+    atomic_write_json(out_dir / "estimator_benchmark.json", dict(command=command, **result))
     c, ref = result["config"], result["reference"]
     header = [
         f"Made by: {command}",
@@ -196,7 +196,7 @@ def write_estimator_report(result: dict, out_dir, command: str) -> str:
     def cell(r, k):
         return fmt[k].format(r[k]) if k in fmt else str(r[k])
 
-    write_text(out_dir / "estimator_benchmark.csv", "\n".join(
+    atomic_write_text(out_dir / "estimator_benchmark.csv", "\n".join(
         [f"# {h}" for h in header] + [",".join(cols)]
         + [",".join(cell(r, k) for k in cols) for r in result["rows"]]
     ) + "\n")
@@ -205,7 +205,7 @@ def write_estimator_report(result: dict, out_dir, command: str) -> str:
     md += ["", "Summary (RT-MLMC vs SG at each L):", ""] + summary_lines(result)
     md += ["", "How this was made:", ""] + [f"- {h}" for h in header]
     text = "\n".join(md) + "\n"
-    write_text(out_dir / "estimator_benchmark.md", text)
+    atomic_write_text(out_dir / "estimator_benchmark.md", text)
     return text
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from robustrl.supervised.data import load_dataset
-from robustrl.supervised.io import write_json, write_text
+from robustrl.experiments.io import atomic_write_json, atomic_write_text
 from robustrl.supervised.linear import binary_subset, error_rate, train_logistic
 
 __all__ = ["EPSILONS", "logistic_report"]
@@ -46,7 +46,7 @@ def logistic_report(out_dir: Path | str, seeds: list[int], command: str) -> str:
         except ValueError as exc:  # a missing optional data set is reported, not fatal
             rows.append(dict(dataset=dataset, skipped=str(exc)))
     out_dir = Path(out_dir)
-    write_json(out_dir / "runs.json", dict(command=command, seeds=seeds, train=TRAIN, rows=rows))
+    atomic_write_json(out_dir / "runs.json", dict(command=command, seeds=seeds, train=TRAIN, rows=rows))
     cols = ["standard_clean", "standard_exact_attack", "standard_exact_attack_clipped01",
             "robust_clean", "robust_exact_attack", "robust_exact_attack_clipped01"]
     header = [f"Made by: {command}", f"Seeds {seeds} (mean and std of test error over seeds; the seed only "
@@ -73,7 +73,7 @@ def logistic_report(out_dir: Path | str, seeds: list[int], command: str) -> str:
         md.append(f"| {r['dataset']} | {r['eps']} | {r['n_test']} | "
                   + " | ".join(f"{r[c][0]:.4f} ± {r[c][1]:.4f}" for c in cols) + " |")
     md += ["", "How this was made:", ""] + [f"- {h}" for h in header]
-    write_text(out_dir / "table.csv", buf.getvalue())
+    atomic_write_text(out_dir / "table.csv", buf.getvalue())
     text = "\n".join(md) + "\n"
-    write_text(out_dir / "table.md", text)
+    atomic_write_text(out_dir / "table.md", text)
     return text

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from robustrl.estimators import check_eta, check_rho, entropic_risk, sample_worst_case
-from robustrl.supervised.io import atomic_write
+from robustrl.experiments.io import atomic_write_with
 
 __all__ = [
     "ball_grid",
@@ -69,7 +69,7 @@ def plot_worst_case_1d(path: Path | str, etas: Sequence[float] = (1.0, 2.0, 5.0,
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper center")
     fig.suptitle(f"Worst-case distribution, f(z) = z², x = 0, ρ = {rho:g}", fontsize=10)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    atomic_write_with(path, lambda f: fig.savefig(f, dpi=120, format="png"))
     plt.close(fig)
     return Path(path)
 
@@ -124,11 +124,11 @@ def regularization_check(ratios: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0,
 def regularization_report(out_dir: Path | str, command: str) -> str:
     """Write ``regularization_check.{json,csv,md}`` (from :func:`regularization_check`) and
     ``worst_case_1d.png`` (from :func:`plot_worst_case_1d`) into ``out_dir``; return the Markdown."""
-    from robustrl.supervised.io import write_json, write_text
+    from robustrl.experiments.io import atomic_write_json, atomic_write_text
 
     out_dir = Path(out_dir)
     rows = regularization_check()
-    write_json(out_dir / "regularization_check.json", dict(command=command, rows=rows))
+    atomic_write_json(out_dir / "regularization_check.json", dict(command=command, rows=rows))
     plot_worst_case_1d(out_dir / "worst_case_1d.png")
     header = [f"Made by: {command}",
               "f(z) = softplus(w^T z), w = (1.5, -0.5), x = (1, -1), rho = 1e-3, "
@@ -143,10 +143,10 @@ def regularization_report(out_dir: Path | str, command: str) -> str:
             "ratio_to_dual_norm", "ratio_to_variance"]
     csv_lines = [f"# {h}" for h in header] + [",".join(cols)]
     csv_lines += [",".join(str(r[c]) if c == "norm" else f"{r[c]:.6g}" for c in cols) for r in rows]
-    write_text(out_dir / "regularization_check.csv", "\n".join(csv_lines) + "\n")
+    atomic_write_text(out_dir / "regularization_check.csv", "\n".join(csv_lines) + "\n")
     md = [f"<!-- {h} -->" for h in header] + ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(r[c]) if c == "norm" else f"{r[c]:.4g}" for c in cols) + " |" for r in rows]
     md += ["", "How this was made:", ""] + [f"- {h}" for h in header]
     text = "\n".join(md) + "\n"
-    write_text(out_dir / "regularization_check.md", text)
+    atomic_write_text(out_dir / "regularization_check.md", text)
     return text

@@ -9,7 +9,7 @@ import pytest
 
 from robustrl.agents import AgentConfig, load_config
 from robustrl.envs import NOMINAL_ID
-from robustrl.experiments.training import _jsonable
+from robustrl.experiments.training import jsonable
 
 from .scripts import load_script
 
@@ -25,7 +25,7 @@ def _fake_run(root: Path, agent: str, seed: int, overrides: dict, tag: str) -> P
     (run / "best.zip").write_bytes(b"best")
     (run / "eval.json").write_text("{}")
     meta = {"agent": agent, "seed": seed, "env_id": NOMINAL_ID, "run": run.name, "tag": tag,
-            "command": "robustrl sweep x.yml", "config": _jsonable(cfg.to_dict())}
+            "command": "robustrl sweep x.yml", "config": jsonable(cfg.to_dict())}
     (run / "meta.json").write_text(json.dumps(meta))
     return run
 
@@ -71,4 +71,4 @@ def test_adopts_under_another_agent_only_with_equal_settings(tmp_path: Path) -> 
     assert meta["agent"] == meta["config"]["agent"] == "robust"
     assert meta["copied_from"]["agent"] == "robust-hard"
     spec = _script().RunSpec("robust", 2)
-    assert meta["config"] == _jsonable(spec.resolve(config).to_dict())
+    assert meta["config"] == jsonable(spec.resolve(config).to_dict())

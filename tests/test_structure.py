@@ -1,0 +1,46 @@
+"""Each thing in one place: no private name crosses a module, one NORMS, one agent label."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import robustrl
+
+ROOT = Path(robustrl.__file__).parent.parent
+
+
+def _python_files() -> list[Path]:
+    return [p for folder in ("robustrl", "scripts", "tests") for p in (ROOT / folder).rglob("*.py")]
+
+
+def test_no_private_name_is_imported_from_another_module():
+    crossing = []
+    for path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("robustrl", "scripts", "tests")):
+                crossing += [f"{path.relative_to(ROOT)}: {node.module}.{alias.name}" for alias in node.names
+                             if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert not crossing
+
+
+def test_norms_are_defined_once():
+    from robustrl import estimators
+    from robustrl.supervised import attacks
+
+    assert attacks.NORMS is estimators.NORMS
+    defined = [str(p.relative_to(ROOT)) for p in (ROOT / "robustrl").rglob("*.py")
+               if any(isinstance(n, (ast.Assign, ast.AnnAssign)) and "NORMS" in ast.unparse(n).split("=")[0]
+                      for n in ast.parse(p.read_text()).body)]
+    assert defined == ["robustrl/estimators.py"]
+
+
+def test_agent_label_is_built_in_one_place():
+    from robustrl.experiments.tables import agent_label
+    from robustrl.experiments.training import RunSpec
+
+    assert agent_label("robust", "rho0.1") == "robust-rho0.1" and agent_label("robust", None) == "robust"
+    assert RunSpec("robust", 3, tag="rho0.1").name == "CartPole-v1__robust-rho0.1__3"
+    by_hand = [str(p.relative_to(ROOT)) for p in (ROOT / "robustrl").rglob("*.py")
+               if "['tag']}\" if" in p.read_text() or "-{self.tag}\" if" in p.read_text()]
+    assert not by_hand
