@@ -1,6 +1,7 @@
 """Which nominal-only signal picks robust checkpoints? Train runs that keep every checkpoint, then score them.
 
-Model selection (DESIGN §4) may only look at the nominal env. The selection score is the nominal
+Model selection may only look at the nominal env (the perturbed ids are the test conditions; picking
+checkpoints by them would tune on the test). The selection score is the nominal
 return over 20 episodes (500-step horizon); most late checkpoints tie at 500, and some of those tied
 checkpoints are fragile on the perturbed ids. This study keeps every evaluated checkpoint of each run
 and scores it with signals that still use the nominal env only (it is why the table breaks those ties by

@@ -44,3 +44,21 @@ def test_agent_label_is_built_in_one_place():
     by_hand = [str(p.relative_to(ROOT)) for p in (ROOT / "robustrl").rglob("*.py")
                if "['tag']}\" if" in p.read_text() or "-{self.tag}\" if" in p.read_text()]
     assert not by_hand
+
+
+def test_no_pointer_to_documents_outside_the_repository():
+    design, section = "DES" + "IGN", "\u00a7"  # spelled apart so that this file does not match itself
+    pointers = [f"{p.relative_to(ROOT)}:{i}" for p in [*_python_files(), ROOT / "README.md"]
+                for i, line in enumerate(p.read_text().splitlines(), 1) if design in line or section in line]
+    assert not pointers
+
+
+def test_stable_baselines3_pin_has_the_discounts_the_robust_target_reads():
+    """RobustDQN.train reads ReplayBufferSamples.discounts, which Stable-Baselines3 added in 2.7.0."""
+    import re
+
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    assert "discounts" in ReplayBufferSamples._fields
+    pin = re.search(r'"stable-baselines3>=(\d+)\.(\d+)', (ROOT / "pyproject.toml").read_text())
+    assert pin and (int(pin[1]), int(pin[2])) >= (2, 7)

@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 NOMINAL_ID = "robustrl/CartPole-v1"
-#: Registered id -> change from the nominal physics (DESIGN §3).
+#: Registered id -> the physical parameters it changes from the nominal CartPole (all others stay nominal).
+#: The three perturbed ids are the test conditions of the reward table; training uses the nominal id.
 VARIANTS: dict[str, dict[str, float]] = {
     NOMINAL_ID: {},
     "robustrl/CartPoleHeavy-v1": {"masspole": 5.0},

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Seeds of the evaluation and model-selection episodes; training seeds are small integers, so the
-#: three sets never meet (DESIGN §5: evaluation seeds disjoint from training seeds).
+#: three sets never meet: no reported return comes from initial states the agent was trained or selected on.
 EVALUATION_SEED = 2_000_003
 SELECTION_SEED = 1_000_003
 
@@ -121,7 +121,8 @@ def mean_returns_over(policy: Policy, parameter: str, values: Any, episodes: int
 class NominalSelectionCallback(BaseCallback):
     """Every ``eval_freq`` steps, evaluate greedily on the nominal env and keep the best checkpoint.
 
-    Model selection only ever looks at the nominal env (never at a perturbed one, DESIGN §4). The best
+    Model selection only ever looks at the nominal env, never at a perturbed one: the perturbed ids are the
+    test conditions, and picking checkpoints by them would tune the agent on its test. The best
     model is saved atomically to ``best_path``; ``curve`` holds ``(timesteps, mean, std)`` rows.
     With ``ties="latest"`` (the default) a checkpoint replaces the best one when its mean is at least as
     high: CartPole checkpoints often tie at the maximum 500, and the later one has trained on more data.
