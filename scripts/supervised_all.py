@@ -14,6 +14,8 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from robustrl.cli import main as robustrl
+
 SCRIPTS = Path(__file__).resolve().parent
 
 
@@ -32,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     _script("supervised_logistic").main([])
     _script("supervised_worst_case").main([])
     _script("estimator_benchmark").main([])
-    bench = _script("supervised_benchmark")
     presets = ["digits", "digits-entropic-ablation"]
     presets += [] if args.quick else ["fashion-mnist", "fashion-mnist-l2"]
     for preset in presets:
-        bench.main(["--preset", preset, "--no-progress"])
+        if robustrl(["supervised", "benchmark", "--preset", preset, "--no-progress"]):
+            return 2
     return 0
 
 

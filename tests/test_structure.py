@@ -62,3 +62,11 @@ def test_stable_baselines3_pin_has_the_discounts_the_robust_target_reads():
     assert "discounts" in ReplayBufferSamples._fields
     pin = re.search(r'"stable-baselines3>=(\d+)\.(\d+)', (ROOT / "pyproject.toml").read_text())
     assert pin and (int(pin[1]), int(pin[2])) >= (2, 7)
+
+
+def test_tests_and_package_do_not_load_scripts():
+    """Library logic lives in the package; scripts/ only parse arguments and call it."""
+    loading = [str(p.relative_to(ROOT)) for folder in ("robustrl", "tests") for p in (ROOT / folder).rglob("*.py")
+               if p.name != "test_structure.py" and ("spec_from_file_location" in p.read_text()
+                                                     or "from scripts" in p.read_text())]
+    assert not loading

@@ -1,4 +1,4 @@
-"""scripts/adopt_sweep_runs.py: only a run with the table's exact configuration is adopted."""
+"""robustrl.experiments.adopt: only a run with the table's exact configuration is adopted."""
 
 from __future__ import annotations
 
@@ -9,13 +9,8 @@ import pytest
 
 from robustrl.agents import AgentConfig, load_config
 from robustrl.envs import NOMINAL_ID
-from robustrl.experiments.training import jsonable
-
-from .scripts import load_script
-
-
-def _script():
-    return load_script("adopt_sweep_runs")
+from robustrl.experiments.adopt import adopt_run as adopt
+from robustrl.experiments.training import RunSpec, jsonable
 
 
 def _fake_run(root: Path, agent: str, seed: int, overrides: dict, tag: str) -> Path:
@@ -31,7 +26,6 @@ def _fake_run(root: Path, agent: str, seed: int, overrides: dict, tag: str) -> P
 
 
 def test_adopts_a_run_whose_config_is_the_tables(tmp_path: Path) -> None:
-    adopt = _script().adopt
     budget = load_config()[NOMINAL_ID]["n_timesteps"]
     source = _fake_run(tmp_path / "sweep", "robust", 3, {"n_timesteps": budget}, f"n_timesteps{budget}")
     target = adopt(source, tmp_path / "out", load_config())
@@ -47,7 +41,6 @@ def test_adopts_a_run_whose_config_is_the_tables(tmp_path: Path) -> None:
 
 
 def test_refuses_a_run_with_another_config_naming_the_key(tmp_path: Path) -> None:
-    adopt = _script().adopt
     source = _fake_run(tmp_path / "sweep", "robust", 0, {"rho": 0.1}, "rho0.1")
     with pytest.raises(ValueError, match=r"rho: run has 0\.1, the table config 0\.05"):
         adopt(source, tmp_path / "out", load_config())
@@ -55,7 +48,6 @@ def test_refuses_a_run_with_another_config_naming_the_key(tmp_path: Path) -> Non
 
 
 def test_adopts_under_another_agent_only_with_equal_settings(tmp_path: Path) -> None:
-    adopt = _script().adopt
     hard = load_config()[NOMINAL_ID]["agents"]["robust-hard"]
     source = _fake_run(tmp_path / "sweep", "robust-hard", 2, {}, "x")
     # The packaged robust agent has another eta: refused, naming it, nothing written.
@@ -70,5 +62,5 @@ def test_adopts_under_another_agent_only_with_equal_settings(tmp_path: Path) -> 
     assert target.name == "CartPole-v1__robust__2"
     assert meta["agent"] == meta["config"]["agent"] == "robust"
     assert meta["copied_from"]["agent"] == "robust-hard"
-    spec = _script().RunSpec("robust", 2)
+    spec = RunSpec("robust", 2)
     assert meta["config"] == jsonable(spec.resolve(config).to_dict())

@@ -1,12 +1,8 @@
-"""scripts/selection_study.py: how a rule picks a checkpoint."""
+"""robustrl.experiments.selection: how a rule picks a checkpoint."""
 
 from __future__ import annotations
 
-from .scripts import load_script
-
-
-def _script():
-    return load_script("selection_study")
+from robustrl.experiments.selection import parse_seeds, pick
 
 
 SCORES = {
@@ -19,12 +15,11 @@ SCORES = {
 
 
 def test_a_rule_breaks_ties_by_its_next_signal_then_by_the_latest_checkpoint():
-    pick = _script().pick
     assert pick(SCORES, ("nominal",)) == "0050176"  # the table's rule: latest among the 500s
     assert pick(SCORES, ("nominal", "margin")) == "0050000"  # two 500s at 0.90: the later
     assert pick(SCORES, ("margin",)) == "0002500"  # margin alone ignores the return
 
 
 def test_seed_ranges_parse():
-    parse = _script().parse_seeds
+    parse = parse_seeds
     assert parse("0-3") == [0, 1, 2, 3] and parse("10,12") == [10, 12]
