@@ -90,3 +90,20 @@ def test_train_rejects_bad_data(digits):
               TrainConfig(epochs=1), generator=torch.Generator(), progress=False)
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0).validate()
+
+
+def test_entropic_loss_is_the_hand_computed_log_mean_exp_at_each_eta(digits):
+    """The temperature matters: ``eta * log mean exp(CE / eta)`` over the same samples, per eta."""
+    from robustrl.estimators import perturb
+
+    model = make_model("small-cnn")
+    x, y = digits.x_train[:8], digits.y_train[:8]
+    z = perturb(x, 0.3, 8, generator=torch.Generator().manual_seed(5), clip=(0.0, 1.0))
+    with torch.no_grad():
+        ce = F.cross_entropy(model(z.flatten(0, 1)), y.repeat_interleave(8), reduction="none").view(8, 8).double()
+        losses = {}
+        for eta in (0.05, 0.5, 5.0):
+            losses[eta] = EntropicAT(SAA(8), rho=0.3, eta=eta).loss(model, x, y, torch.Generator().manual_seed(5))
+            expected = (eta * (torch.logsumexp(ce / eta, dim=1) - math.log(8))).mean()
+            torch.testing.assert_close(losses[eta].double(), expected, rtol=1e-5, atol=1e-6)
+    assert losses[0.05] > losses[0.5] > losses[5.0]  # a lower temperature weighs the worst samples more

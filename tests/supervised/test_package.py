@@ -1,4 +1,6 @@
+import copy
 import inspect
+import re
 
 import pytest
 
@@ -33,6 +35,22 @@ def test_digits_sanity_floor_erm_and_ifgm():
     assert acc["ifgm-at"][key] - acc["erm"][key] >= drop / 2
 
 
-def test_presets_validate():
-    for name in PRESETS:
-        assert preset(name).validate() is not None
+BROKEN = [
+    ("dataset", "cifar", "unknown dataset 'cifar'"),
+    ("methods", ["erm", "erm-typo"], "unknown method 'erm-typo'"),
+    ("seeds", [0, -1], "seed must be an integer >= 0"),
+    ("train", {"epochs": 0}, "epochs must be an integer >= 1"),
+    ("method", {"eta": -1.0}, "eta must be in"),
+    ("attacks", [{"name": "pgd", "norm": "l3", "eps": 0.1}], "unknown norm 'l3'"),
+]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_validate_and_each_broken_part_is_refused(name):
+    cfg = preset(name)
+    assert cfg.validate() is cfg and cfg.methods and cfg.attack_specs()
+    for field, bad, message in BROKEN:
+        broken = copy.deepcopy(cfg)
+        setattr(broken, field, {**getattr(cfg, field), **bad} if isinstance(bad, dict) else bad)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            broken.validate()
