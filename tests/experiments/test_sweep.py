@@ -183,7 +183,15 @@ def test_ray_backend_gives_the_same_tables_as_local(tmp_path):
         ).read_bytes()
 
 
-@pytest.mark.parametrize("name", ["rho-eta", "budget", "samples", "benchmark", "surfaces"])
+def _packaged_sweeps() -> list[str]:
+    """Every sweep file shipped in robustrl/configs/sweeps/ (found, not listed by hand)."""
+    from importlib import resources
+
+    folder = resources.files("robustrl").joinpath("configs/sweeps")
+    return sorted(entry.name.removesuffix(".yml") for entry in folder.iterdir() if entry.name.endswith(".yml"))
+
+
+@pytest.mark.parametrize("name", _packaged_sweeps())
 def test_packaged_sweep_specs_load_and_name_their_runs(name, tmp_path):
     from importlib import resources
 
