@@ -9,6 +9,7 @@ can never disagree.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,16 +37,39 @@ NOMINAL_PARAMETERS: dict[str, float] = {
 PHYSICAL_PARAMETERS: tuple[str, ...] = tuple(NOMINAL_PARAMETERS)
 
 
+def _check_type(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is a real number (Python or numpy int/float, not bool)."""
+    is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        is_real = value.dtype.kind in "iuf"
+    if not is_real:
+        raise TypeError(f"{name} must be a real number (int or float), got {name}={value!r} "
+                        f"({type(value).__name__}); a physical parameter is a number, and strings, booleans "
+                        "and None are not converted to one")
+
+
+def _check_array_type(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is an int/float array or a sequence of real numbers."""
+    if isinstance(value, np.ndarray) and value.dtype.kind != "O":
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must hold real numbers (int or float), got {name}={value!r} (dtype "
+                            f"{value.dtype}); a physical parameter is a number, and strings and booleans are "
+                            "not converted to one")
+        return
+    for index, item in enumerate(np.asarray(value, dtype=object).ravel()):
+        _check_type(f"{name}[{index}]", item)
+
+
 def _check_value(name: str, value: Any, num_envs: int | None) -> float | np.ndarray:
-    """Validate one parameter: finite and > 0; an array of shape ``(num_envs,)`` for vector envs."""
+    """Validate one parameter: a real number (``TypeError`` otherwise), finite and > 0 (``ValueError``
+    otherwise); for vector envs also an array of shape ``(num_envs,)``."""
     if num_envs is None or np.ndim(value) == 0:
-        try:
-            scalar = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}") from None
+        _check_type(name, value)
+        scalar = float(value)
         if not math.isfinite(scalar) or scalar <= 0:
             raise ValueError(f"{name} must be finite and > 0, got {name}={value!r}")
         return scalar
+    _check_array_type(name, value)
     array = np.asarray(value, dtype=np.float64)
     if array.shape != (num_envs,):
         raise ValueError(f"{name} must be a scalar or have shape ({num_envs},), got shape {array.shape}")
@@ -56,7 +80,11 @@ def _check_value(name: str, value: Any, num_envs: int | None) -> float | np.ndar
 
 
 def check_physical_parameters(parameters: Mapping[str, Any], num_envs: int | None = None) -> dict[str, Any]:
-    """Validate a mapping of physical parameters; unknown names and bad values raise ``ValueError``."""
+    """Validate a mapping of physical parameters.
+
+    Unknown names and values that are not finite and > 0 raise ``ValueError``; values that are not real
+    numbers (strings, booleans, None, complex) raise ``TypeError``.
+    """
     unknown = sorted(set(parameters) - set(PHYSICAL_PARAMETERS))
     if unknown:
         raise ValueError(f"unknown CartPole parameter(s) {unknown}; valid: {list(PHYSICAL_PARAMETERS)}")
@@ -70,7 +98,7 @@ def _physical_parameter(name: str) -> property:
     def setter(self: _PhysicsMixin, value: Any) -> None:
         self.__dict__.setdefault("_physics", {})[name] = _check_value(name, value, self._parameter_num_envs)
 
-    return property(getter, setter, doc=f"Physical parameter ``{name}`` (validated: finite, > 0).")
+    return property(getter, setter, doc=f"Physical parameter ``{name}`` (validated: a real number, finite, > 0).")
 
 
 def _derived(name: str, compute: Any) -> property:
@@ -122,7 +150,8 @@ class PerturbedCartPoleEnv(_PhysicsMixin, CartPoleEnv):
 
     ## Parameters
     ``gravity`` (9.8), ``masscart`` (1.0), ``masspole`` (0.1), ``length`` (0.5, half the pole),
-    ``force_mag`` (10.0), ``tau`` (0.02 s): each finite and > 0, else ``ValueError``.
+    ``force_mag`` (10.0), ``tau`` (0.02 s): each a real number (int or float, numpy ones included; a string
+    or a bool raises ``TypeError``), finite and > 0 (else ``ValueError``).
     ``total_mass`` and ``polemass_length`` are derived on access and always consistent.
     Parameters may be changed later through ``env.unwrapped`` (attributes or :meth:`set_parameters`).
 

@@ -1,3 +1,5 @@
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -138,3 +140,55 @@ def test_make_vec_uses_the_vector_entry_point():
 def test_unknown_env_id_lists_valid_ones():
     with pytest.raises(ValueError, match="CartPoleHeavy"):
         make_vector_env("robustrl/CartPoleTall-v1", 2)
+
+
+WRONG_TYPES = ["0.3", True, False, np.bool_(True), None, b"0.3", 1 + 0j, [0.3]]
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("bad", WRONG_TYPES, ids=repr)
+def test_wrong_type_parameter_raises_type_error_on_every_id(env_id, bad):
+    with pytest.raises(TypeError, match=r"length must be a real number.*length=" + re.escape(repr(bad))):
+        gym.make(env_id, length=bad)
+    with pytest.raises(TypeError, match="tau"):
+        gym.make(env_id, tau=bad)
+
+
+@pytest.mark.parametrize("bad", WRONG_TYPES, ids=repr)
+def test_wrong_type_is_rejected_after_construction(bad):
+    env = gym.make("robustrl/CartPole-v1").unwrapped
+    with pytest.raises(TypeError, match="masspole"):
+        env.masspole = bad
+    with pytest.raises(TypeError, match="gravity"):
+        env.set_parameters(length=0.2, gravity=bad)
+    assert env.masspole == 0.1 and env.length == 0.5 and env.gravity == 9.8  # nothing half-written
+
+
+@pytest.mark.parametrize("good", [0.3, 3, np.float32(0.25), np.float64(0.3), np.int64(2), np.array(0.3)], ids=repr)
+def test_numeric_scalars_of_any_numpy_type_are_accepted(good):
+    env = gym.make("robustrl/CartPole-v1", length=good).unwrapped
+    assert env.length == pytest.approx(float(good)) and type(env.length) is float
+    env.tau = good
+    assert env.tau == pytest.approx(float(good))
+    venv = make_vector_env("robustrl/CartPole-v1", 2, length=good)
+    assert venv.length == pytest.approx(float(good))
+
+
+@pytest.mark.parametrize("bad", [
+    np.array([True, False]), np.array(["0.3", "0.4"]), ["0.3", 0.4], [0.3, True], [0.3, None],
+    np.array([0.3, "a"], dtype=object), np.array([1 + 0j, 2 + 0j]), "0.3", True, np.bool_(False),
+], ids=repr)
+def test_vector_env_rejects_strings_and_bools(bad):
+    with pytest.raises(TypeError, match="masspole"):
+        make_vector_env("robustrl/CartPole-v1", 2, masspole=bad)
+    venv = make_vector_env("robustrl/CartPole-v1", 2)
+    with pytest.raises(TypeError, match="masspole"):
+        venv.masspole = bad
+    assert venv.masspole == 0.1
+
+
+def test_vector_env_accepts_int_and_float32_arrays_and_lists():
+    venv = make_vector_env("robustrl/CartPole-v1", 3, masspole=np.array([1, 2, 3]),
+                           length=np.array([0.1, 0.2, 0.3], dtype=np.float32), gravity=[9, 9.8, np.float32(10)])
+    assert venv.masspole.dtype == np.float64 and venv.length.dtype == np.float64
+    np.testing.assert_allclose(venv.gravity, [9, 9.8, 10])
