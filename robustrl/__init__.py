@@ -1,13 +1,20 @@
 """robustrl: entropic adversarial robustness for reinforcement and supervised learning.
 
 Wang, Gao, Xie, "Regularization for Adversarial Robust Learning" (arXiv:2408.09672).
-Importing the package registers the perturbed CartPole ids with Gymnasium.
+Importing the package registers the perturbed CartPole ids with Gymnasium; the names that need torch or
+Stable-Baselines3 (the estimators and the agents) are imported on first use.
 """
 
-from robustrl import envs, estimators
-from robustrl.agents import RobustDQN, load_agent, make_agent
+from typing import TYPE_CHECKING
+
+from robustrl import envs
 from robustrl.envs import ENV_IDS, PerturbedCartPoleEnv, PerturbedCartPoleVectorEnv, make_vector_env
-from robustrl.estimators import RTMLMC, SAA, SG, entropic_risk, entropic_softmin, perturb, sample_unit_ball
+from robustrl.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from robustrl import estimators
+    from robustrl.agents import RobustDQN, load_agent, make_agent
+    from robustrl.estimators import RTMLMC, SAA, SG, entropic_risk, entropic_softmin, perturb, sample_unit_ball
 
 __version__ = "0.1.0"
 
@@ -30,3 +37,9 @@ __all__ = [
     "perturb",
     "sample_unit_ball",
 ]
+
+__getattr__, __dir__ = lazy_attributes(globals(), {
+    "robustrl.estimators": ["estimators", "RTMLMC", "SAA", "SG", "entropic_risk", "entropic_softmin", "perturb",
+                            "sample_unit_ball"],
+    "robustrl.agents": ["RobustDQN", "load_agent", "make_agent"],
+})

@@ -9,7 +9,11 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-__all__ = ["check_int", "is_int"]
+__all__ = ["NORMS", "check_int", "is_int"]
+
+#: The norms of the perturbation balls, shared by the robust agents and the supervised attacks (here, free
+#: of torch, so that the command line can offer them without importing torch).
+NORMS: tuple[str, ...] = ("linf", "l2")
 
 
 def is_int(value: Any, minimum: int) -> bool:

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from robustrl.checks import check_int
+from robustrl.checks import NORMS, check_int
 
 __all__ = [
     "NORMS",
@@ -42,8 +42,6 @@ __all__ = [
 ]
 
 Norm = Literal["linf", "l2"]
-#: The norms of the perturbation balls, shared by the robust agents and the supervised attacks.
-NORMS: tuple[str, ...] = ("linf", "l2")
 ESTIMATORS: tuple[str, ...] = ("saa", "sg", "mlmc")
 
 

@@ -1,14 +1,22 @@
-"""Regular and robust DQN agents on Stable-Baselines3, built from the YAML config."""
+"""Regular and robust DQN agents on Stable-Baselines3, built from the YAML config.
 
-from robustrl.agents.factory import (
-    AGENT_CLASSES,
-    AgentConfig,
-    available_agents,
-    load_agent,
-    load_config,
-    make_agent,
-)
-from robustrl.agents.robust_dqn import RobustDQN
+The names are imported on first use, so that ``import robustrl.agents`` does not load Stable-Baselines3.
+"""
+
+from typing import TYPE_CHECKING
+
+from robustrl.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from robustrl.agents.factory import (
+        AGENT_CLASSES,
+        AgentConfig,
+        available_agents,
+        load_agent,
+        load_config,
+        make_agent,
+    )
+    from robustrl.agents.robust_dqn import RobustDQN
 
 __all__ = [
     "AGENT_CLASSES",
@@ -19,3 +27,9 @@ __all__ = [
     "load_config",
     "make_agent",
 ]
+
+__getattr__, __dir__ = lazy_attributes(globals(), {
+    "robustrl.agents.factory": ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config",
+                                "make_agent"],
+    "robustrl.agents.robust_dqn": ["RobustDQN"],
+})

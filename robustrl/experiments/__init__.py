@@ -1,36 +1,45 @@
 """Experiments: training with model selection, evaluation, reward tables, plots, the main job, sweeps
-(local or Ray), robustness surfaces, rliable-style statistics and the report."""
+(local or Ray), robustness surfaces, rliable-style statistics and the report.
 
-from robustrl.experiments.evaluation import (
-    EVALUATION_SEED,
-    SELECTION_SEED,
-    NominalSelectionCallback,
-    greedy_policy,
-    greedy_returns,
-    greedy_rollout,
-    safety_margin,
-)
-from robustrl.experiments.pipeline import QUICK, ReproduceConfig, evaluate_runs, reproduce, train_runs
-from robustrl.experiments.report import write_report
-from robustrl.experiments.stats import (
-    aggregate,
-    iqm,
-    performance_profile,
-    probability_of_improvement,
-    stratified_bootstrap_ci,
-)
-from robustrl.experiments.surfaces import SURFACE_GRID, SURFACE_PAIRS, surface_run
-from robustrl.experiments.sweep import run_sweep
-from robustrl.experiments.sweep_spec import SweepSpec, load_sweep_spec
-from robustrl.experiments.tables import bootstrap_ci, bootstrap_diff_ci, reward_table, write_reward_tables
-from robustrl.experiments.training import (
-    ROBUSTNESS_GRID,
-    RunSpec,
-    evaluate_run,
-    load_run_model,
-    robustness_run,
-    train_run,
-)
+The names are imported on first use, so that importing a torch-free module such as
+:mod:`robustrl.experiments.tables` does not load torch and Stable-Baselines3.
+"""
+
+from typing import TYPE_CHECKING
+
+from robustrl.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from robustrl.experiments.evaluation import (
+        EVALUATION_SEED,
+        SELECTION_SEED,
+        NominalSelectionCallback,
+        greedy_policy,
+        greedy_returns,
+        greedy_rollout,
+        safety_margin,
+    )
+    from robustrl.experiments.pipeline import QUICK, ReproduceConfig, evaluate_runs, reproduce, train_runs
+    from robustrl.experiments.report import write_report
+    from robustrl.experiments.stats import (
+        aggregate,
+        iqm,
+        performance_profile,
+        probability_of_improvement,
+        stratified_bootstrap_ci,
+    )
+    from robustrl.experiments.surfaces import SURFACE_GRID, SURFACE_PAIRS, surface_run
+    from robustrl.experiments.sweep import run_sweep
+    from robustrl.experiments.sweep_spec import SweepSpec, load_sweep_spec
+    from robustrl.experiments.tables import bootstrap_ci, bootstrap_diff_ci, reward_table, write_reward_tables
+    from robustrl.experiments.training import (
+        ROBUSTNESS_GRID,
+        RunSpec,
+        evaluate_run,
+        load_run_model,
+        robustness_run,
+        train_run,
+    )
 
 __all__ = [
     "EVALUATION_SEED",
@@ -68,3 +77,18 @@ __all__ = [
     "train_runs",
     "write_reward_tables",
 ]
+
+__getattr__, __dir__ = lazy_attributes(globals(), {
+    "robustrl.experiments.evaluation": ["EVALUATION_SEED", "SELECTION_SEED", "NominalSelectionCallback",
+                                        "greedy_policy", "greedy_returns", "greedy_rollout", "safety_margin"],
+    "robustrl.experiments.pipeline": ["QUICK", "ReproduceConfig", "evaluate_runs", "reproduce", "train_runs"],
+    "robustrl.experiments.report": ["write_report"],
+    "robustrl.experiments.stats": ["aggregate", "iqm", "performance_profile", "probability_of_improvement",
+                                   "stratified_bootstrap_ci"],
+    "robustrl.experiments.surfaces": ["SURFACE_GRID", "SURFACE_PAIRS", "surface_run"],
+    "robustrl.experiments.sweep": ["run_sweep"],
+    "robustrl.experiments.sweep_spec": ["SweepSpec", "load_sweep_spec"],
+    "robustrl.experiments.tables": ["bootstrap_ci", "bootstrap_diff_ci", "reward_table", "write_reward_tables"],
+    "robustrl.experiments.training": ["ROBUSTNESS_GRID", "RunSpec", "evaluate_run", "load_run_model",
+                                      "robustness_run", "train_run"],
+})

@@ -1,18 +1,20 @@
-"""Training curves and robustness curves from saved runs (matplotlib, Agg backend)."""
+"""Training curves and robustness curves from saved runs (matplotlib).
+
+Figures are built as bare :class:`matplotlib.figure.Figure` objects, not through pyplot: saving a PNG then
+renders with Agg whatever the session's backend is, and the user's backend choice and pyplot's list of
+open figures are left untouched.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS  # noqa: E402
-from robustrl.experiments.io import atomic_write_with, read_json  # noqa: E402
-from robustrl.experiments.tables import agent_label  # noqa: E402
+from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS
+from robustrl.experiments.io import atomic_write_with, read_json
+from robustrl.experiments.tables import agent_label
 
 __all__ = ["PARAMETER_LABELS", "plot_robustness_curves", "plot_training_curves", "save_figure"]
 
@@ -30,11 +32,9 @@ def _meta_label(meta: dict) -> str:
     return agent_label(meta["agent"], meta.get("tag"))
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Save ``fig`` as a PNG (130 dpi, tight box) to ``path`` atomically and close it; returns the path."""
-    written = atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight"))
-    plt.close(fig)
-    return written
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Save ``fig`` as a PNG (130 dpi, tight box) to ``path`` atomically; returns the path."""
+    return atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight"))
 
 
 def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
@@ -45,7 +45,8 @@ def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
         curves.setdefault(_meta_label(read_json(meta_path)), []).append(data)
     if not curves:
         raise ValueError(f"no complete runs under {runs_dir}")
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     for agent, runs in curves.items():
         length = min(len(run) for run in runs)
         steps = runs[0][:length, 0]
@@ -72,7 +73,8 @@ def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
         by_agent.setdefault(_meta_label(read_json(path.parent / "meta.json")), []).append(result["mean_returns"])
     if not by_agent:
         raise ValueError(f"no robustness evaluations under {runs_dir}; run `robustrl evaluate --robustness` first")
-    fig, axes = plt.subplots(1, len(grid), figsize=(5 * len(grid), 4), sharey=True)
+    fig = Figure(figsize=(5 * len(grid), 4))
+    axes = fig.subplots(1, len(grid), sharey=True)
     for ax, (parameter, values) in zip(np.atleast_1d(axes), grid.items()):
         for agent, results in by_agent.items():
             returns = np.array([r[parameter] for r in results])

@@ -13,19 +13,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS  # noqa: E402
-from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters  # noqa: E402
-from robustrl.experiments.evaluation import EVALUATION_SEED, greedy_policy, greedy_returns, mean_returns_over  # noqa: E402
-from robustrl.experiments.io import atomic_write_json, read_cached, read_json  # noqa: E402
-from robustrl.experiments.plots import PARAMETER_LABELS, save_figure  # noqa: E402
-from robustrl.experiments.tables import agent_label, bootstrap_ci  # noqa: E402
+from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS
+from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
+from robustrl.experiments.evaluation import EVALUATION_SEED, greedy_policy, greedy_returns, mean_returns_over
+from robustrl.experiments.io import atomic_write_json, read_cached, read_json
+from robustrl.experiments.plots import PARAMETER_LABELS, save_figure
+from robustrl.experiments.tables import agent_label, bootstrap_ci
 
 __all__ = [
     "SURFACE_GRID",
@@ -144,7 +141,8 @@ def plot_surface_curves(
     )
     cols = min(3, len(parameters))
     rows = -(-len(parameters) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    fig = Figure(figsize=(4.6 * cols, 3.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, parameter in zip(axes.flat, parameters):
         for agent, runs in surfaces.items():
             values = runs[0]["curves"][parameter]["values"]
@@ -181,9 +179,8 @@ def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str 
     if not pairs:
         raise ValueError("the surfaces hold no pair grids")
     agents = list(surfaces)
-    fig, axes = plt.subplots(
-        len(pairs), len(agents), figsize=(3.8 * len(agents), 3.3 * len(pairs)), squeeze=False
-    )
+    fig = Figure(figsize=(3.8 * len(agents), 3.3 * len(pairs)))
+    axes = fig.subplots(len(pairs), len(agents), squeeze=False)
     image = None
     for row, pair in enumerate(pairs):
         first, second = pair.split("|")

@@ -142,12 +142,15 @@ def _axis(values: list[Any]) -> list[Any]:
 
 def plot_setting_heatmap(spec: SweepSpec, rows: list[dict[str, Any]], out_path: str | Path) -> Path:
     """Heatmap of the mean return over perturbed ids (best checkpoint) across a two-key grid, per agent."""
-    from robustrl.experiments.plots import plt, save_figure
+    from matplotlib.figure import Figure
+
+    from robustrl.experiments.plots import save_figure
 
     first, second = list(spec.grid)
     xs, ys = _axis(spec.grid[first]), _axis(spec.grid[second])
     agents = list(dict.fromkeys(row["agent"] for row in rows))
-    fig, axes = plt.subplots(1, len(agents), figsize=(4.8 * len(agents), 3.8), squeeze=False)
+    fig = Figure(figsize=(4.8 * len(agents), 3.8))
+    axes = fig.subplots(1, len(agents), squeeze=False)
     key = "perturbed_mean" if any(i != NOMINAL_ID for i in spec.eval_ids) else spec.eval_ids[0]
     image = None
     for ax, agent in zip(axes.flat, agents):

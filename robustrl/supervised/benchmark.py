@@ -381,18 +381,15 @@ def make_table(runs: Sequence[dict], out_dir: Path | str, *, command: str = "",
 def plot_accuracy(runs: Sequence[dict], path: Path | str) -> Path:
     """Accuracy versus budget in the style of the paper's figure: one row per norm, one panel per attack,
     one line per method (mean +- std over seeds), budget 0 = clean accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone, renders with Agg
 
     methods, keys, table = summarise(runs)
     attack_order = {"pgd": 0, "pgd-margin": 1, "fgm": 2, "noise": 3}
     cols_of = {k: _split_key(k) for k in keys if k != "clean"}
     norms = [n for n in ("linf", "l2") if any(c[1] == n for c in cols_of.values())]
     attacks = sorted({c[0] for c in cols_of.values()}, key=lambda a: attack_order.get(a, 9))
-    fig, axes = plt.subplots(len(norms), len(attacks), figsize=(3.3 * len(attacks), 3.0 * len(norms)),
-                             squeeze=False)
+    fig = Figure(figsize=(3.3 * len(attacks), 3.0 * len(norms)))
+    axes = fig.subplots(len(norms), len(attacks), squeeze=False)
     for row, norm in enumerate(norms):
         for col, attack in enumerate(attacks):
             ax = axes[row][col]
@@ -412,7 +409,6 @@ def plot_accuracy(runs: Sequence[dict], path: Path | str) -> Path:
     fig.legend(handles, labels, loc="lower center", ncol=min(len(methods), 9), fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if len(norms) > 1 else 0.14, 1, 1))
     atomic_write_with(path, lambda f: fig.savefig(f, dpi=110, format="png"))
-    plt.close(fig)
     return Path(path)
 
 

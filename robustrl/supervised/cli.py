@@ -1,7 +1,8 @@
 """The ``robustrl supervised`` command group: ``train``, ``evaluate``, ``table`` and ``benchmark``.
 
 The top-level CLI calls :func:`add_subcommands` on its subparsers and then ``args.func(args)``; user
-errors raise ``ValueError``.
+errors raise ``ValueError``. Building the parser needs no torch (the choices come from
+:mod:`robustrl.supervised.names`); each command imports what it runs.
 """
 
 from __future__ import annotations
@@ -12,24 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
-import torch
-
-from robustrl.supervised.attacks import ATTACKS, NORMS
-from robustrl.supervised.benchmark import (
-    PRESETS,
-    RECORDS_DIR,
-    BenchmarkConfig,
-    load_runs,
-    preset,
-    run_benchmark,
-    run_one,
-    write_benchmark_tables,
-)
-from robustrl.supervised.data import DATASETS, load_dataset, subset
 from robustrl.experiments.io import atomic_write_json
-from robustrl.supervised.methods import METHODS, MethodConfig, needs_mmc_head
-from robustrl.supervised.models import ARCHS, make_model
-from robustrl.supervised.training import AttackSpec, evaluate
+from robustrl.supervised.names import ARCHS, ATTACKS, DATASETS, METHODS, NORMS, PRESET_NAMES
 
 __all__ = ["add_subcommands", "cmd_benchmark", "cmd_evaluate", "cmd_table", "cmd_train", "main"]
 
@@ -45,6 +30,11 @@ def _attack_dicts(args: argparse.Namespace) -> list[dict]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one (method, seed) and save ``<out>/<run>.pt`` and ``<out>/<run>.json``."""
+    import torch
+
+    from robustrl.supervised.benchmark import BenchmarkConfig, run_one
+    from robustrl.supervised.methods import MethodConfig
+
     torch.set_num_threads(args.threads)
     method_cfg = MethodConfig(eps=args.train_eps, norm=args.train_norm, steps=args.train_steps, rho=args.rho,
                               eta=args.eta, m=args.m, L=args.L, center_steps=args.center_steps,
@@ -68,6 +58,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained run under attacks; the accuracies are added to its record."""
+    import torch
+
+    from robustrl.supervised.data import load_dataset, subset
+    from robustrl.supervised.methods import needs_mmc_head
+    from robustrl.supervised.models import make_model
+    from robustrl.supervised.training import AttackSpec, evaluate
+
     torch.set_num_threads(args.threads)
     path = Path(args.run)
     if not path.is_file():
@@ -93,6 +90,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     """Build table.csv / table.md / accuracy_vs_budget.png from the run records in ``--runs``."""
+    from robustrl.supervised.benchmark import load_runs, write_benchmark_tables
+
     paths = write_benchmark_tables(load_runs(args.runs), args.out, _command())
     print("\n".join(str(p) for p in paths.values()))
     return 0
@@ -100,6 +99,10 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Run a benchmark preset (resuming from existing records) and build its tables."""
+    import torch
+
+    from robustrl.supervised.benchmark import RECORDS_DIR, preset, run_benchmark
+
     torch.set_num_threads(args.threads)
     config = preset(args.preset, seeds=args.seeds)
     out = args.out or f"results/supervised/{args.preset}"
@@ -163,7 +166,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("benchmark", help="run a benchmark preset and build its tables")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="digits")
+    p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="digits")
     p.add_argument("--out", default=None, help="default results/supervised/<preset>")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     _common(p)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from robustrl.supervised._checks import check_choice, check_int
+from robustrl.supervised.names import DATASETS
 
 __all__ = [
     "DATASETS",
@@ -29,7 +30,6 @@ __all__ = [
 ]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "mnist", "idx")
 _IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",

@@ -18,6 +18,7 @@ from robustrl.estimators import Estimator, check_eta, check_rho, make_estimator
 from robustrl.supervised._checks import check_choice, check_eps, check_int
 from robustrl.supervised.attacks import FGM, NORMS, PGD
 from robustrl.supervised.models import MMCNet
+from robustrl.supervised.names import METHODS
 
 __all__ = [
     "METHODS",
@@ -31,9 +32,6 @@ __all__ = [
     "make_method",
 ]
 
-METHODS: tuple[str, ...] = (
-    "erm", "fgm-at", "ifgm-at", "entropic-saa", "entropic-sg", "entropic-mlmc", "adt-exp", "mmc", "mmc-at",
-)
 
 
 class Method:

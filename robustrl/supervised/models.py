@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from robustrl.supervised._checks import check_choice, check_int
+from robustrl.supervised.names import ARCHS
 
 __all__ = [
     "ARCHS",
@@ -21,7 +22,6 @@ __all__ = [
     "simplex_centers",
 ]
 
-ARCHS: tuple[str, ...] = ("paper-cnn", "small-cnn")
 HEADS: tuple[str, ...] = ("softmax", "mmc")
 
 

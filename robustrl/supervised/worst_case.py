@@ -48,14 +48,12 @@ def plot_worst_case_1d(path: Path | str, etas: Sequence[float] = (1.0, 2.0, 5.0,
     For each ``eta`` the analytic density ∝ ``exp(z^2/eta)`` on ``[-rho, rho]`` (line) and a histogram of
     ``n_samples`` draws of :func:`robustrl.estimators.sample_worst_case` (bars).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone, renders with Agg
 
     gen = torch.Generator().manual_seed(seed)
     x = torch.zeros(1, 1, dtype=torch.float64)
-    fig, axes = plt.subplots(1, len(etas), figsize=(2.8 * len(etas), 2.8), sharey=False)
+    fig = Figure(figsize=(2.8 * len(etas), 2.8))
+    axes = fig.subplots(1, len(etas), sharey=False)
     for ax, eta in zip(np.atleast_1d(axes), etas):
         draws = sample_worst_case(lambda z: z[..., 0] ** 2, x, n_samples, rho=rho, eta=eta, generator=gen,
                                   proposals=1 << 16)
@@ -70,7 +68,6 @@ def plot_worst_case_1d(path: Path | str, etas: Sequence[float] = (1.0, 2.0, 5.0,
     fig.suptitle(f"Worst-case distribution, f(z) = z², x = 0, ρ = {rho:g}", fontsize=10)
     fig.tight_layout()
     atomic_write_with(path, lambda f: fig.savefig(f, dpi=120, format="png"))
-    plt.close(fig)
     return Path(path)
 
 

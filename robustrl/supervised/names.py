@@ -1,0 +1,21 @@
+"""The names a user picks among on the command line: datasets, architectures, training methods, attacks,
+norms and benchmark presets.
+
+Plain tuples, no torch: the ``robustrl supervised`` parser lists them as choices without loading the
+modules that implement them (which re-export them from here).
+"""
+
+from __future__ import annotations
+
+from robustrl.checks import NORMS
+
+__all__ = ["ARCHS", "ATTACKS", "DATASETS", "METHODS", "NORMS", "PRESET_NAMES"]
+
+DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "mnist", "idx")
+ARCHS: tuple[str, ...] = ("paper-cnn", "small-cnn")
+METHODS: tuple[str, ...] = (
+    "erm", "fgm-at", "ifgm-at", "entropic-saa", "entropic-sg", "entropic-mlmc", "adt-exp", "mmc", "mmc-at",
+)
+ATTACKS: tuple[str, ...] = ("fgm", "pgd", "pgd-margin", "noise")
+#: The keys of :data:`robustrl.supervised.benchmark.PRESETS`, in its order.
+PRESET_NAMES: tuple[str, ...] = ("digits", "fashion-mnist", "fashion-mnist-l2", "digits-entropic-ablation")
