@@ -78,7 +78,7 @@ def surface_run(
     for parameter, values in grid.items():
         if parameter not in PHYSICAL_PARAMETERS:
             raise ValueError(f"unknown CartPole parameter {parameter!r}; valid: {list(PHYSICAL_PARAMETERS)}")
-        check_physical_parameters({parameter: np.asarray(values, dtype=float)}, num_envs=len(values))
+        check_physical_parameters({parameter: values}, num_envs=len(values))
     if pairs is None:
         pairs = [p for p in SURFACE_PAIRS if p[0] in grid and p[1] in grid]
     pairs = [list(p) for p in pairs]

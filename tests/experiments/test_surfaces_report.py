@@ -122,6 +122,8 @@ def test_surface_run_shapes_cache_and_errors(trained):
     assert (run_dir / "surfaces.json").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="masspole"):
         surface_run(run_dir, {"masspole": [0.1, -1.0]}, [], episodes=2)
+    with pytest.raises(TypeError, match=r"length\[0\]='0.3'"):
+        surface_run(run_dir, {"length": ["0.3", 0.5]}, [], episodes=2)
     with pytest.raises(ValueError, match="unknown CartPole parameter 'mass'"):
         surface_run(run_dir, {"mass": [1.0]}, [], episodes=2)
     with pytest.raises(ValueError, match="two different parameters"):
