@@ -73,11 +73,12 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from robustrl.experiments.curves import read_view
     from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
 
     out = Path(args.out)
     print(plot_training_curves(args.runs, out / "training_curves.png"))
-    if any(Path(args.runs).glob("*/robustness.json")):
+    if any(read_view(run_dir, "robustness") for run_dir in _complete_runs(Path(args.runs))):
         print(plot_robustness_curves(args.runs, out / "robustness_curves.png"))
     return 0
 

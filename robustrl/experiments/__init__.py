@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from robustrl.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from robustrl.experiments.curves import ROBUSTNESS_GRID, SURFACE_GRID, SURFACE_PAIRS, robustness_run, surface_run
     from robustrl.experiments.evaluation import (
         EVALUATION_SEED,
         SELECTION_SEED,
@@ -28,18 +29,10 @@ if TYPE_CHECKING:
         probability_of_improvement,
         stratified_bootstrap_ci,
     )
-    from robustrl.experiments.surfaces import SURFACE_GRID, SURFACE_PAIRS, surface_run
     from robustrl.experiments.sweep import run_sweep
     from robustrl.experiments.sweep_spec import SweepSpec, load_sweep_spec
     from robustrl.experiments.tables import bootstrap_ci, bootstrap_diff_ci, reward_table, write_reward_tables
-    from robustrl.experiments.training import (
-        ROBUSTNESS_GRID,
-        RunSpec,
-        evaluate_run,
-        load_run_model,
-        robustness_run,
-        train_run,
-    )
+    from robustrl.experiments.training import RunSpec, evaluate_run, load_run_model, train_run
 
 __all__ = [
     "EVALUATION_SEED",
@@ -79,16 +72,16 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {
+    "robustrl.experiments.curves": ["ROBUSTNESS_GRID", "SURFACE_GRID", "SURFACE_PAIRS", "robustness_run",
+                                    "surface_run"],
     "robustrl.experiments.evaluation": ["EVALUATION_SEED", "SELECTION_SEED", "NominalSelectionCallback",
                                         "greedy_policy", "greedy_returns", "greedy_rollout", "safety_margin"],
     "robustrl.experiments.pipeline": ["QUICK", "ReproduceConfig", "evaluate_runs", "reproduce", "train_runs"],
     "robustrl.experiments.report": ["write_report"],
     "robustrl.experiments.stats": ["aggregate", "iqm", "performance_profile", "probability_of_improvement",
                                    "stratified_bootstrap_ci"],
-    "robustrl.experiments.surfaces": ["SURFACE_GRID", "SURFACE_PAIRS", "surface_run"],
     "robustrl.experiments.sweep": ["run_sweep"],
     "robustrl.experiments.sweep_spec": ["SweepSpec", "load_sweep_spec"],
     "robustrl.experiments.tables": ["bootstrap_ci", "bootstrap_diff_ci", "reward_table", "write_reward_tables"],
-    "robustrl.experiments.training": ["ROBUSTNESS_GRID", "RunSpec", "evaluate_run", "load_run_model",
-                                      "robustness_run", "train_run"],
+    "robustrl.experiments.training": ["RunSpec", "evaluate_run", "load_run_model", "train_run"],
 })

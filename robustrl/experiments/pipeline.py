@@ -22,7 +22,8 @@ from robustrl.experiments.io import atomic_write_json
 from robustrl.experiments.parallel import process_pool
 from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
 from robustrl.experiments.tables import write_reward_tables
-from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, robustness_run, train_run
+from robustrl.experiments.curves import robustness_run
+from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, train_run
 
 __all__ = ["ReproduceConfig", "QUICK", "evaluate_runs", "reproduce", "train_runs"]
 

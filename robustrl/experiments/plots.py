@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS
+from robustrl.experiments.curves import read_view
 from robustrl.experiments.io import atomic_write_with, read_json
 from robustrl.experiments.tables import agent_label
 
@@ -67,10 +68,12 @@ def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
     """Return versus pole mass, pole length and gravity, per agent: mean across seeds, ±1 std band."""
     by_agent: dict[str, list[dict]] = {}
     grid: dict[str, list[float]] = {}
-    for path in sorted(Path(runs_dir).glob("*/robustness.json")):
-        result = read_json(path)
+    for meta_path in sorted(Path(runs_dir).glob("*/meta.json")):
+        result = read_view(meta_path.parent, "robustness")
+        if result is None:
+            continue
         grid = result["request"]["grid"]
-        by_agent.setdefault(_meta_label(read_json(path.parent / "meta.json")), []).append(result["mean_returns"])
+        by_agent.setdefault(_meta_label(read_json(meta_path)), []).append(result["mean_returns"])
     if not by_agent:
         raise ValueError(f"no robustness evaluations under {runs_dir}; run `robustrl evaluate --robustness` first")
     fig = Figure(figsize=(5 * len(grid), 4))

@@ -1,15 +1,15 @@
-"""Robustness surfaces: greedy return over dense grids of each physical parameter and of pairs of them.
+"""Plots of robustness surfaces: greedy return over dense grids of each physical parameter and of pairs of them.
 
-Every grid is one batched rollout on the vectorized CartPole (one sub-environment per (value, episode)),
-so a 15-point curve with 10 episodes per point is a single 150-env rollout. Results are cached per run in
-``surfaces.json``; plots show, per agent, the mean across seeds with a 95% bootstrap band (curves) or the
-mean across seeds (pair heatmaps).
+The surfaces are computed and cached by :func:`robustrl.experiments.curves.surface_run` (re-exported here),
+in the same per-run cache as the reward table's robustness curves. Every grid is one batched rollout on the
+vectorized CartPole, so a 15-point curve with 10 episodes per point is a single 150-env rollout. The plots
+show, per agent, the mean across seeds with a 95% bootstrap band (curves) or the mean across seeds (pair
+heatmaps).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,9 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS
-from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
-from robustrl.experiments.evaluation import EVALUATION_SEED, greedy_policy, greedy_returns, mean_returns_over
-from robustrl.experiments.io import atomic_write_json, read_cached, read_json
+from robustrl.envs import NOMINAL_PARAMETERS
+from robustrl.experiments.curves import SURFACE_GRID, SURFACE_PAIRS, read_view, surface_run
+from robustrl.experiments.io import read_json
 from robustrl.experiments.plots import PARAMETER_LABELS, save_figure
 from robustrl.experiments.tables import agent_label, bootstrap_ci
 
@@ -33,97 +32,18 @@ __all__ = [
     "surface_run",
 ]
 
-#: Dense grids around the nominal value of every CartPole parameter (nominal value included).
-SURFACE_GRID: dict[str, list[float]] = {
-    "masspole": [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0],
-    "length": [0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
-    "gravity": [2.5, 5.0, 9.8, 12.5, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 70.0, 80.0],
-    "masscart": [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0],
-    "force_mag": [2.0, 3.0, 4.0, 5.0, 6.0, 7.5, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0],
-    "tau": [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.06],
-}
-#: Pairs evaluated on the product of their grids (the three perturbations of the reward table).
-SURFACE_PAIRS: list[list[str]] = [["masspole", "length"], ["masspole", "gravity"], ["length", "gravity"]]
-
-_PAIR_POINTS = 8  # values per axis of a pair surface (sub-sampled from the 1-D grid)
-
-
-def _pair_values(values: Sequence[float]) -> list[float]:
-    if len(values) <= _PAIR_POINTS:
-        return list(values)
-    index = np.unique(np.linspace(0, len(values) - 1, _PAIR_POINTS).round().astype(int))
-    return [values[i] for i in index]
-
-
-def surface_run(
-    run_dir: str | Path,
-    grid: dict[str, list[float]] | None = None,
-    pairs: Iterable[Sequence[str]] | None = None,
-    episodes: int = 10,
-    seed: int = EVALUATION_SEED,
-    checkpoint: str = "best",
-) -> dict[str, Any]:
-    """Mean greedy return of one run's model over each 1-D grid and each pair grid; cached.
-
-    :param grid: parameter -> values (default :data:`SURFACE_GRID`); the other parameters stay nominal.
-    :param pairs: pairs of parameters of ``grid`` evaluated on the product of (up to 8 of) their values
-        (default :data:`SURFACE_PAIRS` restricted to ``grid``).
-    :param episodes: episodes per grid point, initial states from ``seed``.
-    :returns: ``{"curves": {p: {"values", "mean_returns"}}, "pairs": {"p|q": {"x", "y", "mean_returns"}}}``
-        (``mean_returns[i][j]`` at ``x[i]``, ``y[j]``), also saved as ``surfaces.json`` in the run.
-    """
-    from robustrl.experiments.training import load_run_model
-
-    grid = dict(grid or SURFACE_GRID)
-    for parameter, values in grid.items():
-        if parameter not in PHYSICAL_PARAMETERS:
-            raise ValueError(f"unknown CartPole parameter {parameter!r}; valid: {list(PHYSICAL_PARAMETERS)}")
-        check_physical_parameters({parameter: values}, num_envs=len(values))
-    if pairs is None:
-        pairs = [p for p in SURFACE_PAIRS if p[0] in grid and p[1] in grid]
-    pairs = [list(p) for p in pairs]
-    for pair in pairs:
-        if len(pair) != 2 or pair[0] == pair[1] or not all(p in grid for p in pair):
-            raise ValueError(f"a pair must name two different parameters of the grid, got {pair!r}")
-    run_dir = Path(run_dir)
-    cache = run_dir / "surfaces.json"
-    request = {"grid": grid, "pairs": pairs, "episodes": episodes, "seed": seed, "checkpoint": checkpoint}
-    saved = read_cached(cache, request)
-    if saved is not None:
-        return saved
-    policy = greedy_policy(load_run_model(run_dir, checkpoint))
-    curves = {}
-    for parameter, values in grid.items():
-        curves[parameter] = {
-            "values": list(values),
-            "mean_returns": mean_returns_over(policy, parameter, values, episodes, seed).round(3).tolist(),
-        }
-    surfaces = {}
-    for first, second in pairs:
-        xs, ys = _pair_values(grid[first]), _pair_values(grid[second])
-        points = np.array(list(itertools.product(xs, ys)), dtype=float)
-        per_env = np.repeat(points, episodes, axis=0)
-        returns = greedy_returns(
-            policy, NOMINAL_ID, len(per_env), seed, **{first: per_env[:, 0], second: per_env[:, 1]}
-        )
-        means = returns.reshape(len(xs), len(ys), episodes).mean(2).round(3)
-        surfaces[f"{first}|{second}"] = {"x": xs, "y": ys, "mean_returns": means.tolist()}
-    result = {"run": run_dir.name, "request": request, "curves": curves, "pairs": surfaces}
-    atomic_write_json(cache, result)
-    return result
-
 
 def collect_surfaces(run_dirs: Iterable[str | Path], label: str = "agent") -> dict[str, list[dict[str, Any]]]:
-    """``surfaces.json`` of each run, grouped by agent label (``agent`` or ``agent-tag``)."""
+    """The cached surfaces (:func:`surface_run`) of each run, grouped by agent label (``agent`` or ``agent-tag``)."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
-        path = run_dir / "surfaces.json"
-        if not path.is_file():
+        surfaces = read_view(run_dir, "surfaces")
+        if surfaces is None:
             continue
         meta = read_json(run_dir / "meta.json")
         name = agent_label(meta["agent"], meta.get("tag") if label == "agent-tag" else "")
-        grouped.setdefault(name, []).append(read_json(path))
+        grouped.setdefault(name, []).append(surfaces)
     return grouped
 
 
@@ -134,7 +54,7 @@ def plot_surface_curves(
 ) -> Path:
     """One panel per parameter: mean return across seeds per agent, with a 95% bootstrap band."""
     if not surfaces:
-        raise ValueError("no surfaces to plot (no run has surfaces.json)")
+        raise ValueError("no surfaces to plot (no run has cached surfaces; run robustrl surfaces first)")
     order = list(SURFACE_GRID)
     parameters = sorted(
         next(iter(surfaces.values()))[0]["curves"], key=lambda p: order.index(p) if p in order else len(order)
@@ -171,7 +91,7 @@ def plot_surface_curves(
 def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str | Path) -> Path:
     """Heatmaps of mean return (across seeds) over each pair of parameters; a row per pair, a column per agent."""
     if not surfaces:
-        raise ValueError("no surfaces to plot (no run has surfaces.json)")
+        raise ValueError("no surfaces to plot (no run has cached surfaces; run robustrl surfaces first)")
     pairs = sorted(
         next(iter(surfaces.values()))[0]["pairs"],
         key=lambda p: SURFACE_PAIRS.index(p.split("|")) if p.split("|") in SURFACE_PAIRS else 99,

@@ -51,7 +51,7 @@ def run_sweep_task(task: SweepTask) -> dict[str, Any]:
         train_run(task.spec, task.runs_dir, task.config, torch_threads=1)
         evaluate_run(run_dir, task.eval_ids, task.episodes)
         if task.surfaces:
-            from robustrl.experiments.surfaces import surface_run
+            from robustrl.experiments.curves import surface_run
 
             surface_run(run_dir, task.surfaces["grid"], task.surfaces["pairs"], task.surfaces["episodes"])
     except Exception as err:  # noqa: BLE001 - one run's failure must not stop the sweep

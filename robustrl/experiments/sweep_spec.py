@@ -30,6 +30,7 @@ import yaml
 
 from robustrl.agents.factory import ROBUST_KEYS, AgentConfig, load_config
 from robustrl.checks import is_int
+from robustrl.experiments.curves import surfaces_cached
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.estimators import check_eta, check_rho
 from robustrl.experiments.training import RunSpec, is_complete, is_evaluated
@@ -74,7 +75,8 @@ class SweepTask:
         """Whether the run is complete and its evaluation (and surfaces, if asked) are on disk."""
         if not (is_complete(self.run_dir) and is_evaluated(self.run_dir, self.eval_ids, self.episodes)):
             return False
-        return not self.surfaces or (self.run_dir / "surfaces.json").is_file()
+        return not self.surfaces or surfaces_cached(self.run_dir, self.surfaces["grid"], self.surfaces["pairs"],
+                                                    self.surfaces["episodes"])
 
 
 @dataclass

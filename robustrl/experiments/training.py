@@ -20,28 +20,18 @@ from robustrl.experiments.evaluation import (
     NominalSelectionCallback,
     greedy_policy,
     greedy_returns_by_id,
-    mean_returns_over,
 )
 from robustrl.experiments.io import (
     atomic_save_model,
     atomic_write_json,
     atomic_write_text,
-    read_cached,
     read_json,
 )
 from robustrl.experiments.tables import agent_label
 
-__all__ = ["RunSpec", "evaluate_run", "is_complete", "jsonable", "load_run_model", "robustness_run", "train_run"]
+__all__ = ["RunSpec", "evaluate_run", "is_complete", "jsonable", "load_run_model", "train_run"]
 
 CHECKPOINTS = ("best", "final")
-
-#: Default magnitudes for robustness curves (each includes the nominal value and the variant's).
-ROBUSTNESS_GRID: dict[str, list[float]] = {
-    "masspole": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0],
-    "length": [0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0],
-    "gravity": [5.0, 9.8, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0],
-}
-
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -164,26 +154,5 @@ def evaluate_run(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episod
         for env_id, values in greedy_returns_by_id(policy, tuple(env_ids), episodes, seed).items():
             returns[env_id][checkpoint] = values.tolist()
     result = {"run": run_dir.name, "request": request, "returns": returns}
-    atomic_write_json(cache, result)
-    return result
-
-
-def robustness_run(run_dir: str | Path, grid: dict[str, list[float]] | None = None, episodes: int = 20,
-                   seed: int = EVALUATION_SEED, checkpoint: str = "best") -> dict[str, Any]:
-    """Mean greedy return of one model versus each physical parameter over ``grid``; cached.
-
-    Each parameter sweep is one batched rollout: ``len(values) * episodes`` sub-environments, each
-    with its own value of the parameter and the rest of the physics nominal.
-    """
-    run_dir = Path(run_dir)
-    grid = grid or ROBUSTNESS_GRID
-    cache = run_dir / "robustness.json"
-    request = {"grid": grid, "episodes": episodes, "seed": seed, "checkpoint": checkpoint}
-    saved = read_cached(cache, request)
-    if saved is not None:
-        return saved
-    policy = greedy_policy(load_run_model(run_dir, checkpoint))
-    curves = {p: mean_returns_over(policy, p, values, episodes, seed).tolist() for p, values in grid.items()}
-    result = {"run": run_dir.name, "request": request, "mean_returns": curves}
     atomic_write_json(cache, result)
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -117,9 +118,9 @@ def test_surface_run_shapes_cache_and_errors(trained):
     assert len(result["curves"]["length"]["mean_returns"]) == 2
     surface = np.array(result["pairs"]["masspole|length"]["mean_returns"])
     assert surface.shape == (3, 2) and ((surface >= 1) & (surface <= 500)).all()
-    stamp = (run_dir / "surfaces.json").stat().st_mtime_ns
+    stamp = (run_dir / "robustness.json").stat().st_mtime_ns
     assert surface_run(run_dir, grid, [["masspole", "length"]], episodes=2) == result
-    assert (run_dir / "surfaces.json").stat().st_mtime_ns == stamp
+    assert (run_dir / "robustness.json").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="masspole"):
         surface_run(run_dir, {"masspole": [0.1, -1.0]}, [], episodes=2)
     with pytest.raises(TypeError, match=r"length\[0\]='0.3'"):
@@ -216,3 +217,45 @@ def test_keep_checkpoints_saves_every_evaluated_model_and_trains_identically(tmp
     last = load_agent(kept / "checkpoints" / f"{evaluated[-1]:07d}.zip", "DQN")
     for a, b, c in zip(final_kept.policy.parameters(), final_plain.policy.parameters(), last.policy.parameters()):
         assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_robustness_curves_and_surfaces_share_one_computation_and_one_cache(trained, monkeypatch):
+    from robustrl.experiments.curves import read_view, robustness_run
+
+    run_dir = sorted((trained / "runs").iterdir())[-1]
+    calls = []
+    real = evaluation_module.mean_returns_over
+    monkeypatch.setattr(evaluation_module, "mean_returns_over",
+                        lambda policy, parameter, *args: calls.append(parameter) or real(policy, parameter, *args))
+    curves = robustness_run(run_dir, {"masspole": [0.2, 4.0]}, episodes=2)  # values no other test asks for
+    surfaces = surface_run(run_dir, {"masspole": [0.2, 4.0], "length": [0.2, 0.4]}, [], episodes=2)
+    assert calls == ["masspole", "length"]  # the surfaces reuse the robustness curve of the same request
+    assert surfaces["curves"]["masspole"]["mean_returns"] == curves["mean_returns"]["masspole"]
+    assert not (run_dir / "surfaces.json").exists()
+    assert read_view(run_dir, "robustness") == curves and read_view(run_dir, "surfaces") == surfaces
+    robustness_run(run_dir, {"masspole": [0.2, 4.0]}, episodes=2)
+    assert calls == ["masspole", "length"]
+
+
+def test_earlier_caches_convert_with_their_numbers_and_only_once(tmp_path):
+    from robustrl.experiments.curves import convert_cache, read_view, robustness_run
+
+    run_dir = tmp_path / "CartPole-v1__robust__0"
+    run_dir.mkdir()
+    request = {"grid": {"masspole": [0.1, 5.0], "length": [0.5]}, "episodes": 3, "seed": 7, "checkpoint": "best"}
+    old = {"run": run_dir.name, "request": request, "mean_returns": {"masspole": [500.0, 123.45], "length": [499.5]}}
+    (run_dir / "robustness.json").write_text(json.dumps(old))
+    surface_request = {"grid": {"masspole": [0.1, 5.0], "gravity": [9.8]}, "pairs": [["masspole", "gravity"]],
+                       "episodes": 3, "seed": 7, "checkpoint": "best"}
+    surfaces = {"run": run_dir.name, "request": surface_request,
+                "curves": {"masspole": {"values": [0.1, 5.0], "mean_returns": [500.0, 123.45]},
+                           "gravity": {"values": [9.8], "mean_returns": [498.0]}},
+                "pairs": {"masspole|gravity": {"x": [0.1, 5.0], "y": [9.8], "mean_returns": [[500.0], [99.0]]}}}
+    (run_dir / "surfaces.json").write_text(json.dumps(surfaces))
+    with pytest.raises(ValueError, match="earlier layout; convert it"):
+        read_view(run_dir, "robustness")
+    assert convert_cache(run_dir) and not (run_dir / "surfaces.json").exists()
+    assert read_view(run_dir, "robustness") == old and read_view(run_dir, "surfaces") == surfaces
+    assert robustness_run(run_dir, **{k: request[k] for k in ("grid", "episodes", "seed")}) == old  # no model needed
+    cache = (run_dir / "robustness.json").read_bytes()
+    assert not convert_cache(run_dir) and (run_dir / "robustness.json").read_bytes() == cache

@@ -1,0 +1,295 @@
+"""Robustness curves and surfaces of a run: greedy return versus the physical parameters, one cache per run.
+
+A *curve* is the mean greedy return of a run's model at each value of one physical parameter, the others
+nominal, computed as one batched rollout (one sub-environment per (value, episode)); a *pair surface* is the
+same over the product of two parameters' values. Two views ask for them:
+
+- the robustness curves of the reward table (:func:`robustness_run`, ``robustrl evaluate --robustness``,
+  ``robustrl reproduce``; plotted as ``robustness_curves.png``): pole mass, length and gravity over
+  :data:`ROBUSTNESS_GRID`, 20 episodes per value;
+- the robustness surfaces (:func:`surface_run`, ``robustrl surfaces`` and sweeps with ``surfaces:``;
+  plotted as ``surface_curves.png`` and ``surface_pairs.png``): all six parameters over
+  :data:`SURFACE_GRID` and pairs of them, 10 episodes per value.
+
+Both read and extend one cache per run, ``robustness.json``::
+
+    {"run": NAME, "layout": 2,
+     "curves": [{"parameter", "values", "episodes", "seed", "checkpoint", "mean_returns"}, ...],
+     "pairs": [{"parameters", "x", "y", "episodes", "seed", "checkpoint", "mean_returns"}, ...],
+     "views": {"robustness": REQUEST, "surfaces": REQUEST}}
+
+A curve is computed once for its (parameter, values, episodes, seed, checkpoint), whichever view asks first,
+and ``views`` keeps each view's latest request so that the plots know what to draw. The whole list of
+values is part of a curve's identity: the initial states are drawn per sub-environment of the batched
+rollout, so the returns at one value depend on its position in the list. Caches of the earlier layout (one
+request per file, surfaces in a separate ``surfaces.json``) are converted by :func:`convert_cache`
+(``python scripts/convert_robustness_caches.py RUNS_DIR``), which keeps every number as it was.
+
+This module imports neither torch nor Stable-Baselines3 until a curve has to be computed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
+from robustrl.experiments.io import atomic_write_json, read_json
+
+__all__ = [
+    "CACHE_NAME",
+    "ROBUSTNESS_GRID",
+    "SURFACE_GRID",
+    "SURFACE_PAIRS",
+    "convert_cache",
+    "read_view",
+    "robustness_run",
+    "surface_run",
+    "surfaces_cached",
+]
+
+#: The file, in each run folder, that caches every curve and pair surface of the run.
+CACHE_NAME = "robustness.json"
+LAYOUT = 2
+VIEWS = ("robustness", "surfaces")
+
+#: Grids of the reward table's robustness curves (each includes the nominal value and the variant's).
+ROBUSTNESS_GRID: dict[str, list[float]] = {
+    "masspole": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0],
+    "length": [0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0],
+    "gravity": [5.0, 9.8, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0],
+}
+#: Dense grids around the nominal value of every CartPole parameter (nominal value included).
+SURFACE_GRID: dict[str, list[float]] = {
+    "masspole": [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0],
+    "length": [0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
+    "gravity": [2.5, 5.0, 9.8, 12.5, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 70.0, 80.0],
+    "masscart": [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0],
+    "force_mag": [2.0, 3.0, 4.0, 5.0, 6.0, 7.5, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0],
+    "tau": [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.06],
+}
+#: Pairs evaluated on the product of their grids (the three perturbations of the reward table).
+SURFACE_PAIRS: list[list[str]] = [["masspole", "length"], ["masspole", "gravity"], ["length", "gravity"]]
+
+_PAIR_POINTS = 8  # values per axis of a pair surface (sub-sampled from the 1-D grid)
+
+
+def _pair_values(values: Sequence[float]) -> list[float]:
+    if len(values) <= _PAIR_POINTS:
+        return list(values)
+    index = np.unique(np.linspace(0, len(values) - 1, _PAIR_POINTS).round().astype(int))
+    return [values[i] for i in index]
+
+
+def _evaluation_seed() -> int:
+    from robustrl.experiments.evaluation import EVALUATION_SEED
+
+    return EVALUATION_SEED
+
+
+def _check_grid(grid: dict[str, list[float]]) -> dict[str, list[float]]:
+    for parameter, values in grid.items():
+        if parameter not in PHYSICAL_PARAMETERS:
+            raise ValueError(f"unknown CartPole parameter {parameter!r}; valid: {list(PHYSICAL_PARAMETERS)}")
+        check_physical_parameters({parameter: values}, num_envs=len(values))
+    return {parameter: list(values) for parameter, values in grid.items()}
+
+
+def _check_pairs(pairs: Iterable[Sequence[str]], grid: dict[str, list[float]]) -> list[list[str]]:
+    pairs = [list(p) for p in pairs]
+    for pair in pairs:
+        if len(pair) != 2 or pair[0] == pair[1] or not all(p in grid for p in pair):
+            raise ValueError(f"a pair must name two different parameters of the grid, got {pair!r}")
+    return pairs
+
+
+def _empty(run_dir: Path) -> dict[str, Any]:
+    return {"run": run_dir.name, "layout": LAYOUT, "curves": [], "pairs": [], "views": {}}
+
+
+def _read_cache(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CACHE_NAME
+    if not path.is_file():
+        return _empty(run_dir)
+    cache = read_json(path)
+    if not isinstance(cache, dict) or cache.get("layout") != LAYOUT:
+        raise ValueError(f"{path} has an earlier layout; convert it (numbers unchanged) with "
+                         f"python scripts/convert_robustness_caches.py {run_dir.parent}")
+    return cache
+
+
+def _find(entries: list[dict[str, Any]], key: dict[str, Any]) -> dict[str, Any] | None:
+    return next((e for e in entries if all(e.get(k) == v for k, v in key.items())), None)
+
+
+def _curve_key(parameter: str, values: list[float], request: dict[str, Any]) -> dict[str, Any]:
+    return {"parameter": parameter, "values": values, "episodes": request["episodes"], "seed": request["seed"],
+            "checkpoint": request["checkpoint"]}
+
+
+def _pair_key(pair: list[str], grid: dict[str, list[float]], request: dict[str, Any]) -> dict[str, Any]:
+    return {"parameters": pair, "x": _pair_values(grid[pair[0]]), "y": _pair_values(grid[pair[1]]),
+            "episodes": request["episodes"], "seed": request["seed"], "checkpoint": request["checkpoint"]}
+
+
+def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Add the request's missing curves and pairs to the run's cache, record the view; returns the cache."""
+    cache = _read_cache(run_dir)
+    grid, pairs = request["grid"], request.get("pairs", [])
+    missing_curves = [_curve_key(p, v, request) for p, v in grid.items()
+                      if _find(cache["curves"], _curve_key(p, v, request)) is None]
+    missing_pairs = [_pair_key(pair, grid, request) for pair in pairs
+                     if _find(cache["pairs"], _pair_key(pair, grid, request)) is None]
+    if not missing_curves and not missing_pairs and cache["views"].get(view) == request:
+        return cache
+    if missing_curves or missing_pairs:
+        from robustrl.envs import NOMINAL_ID
+        from robustrl.experiments.evaluation import greedy_policy, greedy_returns, mean_returns_over
+        from robustrl.experiments.training import load_run_model
+
+        policy = greedy_policy(load_run_model(run_dir, request["checkpoint"]))
+        episodes, seed = request["episodes"], request["seed"]
+        for key in missing_curves:
+            means = mean_returns_over(policy, key["parameter"], key["values"], episodes, seed)
+            cache["curves"].append({**key, "mean_returns": means.tolist()})
+        for key in missing_pairs:
+            (first, second), xs, ys = key["parameters"], key["x"], key["y"]
+            per_env = np.repeat(np.array(list(itertools.product(xs, ys)), dtype=float), episodes, axis=0)
+            returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed,
+                                     **{first: per_env[:, 0], second: per_env[:, 1]})
+            cache["pairs"].append({**key, "mean_returns": returns.reshape(len(xs), len(ys), episodes).mean(2).tolist()})
+    cache["views"][view] = request
+    atomic_write_json(run_dir / CACHE_NAME, cache)
+    return cache
+
+
+def _assemble(cache: dict[str, Any], view: str) -> dict[str, Any] | None:
+    """The result of ``view`` from a cache (its latest request), or None if the cache lacks a part of it."""
+    request = cache["views"].get(view)
+    if request is None:
+        return None
+    curves = {p: _find(cache["curves"], _curve_key(p, v, request)) for p, v in request["grid"].items()}
+    pairs = {"|".join(pair): _find(cache["pairs"], _pair_key(pair, request["grid"], request))
+             for pair in request.get("pairs", [])}
+    if any(entry is None for entry in [*curves.values(), *pairs.values()]):
+        return None
+    if view == "robustness":
+        return {"run": cache["run"], "request": request,
+                "mean_returns": {p: entry["mean_returns"] for p, entry in curves.items()}}
+    return {"run": cache["run"], "request": request,
+            "curves": {p: {"values": entry["values"], "mean_returns": entry["mean_returns"]} for p, entry in curves.items()},
+            "pairs": {name: {"x": entry["x"], "y": entry["y"], "mean_returns": entry["mean_returns"]}
+                      for name, entry in pairs.items()}}
+
+
+def read_view(run_dir: str | Path, view: str) -> dict[str, Any] | None:
+    """The latest ``"robustness"`` or ``"surfaces"`` result cached in a run (what the plots draw), or None."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got view={view!r}")
+    run_dir = Path(run_dir)
+    if not (run_dir / CACHE_NAME).is_file():
+        return None
+    return _assemble(_read_cache(run_dir), view)
+
+
+def robustness_run(run_dir: str | Path, grid: dict[str, list[float]] | None = None, episodes: int = 20,
+                   seed: int | None = None, checkpoint: str = "best") -> dict[str, Any]:
+    """Mean greedy return of one run's model versus each physical parameter of ``grid``; cached.
+
+    :param grid: parameter -> values (default :data:`ROBUSTNESS_GRID`); the other parameters stay nominal.
+    :param episodes: episodes per value, initial states from ``seed`` (default the evaluation seed).
+    :returns: ``{"run", "request", "mean_returns": {parameter: [mean return per value]}}``.
+    """
+    grid = _check_grid(dict(grid or ROBUSTNESS_GRID))
+    seed = _evaluation_seed() if seed is None else seed
+    request = {"grid": grid, "episodes": episodes, "seed": seed, "checkpoint": checkpoint}
+    return _assemble(_compute(Path(run_dir), "robustness", request), "robustness")  # type: ignore[return-value]
+
+
+def _surface_request(grid: dict[str, list[float]] | None, pairs: Iterable[Sequence[str]] | None, episodes: int,
+                     seed: int | None, checkpoint: str) -> dict[str, Any]:
+    grid = _check_grid(dict(grid or SURFACE_GRID))
+    if pairs is None:
+        pairs = [p for p in SURFACE_PAIRS if p[0] in grid and p[1] in grid]
+    seed = _evaluation_seed() if seed is None else seed
+    return {"grid": grid, "pairs": _check_pairs(pairs, grid), "episodes": episodes, "seed": seed,
+            "checkpoint": checkpoint}
+
+
+def surface_run(
+    run_dir: str | Path,
+    grid: dict[str, list[float]] | None = None,
+    pairs: Iterable[Sequence[str]] | None = None,
+    episodes: int = 10,
+    seed: int | None = None,
+    checkpoint: str = "best",
+) -> dict[str, Any]:
+    """Mean greedy return of one run's model over each 1-D grid and each pair grid; cached.
+
+    :param grid: parameter -> values (default :data:`SURFACE_GRID`); the other parameters stay nominal.
+    :param pairs: pairs of parameters of ``grid`` evaluated on the product of (up to 8 of) their values
+        (default :data:`SURFACE_PAIRS` restricted to ``grid``).
+    :param episodes: episodes per grid point, initial states from ``seed`` (default the evaluation seed).
+    :returns: ``{"curves": {p: {"values", "mean_returns"}}, "pairs": {"p|q": {"x", "y", "mean_returns"}}}``
+        (``mean_returns[i][j]`` at ``x[i]``, ``y[j]``), with ``"run"`` and ``"request"``.
+    """
+    request = _surface_request(grid, pairs, episodes, seed, checkpoint)
+    return _assemble(_compute(Path(run_dir), "surfaces", request), "surfaces")  # type: ignore[return-value]
+
+
+def surfaces_cached(run_dir: str | Path, grid: dict[str, list[float]] | None = None,
+                    pairs: Iterable[Sequence[str]] | None = None, episodes: int = 10, seed: int | None = None,
+                    checkpoint: str = "best") -> bool:
+    """Whether every curve and pair of this :func:`surface_run` request is already in the run's cache."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CACHE_NAME).is_file():
+        return False
+    cache = _read_cache(run_dir)
+    request = _surface_request(grid, pairs, episodes, seed, checkpoint)
+    return (all(_find(cache["curves"], _curve_key(p, v, request)) for p, v in request["grid"].items())
+            and all(_find(cache["pairs"], _pair_key(pair, request["grid"], request)) for pair in request["pairs"]))
+
+
+def convert_cache(run_dir: str | Path) -> bool:
+    """Convert a run's caches of the earlier layout into one ``robustness.json``; numbers are copied as they are.
+
+    The earlier layout held one request per file: ``robustness.json`` = ``{"run", "request": {"grid",
+    "episodes", "seed", "checkpoint"}, "mean_returns"}`` and ``surfaces.json`` = ``{"run", "request": {...,
+    "pairs"}, "curves", "pairs"}``. Both become entries and views of the new cache, and ``surfaces.json`` is
+    removed. Returns whether anything changed (a second call returns False).
+    """
+    run_dir = Path(run_dir)
+    path, surfaces_path = run_dir / CACHE_NAME, run_dir / "surfaces.json"
+    old = read_json(path) if path.is_file() else None
+    if isinstance(old, dict) and old.get("layout") == LAYOUT:
+        cache, old = old, None
+    else:
+        cache = _empty(run_dir)
+    if old is None and not surfaces_path.is_file():
+        return False
+    if old is not None:
+        request = old["request"]
+        for parameter, values in request["grid"].items():
+            key = _curve_key(parameter, values, request)
+            if _find(cache["curves"], key) is None:
+                cache["curves"].append({**key, "mean_returns": old["mean_returns"][parameter]})
+        cache["views"]["robustness"] = request
+    if surfaces_path.is_file():
+        surfaces = read_json(surfaces_path)
+        request = surfaces["request"]
+        for parameter, curve in surfaces["curves"].items():
+            key = _curve_key(parameter, curve["values"], request)
+            if _find(cache["curves"], key) is None:
+                cache["curves"].append({**key, "mean_returns": curve["mean_returns"]})
+        for pair in request.get("pairs", []):
+            key = _pair_key(pair, request["grid"], request)
+            if _find(cache["pairs"], key) is None:
+                cache["pairs"].append({**key, "mean_returns": surfaces["pairs"]["|".join(pair)]["mean_returns"]})
+        cache["views"]["surfaces"] = request
+    atomic_write_json(path, cache)
+    surfaces_path.unlink(missing_ok=True)
+    return True
