@@ -16,6 +16,19 @@ settings), the evaluation ids and, optionally, a grid of physical parameters for
 the problem on one line. Each (agent, setting, seed) is one :class:`SweepTask`; the backends
 (:mod:`robustrl.experiments.sweep`) run the tasks and the report (:mod:`robustrl.experiments.sweep_report`)
 tabulates the finished ones.
+
+Why the checker is written by hand rather than with pydantic (evaluated with pydantic 2.14): the checker
+is 186 lines. A pydantic model of the file's shape takes about 25 lines, but it replaces only the shape
+checks (about 60 lines); the cross-field rules stay hand-written either way (repeated agents, seeds and
+grid values; a key given in two of grid / overrides / agent_overrides; robust-only keys on an agent
+without a robust target; every (agent, setting) resolved and its rho / eta checked; env ids; pairs of
+surface parameters that are in the grid). Pydantic's own messages are less clear than the ones here:
+``seedz: Extra inputs are not permitted`` (no list of valid keys), ``grid.rho: Input should be a valid
+list`` (no "non-empty"), and for ``seeds: [0, -1]`` the first error is ``seeds.constrained-int: Input
+should be a valid integer`` (the union's other branch), not ``seeds[1]: expected an integer >= 0``.
+Keeping today's "file: key.path: problem" messages would take about 30 lines mapping pydantic's error
+types and locations back, so the saving would be some 30 lines for a new dependency (pydantic and its
+compiled core) and 0.12 s more import time.
 """
 
 from __future__ import annotations
