@@ -165,7 +165,8 @@ def pick(scores: dict[str, dict[str, float]], keys: tuple[str, ...]) -> str:
     return max(sorted(scores), key=lambda stem: (*(scores[stem][k] for k in keys), int(stem)))
 
 
-def rulerule_table(per_run: dict[str, dict[str, dict[str, float]]], runs: list[str], keys: tuple[str, ...]) -> np.ndarray:
+def rule_table(per_run: dict[str, dict[str, dict[str, float]]], runs: list[str],
+               keys: tuple[str, ...]) -> np.ndarray:
     """Seeds x ids: test returns of the checkpoint each run picks under the rule ``keys``."""
     return np.array([[per_run[n][pick(per_run[n], keys)][env_id] for env_id in ENV_IDS] for n in runs])
 
