@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["build_parser", "main"]
+__all__ = ["Terminated", "build_parser", "main"]
 
 AGENTS_HELP = "agent names from the config (default config: regular, robust, robust-mean, robust-hard)"
 
@@ -252,18 +254,42 @@ def _add_optional_subcommands(sub: Any) -> None:
     add_supervised(sub)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like a Ctrl-C so that the same cleanup runs."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _interrupted_message(err: KeyboardInterrupt, argv: list[str]) -> str:
+    what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+    return (f"robustrl: {what}. Rerun `robustrl {shlex.join(argv)}` to go on: complete runs and evaluations "
+            "are kept and skipped, runs that were interrupted are trained again from step 0")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``robustrl`` console script; returns the exit code."""
+    """Entry point of the ``robustrl`` console script; returns the exit code.
+
+    Ctrl-C (SIGINT) exits with 130 and SIGTERM with 143, once the runs in flight are stopped and the
+    queued ones cancelled; the message says what a rerun does.
+    """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as err:
         print(f"robustrl: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("robustrl: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print(_interrupted_message(err, argv), file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

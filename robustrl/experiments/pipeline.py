@@ -6,7 +6,6 @@ import os
 import shlex
 import sys
 from collections.abc import Iterable
-from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from robustrl.checks import check_int
 from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import EVALUATION_SEED
 from robustrl.experiments.io import atomic_write_json
-from robustrl.experiments.parallel import process_pool
+from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
 from robustrl.experiments.tables import write_reward_tables
 from robustrl.experiments.curves import robustness_run
@@ -63,17 +62,15 @@ def _train_worker(spec: RunSpec, runs_dir: Path, config: dict[str, Any]) -> str:
 
 
 def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any], jobs: int = 1) -> list[Path]:
-    """Train every incomplete run of ``specs`` (``jobs`` processes, one torch thread each)."""
+    """Train every incomplete run of ``specs`` (``jobs`` processes, one torch thread each).
+
+    Each running run shows a progress bar under the overall one. On Ctrl-C the runs not started are
+    cancelled and the running ones stop: complete runs stay, and a rerun trains the others from step 0.
+    """
     specs = list(specs)
     todo = [s for s in specs if not is_complete(runs_dir / s.name)]
-    if jobs == 1 or len(todo) <= 1:
-        for spec in tqdm(todo, desc="training runs", unit="run", disable=not todo):
-            train_run(spec, runs_dir, config, progress_bar=len(todo) == 1, torch_threads=1)
-    else:
-        with process_pool(jobs) as pool:
-            futures = [pool.submit(_train_worker, spec, runs_dir, config) for spec in todo]
-            for future in tqdm(as_completed(futures), total=len(futures), desc="training runs", unit="run"):
-                future.result()
+    with tqdm(total=len(todo), desc="training runs", unit="run", disable=not todo) as bar:
+        run_calls(_train_worker, [(spec, runs_dir, config) for spec in todo], jobs, lambda name: bar.update(1))
     for spec in specs:  # a complete run with another config raises here, naming its folder
         train_run(spec, runs_dir, config)
     return [runs_dir / s.name for s in specs]
@@ -94,14 +91,9 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
     With ``jobs > 1`` the runs are split over that many processes (one torch thread each).
     """
     run_dirs = list(run_dirs)
-    if jobs == 1 or len(run_dirs) <= 1:
-        for run_dir in tqdm(run_dirs, desc="evaluating runs", unit="run"):
-            _evaluate_worker(run_dir, episodes, robustness_episodes, env_ids)
-        return
-    with process_pool(jobs) as pool:
-        futures = [pool.submit(_evaluate_worker, d, episodes, robustness_episodes, env_ids) for d in run_dirs]
-        for future in tqdm(as_completed(futures), total=len(futures), desc="evaluating runs", unit="run"):
-            future.result()
+    with tqdm(total=len(run_dirs), desc="evaluating runs", unit="run") as bar:
+        run_calls(_evaluate_worker, [(d, episodes, robustness_episodes, env_ids) for d in run_dirs], jobs,
+                  lambda name: bar.update(1))
 
 
 def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:

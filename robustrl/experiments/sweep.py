@@ -18,7 +18,6 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 
 from robustrl.checks import check_int
 from robustrl.experiments.io import atomic_write_json
-from robustrl.experiments.parallel import process_pool
+from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.sweep_report import write_sweep_outputs
 from robustrl.experiments.sweep_spec import SweepSpec, SweepTask
 from robustrl.experiments.training import evaluate_run, is_complete, is_evaluated, train_run
@@ -79,13 +78,7 @@ def _clean_temporaries(folder: Path) -> None:
 
 
 def _run_local(tasks: list[SweepTask], jobs: int, progress: Callable[[dict[str, Any]], None]) -> None:
-    if jobs == 1:
-        for task in tasks:
-            progress(run_sweep_task(task))
-        return
-    with process_pool(jobs) as pool:
-        for future in as_completed([pool.submit(run_sweep_task, task) for task in tasks]):
-            progress(future.result())
+    run_calls(run_sweep_task, [(task,) for task in tasks], jobs, progress)
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
@@ -128,9 +121,14 @@ def _run_ray(
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_sweep_task)
         pending = [remote.remote(task) for task in tasks]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            progress(ray.get(done[0]))
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                progress(ray.get(done[0]))
+        except BaseException:  # Ctrl-C included: a cluster would otherwise train the queued runs on
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
     finally:
         if started_here:
             ray.shutdown()

@@ -27,6 +27,8 @@ from robustrl.experiments.io import (
     atomic_write_text,
     read_json,
 )
+from robustrl.experiments.locks import run_lock
+from robustrl.experiments.progress import TrainingProgress, training_reports
 from robustrl.experiments.tables import agent_label
 
 __all__ = ["RunSpec", "evaluate_run", "is_complete", "jsonable", "load_run_model", "train_run"]
@@ -69,9 +71,13 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     """Train ``spec`` into ``runs_dir/spec.name``; skip it if a complete run with the same config exists.
 
     Writes ``best.zip`` (best nominal checkpoint), ``final.zip``, ``curve.csv`` and, last, ``meta.json``;
-    every file is written atomically, so an interrupted run is simply retrained on the next call. With
+    every file is written atomically, so an interrupted run is retrained from step 0 on the next call.
+    One process at a time trains into a folder: another one holding it raises
+    :class:`~robustrl.experiments.locks.RunInUseError` (a ``ValueError``) naming it. With
     ``keep_checkpoints`` every evaluated model is also kept, as ``checkpoints/{timesteps:07d}.zip``
     (saving does not touch the training's random state, so the run trains identically).
+    ``progress_bar`` shows the steps trained (the budget rounded up to whole ``train_freq`` rollouts) when
+    no pool or command already collects the progress of this process's runs.
     """
     check_env_id(spec.env_id)
     cfg = spec.resolve(config)
@@ -84,25 +90,30 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
-    selection = NominalSelectionCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes,
-                                         ties=cfg.selection_ties,
-                                         checkpoint_dir=run_dir / "checkpoints" if keep_checkpoints else None)
-    model.learn(cfg.n_timesteps, callback=selection, progress_bar=progress_bar)
-    if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
-        selection.evaluate_now()
-    train_seconds = time.perf_counter() - start
-    atomic_save_model(model, run_dir / "final.zip")
-    atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
-        f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
-    atomic_write_json(run_dir / "meta.json", {
-        "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
-        "algo": cfg.algo, "config": jsonable(cfg.to_dict()), "train_seconds": round(train_seconds, 2),
-        "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
-        "best_selection_margin": round(selection.best_margin, 6),
-        "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
-    })
+    with run_lock(run_dir):
+        if is_complete(run_dir):  # another process finished it since the check above
+            return train_run(spec, runs_dir, config)
+        start = time.perf_counter()
+        model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
+        checkpoint_dir = run_dir / "checkpoints" if keep_checkpoints else None
+        selection = NominalSelectionCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes,
+                                             ties=cfg.selection_ties, checkpoint_dir=checkpoint_dir)
+        with training_reports(progress_bar) as report:
+            progress = [TrainingProgress(spec.name, report)] if report else []
+            model.learn(cfg.n_timesteps, callback=[selection, *progress])
+        if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
+            selection.evaluate_now()
+        train_seconds = time.perf_counter() - start
+        atomic_save_model(model, run_dir / "final.zip")
+        atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
+            f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
+        atomic_write_json(run_dir / "meta.json", {
+            "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
+            "algo": cfg.algo, "config": jsonable(cfg.to_dict()), "train_seconds": round(train_seconds, 2),
+            "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
+            "best_selection_margin": round(selection.best_margin, 6),
+            "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
+        })
     return run_dir
 
 
