@@ -111,12 +111,12 @@ class ProcessPool:
         self._stop_listening()
 
     def terminate(self, timeout: float = 5.0) -> None:
-        """Cancel the calls not started, terminate the workers (SIGTERM) and wait up to ``timeout`` s for them.
+        """Cancel the calls not started, terminate the workers (SIGTERM), wait up to ``timeout`` s for them.
 
         Signals that would interrupt this cleanup half-way (a second Ctrl-C) are ignored meanwhile.
         """
         with _signals_ignored(signal.SIGINT, signal.SIGTERM):
-            # The executor keeps its workers in ``_processes`` (Python 3.14 adds terminate_workers() for this).
+            # The executor keeps its workers in ``_processes`` (Python 3.14 adds terminate_workers for this).
             processes = list((getattr(self._executor, "_processes", None) or {}).values())
             self._executor.shutdown(wait=False, cancel_futures=True)
             for process in processes:

@@ -70,7 +70,7 @@ def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any],
     specs = list(specs)
     todo = [s for s in specs if not is_complete(runs_dir / s.name)]
     with tqdm(total=len(todo), desc="training runs", unit="run", disable=not todo) as bar:
-        run_calls(_train_worker, [(spec, runs_dir, config) for spec in todo], jobs, lambda name: bar.update(1))
+        run_calls(_train_worker, [(spec, runs_dir, config) for spec in todo], jobs, lambda _: bar.update(1))
     for spec in specs:  # a complete run with another config raises here, naming its folder
         train_run(spec, runs_dir, config)
     return [runs_dir / s.name for s in specs]
@@ -93,7 +93,7 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
     run_dirs = list(run_dirs)
     with tqdm(total=len(run_dirs), desc="evaluating runs", unit="run") as bar:
         run_calls(_evaluate_worker, [(d, episodes, robustness_episodes, env_ids) for d in run_dirs], jobs,
-                  lambda name: bar.update(1))
+                  lambda _: bar.update(1))
 
 
 def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
