@@ -66,7 +66,8 @@ def _signals_ignored(*signums: int) -> Iterator[None]:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            if handler is not None:  # None: a handler installed outside Python, which cannot be restored
+                signal.signal(signum, handler)
 
 
 class ProcessPool:

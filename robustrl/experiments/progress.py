@@ -88,11 +88,10 @@ class TrainingProgress(BaseCallback):
         self.report(self.run, 0, self.total)
 
     def _on_step(self) -> bool:
-        now = time.monotonic()
-        if now - self.last >= self.interval:
+        now, done = time.monotonic(), self._done()
+        if now - self.last >= self.interval and done < self.total:  # the end is reported once, below
             self.last = now
-            self.total = max(self.total, self._done())
-            self.report(self.run, self._done(), self.total)
+            self.report(self.run, done, self.total)
         return True
 
     def _on_training_end(self) -> None:

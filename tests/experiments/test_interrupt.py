@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -85,10 +86,11 @@ def _alive(pids: list[int]) -> list[int]:
 
 
 @contextmanager
-def _long_sweep(tmp_path: Path, seeds: int) -> Iterator[tuple[subprocess.Popen, Path, list[int]]]:
-    """A ``robustrl sweep --jobs 2`` of runs far too long to finish, once both workers are training.
+def _long_sweep(tmp_path: Path, seeds: int) -> Iterator[tuple[subprocess.Popen, Path, list[int], list[str]]]:
+    """A ``robustrl sweep --jobs 2`` of runs far too long to finish, once both workers report training.
 
-    Whatever the test does, the sweep's process group is killed at the end.
+    Yields the process, its runs folder, its workers and the lines of its stderr so far (growing);
+    whatever the test does, the sweep's process group is killed at the end.
     """
     spec = {"name": "long", "agents": ["regular"], "seeds": seeds, "grid": {"learning_rate": [0.001]},
             "overrides": {"n_timesteps": 10_000_000, "learning_starts": 100, "eval_freq": 10_000_000,
@@ -98,21 +100,26 @@ def _long_sweep(tmp_path: Path, seeds: int) -> Iterator[tuple[subprocess.Popen, 
     runs = tmp_path / "runs"
     argv = [sys.executable, "-m", "robustrl.cli", "sweep", str(tmp_path / "long.yml"), "--jobs", "2",
             "--runs", str(runs), "--out", str(tmp_path / "out")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stderr], daemon=True)
+    reader.start()
     try:
         deadline = time.time() + 120  # generous: a loaded machine starts spawn workers slowly
-        while len(list(runs.glob(f"*/{LOCK_NAME}"))) < 2 and time.time() < deadline and proc.poll() is None:
+        while time.time() < deadline and proc.poll() is None:
+            if len({m for line in lines for m in re.findall(r"(\S+__\d): 0/10,000,\d+ steps", line)}) == 2:
+                break
             time.sleep(0.05)
         workers = _workers(proc.pid)
         if len(workers) != 2 or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"the sweep never had two runs training: {proc.communicate()[1][-2000:]}")
-        yield proc, runs, workers
+            pytest.fail(f"the sweep never showed two runs training: {''.join(lines)[-2000:]}")
+        yield proc, runs, workers, lines
     finally:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
+        reader.join(5)
 
 
 def _assert_nothing_half_written(tmp_path: Path) -> None:
@@ -123,13 +130,15 @@ def _assert_nothing_half_written(tmp_path: Path) -> None:
 
 @LINUX
 def test_ctrl_c_stops_a_parallel_sweep_within_seconds(tmp_path):
-    with _long_sweep(tmp_path, seeds=3) as (proc, runs, workers):  # two runs train, one is queued
+    # Each running run shows its progress (here as log lines: stderr is not a terminal).
+    with _long_sweep(tmp_path, seeds=3) as (proc, runs, workers, lines):  # two runs train, one is queued
         start = time.time()
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole process group
         try:
-            _, err = proc.communicate(timeout=10)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pytest.fail("the sweep was still running 10 s after Ctrl-C")
+    err = "".join(lines)
     assert proc.returncode == 130, err
     assert time.time() - start < 10
     assert not _alive(workers), "pool workers outlived the interrupted sweep"
@@ -141,7 +150,7 @@ def test_ctrl_c_stops_a_parallel_sweep_within_seconds(tmp_path):
 
 @LINUX
 def test_killed_sweep_ends_its_workers_and_its_locks(tmp_path, capsys):
-    with _long_sweep(tmp_path, seeds=2) as (proc, runs, workers):
+    with _long_sweep(tmp_path, seeds=2) as (proc, runs, workers, _):
         # A train into a folder a sweep worker trains into refuses, naming the worker.
         assert main(["train", "--agent", "regular", "--seed", "0", "--tag", "learning_rate0.001",
                      "--out", str(runs), "--set", *TINY]) == 2
