@@ -14,9 +14,10 @@ from torch.nn import functional as F
 
 from robustrl.estimators import Estimator, check_eta, check_int, check_norm, check_rho, make_estimator
 
-__all__ = ["RobustDQN"]
+__all__ = ["TARGET_ESTIMATORS", "RobustDQN"]
 
-_ESTIMATORS = ("saa", "mlmc")
+#: Estimators of the robust target: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC).
+TARGET_ESTIMATORS = ("saa", "mlmc")
 
 
 class RobustDQN(DQN):
@@ -60,8 +61,8 @@ class RobustDQN(DQN):
         self.eta = check_eta(eta)
         check_int(n_samples, "n_samples", 1)
         check_norm(norm)
-        if estimator not in _ESTIMATORS:
-            raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
+        if estimator not in TARGET_ESTIMATORS:
+            raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={estimator!r}")
         check_int(mlmc_level, "mlmc_level", 0)
         if state_scale is not None:
             state_scale = [float(s) for s in state_scale]

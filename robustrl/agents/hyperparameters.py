@@ -1,0 +1,149 @@
+"""Checks of every hyperparameter a config can set, so a bad value fails before any run folder or model exists.
+
+Each check raises ``ValueError`` naming the key and the value. Numbers must be numbers: strings and booleans
+are refused (``True`` is not a learning rate). The robust keys get the messages :class:`RobustDQN` itself
+gives, so a value fails the same way whether it comes from the config or from the constructor.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from robustrl.agents.robust_dqn import TARGET_ESTIMATORS
+from robustrl.estimators import NORMS, check_int
+
+__all__ = ["ROBUST_KEYS", "UNSUPPORTED_DQN_KEYS", "check_dqn_kwargs", "check_robust_kwargs"]
+
+ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level")
+
+#: DQN keyword arguments robustrl does not let a config set, and why.
+UNSUPPORTED_DQN_KEYS: dict[str, str] = {
+    "replay_buffer_class": "a class cannot be written in the YAML config or saved in meta.json",
+    "replay_buffer_kwargs": "robustrl trains with SB3's default replay buffer",
+    "optimize_memory_usage": "SB3's replay buffer refuses it together with timeout handling",
+    "tensorboard_log": "each run logs its curve to curve.csv in its folder",
+    "verbose": "robustrl sets it",
+}
+
+
+def _real(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
+        raise ValueError(f"{name} must be {rule}, got {name}={value!r}")
+
+
+def _unit(name: str, value: Any) -> None:
+    _real(name, value, "a number in [0, 1]", lambda v: 0 <= v <= 1)
+
+
+def _learning_rate(value: Any) -> None:
+    if callable(value):
+        raise ValueError("learning_rate must be a number > 0 (a schedule cannot be saved in the run's "
+                         f"meta.json), got learning_rate={value!r}")
+    _real("learning_rate", value, "a finite number > 0", lambda v: math.isfinite(v) and v > 0)
+
+
+def _train_freq(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2 or value[1] not in ("step", "episode"):
+            raise ValueError(f"train_freq must be an integer >= 1 or a pair [n, 'step' | 'episode'], "
+                             f"got train_freq={value!r}")
+        check_int(value[0], "train_freq", 1)
+        return (value[0], value[1])
+    check_int(value, "train_freq", 1)
+    return value
+
+
+def _gradient_steps(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and value != -1):
+        raise ValueError("gradient_steps must be an integer >= 1, or -1 (as many as environment steps), "
+                         f"got gradient_steps={value!r}")
+
+
+def _policy_kwargs(value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"policy_kwargs must be a mapping such as {{net_arch: [64, 64]}}, got policy_kwargs={value!r}")
+    for key in value:
+        if key != "net_arch":
+            raise ValueError(f"policy_kwargs.{key} is not supported (only net_arch can be set in a config)")
+    net_arch = value.get("net_arch", [])
+    if not isinstance(net_arch, (list, tuple)) or not all(
+        not isinstance(n, bool) and isinstance(n, int) and n >= 1 for n in net_arch
+    ):
+        raise ValueError(f"policy_kwargs.net_arch must be a list of layer sizes (integers >= 1), "
+                         f"got net_arch={net_arch!r}")
+
+
+_DQN_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "learning_rate": _learning_rate,
+    "buffer_size": lambda v: check_int(v, "buffer_size", 1),
+    "learning_starts": lambda v: check_int(v, "learning_starts", 0),
+    "batch_size": lambda v: check_int(v, "batch_size", 1),
+    "tau": lambda v: _real("tau", v, "a number in (0, 1]", lambda x: 0 < x <= 1),
+    "gamma": lambda v: _unit("gamma", v),
+    "train_freq": _train_freq,
+    "gradient_steps": _gradient_steps,
+    "n_steps": lambda v: check_int(v, "n_steps", 1),
+    "target_update_interval": lambda v: check_int(v, "target_update_interval", 1),
+    "exploration_fraction": lambda v: _unit("exploration_fraction", v),
+    "exploration_initial_eps": lambda v: _unit("exploration_initial_eps", v),
+    "exploration_final_eps": lambda v: _unit("exploration_final_eps", v),
+    "max_grad_norm": lambda v: _real("max_grad_norm", v, "a number > 0", lambda x: x > 0),
+    "stats_window_size": lambda v: check_int(v, "stats_window_size", 1),
+    "policy_kwargs": _policy_kwargs,
+}
+
+
+def check_dqn_kwargs(kwargs: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Check DQN keyword arguments; returns them with a ``train_freq`` pair as the tuple SB3 expects.
+
+    ``defaults`` (SB3's defaults) stand in for unset keys in checks that relate two keys
+    (``buffer_size >= batch_size``). A key SB3 accepts that robustrl does not check is refused.
+    """
+    checked = dict(kwargs)
+    for key, value in kwargs.items():
+        if key in UNSUPPORTED_DQN_KEYS:
+            raise ValueError(f"hyperparameter {key!r} is not supported: {UNSUPPORTED_DQN_KEYS[key]}")
+        if key not in _DQN_CHECKS:
+            raise ValueError(f"hyperparameter {key!r} is not supported by robustrl")
+        result = _DQN_CHECKS[key](value)
+        if key == "train_freq":
+            checked[key] = result
+    merged = {**defaults, **checked}
+    if merged["buffer_size"] < merged["batch_size"]:
+        raise ValueError(f"buffer_size must be >= batch_size, got buffer_size={merged['buffer_size']!r} "
+                         f"and batch_size={merged['batch_size']!r}")
+    return checked
+
+
+def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> dict[str, Any]:
+    """Check :class:`RobustDQN`'s keyword arguments with its own messages; ``obs_size`` checks ``state_scale``."""
+    for key in kwargs:
+        if key not in ROBUST_KEYS:
+            raise ValueError(f"unknown robust hyperparameter {key!r}; valid: {', '.join(ROBUST_KEYS)}")
+    if "rho" in kwargs:
+        _real("rho", kwargs["rho"], "finite and >= 0", lambda v: math.isfinite(v) and v >= 0)
+    if "eta" in kwargs:
+        _real("eta", kwargs["eta"], "in [0, inf] (0 = hard worst case, inf = plain mean)",
+              lambda v: not math.isnan(v) and v >= 0)
+    if "n_samples" in kwargs:
+        check_int(kwargs["n_samples"], "n_samples", 1)
+    if "mlmc_level" in kwargs:
+        check_int(kwargs["mlmc_level"], "mlmc_level", 0)
+    if "norm" in kwargs and kwargs["norm"] not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got norm={kwargs['norm']!r}")
+    if "estimator" in kwargs and kwargs["estimator"] not in TARGET_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={kwargs['estimator']!r}")
+    scale = kwargs.get("state_scale")
+    if scale is not None:
+        if not isinstance(scale, (list, tuple)) or not all(
+            not isinstance(s, bool) and isinstance(s, numbers.Real) and math.isfinite(s) and s > 0 for s in scale
+        ):
+            raise ValueError(f"state_scale entries must be finite and > 0, got state_scale={scale!r}")
+        if obs_size is not None and len(scale) != obs_size:
+            raise ValueError(
+                f"state_scale must have {obs_size} entries (the observation size), got {len(scale)}"
+            )
+    return kwargs
