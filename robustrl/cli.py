@@ -21,12 +21,22 @@ AGENTS_HELP = "agent names from the config (default config: regular, robust, rob
 
 
 def _parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` items as YAML values; a string that reads as a float (``1e-3``, ``inf``) is that float."""
     overrides = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(value)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--set {key}: {value!r} is not a valid value (YAML)") from None
+        if isinstance(parsed, str):
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        overrides[key] = parsed
     return overrides
 
 

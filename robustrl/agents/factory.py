@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import yaml
 from stable_baselines3 import DQN
 
+from robustrl.agents.hyperparameters import ROBUST_KEYS, check_dqn_kwargs, check_robust_kwargs
 from robustrl.agents.robust_dqn import RobustDQN
 from robustrl.checks import check_int
 
@@ -23,12 +25,11 @@ __all__ = ["AGENT_CLASSES", "ROBUST_KEYS", "AgentConfig", "available_agents", "l
 AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN}
 SELECTION_TIES = ("latest", "first", "margin")
 _EXPERIMENT_KEYS = ("n_timesteps", "model_selection", "agents", "policy")
-_DQN_KEYS = tuple(
-    name for name in inspect.signature(DQN.__init__).parameters
+_DQN_DEFAULTS = {
+    name: parameter.default for name, parameter in inspect.signature(DQN.__init__).parameters.items()
     if name not in ("self", "policy", "env", "seed", "device", "_init_setup_model")
-)
-#: The hyperparameters of the robust target (only agents with a robust target accept them).
-ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level")
+}
+_DQN_KEYS = tuple(_DQN_DEFAULTS)
 
 
 def load_config(path: str | Path | None = None) -> dict[str, Any]:
@@ -79,7 +80,11 @@ class AgentConfig:
     def resolve(
         cls, config: dict[str, Any], env_id: str, agent: str, overrides: dict[str, Any] | None = None
     ) -> AgentConfig:
-        """Resolve ``agent`` for ``env_id``; ``overrides`` (e.g. ``{"eta": 0.1}``) win over the file."""
+        """Resolve ``agent`` for ``env_id``; ``overrides`` (e.g. ``{"eta": 0.1}``) win over the file.
+
+        Every value is checked here (:mod:`robustrl.agents.hyperparameters`), so a bad one raises
+        ``ValueError`` naming the key and the value before any folder or model is created.
+        """
         block = copy.deepcopy(_env_block(config, env_id))
         agents = block.get("agents", {})
         if agent not in agents:
@@ -104,11 +109,16 @@ class AgentConfig:
         ties = budget.get("ties", "latest")
         if ties not in SELECTION_TIES:
             raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")
+        policy = block.get("policy", "MlpPolicy")
+        if not isinstance(policy, str) or policy not in DQN.policy_aliases:
+            raise ValueError(f"policy must be one of {tuple(DQN.policy_aliases)}, got policy={policy!r}")
+        dqn = check_dqn_kwargs(dqn, _DQN_DEFAULTS)
+        check_robust_kwargs(robust, _observation_size(env_id) if robust.get("state_scale") is not None else None)
         return cls(
             env_id=env_id,
             agent=agent,
             algo="RobustDQN" if robust else "DQN",
-            policy=block.get("policy", "MlpPolicy"),
+            policy=policy,
             n_timesteps=int(budget["n_timesteps"]),
             eval_freq=int(budget.get("eval_freq", 2500)),
             eval_episodes=int(budget.get("eval_episodes", 20)),
@@ -120,6 +130,17 @@ class AgentConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, for saving beside a run."""
         return asdict(self)
+
+
+def _observation_size(env_id: str) -> int | None:
+    """Size of ``env_id``'s observations, or None for an id Gymnasium does not know."""
+    if env_id not in gym.registry:
+        return None
+    env = gym.make(env_id)
+    try:
+        return int(np.prod(env.observation_space.shape))
+    finally:
+        env.close()
 
 
 def make_agent(cfg: AgentConfig, env: gym.Env | Any, seed: int, **kwargs: Any) -> DQN:

@@ -15,6 +15,7 @@ import torch
 import robustrl
 from robustrl.agents import AgentConfig, load_agent, load_config, make_agent
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
+from robustrl.checks import check_int
 from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
     NominalSelectionCallback,
@@ -31,9 +32,19 @@ from robustrl.experiments.locks import run_lock
 from robustrl.experiments.progress import TrainingProgress, training_reports
 from robustrl.experiments.tables import agent_label
 
-__all__ = ["RunSpec", "evaluate_run", "is_complete", "jsonable", "load_run_model", "train_run"]
+__all__ = [
+    "MAX_SEED",
+    "RunSpec",
+    "check_seed",
+    "evaluate_run",
+    "is_complete",
+    "jsonable",
+    "load_run_model",
+    "train_run",
+]
 
 CHECKPOINTS = ("best", "final")
+MAX_SEED = 2**32 - 1
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -56,8 +67,17 @@ class RunSpec:
         return f"{env}__{agent_label(self.agent, self.tag)}__{self.seed}"
 
     def resolve(self, config: dict[str, Any] | None = None) -> AgentConfig:
-        """The agent configuration of this run."""
+        """The agent configuration of this run; ``ValueError`` for a bad seed or hyperparameter."""
+        check_seed(self.seed)
         return AgentConfig.resolve(config or load_config(), self.env_id, self.agent, self.overrides)
+
+
+def check_seed(seed: int) -> int:
+    """A training seed: an integer in ``[0, 2**32 - 1]`` (what NumPy's and SB3's seeding accept)."""
+    check_int(seed, "seed", 0)
+    if seed > MAX_SEED:
+        raise ValueError(f"seed must be <= 2**32 - 1 = {MAX_SEED}, got seed={seed!r}")
+    return seed
 
 
 def is_complete(run_dir: Path) -> bool:
