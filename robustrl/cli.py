@@ -6,6 +6,8 @@ User mistakes (unknown names, bad values, missing files) end with one line on st
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import shlex
 import signal
 import sys
@@ -38,6 +40,32 @@ def _parse_overrides(items: list[str] | None) -> dict[str, Any]:
                 pass
         overrides[key] = parsed
     return overrides
+
+
+def _check_output_folder(path: str | Path) -> Path:
+    """Refuse an output folder that cannot be created or written into, before any work; creates nothing."""
+    path = Path(path)
+    existing = path
+    while not existing.is_dir():
+        if existing.exists() or existing.is_symlink():
+            where = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+            raise ValueError(f"output folder {path} {where}")
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {path} is not writable (permission denied on {existing})")
+    return path
+
+
+#: OS errors that come from what the user asked for (a path), reported in one line rather than a traceback.
+_USER_OS_ERRORS = (PermissionError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+_USER_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG}
+
+
+def _error_text(err: Exception) -> str:
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        text = f"{err.strerror}: {err.filename}"
+        return text + (f" -> {err.filename2}" if err.filename2 is not None else "")
+    return " ".join(str(err).split("\n"))
 
 
 def _env_ids() -> list[str]:
@@ -79,7 +107,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
     from robustrl.experiments import write_reward_tables
 
     paths = write_reward_tables(args.runs, args.out, "robustrl " + shlex.join(sys.argv[1:]),
-                                baseline=args.baseline)
+                                baseline=args.baseline, allow_partial=args.allow_partial)
     print("\n".join(str(p) for p in paths))
     return 0
 
@@ -108,6 +136,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         preset["agents"] = tuple(args.agents)
     if args.out is not None:
         preset["out"] = Path(args.out)
+    _check_output_folder(preset.get("out", "results"))
     overrides = {**preset.pop("overrides", {}), **_parse_overrides(args.set)}
     cfg = ReproduceConfig(**preset, overrides=overrides, config_path=args.config)
     for path in reproduce(cfg):
@@ -122,6 +151,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_sweep_spec(args.spec)
     runs = Path(args.runs) if args.runs else Path("runs/sweeps") / spec.name
     out = Path(args.out) if args.out else Path("results/sweeps") / spec.name
+    for folder in (runs, out):
+        _check_output_folder(folder)
     status = run_sweep(spec, runs, out, args.backend, args.jobs, args.address,
                        command="robustrl " + shlex.join(sys.argv[1:]))
     print(f"sweep {spec.name}: {status['runs']} runs, {status['ran']} run now, {len(status['failed'])} failed; "
@@ -159,7 +190,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from robustrl.experiments.report import write_statistics
 
     _complete_runs(Path(args.runs))
-    _, written = write_statistics(args.out, args.resamples, runs_dir=args.runs)
+    _, written = write_statistics(args.out, args.resamples, runs_dir=args.runs, allow_partial=args.allow_partial)
     if not written:
         raise ValueError(f"no evaluated runs under {args.runs} (run `robustrl evaluate` first)")
     print("\n".join(str(p) for p in written))
@@ -169,6 +200,10 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from robustrl.experiments.report import write_report
 
+    out = Path(args.out) if args.out is not None else Path(args.results) / "REPORT.md"
+    if out.is_dir():
+        raise ValueError(f"report file {out} is a folder")
+    _check_output_folder(out.parent)
     print(write_report(args.results, args.out, command="robustrl " + shlex.join(sys.argv[1:])))
     return 0
 
@@ -188,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override hyperparameters, e.g. eta=0.5")
     train.add_argument("--tag", default="", help="suffix for the agent in the run name")
     train.add_argument("--no-progress", action="store_true")
-    train.set_defaults(func=_cmd_train)
+    train.set_defaults(func=_cmd_train, output_folders=("out",))
 
     evaluate = sub.add_parser("evaluate", help="greedy evaluation of trained runs on every id")
     evaluate.add_argument("--runs", default="results/runs", help="folder of run folders")
@@ -206,12 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--baseline", default=None,
                        help="agent label the differences are taken to (default regular; a sweep run's label "
                             "includes its tag, e.g. regular-n_timesteps100000)")
-    table.set_defaults(func=_cmd_table)
+    table.add_argument("--allow-partial", action="store_true",
+                       help="leave out runs that are not trained or not evaluated on every id (listed in the header) "
+                            "instead of refusing")
+    table.set_defaults(func=_cmd_table, output_folders=("out",))
 
     plot = sub.add_parser("plot", help="training and robustness curves from saved runs")
     plot.add_argument("--runs", default="results/runs", help="folder of evaluated run folders")
     plot.add_argument("--out", default="results", help="folder for training_curves.png and robustness_curves.png")
-    plot.set_defaults(func=_cmd_plot)
+    plot.set_defaults(func=_cmd_plot, output_folders=("out",))
 
     rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
     rep.add_argument("--seeds", type=int, default=None, help="seeds per agent (default 10; quick: 2)")
@@ -222,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="output folder (default results, quick: results/quick)")
     rep.add_argument("--config", default=None)
     rep.add_argument("--set", nargs="*", metavar="KEY=VALUE")
-    rep.set_defaults(func=_cmd_reproduce)
+    rep.set_defaults(func=_cmd_reproduce, output_folders=("out",))
 
     sweep = sub.add_parser("sweep", help="seed and hyperparameter sweep from a YAML spec (local or Ray)")
     sweep.add_argument("spec", help="sweep file (see robustrl/configs/sweeps/)")
@@ -231,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=None, help="parallel runs (default: cores)")
     sweep.add_argument("--runs", default=None, help="folder of run folders (default runs/sweeps/NAME)")
     sweep.add_argument("--out", default=None, help="tables and plots (default results/sweeps/NAME)")
-    sweep.set_defaults(func=_cmd_sweep)
+    sweep.set_defaults(func=_cmd_sweep, output_folders=("runs", "out"))
 
     surf = sub.add_parser("surfaces", help="return over dense grids of every physical parameter and of pairs")
     surf.add_argument("--runs", default="results/runs", help="folder of trained run folders")
@@ -241,13 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     surf.add_argument("--parameters", nargs="*", choices=["masspole", "length", "gravity", "masscart",
                                                           "force_mag", "tau"], help="default: all six")
     surf.add_argument("--no-pairs", action="store_true", help="skip the pair surfaces")
-    surf.set_defaults(func=_cmd_surfaces)
+    surf.set_defaults(func=_cmd_surfaces, output_folders=("out",))
 
     stats = sub.add_parser("stats", help="IQM, median, mean, optimality gap, P(improvement), profiles of runs")
     stats.add_argument("--runs", default="results/runs", help="any folder of evaluated run folders")
     stats.add_argument("--out", default="results", help="folder for statistics.csv/.md and profile plots")
     stats.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
-    stats.set_defaults(func=_cmd_stats)
+    stats.add_argument("--allow-partial", action="store_true",
+                       help="leave out runs that are not trained or not evaluated on every id (listed in the header) "
+                            "instead of refusing")
+    stats.set_defaults(func=_cmd_stats, output_folders=("out",))
 
     report = sub.add_parser("report", help="gather tables, statistics and plots into results/REPORT.md")
     report.add_argument("--results", default="results", help="folder the other commands wrote into")
@@ -290,9 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
+        for name in getattr(args, "output_folders", ()):
+            if getattr(args, name) is not None:
+                _check_output_folder(getattr(args, name))
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"robustrl: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:
+        if isinstance(err, OSError) and not (isinstance(err, _USER_OS_ERRORS) or err.errno in _USER_ERRNOS):
+            raise
+        print(f"robustrl: error: {_error_text(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(_interrupted_message(err, argv), file=sys.stderr)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS
 from robustrl.experiments.curves import read_view
 from robustrl.experiments.io import atomic_write_with, read_json
+from robustrl.experiments.records import read_meta
 from robustrl.experiments.tables import agent_label
 
 __all__ = ["PARAMETER_LABELS", "plot_robustness_curves", "plot_training_curves", "save_figure"]
@@ -43,7 +44,7 @@ def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
     curves: dict[str, list[np.ndarray]] = {}
     for meta_path in sorted(Path(runs_dir).glob("*/meta.json")):
         data = np.loadtxt(meta_path.parent / "curve.csv", delimiter=",", skiprows=1, ndmin=2)
-        curves.setdefault(_meta_label(read_json(meta_path)), []).append(data)
+        curves.setdefault(_meta_label(read_meta(meta_path.parent)), []).append(data)
     if not curves:
         raise ValueError(f"no complete runs under {runs_dir}")
     fig = Figure(figsize=(7, 4.2))
@@ -73,7 +74,7 @@ def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
         if result is None:
             continue
         grid = result["request"]["grid"]
-        by_agent.setdefault(_meta_label(read_json(meta_path)), []).append(result["mean_returns"])
+        by_agent.setdefault(_meta_label(read_meta(meta_path.parent)), []).append(result["mean_returns"])
     if not by_agent:
         raise ValueError(f"no robustness evaluations under {runs_dir}; run `robustrl evaluate --robustness` first")
     fig = Figure(figsize=(5 * len(grid), 4))

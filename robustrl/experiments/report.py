@@ -18,6 +18,7 @@ import numpy as np
 
 from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.io import atomic_write_text, read_json
+from robustrl.experiments.records import collect_evaluated_runs
 from robustrl.experiments.stats import (
     aggregate,
     iqm,
@@ -39,17 +40,18 @@ _REFERENCE = "regular"
 
 
 def agent_scores(
-    runs_dir: str | Path, env_ids: tuple[str, ...], checkpoint: str = "best"
+    runs_dir: str | Path, env_ids: tuple[str, ...], checkpoint: str = "best", allow_partial: bool = False
 ) -> dict[str, np.ndarray]:
-    """Per agent, the (seeds x ids) matrix of mean returns from each run's ``eval.json``."""
+    """Per agent, the (seeds x ids) matrix of mean returns from each run's ``eval.json``.
+
+    Runs not evaluated on every id of ``env_ids`` are a ``ValueError`` naming them, unless
+    ``allow_partial`` (then they are left out), as in the reward table.
+    """
+    runs, _ = collect_evaluated_runs(runs_dir, env_ids, (checkpoint,), allow_partial)
     scores: dict[str, list[list[float]]] = {}
-    for eval_path in sorted(Path(runs_dir).glob("*/eval.json")):
-        meta = read_json(eval_path.parent / "meta.json")
-        returns = read_json(eval_path)["returns"]
-        if not all(env_id in returns for env_id in env_ids):
-            continue
-        agent = agent_label(meta["agent"], meta.get("tag"))
-        scores.setdefault(agent, []).append([float(np.mean(returns[e][checkpoint])) for e in env_ids])
+    for run in runs:
+        label = agent_label(run.meta["agent"], run.meta.get("tag"))
+        scores.setdefault(label, []).append([float(np.mean(run.returns[e][checkpoint])) for e in env_ids])
     return {agent: np.array(rows) for agent, rows in scores.items()}
 
 
@@ -114,13 +116,15 @@ def _pairwise_markdown(scores: dict[str, np.ndarray], title: str, resamples: int
 
 
 def write_statistics(
-    results: str | Path, resamples: int = 2000, runs_dir: str | Path | None = None
+    results: str | Path, resamples: int = 2000, runs_dir: str | Path | None = None, allow_partial: bool = False
 ) -> tuple[list[str], list[Path]]:
     """Statistics of a set of evaluated runs: Markdown lines, ``statistics.csv``/``.md`` and profile plots.
 
     :param results: output folder (``statistics.csv``, ``statistics.md``, ``performance_profiles_*.png``).
     :param runs_dir: folder of run folders with ``eval.json`` (default ``results/runs``); agents are
         labelled ``agent`` or ``agent-tag``.
+    :param allow_partial: leave out runs not trained or not evaluated on every id (and name them at the
+        top of ``statistics.md``) instead of raising ``ValueError``.
     """
     results = Path(results)
     runs_dir = Path(runs_dir) if runs_dir is not None else results / "runs"
@@ -131,7 +135,7 @@ def write_statistics(
     for checkpoint in ("best", "final"):
         by_ids: dict[str, dict[str, np.ndarray]] = {}
         for label, ids in (("perturbed ids", perturbed), ("all four ids", ENV_IDS)):
-            scores = by_ids[label] = agent_scores(runs_dir, ids, checkpoint)
+            scores = by_ids[label] = agent_scores(runs_dir, ids, checkpoint, allow_partial)
             if not scores:
                 return [], []
             rows = statistics_rows(scores, resamples)
@@ -161,6 +165,10 @@ def write_statistics(
     writer.writeheader()
     writer.writerows(csv_rows)
     written.insert(0, atomic_write_text(results / "statistics.csv", buffer.getvalue()))
+    _, missing = collect_evaluated_runs(runs_dir, ENV_IDS, allow_partial=True)
+    if missing:
+        lines.insert(0, f"**Partial: {len(missing)} incomplete run(s) left out**: "
+                     + "; ".join(f"{name} ({why})" for name, why in sorted(missing.items())) + "\n")
     written.insert(1, atomic_write_text(results / "statistics.md", "# Statistics\n\n" + "\n".join(lines)))
     return lines, written
 

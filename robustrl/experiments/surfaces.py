@@ -21,6 +21,7 @@ from robustrl.envs import NOMINAL_PARAMETERS
 from robustrl.experiments.curves import SURFACE_GRID, SURFACE_PAIRS, read_view, surface_run
 from robustrl.experiments.io import read_json
 from robustrl.experiments.plots import PARAMETER_LABELS, save_figure
+from robustrl.experiments.records import read_meta
 from robustrl.experiments.tables import agent_label, bootstrap_ci
 
 __all__ = [
@@ -41,7 +42,7 @@ def collect_surfaces(run_dirs: Iterable[str | Path], label: str = "agent") -> di
         surfaces = read_view(run_dir, "surfaces")
         if surfaces is None:
             continue
-        meta = read_json(run_dir / "meta.json")
+        meta = read_meta(run_dir)
         name = agent_label(meta["agent"], meta.get("tag") if label == "agent-tag" else "")
         grouped.setdefault(name, []).append(surfaces)
     return grouped

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from robustrl.envs import ENV_IDS
-from robustrl.experiments.io import atomic_write_text, read_json
+from robustrl.experiments.io import atomic_write_text
+from robustrl.experiments.records import collect_evaluated_runs
 
 __all__ = [
     "TableRow",
@@ -81,34 +82,40 @@ class TableRow:
     diff_ci_high: float | None = None
 
 
-def collect_evaluations(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{agent label: {env_id: {checkpoint: per-seed mean returns}}, ...}`` from every ``eval.json``.
+def collect_evaluations(
+    runs_dir: str | Path, allow_partial: bool = False
+) -> tuple[dict[str, dict[str, dict[str, list[float]]]], int, dict[str, str]]:
+    """Per-seed mean returns ``{agent label: {env_id: {checkpoint: [...]}}}``, the episodes per seed, and
+    the incomplete runs left out (``{run: what is missing}``).
 
-    The agent label is the run's agent name plus its tag. Also returns episodes per seed under
-    ``"_episodes"``.
+    The agent label is the run's agent name plus its tag. Incomplete runs raise ``ValueError`` unless
+    ``allow_partial``; so do runs evaluated with different numbers of episodes
+    (:func:`robustrl.experiments.records.collect_evaluated_runs`).
     """
-    grouped: dict[str, dict[str, Any]] = {}
-    for eval_path in sorted(Path(runs_dir).glob("*/eval.json")):
-        meta = read_json(eval_path.parent / "meta.json")
-        evaluation = read_json(eval_path)
-        label = agent_label(meta["agent"], meta.get("tag"))
-        agent = grouped.setdefault(label, {"_episodes": set(), "_seeds": []})
-        agent["_seeds"].append(meta["seed"])
-        for env_id, by_checkpoint in evaluation["returns"].items():
+    runs, missing = collect_evaluated_runs(runs_dir, allow_partial=allow_partial)
+    grouped: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for run in runs:
+        agent = grouped.setdefault(agent_label(run.meta["agent"], run.meta.get("tag")), {})
+        for env_id, by_checkpoint in run.returns.items():
             for checkpoint, returns in by_checkpoint.items():
                 agent.setdefault(env_id, {}).setdefault(checkpoint, []).append(float(np.mean(returns)))
-                agent["_episodes"].add(len(returns))
-    return grouped
+    return grouped, (runs[0].episodes if runs else 0), missing
 
 
-def reward_table(runs_dir: str | Path, baseline: str | None = None) -> list[TableRow]:
+def reward_table(runs_dir: str | Path, baseline: str | None = None, allow_partial: bool = False) -> list[TableRow]:
     """Rows for every agent, env id and checkpoint found under ``runs_dir``; differences vs ``baseline``.
 
     ``baseline`` is an agent label (agent name plus tag, e.g. ``"regular-n_timesteps100000"`` for a sweep
     run); by default ``"regular"``, with no difference rows if there is no regular agent. A ``baseline``
-    that is given and absent is a ``ValueError`` listing the labels found.
+    that is given and absent is a ``ValueError`` listing the labels found. A run that is not trained or
+    not evaluated on every id is a ``ValueError`` naming it, unless ``allow_partial`` (then it is left out).
     """
-    grouped = collect_evaluations(runs_dir)
+    return _reward_table(runs_dir, baseline, allow_partial)[0]
+
+
+def _reward_table(runs_dir: str | Path, baseline: str | None,
+                  allow_partial: bool) -> tuple[list[TableRow], dict[str, str]]:
+    grouped, episodes, missing = collect_evaluations(runs_dir, allow_partial)
     if not grouped:
         raise ValueError(f"no evaluated runs under {runs_dir}; run `robustrl train` and `robustrl evaluate` first")
     if baseline is None:
@@ -123,8 +130,7 @@ def reward_table(runs_dir: str | Path, baseline: str | None = None) -> list[Tabl
                 seed_means = np.array(grouped[agent].get(env_id, {}).get(checkpoint, []))
                 if seed_means.size == 0:
                     continue
-                episodes = sorted(grouped[agent]["_episodes"])
-                row = TableRow(env_id, agent, checkpoint, int(seed_means.size), int(episodes[0]),
+                row = TableRow(env_id, agent, checkpoint, int(seed_means.size), episodes,
                                float(seed_means.mean()),
                                float(seed_means.std(ddof=1)) if seed_means.size > 1 else 0.0,
                                *bootstrap_ci(seed_means))
@@ -133,14 +139,15 @@ def reward_table(runs_dir: str | Path, baseline: str | None = None) -> list[Tabl
                     row.diff = float(seed_means.mean() - base.mean())
                     row.diff_ci_low, row.diff_ci_high = bootstrap_diff_ci(seed_means, base)
                 rows.append(row)
-    return rows
+    return rows, missing
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow]) -> list[str]:
+def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow],
+                  missing: dict[str, str] | None = None) -> list[str]:
     seeds = sorted({r.seeds for r in rows})
     episodes = sorted({r.episodes for r in rows})
     lines = [
@@ -149,6 +156,9 @@ def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow]) ->
         f"{', '.join(map(str, episodes))}; 95% percentile bootstrap CIs over seeds "
         f"({BOOTSTRAP_RESAMPLES} resamples); 'best' = checkpoint selected on the nominal env only.",
     ]
+    if missing:
+        lines.append(f"PARTIAL TABLE: {len(missing)} incomplete run(s) left out: "
+                     + "; ".join(f"{name} ({why})" for name, why in sorted(missing.items())))
     lines += [f"Config {key}: {value}" for key, value in config.items()]
     return lines
 
@@ -188,6 +198,7 @@ def _grid(rows: list[TableRow], checkpoint: str) -> tuple[list[str], list[str], 
 def _markdown(rows: list[TableRow], header: list[str]) -> str:
     lines = [f"<!-- {line} -->" for line in header] + [""]
     lines += [f"_{header[0]}_  ", f"_{header[1]}_", ""]
+    lines += [f"**{line}**\n" for line in header if line.startswith("PARTIAL TABLE")]
     for checkpoint, title in (("best", "Best checkpoint (selected on the nominal env)"), ("final", "Final model")):
         env_ids, agents, cells = _grid(rows, checkpoint)
         lines += [f"**{title}**: mean ± std across seeds [95% CI]", ""]
@@ -225,13 +236,14 @@ def _latex(rows: list[TableRow], header: list[str]) -> str:
 
 def write_reward_tables(runs_dir: str | Path, out_dir: str | Path, command: str,
                         config: dict[str, Any] | None = None, stem: str = "reward_table",
-                        baseline: str | None = None) -> list[Path]:
+                        baseline: str | None = None, allow_partial: bool = False) -> list[Path]:
     """Write ``{stem}.csv``, ``.md`` and ``.tex`` into ``out_dir`` (atomically), from saved evaluations.
 
-    Differences are to ``baseline`` (see :func:`reward_table`).
+    Differences are to ``baseline`` (see :func:`reward_table`). With ``allow_partial``, incomplete runs
+    are left out and the header of every file names them; without it they are a ``ValueError``.
     """
-    rows = reward_table(runs_dir, baseline)
-    header = _header_lines(command, config or {}, rows)
+    rows, missing = _reward_table(runs_dir, baseline, allow_partial)
+    header = _header_lines(command, config or {}, rows, missing)
     out_dir = Path(out_dir)
     return [
         atomic_write_text(out_dir / f"{stem}.csv", _csv(rows, header)),

@@ -14,8 +14,8 @@ import torch
 
 import robustrl
 from robustrl.agents import AgentConfig, load_agent, load_config, make_agent
-from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.checks import check_int
+from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
     NominalSelectionCallback,
@@ -30,6 +30,7 @@ from robustrl.experiments.io import (
 )
 from robustrl.experiments.locks import run_lock
 from robustrl.experiments.progress import TrainingProgress, training_reports
+from robustrl.experiments.records import read_meta
 from robustrl.experiments.tables import agent_label
 
 __all__ = [
@@ -103,7 +104,7 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     cfg = spec.resolve(config)
     run_dir = Path(runs_dir) / spec.name
     if is_complete(run_dir):
-        saved = read_json(run_dir / "meta.json")["config"]
+        saved = read_meta(run_dir, ("config",))["config"]
         if saved != jsonable(cfg.to_dict()):
             raise ValueError(f"{run_dir} holds a run with another configuration; remove it or use another --out")
         return run_dir
@@ -147,7 +148,7 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> Any:
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got checkpoint={checkpoint!r}")
     run_dir = Path(run_dir)
-    meta = read_json(run_dir / "meta.json")
+    meta = read_meta(run_dir, ("algo",))
     return load_agent(run_dir / f"{checkpoint}.zip", meta["algo"])
 
 

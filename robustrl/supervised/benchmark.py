@@ -213,12 +213,45 @@ def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str 
     return records
 
 
+_RECORD_FIELDS: dict[str, type] = {"method": str, "seed": int, "config": dict, "method_config": dict,
+                                   "accuracy": dict}
+_RECORD_CONFIG_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "dataset": str, "arch": str, "methods": list, "attacks": list, "root": (str, type(None)),
+    "n_train": (int, type(None)), "n_test": (int, type(None)),
+}
+
+
+def read_record(path: Path | str) -> dict:
+    """A run record written by ``robustrl supervised train`` or a benchmark; ``ValueError`` naming the file
+    and the first problem if it is missing, not JSON, or not a run record."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"run record {path} does not exist")
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"run record {path} is not valid JSON: {err}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} is not a run record: expected a JSON object")
+    for fields, data, prefix in ((_RECORD_FIELDS, record, ""), (_RECORD_CONFIG_FIELDS, record.get("config"), "config.")):
+        for key, kind in fields.items():
+            if key not in data:
+                raise ValueError(f"{path} is not a run record: no {prefix}{key}")
+            if isinstance(data[key], bool) or not isinstance(data[key], kind):
+                raise ValueError(f"{path} is not a run record: {prefix}{key} is {data[key]!r}")
+    if not all(isinstance(a, dict) for a in record["config"]["attacks"]):
+        raise ValueError(f"{path} is not a run record: config.attacks must be a list of attack settings")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in record["accuracy"].values()):
+        raise ValueError(f"{path} is not a run record: accuracy values must be numbers")
+    return record
+
+
 def load_runs(run_dir: Path | str) -> list[dict]:
-    """Every run record (``*.json``) in ``run_dir``, sorted by name."""
+    """Every run record (``*.json``) in ``run_dir``, sorted by name (each checked by :func:`read_record`)."""
     paths = sorted(Path(run_dir).glob("*.json"))
     if not paths:
         raise ValueError(f"no run records (*.json) in {run_dir}")
-    return [json.loads(p.read_text()) for p in paths]
+    return [read_record(p) for p in paths]
 
 
 Summary = dict[str, dict[str, tuple[float, float, int]]]

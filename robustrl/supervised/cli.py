@@ -8,7 +8,6 @@ errors raise ``ValueError``. Building the parser needs no torch (the choices com
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -60,23 +59,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained run under attacks; the accuracies are added to its record."""
     import torch
 
+    from robustrl.supervised.benchmark import read_record
     from robustrl.supervised.data import load_dataset, subset
-    from robustrl.supervised.methods import needs_mmc_head
-    from robustrl.supervised.models import make_model
+    from robustrl.supervised.methods import MethodConfig, needs_mmc_head
+    from robustrl.supervised.models import load_checkpoint, make_model
     from robustrl.supervised.training import AttackSpec, evaluate
 
     torch.set_num_threads(args.threads)
     path = Path(args.run)
-    if not path.is_file():
-        raise ValueError(f"run record {path} does not exist")
-    record = json.loads(path.read_text())
+    record = read_record(path)
+    if not isinstance(record.get("checkpoint"), str):
+        raise ValueError(f"{path} names no checkpoint (only records written by `robustrl supervised train` do)")
     cfg = record["config"]
     specs = [AttackSpec(**a) for a in _attack_dicts(args)]
     data = subset(load_dataset(cfg["dataset"], cfg["root"]), cfg["n_train"], cfg["n_test"], seed=0)
     model = make_model(cfg["arch"], data.num_classes,
                        head="mmc" if needs_mmc_head(record["method"]) else "softmax",
-                       mmc_C=record["method_config"]["mmc_C"])
-    model.load_state_dict(torch.load(path.parent / record["checkpoint"], weights_only=True))
+                       mmc_C=record["method_config"].get("mmc_C", MethodConfig.mmc_C))
+    load_checkpoint(model, path.parent / record["checkpoint"])
     acc = evaluate(model, data.x_test, data.y_test, specs, seed=record["seed"], progress=not args.no_progress)
     record["accuracy"].update(acc)
     known = {AttackSpec(**a).key for a in cfg["attacks"]}
@@ -152,7 +152,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                    help="entropic sub-batches with independent estimator calls (RT-MLMC: one level each)")
     p.add_argument("--out", default="runs/supervised")
     _common(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, output_folders=("out",))
 
     p = sub.add_parser("evaluate", help="accuracy of a trained run under an attack")
     p.add_argument("--run", required=True, help="run record written by `train` (<out>/<run>.json)")
@@ -163,14 +163,14 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("table", help="CSV / Markdown / PNG from run records")
     p.add_argument("--runs", required=True, help="directory of run records")
     p.add_argument("--out", required=True, help="output directory")
-    p.set_defaults(func=cmd_table)
+    p.set_defaults(func=cmd_table, output_folders=("out",))
 
     p = sub.add_parser("benchmark", help="run a benchmark preset and build its tables")
     p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="digits")
     p.add_argument("--out", default=None, help="default results/supervised/<preset>")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     _common(p)
-    p.set_defaults(func=cmd_benchmark)
+    p.set_defaults(func=cmd_benchmark, output_folders=("out",))
 
 
 def main(argv: list[str] | None = None) -> int:

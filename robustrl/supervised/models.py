@@ -4,6 +4,9 @@ binary logistic regression."""
 from __future__ import annotations
 
 import math
+import pickle
+import zipfile
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +21,7 @@ __all__ = [
     "MMCNet",
     "PaperCNN",
     "SmallCNN",
+    "load_checkpoint",
     "make_model",
     "simplex_centers",
 ]
@@ -139,3 +143,20 @@ def make_model(arch: str, num_classes: int = 10, *, head: str = "softmax", seed:
         if head == "mmc":
             net = MMCNet(net, num_classes, C=mmc_C)
     return net
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load the weights saved at ``path`` (``torch.save(model.state_dict())``) into ``model``.
+
+    :raises ValueError: naming the file if it is missing, truncated, or holds weights of another model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, TypeError, AttributeError) as err:
+        problem = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"checkpoint {path} is truncated, corrupted or not a {type(model).__name__}: {problem}") from None
+    return model
