@@ -1,0 +1,135 @@
+"""Tables and statistics from run folders: malformed records are named, incomplete runs refused or listed."""
+
+import json
+
+import pytest
+
+from robustrl.cli import main
+from robustrl.envs import ENV_IDS
+from robustrl.experiments import reward_table, write_reward_tables
+from robustrl.experiments.records import collect_evaluated_runs, read_evaluation, read_meta
+
+
+def fake_run(runs, agent, seed, value=100.0, episodes=3, ids=ENV_IDS, meta=None, evaluation=None):
+    run = runs / f"CartPole-v1__{agent}__{seed}"
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text(json.dumps(meta if meta is not None else
+                                              {"agent": agent, "tag": "", "seed": seed, "algo": "DQN"}))
+    if evaluation is not False:
+        returns = {e: {"best": [value + seed] * episodes, "final": [value] * episodes} for e in ids}
+        data = evaluation if evaluation is not None else {"request": {"episodes": episodes}, "returns": returns}
+        (run / "eval.json").write_text(json.dumps(data))
+    (run / "curve.csv").write_text("timesteps,mean_return,std_return\n100,10.0,1.0\n200,20.0,2.0\n")
+    return run
+
+
+def complete_runs(runs):
+    for seed in range(2):
+        fake_run(runs, "regular", seed, 100.0)
+        fake_run(runs, "robust", seed, 200.0)
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robustrl: error: ") and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", '{"agent": 3, "seed": 0}', '{"agent": "a", "seed": "0"}'])
+def test_a_meta_json_of_the_wrong_shape_is_named(tmp_path, capsys, content):
+    runs = tmp_path / "runs"
+    complete_runs(runs)
+    bad = fake_run(runs, "robust", 7)
+    (bad / "meta.json").write_text(content)
+    with pytest.raises(ValueError, match="meta.json is not a run record"):
+        read_meta(bad)
+    for command in (["table", "--runs", str(runs), "--out", str(tmp_path / "out")],
+                    ["plot", "--runs", str(runs), "--out", str(tmp_path / "out")],
+                    ["stats", "--runs", str(runs), "--out", str(tmp_path / "out"), "--resamples", "10"]):
+        assert main(command) == 2
+        assert str(bad / "meta.json") in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", '{"returns": []}', '{"returns": {"robustrl/CartPole-v1": [1]}}',
+                                     '{"returns": {"robustrl/CartPole-v1": {"best": ["a"]}}}'])
+def test_an_eval_json_of_the_wrong_shape_is_named(tmp_path, capsys, content):
+    runs = tmp_path / "runs"
+    complete_runs(runs)
+    bad = fake_run(runs, "robust", 7)
+    (bad / "eval.json").write_text(content)
+    with pytest.raises(ValueError, match="eval.json is not an evaluation"):
+        read_evaluation(bad)
+    assert main(["table", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 2
+    assert str(bad / "eval.json") in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("problem, reason", [
+    ("no eval.json", "no eval.json"),
+    ("empty returns", "no best returns on robustrl/CartPole-v1"),
+    ("one id", "no best returns on robustrl/CartPoleHeavy-v1"),
+    ("no meta.json", "no meta.json"),
+])
+def test_an_incomplete_run_is_refused_unless_a_partial_table_is_asked_for(tmp_path, capsys, problem, reason):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    complete_runs(runs)
+    if problem == "no eval.json":
+        bad = fake_run(runs, "robust", 2, evaluation=False)
+    elif problem == "empty returns":
+        bad = fake_run(runs, "robust", 2, evaluation={"request": {}, "returns": {e: {"best": [], "final": []}
+                                                                                 for e in ENV_IDS}})
+    elif problem == "one id":
+        bad = fake_run(runs, "robust", 2, ids=ENV_IDS[:1])
+    else:
+        bad = fake_run(runs, "robust", 2)
+        (bad / "meta.json").unlink()
+    with pytest.raises(ValueError, match=bad.name):
+        reward_table(runs)
+    assert main(["table", "--runs", str(runs), "--out", str(out)]) == 2
+    err = one_line_error(capsys)
+    assert bad.name in err and reason in err and "--allow-partial" in err
+    assert main(["stats", "--runs", str(runs), "--out", str(out), "--resamples", "10"]) == 2
+    assert bad.name in one_line_error(capsys)
+    assert not out.exists()
+
+    assert main(["table", "--runs", str(runs), "--out", str(out), "--allow-partial"]) == 0
+    for suffix in ("csv", "md", "tex"):
+        header = [line for line in (out / f"reward_table.{suffix}").read_text().splitlines()
+                  if "PARTIAL TABLE" in line]
+        assert header and bad.name in header[0] and reason in header[0], suffix
+    assert "Seeds per agent: 2;" in (out / "reward_table.csv").read_text()
+    rows = reward_table(runs, allow_partial=True)
+    assert {r.seeds for r in rows} == {2}
+    assert main(["stats", "--runs", str(runs), "--out", str(out), "--resamples", "10", "--allow-partial"]) == 0
+    assert bad.name in (out / "statistics.md").read_text()
+
+
+def test_a_complete_table_has_no_partial_line(tmp_path):
+    runs = tmp_path / "runs"
+    complete_runs(runs)
+    for path in write_reward_tables(runs, tmp_path, "test"):
+        assert "PARTIAL" not in path.read_text()
+
+
+@pytest.mark.parametrize("allow_partial", [False, True])
+def test_a_table_never_mixes_episode_counts(tmp_path, capsys, allow_partial):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    complete_runs(runs)  # 3 episodes each
+    odd = fake_run(runs, "robust", 5, episodes=7)
+    with pytest.raises(ValueError, match="different numbers of episodes"):
+        collect_evaluated_runs(runs, allow_partial=allow_partial)
+    assert main(["table", "--runs", str(runs), "--out", str(out)] + ["--allow-partial"] * allow_partial) == 2
+    err = one_line_error(capsys)
+    assert f"7 episodes: {odd.name}" in err and "3 episodes: CartPole-v1__regular__0" in err
+    assert main(["stats", "--runs", str(runs), "--out", str(out), "--resamples", "10"]) == 2
+    assert odd.name in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_report_out_naming_a_folder_is_one_line(tmp_path, capsys):
+    complete_runs(tmp_path / "runs")
+    write_reward_tables(tmp_path / "runs", tmp_path, "test")
+    (tmp_path / "REPORT.md").mkdir()
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    assert str(tmp_path / "REPORT.md") in one_line_error(capsys)

@@ -1,0 +1,141 @@
+"""User mistakes on the command line: one line on stderr naming the value or path, exit 2, nothing written."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from robustrl.cli import main
+
+#: A budget so small that a run the checks wrongly let through ends in a second (and the test fails fast).
+TINY = ["n_timesteps=64", "eval_freq=64", "eval_episodes=1"]
+SWEEP = str(Path(__file__).parents[1] / "robustrl" / "configs" / "sweeps" / "samples.yml")
+
+
+def one_line_error(capsys) -> str:
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("robustrl: error: ") and len(err.splitlines()) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return err
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*")) if folder.exists() else []
+
+
+@pytest.mark.parametrize("setting, named", [
+    ("learning_rate=abc", "learning_rate='abc'"),
+    ("rho=abc", "rho='abc'"),
+    ("gamma=-1", "gamma=-1"),
+    ("gamma=true", "gamma=True"),
+    ("batch_size=0", "batch_size=0"),
+    ("buffer_size=8", "buffer_size=8"),
+    ("exploration_fraction=2", "exploration_fraction=2"),
+    ("train_freq=0", "train_freq=0"),
+    ("gradient_steps=0", "gradient_steps=0"),
+    ("target_update_interval=0", "target_update_interval=0"),
+    ("eta=-1", "eta=-1"),
+    ("n_samples=0", "n_samples=0"),
+    ("norm=l3", "norm='l3'"),
+    ("policy_kwargs=[1]", "policy_kwargs=[1]"),
+    ("eta=[", "eta"),
+])
+def test_a_bad_set_value_is_one_line_naming_key_and_value_and_writes_nothing(tmp_path, capsys, setting, named):
+    out = tmp_path / "runs"
+    assert main(["train", "--agent", "robust", "--out", str(out), "--no-progress", "--set", setting, *TINY]) == 2
+    assert named in one_line_error(capsys)
+    assert not out.exists()  # not even an empty run folder
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(10**30)])
+def test_a_bad_seed_is_refused_before_the_run_folder_exists(tmp_path, capsys, seed):
+    out = tmp_path / "runs"
+    assert main(["train", "--agent", "regular", "--seed", seed, "--out", str(out), "--no-progress",
+                 "--set", *TINY]) == 2
+    assert f"seed={seed}" in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_set_values_read_as_numbers_where_yaml_reads_text(tmp_path):
+    """``1e-3`` and ``inf`` are text to YAML 1.1; ``--set`` reads them as the numbers a user means."""
+    from robustrl.cli import _parse_overrides
+
+    assert _parse_overrides(["learning_rate=1e-3", "eta=inf", "norm=l2", "n_samples=8"]) == {
+        "learning_rate": 1e-3, "eta": float("inf"), "norm": "l2", "n_samples": 8}
+
+
+def _commands(out: str, runs: str) -> dict[str, list[str]]:
+    return {
+        "train": ["train", "--agent", "regular", "--out", out, "--no-progress", "--set", *TINY],
+        "table": ["table", "--runs", runs, "--out", out],
+        "plot": ["plot", "--runs", runs, "--out", out],
+        "stats": ["stats", "--runs", runs, "--out", out],
+        "surfaces": ["surfaces", "--runs", runs, "--out", out],
+        "reproduce": ["reproduce", "--quick", "--out", out],
+        "sweep": ["sweep", SWEEP, "--runs", out, "--out", out],
+        "report": ["report", "--results", runs, "--out", str(Path(out) / "REPORT.md")],
+        "supervised train": ["supervised", "train", "--out", out, "--epochs", "1", "--no-progress"],
+        "supervised table": ["supervised", "table", "--runs", runs, "--out", out],
+        "supervised benchmark": ["supervised", "benchmark", "--out", out, "--no-progress"],
+    }
+
+
+@pytest.mark.parametrize("command", list(_commands("", "")))
+@pytest.mark.parametrize("where", ["under a file", "is a file"])
+def test_an_output_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path, capsys, command, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    out = blocker / "out" if where == "under a file" else blocker
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    assert main(_commands(str(out), str(runs))[command]) == 2
+    err = one_line_error(capsys)
+    assert str(blocker) in err
+    assert blocker.read_text() == "a file, not a folder\n"
+    assert files_under(tmp_path) == [blocker, runs]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_one_line(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert main(["train", "--agent", "regular", "--out", str(locked / "runs"), "--no-progress"]) == 2
+        assert "not writable" in one_line_error(capsys)
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("error", [
+    PermissionError(13, "Permission denied", "/data/results/reward_table.csv"),
+    FileExistsError(17, "File exists", "/data/results/reward_table.csv"),
+    NotADirectoryError(20, "Not a directory", "/data/results/reward_table.csv"),
+    IsADirectoryError(21, "Is a directory", "/data/results/reward_table.csv"),
+    OSError(30, "Read-only file system", "/data/results/reward_table.csv"),
+])
+def test_an_os_error_on_a_path_while_writing_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch, error):
+    """Up-front checks cannot see everything (permissions as root, a full disk): the error itself is reported."""
+    import robustrl.experiments
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(robustrl.experiments, "evaluate_runs", refuse)
+    run = tmp_path / "run"
+    run.mkdir()
+    assert main(["evaluate", "--run", str(run)]) == 2
+    err = one_line_error(capsys)
+    assert "/data/results/reward_table.csv" in err and error.strerror in err
+
+
+def test_an_os_error_that_is_no_user_mistake_keeps_its_traceback(tmp_path, monkeypatch):
+    import robustrl.experiments
+
+    def broken(*args, **kwargs):
+        raise OSError(5, "Input/output error", "/dev/sda")
+
+    monkeypatch.setattr(robustrl.experiments, "evaluate_runs", broken)
+    with pytest.raises(OSError, match="Input/output"):
+        main(["evaluate", "--run", str(tmp_path)])
