@@ -23,7 +23,7 @@ AGENTS_HELP = "agent names from the config (default config: regular, robust, rob
 
 
 def _parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` items as YAML values; a string that reads as a float (``1e-3``, ``inf``) is that float."""
+    """``KEY=VALUE`` items as YAML values; text that reads as a float (``1e-3``, ``inf``) is that float."""
     overrides = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -190,7 +190,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from robustrl.experiments.report import write_statistics
 
     _complete_runs(Path(args.runs))
-    _, written = write_statistics(args.out, args.resamples, runs_dir=args.runs, allow_partial=args.allow_partial)
+    _, written = write_statistics(args.out, args.resamples, runs_dir=args.runs,
+                                  allow_partial=args.allow_partial)
     if not written:
         raise ValueError(f"no evaluated runs under {args.runs} (run `robustrl evaluate` first)")
     print("\n".join(str(p) for p in written))
@@ -242,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="agent label the differences are taken to (default regular; a sweep run's label "
                             "includes its tag, e.g. regular-n_timesteps100000)")
     table.add_argument("--allow-partial", action="store_true",
-                       help="leave out runs that are not trained or not evaluated on every id (listed in the header) "
-                            "instead of refusing")
+                       help="leave out runs not trained or not evaluated on every id (listed in the "
+                            "header) instead of refusing")
     table.set_defaults(func=_cmd_table, output_folders=("out",))
 
     plot = sub.add_parser("plot", help="training and robustness curves from saved runs")
@@ -286,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--out", default="results", help="folder for statistics.csv/.md and profile plots")
     stats.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     stats.add_argument("--allow-partial", action="store_true",
-                       help="leave out runs that are not trained or not evaluated on every id (listed in the header) "
-                            "instead of refusing")
+                       help="leave out runs not trained or not evaluated on every id (listed in the "
+                            "header) instead of refusing")
     stats.set_defaults(func=_cmd_stats, output_folders=("out",))
 
     report = sub.add_parser("report", help="gather tables, statistics and plots into results/REPORT.md")

@@ -113,7 +113,7 @@ class AgentConfig:
         if not isinstance(policy, str) or policy not in DQN.policy_aliases:
             raise ValueError(f"policy must be one of {tuple(DQN.policy_aliases)}, got policy={policy!r}")
         dqn = check_dqn_kwargs(dqn, _DQN_DEFAULTS)
-        check_robust_kwargs(robust, _observation_size(env_id) if robust.get("state_scale") is not None else None)
+        check_robust_kwargs(robust, None if robust.get("state_scale") is None else _observation_size(env_id))
         return cls(
             env_id=env_id,
             agent=agent,

@@ -1,4 +1,4 @@
-"""Checks of every hyperparameter a config can set, so a bad value fails before any run folder or model exists.
+"""Checks of every hyperparameter a config can set: a bad value fails before any run folder or model exists.
 
 Each check raises ``ValueError`` naming the key and the value. Numbers must be numbers: strings and booleans
 are refused (``True`` is not a learning rate). The robust keys get the messages :class:`RobustDQN` itself
@@ -64,7 +64,8 @@ def _gradient_steps(value: Any) -> None:
 
 def _policy_kwargs(value: Any) -> None:
     if not isinstance(value, Mapping):
-        raise ValueError(f"policy_kwargs must be a mapping such as {{net_arch: [64, 64]}}, got policy_kwargs={value!r}")
+        raise ValueError(f"policy_kwargs must be a mapping such as {{net_arch: [64, 64]}}, "
+                         f"got policy_kwargs={value!r}")
     for key in value:
         if key != "net_arch":
             raise ValueError(f"policy_kwargs.{key} is not supported (only net_arch can be set in a config)")
@@ -119,7 +120,7 @@ def check_dqn_kwargs(kwargs: dict[str, Any], defaults: Mapping[str, Any]) -> dic
 
 
 def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> dict[str, Any]:
-    """Check :class:`RobustDQN`'s keyword arguments with its own messages; ``obs_size`` checks ``state_scale``."""
+    """Check :class:`RobustDQN`'s keyword arguments with its own messages (``obs_size``: for state_scale)."""
     for key in kwargs:
         if key not in ROBUST_KEYS:
             raise ValueError(f"unknown robust hyperparameter {key!r}; valid: {', '.join(ROBUST_KEYS)}")
@@ -135,11 +136,13 @@ def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> 
     if "norm" in kwargs and kwargs["norm"] not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got norm={kwargs['norm']!r}")
     if "estimator" in kwargs and kwargs["estimator"] not in TARGET_ESTIMATORS:
-        raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={kwargs['estimator']!r}")
+        estimator = kwargs["estimator"]
+        raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={estimator!r}")
     scale = kwargs.get("state_scale")
     if scale is not None:
         if not isinstance(scale, (list, tuple)) or not all(
-            not isinstance(s, bool) and isinstance(s, numbers.Real) and math.isfinite(s) and s > 0 for s in scale
+            not isinstance(s, bool) and isinstance(s, numbers.Real) and math.isfinite(s) and s > 0
+            for s in scale
         ):
             raise ValueError(f"state_scale entries must be finite and > 0, got state_scale={scale!r}")
         if obs_size is not None and len(scale) != obs_size:

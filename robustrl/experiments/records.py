@@ -42,7 +42,7 @@ def read_meta(run_dir: str | Path, required: tuple[str, ...] = ("agent", "seed")
 
 
 def read_evaluation(run_dir: str | Path) -> dict[str, Any]:
-    """``eval.json`` of a run folder, checked to be ``{"returns": {env_id: {checkpoint: [numbers]}}, ...}``."""
+    """``eval.json`` of a run folder, checked to hold ``{"returns": {env_id: {checkpoint: [numbers]}}}``."""
     path = Path(run_dir) / "eval.json"
     data = read_json(path)
     if not isinstance(data, dict):
@@ -131,8 +131,8 @@ def collect_evaluated_runs(
         counts = {len(returns[e][c]) for e in ids for c in checkpoints}
         if len(counts) > 1:
             raise ValueError(f"{folder / 'eval.json'} mixes episode counts {sorted(counts)} across ids")
-        runs.append(EvaluatedRun(folder, metas[folder], {e: {c: returns[e][c] for c in checkpoints} for e in ids},
-                                 counts.pop() if counts else 0))
+        selected = {e: {c: returns[e][c] for c in checkpoints} for e in ids}
+        runs.append(EvaluatedRun(folder, metas[folder], selected, counts.pop() if counts else 0))
     if missing and not allow_partial:
         listed = "; ".join(f"{name}: {why}" for name, why in sorted(missing.items()))
         raise ValueError(f"{len(missing)} incomplete run(s) under {runs_dir}: {listed} "
@@ -141,7 +141,7 @@ def collect_evaluated_runs(
     for run in runs:
         by_count.setdefault(run.episodes, []).append(run.run_dir.name)
     if len(by_count) > 1:
-        listed = "; ".join(f"{count} episodes: {', '.join(names)}" for count, names in sorted(by_count.items()))
-        raise ValueError(f"runs under {runs_dir} were evaluated with different numbers of episodes ({listed}); "
-                         "evaluate them all with the same --episodes")
+        listed = "; ".join(f"{n} episodes: {', '.join(names)}" for n, names in sorted(by_count.items()))
+        raise ValueError(f"runs under {runs_dir} were evaluated with different numbers of episodes "
+                         f"({listed}); evaluate them all with the same --episodes")
     return runs, missing

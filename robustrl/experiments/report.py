@@ -116,7 +116,10 @@ def _pairwise_markdown(scores: dict[str, np.ndarray], title: str, resamples: int
 
 
 def write_statistics(
-    results: str | Path, resamples: int = 2000, runs_dir: str | Path | None = None, allow_partial: bool = False
+    results: str | Path,
+    resamples: int = 2000,
+    runs_dir: str | Path | None = None,
+    allow_partial: bool = False,
 ) -> tuple[list[str], list[Path]]:
     """Statistics of a set of evaluated runs: Markdown lines, ``statistics.csv``/``.md`` and profile plots.
 

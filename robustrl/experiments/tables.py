@@ -102,7 +102,8 @@ def collect_evaluations(
     return grouped, (runs[0].episodes if runs else 0), missing
 
 
-def reward_table(runs_dir: str | Path, baseline: str | None = None, allow_partial: bool = False) -> list[TableRow]:
+def reward_table(runs_dir: str | Path, baseline: str | None = None,
+                 allow_partial: bool = False) -> list[TableRow]:
     """Rows for every agent, env id and checkpoint found under ``runs_dir``; differences vs ``baseline``.
 
     ``baseline`` is an agent label (agent name plus tag, e.g. ``"regular-n_timesteps100000"`` for a sweep

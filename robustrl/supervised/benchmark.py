@@ -233,7 +233,8 @@ def read_record(path: Path | str) -> dict:
         raise ValueError(f"run record {path} is not valid JSON: {err}") from None
     if not isinstance(record, dict):
         raise ValueError(f"{path} is not a run record: expected a JSON object")
-    for fields, data, prefix in ((_RECORD_FIELDS, record, ""), (_RECORD_CONFIG_FIELDS, record.get("config"), "config.")):
+    checks = ((_RECORD_FIELDS, record, ""), (_RECORD_CONFIG_FIELDS, record.get("config"), "config."))
+    for fields, data, prefix in checks:
         for key, kind in fields.items():
             if key not in data:
                 raise ValueError(f"{path} is not a run record: no {prefix}{key}")

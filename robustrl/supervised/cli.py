@@ -69,7 +69,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = Path(args.run)
     record = read_record(path)
     if not isinstance(record.get("checkpoint"), str):
-        raise ValueError(f"{path} names no checkpoint (only records written by `robustrl supervised train` do)")
+        raise ValueError(f"{path} names no checkpoint (records of `robustrl supervised train` do)")
     cfg = record["config"]
     specs = [AttackSpec(**a) for a in _attack_dicts(args)]
     data = subset(load_dataset(cfg["dataset"], cfg["root"]), cfg["n_train"], cfg["n_test"], seed=0)

@@ -156,7 +156,10 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     try:
         state = torch.load(path, weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, TypeError, AttributeError) as err:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, TypeError,
+            AttributeError) as err:
         problem = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"checkpoint {path} is truncated, corrupted or not a {type(model).__name__}: {problem}") from None
+        raise ValueError(
+            f"checkpoint {path} is truncated, corrupted or not a {type(model).__name__}: {problem}"
+        ) from None
     return model
