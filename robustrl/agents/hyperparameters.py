@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from robustrl.agents.robust_dqn import TARGET_ESTIMATORS
-from robustrl.estimators import NORMS, check_int
+from robustrl.checks import check_int, is_int
+from robustrl.estimators import check_norm
 
 __all__ = ["ROBUST_KEYS", "UNSUPPORTED_DQN_KEYS", "check_dqn_kwargs", "check_robust_kwargs"]
 
@@ -57,7 +58,7 @@ def _train_freq(value: Any) -> Any:
 
 
 def _gradient_steps(value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and value != -1):
+    if not (is_int(value, 1) or (is_int(value, -1) and value == -1)):
         raise ValueError("gradient_steps must be an integer >= 1, or -1 (as many as environment steps), "
                          f"got gradient_steps={value!r}")
 
@@ -70,9 +71,7 @@ def _policy_kwargs(value: Any) -> None:
         if key != "net_arch":
             raise ValueError(f"policy_kwargs.{key} is not supported (only net_arch can be set in a config)")
     net_arch = value.get("net_arch", [])
-    if not isinstance(net_arch, (list, tuple)) or not all(
-        not isinstance(n, bool) and isinstance(n, int) and n >= 1 for n in net_arch
-    ):
+    if not isinstance(net_arch, (list, tuple)) or not all(is_int(n, 1) for n in net_arch):
         raise ValueError(f"policy_kwargs.net_arch must be a list of layer sizes (integers >= 1), "
                          f"got net_arch={net_arch!r}")
 
@@ -133,8 +132,8 @@ def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> 
         check_int(kwargs["n_samples"], "n_samples", 1)
     if "mlmc_level" in kwargs:
         check_int(kwargs["mlmc_level"], "mlmc_level", 0)
-    if "norm" in kwargs and kwargs["norm"] not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got norm={kwargs['norm']!r}")
+    if "norm" in kwargs:
+        check_norm(kwargs["norm"])
     if "estimator" in kwargs and kwargs["estimator"] not in TARGET_ESTIMATORS:
         estimator = kwargs["estimator"]
         raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={estimator!r}")

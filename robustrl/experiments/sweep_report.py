@@ -26,6 +26,7 @@ import numpy as np
 
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.io import atomic_write_json, atomic_write_text, read_json
+from robustrl.experiments.records import read_evaluation
 from robustrl.experiments.tables import SHORT_NAMES
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def score_matrix(tasks: Sequence[SweepTask], eval_ids: Sequence[str], checkpoint
     """Runs x ids matrix of mean returns of ``tasks`` (complete runs only) for one checkpoint."""
     rows = []
     for task in tasks:
-        returns = read_json(task.run_dir / "eval.json")["returns"]
+        returns = read_evaluation(task.run_dir)["returns"]
         rows.append([float(np.mean(returns[env_id][checkpoint])) for env_id in eval_ids])
     return np.array(rows, dtype=float).reshape(len(rows), len(eval_ids))
 
@@ -193,7 +194,7 @@ def write_sweep_outputs(
     written = []
     run_rows = []
     for task in done:
-        returns = read_json(task.run_dir / "eval.json")["returns"]
+        returns = read_evaluation(task.run_dir)["returns"]
         for env_id in spec.eval_ids:
             for checkpoint in ("best", "final"):
                 run_rows.append(
