@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from robustrl.envs import NOMINAL_ID
-from robustrl.experiments.io import atomic_write_json, atomic_write_text, read_json
+from robustrl.experiments.io import atomic_write_json, atomic_write_text
 from robustrl.experiments.records import read_evaluation
 from robustrl.experiments.tables import SHORT_NAMES
 
