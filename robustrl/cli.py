@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Terminated", "build_parser", "main"]
+__all__ = ["Terminated", "build_parser", "main", "parse_overrides"]
 
 AGENTS_HELP = "agent names from the config (default config: regular, robust, robust-mean, robust-hard)"
 
 
-def _parse_overrides(items: list[str] | None) -> dict[str, Any]:
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``KEY=VALUE`` items as YAML values; text that reads as a float (``1e-3``, ``inf``) is that float."""
     overrides = {}
     for item in items or []:
@@ -78,7 +78,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from robustrl.agents import load_config
     from robustrl.experiments import RunSpec, train_run
 
-    spec = RunSpec(args.agent, args.seed, args.env, _parse_overrides(args.set), args.tag)
+    spec = RunSpec(args.agent, args.seed, args.env, parse_overrides(args.set), args.tag)
     run_dir = train_run(spec, args.out, load_config(args.config), progress_bar=not args.no_progress)
     print(f"trained {spec.name} -> {run_dir}")
     return 0
@@ -137,7 +137,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.out is not None:
         preset["out"] = Path(args.out)
     _check_output_folder(preset.get("out", "results"))
-    overrides = {**preset.pop("overrides", {}), **_parse_overrides(args.set)}
+    overrides = {**preset.pop("overrides", {}), **parse_overrides(args.set)}
     cfg = ReproduceConfig(**preset, overrides=overrides, config_path=args.config)
     for path in reproduce(cfg):
         print(path)

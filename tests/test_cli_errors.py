@@ -59,9 +59,9 @@ def test_a_bad_seed_is_refused_before_the_run_folder_exists(tmp_path, capsys, se
 
 def test_set_values_read_as_numbers_where_yaml_reads_text(tmp_path):
     """``1e-3`` and ``inf`` are text to YAML 1.1; ``--set`` reads them as the numbers a user means."""
-    from robustrl.cli import _parse_overrides
+    from robustrl.cli import parse_overrides
 
-    assert _parse_overrides(["learning_rate=1e-3", "eta=inf", "norm=l2", "n_samples=8"]) == {
+    assert parse_overrides(["learning_rate=1e-3", "eta=inf", "norm=l2", "n_samples=8"]) == {
         "learning_rate": 1e-3, "eta": float("inf"), "norm": "l2", "n_samples": 8}
 
 

@@ -8,12 +8,11 @@ gives, so a value fails the same way whether it comes from the config or from th
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from robustrl.agents.robust_dqn import TARGET_ESTIMATORS
-from robustrl.checks import check_int, is_int
+from robustrl.checks import check_int, is_int, is_number
 from robustrl.estimators import check_norm
 
 __all__ = ["ROBUST_KEYS", "UNSUPPORTED_DQN_KEYS", "check_dqn_kwargs", "check_robust_kwargs"]
@@ -31,7 +30,7 @@ UNSUPPORTED_DQN_KEYS: dict[str, str] = {
 
 
 def _real(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
+    if not is_number(value) or not ok(float(value)):
         raise ValueError(f"{name} must be {rule}, got {name}={value!r}")
 
 
@@ -140,8 +139,7 @@ def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> 
     scale = kwargs.get("state_scale")
     if scale is not None:
         if not isinstance(scale, (list, tuple)) or not all(
-            not isinstance(s, bool) and isinstance(s, numbers.Real) and math.isfinite(s) and s > 0
-            for s in scale
+            is_number(s) and math.isfinite(s) and s > 0 for s in scale
         ):
             raise ValueError(f"state_scale entries must be finite and > 0, got state_scale={scale!r}")
         if obs_size is not None and len(scale) != obs_size:

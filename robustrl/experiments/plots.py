@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS
 from robustrl.experiments.curves import read_view
-from robustrl.experiments.io import atomic_write_with, read_json
+from robustrl.experiments.io import atomic_write_with
 from robustrl.experiments.records import read_meta
 from robustrl.experiments.tables import agent_label
 

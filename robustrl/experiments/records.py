@@ -8,11 +8,11 @@ of episodes.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robustrl.checks import is_number, is_of
 from robustrl.experiments.io import read_json
 
 __all__ = ["EvaluatedRun", "collect_evaluated_runs", "read_evaluation", "read_meta", "run_folders"]
@@ -36,7 +36,7 @@ def read_meta(run_dir: str | Path, required: tuple[str, ...] = ("agent", "seed")
         if key not in meta:
             raise ValueError(f"{path} is not a run record: no {key!r}")
     for key, kind in _META_FIELDS.items():
-        if key in meta and (isinstance(meta[key], bool) or not isinstance(meta[key], kind)):
+        if key in meta and not is_of(meta[key], kind):
             raise ValueError(f"{path} is not a run record: {key!r} is {meta[key]!r}")
     return meta
 
@@ -55,9 +55,7 @@ def read_evaluation(run_dir: str | Path) -> dict[str, Any]:
             raise ValueError(f"{path} is not an evaluation: returns of {env_id} are {_kind(by_checkpoint)}, "
                              "expected {checkpoint: [returns]}")
         for checkpoint, values in by_checkpoint.items():
-            if not isinstance(values, list) or not all(
-                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values
-            ):
+            if not isinstance(values, list) or not all(is_number(v) for v in values):
                 raise ValueError(f"{path} is not an evaluation: returns of {env_id} ({checkpoint}) "
                                  "are not a list of numbers")
     return data

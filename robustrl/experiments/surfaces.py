@@ -19,7 +19,6 @@ from matplotlib.figure import Figure
 
 from robustrl.envs import NOMINAL_PARAMETERS
 from robustrl.experiments.curves import SURFACE_GRID, SURFACE_PAIRS, read_view, surface_run
-from robustrl.experiments.io import read_json
 from robustrl.experiments.plots import PARAMETER_LABELS, save_figure
 from robustrl.experiments.records import read_meta
 from robustrl.experiments.tables import agent_label, bootstrap_ci

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from robustrl.checks import is_number, is_of
 from robustrl.supervised._checks import check_choice, check_int
 from robustrl.supervised.data import DATASETS, Dataset, load_dataset, subset
 from robustrl.experiments.io import atomic_write_json, atomic_write_text, atomic_write_with
@@ -238,11 +239,11 @@ def read_record(path: Path | str) -> dict:
         for key, kind in fields.items():
             if key not in data:
                 raise ValueError(f"{path} is not a run record: no {prefix}{key}")
-            if isinstance(data[key], bool) or not isinstance(data[key], kind):
+            if not is_of(data[key], kind):
                 raise ValueError(f"{path} is not a run record: {prefix}{key} is {data[key]!r}")
     if not all(isinstance(a, dict) for a in record["config"]["attacks"]):
         raise ValueError(f"{path} is not a run record: config.attacks must be a list of attack settings")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in record["accuracy"].values()):
+    if not all(is_number(v) for v in record["accuracy"].values()):
         raise ValueError(f"{path} is not a run record: accuracy values must be numbers")
     return record
 
