@@ -6,7 +6,8 @@ A plain ``ProcessPoolExecutor`` lets a Ctrl-C through to every worker: each work
 ignore SIGINT and the parent decides: on any exception in the ``with`` block (Ctrl-C, SIGTERM turned into
 an exception by the CLI, a failed run) it cancels the queued calls and terminates the workers, and a
 worker whose parent is gone (SIGKILL) ends itself within ``interval`` seconds. Runs trained in a worker
-report their progress to the parent, which draws a bar per running run (:mod:`robustrl.experiments.progress`).
+report their progress to the parent, which draws a bar per running run
+(:mod:`robustrl.experiments.progress`).
 """
 
 from __future__ import annotations
@@ -41,9 +42,38 @@ def _exit_with_parent(parent: int, interval: float) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+class _Terminate(BaseException):
+    """SIGTERM in a worker busy with a call: unwinds the call (its cleanup runs), then the worker exits."""
+
+
+_in_call = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Worker SIGTERM handler: unwind the running call (see :func:`_call`), or exit at once when idle."""
+    if _in_call:
+        raise _Terminate()
+    os._exit(128 + signum)
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` in a worker; on SIGTERM, let its ``finally`` blocks run (a run's lock is released, a
+    half-written temporary file removed), then exit the worker instead of taking the next call."""
+    global _in_call
+    try:
+        _in_call = True
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _in_call = False
+    except _Terminate:
+        os._exit(128 + signal.SIGTERM)
+
+
 def _init_worker(parent: int, interval: float, progress: Connection) -> None:
     """Worker initializer: leave Ctrl-C to the parent, exit with it, send training progress to it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     _exit_with_parent(parent, interval)
 
     def send(run: str, done: int, total: int) -> None:
@@ -104,7 +134,7 @@ class ProcessPool:
         half-way (its initializer then keeps it ignored).
         """
         with _signals_ignored(signal.SIGINT):
-            return self._executor.submit(fn, *args, **kwargs)
+            return self._executor.submit(_call, fn, *args, **kwargs)
 
     def shutdown(self) -> None:
         """Wait for every submitted call, then stop the workers."""
@@ -112,9 +142,11 @@ class ProcessPool:
         self._stop_listening()
 
     def terminate(self, timeout: float = 5.0) -> None:
-        """Cancel the calls not started, terminate the workers (SIGTERM), wait up to ``timeout`` s for them.
+        """Cancel the calls not started, terminate the workers, wait up to ``timeout`` s for them (then kill).
 
-        Signals that would interrupt this cleanup half-way (a second Ctrl-C) are ignored meanwhile.
+        A worker ends its call on SIGTERM as on an exception, so the run it trains releases its lock and
+        leaves no temporary file, and exits. Signals that would interrupt this cleanup half-way (a second
+        Ctrl-C) are ignored meanwhile.
         """
         with _signals_ignored(signal.SIGINT, signal.SIGTERM):
             # The executor keeps its workers in ``_processes`` (Python 3.14 adds terminate_workers for this).

@@ -145,6 +145,7 @@ def test_ctrl_c_stops_a_parallel_sweep_within_seconds(tmp_path):
     assert "robustrl: interrupted. Rerun `robustrl sweep" in err and "again from step 0" in err
     assert "leaked" not in err and "Traceback" not in err, err
     assert len(list(runs.iterdir())) == 2, "the queued run was started"
+    assert not list(runs.rglob(LOCK_NAME)), "the stopped runs kept their locks"
     _assert_nothing_half_written(tmp_path)
 
 
