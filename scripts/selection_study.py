@@ -7,7 +7,7 @@ Usage::
     python scripts/selection_study.py train --agents robust regular --seeds 0-9 --jobs 2
     python scripts/selection_study.py analyze --agents robust regular --seeds 0-9
 
-Outputs: runs/selection/<run>/checkpoints/*.zip (not committed), results/selection/scores-seeds<S>.csv
+Outputs: runs/selection/<run>/checkpoints/*.pt (not committed), results/selection/scores-seeds<S>.csv
 (every checkpoint and signal), results/selection/selection-seeds<S>.md (the table per rule).
 """
 

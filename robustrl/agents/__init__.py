@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from robustrl.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from robustrl.agents.checkpoint import checkpoint_bytes, load_checkpoint, read_checkpoint
     from robustrl.agents.factory import (
         AGENT_CLASSES,
         AgentConfig,
@@ -23,13 +24,17 @@ __all__ = [
     "AgentConfig",
     "RobustDQN",
     "available_agents",
+    "checkpoint_bytes",
     "load_agent",
+    "load_checkpoint",
     "load_config",
     "make_agent",
+    "read_checkpoint",
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.agents.factory": ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config",
                                 "make_agent"],
     "robustrl.agents.robust_dqn": ["RobustDQN"],
+    "robustrl.agents.checkpoint": ["checkpoint_bytes", "load_checkpoint", "read_checkpoint"],
 })

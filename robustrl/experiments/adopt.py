@@ -24,7 +24,7 @@ from robustrl.experiments.training import RunSpec, jsonable
 __all__ = ["ADOPTED_FILES", "adopt_run", "config_differences"]
 
 #: The files of a run that adoption copies (``meta.json`` is rewritten, not copied).
-ADOPTED_FILES = ("best.zip", "final.zip", "curve.csv", "eval.json", "robustness.json")
+ADOPTED_FILES = ("best.pt", "final.pt", "best.zip", "final.zip", "curve.csv", "eval.json", "robustness.json")
 
 
 def config_differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:

@@ -16,10 +16,13 @@ Both read and extend one cache per run, ``robustness.json``::
     {"run": NAME, "layout": 2,
      "curves": [{"parameter", "values", "episodes", "seed", "checkpoint", "mean_returns"}, ...],
      "pairs": [{"parameters", "x", "y", "episodes", "seed", "checkpoint", "mean_returns"}, ...],
-     "views": {"robustness": REQUEST, "surfaces": REQUEST}}
+     "views": {"robustness": REQUEST, "surfaces": REQUEST},
+     "models": {CHECKPOINT: {"file", "sha256"}}}
 
 A curve is computed once for its (parameter, values, episodes, seed, checkpoint), whichever view asks first,
-and ``views`` keeps each view's latest request so that the plots know what to draw. The whole list of
+and ``views`` keeps each view's latest request so that the plots know what to draw. ``models`` records the
+checksum of each model file the entries were computed from: when a file changes, its entries are dropped
+and computed again. The whole list of
 values is part of a curve's identity: the initial states are drawn per sub-environment of the batched
 rollout, so the returns at one value depend on its position in the list. Caches of the earlier layout (one
 request per file, surfaces in a separate ``surfaces.json``) are converted by :func:`convert_cache`
@@ -38,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
-from robustrl.experiments.io import atomic_write_json, read_json
+from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
+from robustrl.experiments.run_files import model_checksums
 
 __all__ = [
     "CACHE_NAME",
@@ -108,7 +112,7 @@ def _check_pairs(pairs: Iterable[Sequence[str]], grid: dict[str, list[float]]) -
 
 
 def _empty(run_dir: Path) -> dict[str, Any]:
-    return {"run": run_dir.name, "layout": LAYOUT, "curves": [], "pairs": [], "views": {}}
+    return {"run": run_dir.name, "layout": LAYOUT, "curves": [], "pairs": [], "views": {}, "models": {}}
 
 
 def _read_cache(run_dir: Path) -> dict[str, Any]:
@@ -139,6 +143,11 @@ def _pair_key(pair: list[str], grid: dict[str, list[float]], request: dict[str, 
 def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any]:
     """Add the request's missing curves and pairs to the run's cache, record the view; returns the cache."""
     cache = _read_cache(run_dir)
+    checkpoint = request["checkpoint"]
+    models = model_checksums(run_dir, (checkpoint,))[checkpoint]
+    if cache.setdefault("models", {}).get(checkpoint) != models:  # computed from another file: drop them
+        cache["curves"] = [e for e in cache["curves"] if e["checkpoint"] != checkpoint]
+        cache["pairs"] = [e for e in cache["pairs"] if e["checkpoint"] != checkpoint]
     grid, pairs = request["grid"], request.get("pairs", [])
     missing_curves = [_curve_key(p, v, request) for p, v in grid.items()
                       if _find(cache["curves"], _curve_key(p, v, request)) is None]
@@ -151,6 +160,7 @@ def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any
         from robustrl.experiments.evaluation import greedy_policy, greedy_returns, mean_returns_over
         from robustrl.experiments.training import load_run_model
 
+        remove_temporaries(run_dir)
         policy = greedy_policy(load_run_model(run_dir, request["checkpoint"]))
         episodes, seed = request["episodes"], request["seed"]
         for key in missing_curves:
@@ -162,6 +172,7 @@ def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any
             returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed,
                                      **{first: per_env[:, 0], second: per_env[:, 1]})
             cache["pairs"].append({**key, "mean_returns": returns.reshape(len(xs), len(ys), episodes).mean(2).tolist()})
+        cache["models"][checkpoint] = models
     cache["views"][view] = request
     atomic_write_json(run_dir / CACHE_NAME, cache)
     return cache
@@ -250,6 +261,8 @@ def surfaces_cached(run_dir: str | Path, grid: dict[str, list[float]] | None = N
         return False
     cache = _read_cache(run_dir)
     request = _surface_request(grid, pairs, episodes, seed, checkpoint)
+    if cache.get("models", {}).get(checkpoint) != model_checksums(run_dir, (checkpoint,))[checkpoint]:
+        return False
     return (all(_find(cache["curves"], _curve_key(p, v, request)) for p, v in request["grid"].items())
             and all(_find(cache["pairs"], _pair_key(pair, request["grid"], request)) for pair in request["pairs"]))
 

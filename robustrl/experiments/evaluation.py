@@ -128,12 +128,15 @@ class NominalSelectionCallback(BaseCallback):
     high: CartPole checkpoints often tie at the maximum 500, and the later one has trained on more data.
     ``ties="first"`` is SB3's ``EvalCallback`` rule (strictly higher only). ``ties="margin"`` breaks
     ties of the mean return by the mean :func:`safety_margin` of the same episodes, then by the latest.
-    With ``checkpoint_dir``, every evaluated model is also saved there as ``{timesteps:07d}.zip``.
+    With ``checkpoint_dir``, every evaluated model is also saved there as ``{timesteps:07d}`` with the
+    suffix of ``best_path``. ``serialize`` turns the model into the bytes of a file (default: the
+    Stable-Baselines3 ``.zip``; training passes the compact checkpoint of :mod:`robustrl.agents.checkpoint`).
     """
 
     def __init__(self, best_path: str | Path, eval_freq: int = 2500, n_episodes: int = 20,
                  seed: int = SELECTION_SEED, env_id: str = NOMINAL_ID, ties: str = "latest",
-                 checkpoint_dir: str | Path | None = None) -> None:
+                 checkpoint_dir: str | Path | None = None,
+                 serialize: Callable[[BaseAlgorithm], bytes] = model_bytes) -> None:
         super().__init__()
         if ties not in SELECTION_TIES:
             raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")
@@ -144,6 +147,7 @@ class NominalSelectionCallback(BaseCallback):
         self.seed = seed
         self.env_id = env_id
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.serialize = serialize
         self.best_mean = -np.inf
         self.best_margin = -np.inf
         self.best_timesteps = 0
@@ -158,8 +162,8 @@ class NominalSelectionCallback(BaseCallback):
         self.logger.record("eval/nominal_safety_margin", margin)
         data = None  # the model serialized at most once, for the checkpoint and the best file
         if self.checkpoint_dir is not None:
-            data = model_bytes(self.model)
-            atomic_write_bytes(self.checkpoint_dir / f"{int(self.num_timesteps):07d}.zip", data)
+            data = self.serialize(self.model)
+            atomic_write_bytes(self.checkpoint_dir / f"{int(self.num_timesteps):07d}{self.best_path.suffix}", data)
         if self.ties == "first":
             better = mean > self.best_mean
         elif self.ties == "latest":
@@ -168,7 +172,7 @@ class NominalSelectionCallback(BaseCallback):
             better = (mean, margin) >= (self.best_mean, self.best_margin)
         if better:
             self.best_mean, self.best_margin, self.best_timesteps = mean, margin, int(self.num_timesteps)
-            atomic_write_bytes(self.best_path, data if data is not None else model_bytes(self.model))
+            atomic_write_bytes(self.best_path, data if data is not None else self.serialize(self.model))
 
     def _on_step(self) -> bool:
         if self.n_calls % self.eval_freq == 0:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,17 +17,35 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "atomic_write_with",
+    "file_sha256",
     "model_bytes",
     "read_cached",
     "read_json",
+    "remove_temporaries",
 ]
+
+TEMPORARY_PATTERN = ".*.tmp"
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """Create ``.NAME.XXXXXXXX.tmp`` beside ``path`` with mode 0666 minus the umask (like ``open``)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``).
+
+    The file gets the permissions of any new file (0666 minus the umask, so 0644 usually). A process
+    killed mid-write leaves ``.NAME.XXXXXXXX.tmp``, which :func:`remove_temporaries` deletes.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -68,6 +87,26 @@ def model_bytes(model: Any) -> bytes:
 def atomic_save_model(model: Any, path: str | Path) -> Path:
     """``model.save`` (Stable-Baselines3) into memory, then an atomic write to ``path``."""
     return atomic_write_bytes(path, model_bytes(model))
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of interrupted atomic writes under ``folder``; returns what was removed.
+
+    Call it only where no other process is writing (e.g. at the start of a run that owns the folder).
+    """
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for tmp in folder.rglob(TEMPORARY_PATTERN):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the file at ``path``."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_json(path: str | Path) -> Any:

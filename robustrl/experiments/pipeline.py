@@ -22,7 +22,8 @@ from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
 from robustrl.experiments.tables import write_reward_tables
 from robustrl.experiments.curves import robustness_run
-from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, train_run
+from robustrl.experiments.run_files import CHECKPOINTS
+from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, load_run_model, train_run
 
 __all__ = ["ReproduceConfig", "QUICK", "evaluate_runs", "reproduce", "train_runs"]
 
@@ -35,7 +36,7 @@ class ReproduceConfig:
     agents: tuple[str, ...] = ("regular", "robust", "robust-mean", "robust-hard")
     episodes: int = 100
     robustness_episodes: int = 20
-    out: Path = Path("results")
+    out: Path = Path("runs/reproduce")
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     overrides: dict[str, Any] = field(default_factory=dict)
     config_path: Path | None = None
@@ -88,9 +89,14 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
                   env_ids: tuple[str, ...] = ENV_IDS, jobs: int = 1) -> None:
     """Evaluate each run on every id (``eval.json``) and over the robustness grid (``robustness.json``).
 
-    With ``jobs > 1`` the runs are split over that many processes (one torch thread each).
+    With ``jobs > 1`` the runs are split over that many processes (one torch thread each). Every model
+    of every run is loaded first, so a missing or damaged one stops this (naming its file) before any
+    evaluation is written.
     """
     run_dirs = list(run_dirs)
+    for run_dir in run_dirs:
+        for checkpoint in CHECKPOINTS:
+            load_run_model(run_dir, checkpoint)
     with tqdm(total=len(run_dirs), desc="evaluating runs", unit="run") as bar:
         run_calls(_evaluate_worker, [(d, episodes, robustness_episodes, env_ids) for d in run_dirs], jobs,
                   lambda _: bar.update(1))

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustrl.agents import load_agent, load_config
+from robustrl.agents import load_checkpoint, load_config
 from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
@@ -67,7 +67,7 @@ OUT = Path("results/selection")
 
 
 #: The study's runs are pinned to the configuration they were trained with, whatever the packaged
-#: config later says: the robust agent at eta = 1, and the earlier tie rule (only best.zip depends on it).
+#: config later says: the robust agent at eta = 1, and the earlier tie rule (only best.pt depends on it).
 STUDY_OVERRIDES: dict[str, dict[str, Any]] = {
     "regular": {"ties": "latest"},
     "robust": {"ties": "latest", "rho": 0.05, "eta": 1.0},
@@ -122,14 +122,13 @@ def score_run(name: str, episodes: int, runs_dir: str | Path = RUNS) -> str:
     run_dir = Path(runs_dir) / name
     cache = run_dir / "scores.json"
     scores = read_json(cache) if cache.is_file() else {}
-    meta = read_json(run_dir / "meta.json")
     robust = study_spec("robust", 0).resolve(load_config()).robust_kwargs
     ball = float(robust["rho"]) * np.asarray(robust["state_scale"], dtype=float)
-    for path in sorted((run_dir / "checkpoints").glob("*.zip")):
+    for path in sorted((run_dir / "checkpoints").glob("*.pt")):
         entry = scores.setdefault(path.stem, {})
         if all(key in entry for key in SIGNAL_KEYS):
             continue
-        policy = greedy_policy(load_agent(path, meta["algo"]))
+        policy = greedy_policy(load_checkpoint(path))
         for key, compute in signals(policy, ball, episodes).items():
             if key not in entry:
                 entry.update(compute())

@@ -24,7 +24,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from robustrl.checks import check_int
-from robustrl.experiments.io import atomic_write_json
+from robustrl.experiments.io import atomic_write_json, remove_temporaries
 from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.sweep_report import write_sweep_outputs
 from robustrl.experiments.sweep_spec import SweepSpec, SweepTask
@@ -68,13 +68,6 @@ def run_sweep_task(task: SweepTask) -> dict[str, Any]:
     (run_dir / "failed.json").unlink(missing_ok=True)
     status = "skipped" if was_complete else "done"
     return {"run": task.spec.name, "status": status, "seconds": time.perf_counter() - start, "error": None}
-
-
-def _clean_temporaries(folder: Path) -> None:
-    """Remove temporary files a killed process left behind (``.name.XXXX.tmp`` of the atomic writes)."""
-    if folder.is_dir():
-        for tmp in folder.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
 
 
 def _run_local(tasks: list[SweepTask], jobs: int, progress: Callable[[dict[str, Any]], None]) -> None:
@@ -165,7 +158,7 @@ def run_sweep(
             check_ray_address(address)
     runs_dir, out = Path(runs_dir), Path(out)
     for folder in (runs_dir, out):
-        _clean_temporaries(folder)
+        remove_temporaries(folder)
     tasks = spec.tasks(runs_dir)
     todo = [t for t in tasks if not t.finished()]
     results: list[dict[str, Any]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -13,7 +14,7 @@ import gymnasium as gym
 import torch
 
 import robustrl
-from robustrl.agents import AgentConfig, load_agent, load_config, make_agent
+from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, load_checkpoint, load_config, make_agent
 from robustrl.checks import check_int
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.experiments.evaluation import (
@@ -23,14 +24,23 @@ from robustrl.experiments.evaluation import (
     greedy_returns_by_id,
 )
 from robustrl.experiments.io import (
-    atomic_save_model,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     read_json,
+    remove_temporaries,
 )
 from robustrl.experiments.locks import run_lock
 from robustrl.experiments.progress import TrainingProgress, training_reports
 from robustrl.experiments.records import read_meta
+from robustrl.experiments.run_files import (
+    CHECKPOINT_SUFFIX,
+    CHECKPOINTS,
+    check_checkpoint,
+    checkpoint_files,
+    is_complete,
+    model_checksums,
+)
 from robustrl.experiments.tables import agent_label
 
 __all__ = [
@@ -39,12 +49,13 @@ __all__ = [
     "check_seed",
     "evaluate_run",
     "is_complete",
+    "is_evaluated",
     "jsonable",
     "load_run_model",
+    "save_final_checkpoint",
     "train_run",
 ]
 
-CHECKPOINTS = ("best", "final")
 MAX_SEED = 2**32 - 1
 
 @dataclass(frozen=True)
@@ -81,21 +92,18 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def is_complete(run_dir: Path) -> bool:
-    """A run is complete once its ``meta.json`` (written last) exists."""
-    return (run_dir / "meta.json").is_file()
-
-
 def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None = None, *,
               progress_bar: bool = False, torch_threads: int | None = None,
               keep_checkpoints: bool = False) -> Path:
     """Train ``spec`` into ``runs_dir/spec.name``; skip it if a complete run with the same config exists.
 
-    Writes ``best.zip`` (best nominal checkpoint), ``final.zip``, ``curve.csv`` and, last, ``meta.json``;
-    every file is written atomically, so an interrupted run is retrained from step 0 on the next call.
-    One process at a time trains into a folder: another one holding it raises
-    :class:`~robustrl.experiments.locks.RunInUseError` (a ``ValueError``) naming it. With
-    ``keep_checkpoints`` every evaluated model is also kept, as ``checkpoints/{timesteps:07d}.zip``
+    Writes ``best.pt`` (best nominal checkpoint), ``final.pt``, ``curve.csv`` and, last, ``meta.json``;
+    the checkpoints are compact (:func:`robustrl.agents.load_checkpoint`), and when the final model is
+    the best one it is stored once (``meta.json`` names ``best.pt`` for both). Every file is written
+    atomically, so an interrupted run is retrained from step 0 on the next call (which first removes the
+    interrupted writes' temporary files). One process at a time trains into a folder: another one holding
+    it raises :class:`~robustrl.experiments.locks.RunInUseError` (a ``ValueError``) naming it. With
+    ``keep_checkpoints`` every evaluated model is also kept, as ``checkpoints/{timesteps:07d}.pt``
     (saving does not touch the training's random state, so the run trains identically).
     ``progress_bar`` shows the steps trained (the budget rounded up to whole ``train_freq`` rollouts) when
     no pool or command already collects the progress of this process's runs.
@@ -114,28 +122,43 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     with run_lock(run_dir):
         if is_complete(run_dir):  # another process finished it since the check above
             return train_run(spec, runs_dir, config)
+        (run_dir / "meta.json").unlink(missing_ok=True)  # a meta.json without its model files is stale
+        remove_temporaries(run_dir)
         start = time.perf_counter()
         model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
         checkpoint_dir = run_dir / "checkpoints" if keep_checkpoints else None
-        selection = NominalSelectionCallback(run_dir / "best.zip", cfg.eval_freq, cfg.eval_episodes,
-                                             ties=cfg.selection_ties, checkpoint_dir=checkpoint_dir)
+        selection = NominalSelectionCallback(run_dir / f"best{CHECKPOINT_SUFFIX}", cfg.eval_freq, cfg.eval_episodes,
+                                             ties=cfg.selection_ties, checkpoint_dir=checkpoint_dir,
+                                             serialize=functools.partial(checkpoint_bytes, config=cfg))
         with training_reports(progress_bar) as report:
             progress = [TrainingProgress(spec.name, report)] if report else []
             model.learn(cfg.n_timesteps, callback=[selection, *progress])
         if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
             selection.evaluate_now()
         train_seconds = time.perf_counter() - start
-        atomic_save_model(model, run_dir / "final.zip")
+        checkpoints = save_final_checkpoint(checkpoint_bytes(model, cfg), run_dir)
         atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
             f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
         atomic_write_json(run_dir / "meta.json", {
             "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
-            "algo": cfg.algo, "config": jsonable(cfg.to_dict()), "train_seconds": round(train_seconds, 2),
+            "algo": cfg.algo, "config": jsonable(cfg.to_dict()), "checkpoints": checkpoints,
+            "train_seconds": round(train_seconds, 2),
             "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
             "best_selection_margin": round(selection.best_margin, 6),
             "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
         })
     return run_dir
+
+
+def save_final_checkpoint(final: bytes, run_dir: Path) -> dict[str, str]:
+    """Write the final checkpoint unless it equals ``best.pt``; returns the ``checkpoints`` entry of meta.json."""
+    best = f"best{CHECKPOINT_SUFFIX}"
+    final_path = run_dir / f"final{CHECKPOINT_SUFFIX}"
+    if (run_dir / best).read_bytes() == final:
+        final_path.unlink(missing_ok=True)
+        return {"best": best, "final": best}
+    atomic_write_bytes(final_path, final)
+    return {"best": best, "final": final_path.name}
 
 
 def jsonable(data: Any) -> Any:
@@ -144,12 +167,13 @@ def jsonable(data: Any) -> Any:
 
 
 def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> Any:
-    """Load the ``best`` or ``final`` model of a complete run."""
-    if checkpoint not in CHECKPOINTS:
-        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got checkpoint={checkpoint!r}")
+    """Load the ``best`` or ``final`` model of a complete run (compact checkpoint, or an older run's ``.zip``)."""
+    check_checkpoint(checkpoint)
     run_dir = Path(run_dir)
-    meta = read_meta(run_dir, ("algo",))
-    return load_agent(run_dir / f"{checkpoint}.zip", meta["algo"])
+    path = checkpoint_files(run_dir)[checkpoint]
+    if path.suffix == ".zip":
+        return load_agent(path, read_meta(run_dir, ("algo",))["algo"])
+    return load_checkpoint(path)
 
 
 def _evaluation_request(episodes: int, seed: int) -> dict[str, Any]:
@@ -159,19 +183,22 @@ def _evaluation_request(episodes: int, seed: int) -> dict[str, Any]:
 
 def is_evaluated(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,
                  seed: int = EVALUATION_SEED) -> bool:
-    """Whether ``eval.json`` of ``run_dir`` holds this evaluation (same episodes, seed, layout and ids)."""
+    """Whether ``eval.json`` of ``run_dir`` holds this evaluation (same episodes, seed, layout and ids) of
+    the model files as they are now (same checksums)."""
     cache = Path(run_dir) / "eval.json"
-    if not cache.is_file():
+    if not cache.is_file() or not is_complete(run_dir):
         return False
     saved = read_json(cache)
-    return saved.get("request") == _evaluation_request(episodes, seed) and set(env_ids) <= set(saved["returns"])
+    return (saved.get("request") == _evaluation_request(episodes, seed) and set(env_ids) <= set(saved["returns"])
+            and saved.get("models") == model_checksums(run_dir))
 
 
 def evaluate_run(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,
                  seed: int = EVALUATION_SEED) -> dict[str, Any]:
     """Greedy returns of the best and final models on each id; cached in ``eval.json``.
 
-    All ids of one checkpoint run as one batched rollout (:func:`greedy_returns_by_id`).
+    All ids of one checkpoint run as one batched rollout (:func:`greedy_returns_by_id`). The cache
+    records the checksum of each model file (:func:`model_checksums`) and is used only while they match.
     """
     run_dir = Path(run_dir)
     for env_id in env_ids:
@@ -179,12 +206,14 @@ def evaluate_run(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episod
     cache = run_dir / "eval.json"
     if is_evaluated(run_dir, env_ids, episodes, seed):
         return read_json(cache)
+    remove_temporaries(run_dir)
     request = _evaluation_request(episodes, seed)
+    models = model_checksums(run_dir)
     returns: dict[str, dict[str, list[float]]] = {env_id: {} for env_id in env_ids}
     for checkpoint in CHECKPOINTS:
         policy = greedy_policy(load_run_model(run_dir, checkpoint))
         for env_id, values in greedy_returns_by_id(policy, tuple(env_ids), episodes, seed).items():
             returns[env_id][checkpoint] = values.tolist()
-    result = {"run": run_dir.name, "request": request, "returns": returns}
+    result = {"run": run_dir.name, "request": request, "models": models, "returns": returns}
     atomic_write_json(cache, result)
     return result

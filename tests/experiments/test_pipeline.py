@@ -48,11 +48,11 @@ def test_bootstrap_intervals():
 def test_train_run_is_resumable_and_atomic(tmp_path):
     spec = RunSpec("robust", 0, overrides=TINY)
     run_dir = train_run(spec, tmp_path)
-    assert {p.name for p in run_dir.iterdir()} >= {"best.zip", "final.zip", "curve.csv", "meta.json"}
-    assert not list(run_dir.glob("*.tmp"))
-    stamp = (run_dir / "final.zip").stat().st_mtime_ns
+    assert {p.name for p in run_dir.iterdir()} >= {"best.pt", "curve.csv", "meta.json"}
+    assert not list(run_dir.glob(".*.tmp"))
+    stamp = (run_dir / "meta.json").stat().st_mtime_ns
     train_run(spec, tmp_path)  # complete: skipped
-    assert (run_dir / "final.zip").stat().st_mtime_ns == stamp
+    assert (run_dir / "meta.json").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="another configuration"):
         train_run(RunSpec("robust", 0, overrides={**TINY, "eta": 0.5}), tmp_path)
     # An interrupted run (no meta.json) is retrained.
@@ -84,9 +84,9 @@ def test_reproduce_end_to_end_and_rerun_skips(tmp_path):
     evals = [evaluate_run(tmp_path / "runs" / f"CartPole-v1__regular__{s}", episodes=4) for s in (0, 1)]
     expected = np.mean([np.mean(e["returns"]["robustrl/CartPole-v1"]["best"]) for e in evals])
     assert math.isclose(regular_nominal.mean, expected)
-    stamp = (tmp_path / "runs" / "CartPole-v1__robust__1" / "final.zip").stat().st_mtime_ns
+    stamp = (tmp_path / "runs" / "CartPole-v1__robust__1" / "meta.json").stat().st_mtime_ns
     reproduce(cfg, command="again")
-    assert (tmp_path / "runs" / "CartPole-v1__robust__1" / "final.zip").stat().st_mtime_ns == stamp
+    assert (tmp_path / "runs" / "CartPole-v1__robust__1" / "meta.json").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize(
@@ -118,9 +118,9 @@ def test_cli_unknown_env_lists_choices(capsys):
 def test_cli_missing_model_file_names_it(tmp_path, capsys):
     spec = RunSpec("regular", 0, overrides=TINY)
     run_dir = train_run(spec, tmp_path)
-    (run_dir / "best.zip").unlink()
+    (run_dir / "best.pt").unlink()
     assert main(["evaluate", "--runs", str(tmp_path), "--episodes", "2"]) == 2
-    assert "best.zip" in capsys.readouterr().err
+    assert str(run_dir / "best.pt") in capsys.readouterr().err
 
 
 def test_greedy_returns_by_id_splits_one_batched_rollout_by_id():

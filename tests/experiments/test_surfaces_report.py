@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustrl.agents import AgentConfig, load_agent, load_config
+from robustrl.agents import AgentConfig, load_checkpoint, load_config
 from robustrl.cli import main
 from robustrl.experiments import RunSpec, evaluate_run, load_run_model, surface_run, train_run, write_report
 from robustrl.experiments import evaluation as evaluation_module
@@ -211,10 +211,10 @@ def test_keep_checkpoints_saves_every_evaluated_model_and_trains_identically(tmp
     kept = train_run(spec, tmp_path / "kept", keep_checkpoints=True)
     plain = train_run(spec, tmp_path / "plain")
     evaluated = np.loadtxt(kept / "curve.csv", delimiter=",", skiprows=1, ndmin=2)[:, 0].astype(int)
-    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == [f"{t:07d}.zip" for t in evaluated]
+    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == [f"{t:07d}.pt" for t in evaluated]
     assert not (plain / "checkpoints").exists()
     final_kept, final_plain = load_run_model(kept, "final"), load_run_model(plain, "final")
-    last = load_agent(kept / "checkpoints" / f"{evaluated[-1]:07d}.zip", "DQN")
+    last = load_checkpoint(kept / "checkpoints" / f"{evaluated[-1]:07d}.pt")
     for a, b, c in zip(final_kept.policy.parameters(), final_plain.policy.parameters(), last.policy.parameters()):
         assert torch.equal(a, b) and torch.equal(a, c)
 
