@@ -123,12 +123,26 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_comparison(differences: dict[str, list[str]], reference: Path) -> int:
+    for name, found in differences.items():
+        print(f"{name}: " + ("; ".join(found) if found else "identical"))
+    differ = sum(bool(found) for found in differences.values())
+    print(f"compared {len(differences)} run(s) with {reference}: {len(differences) - differ} identical, {differ} differ")
+    return 1 if differ else 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from robustrl.experiments.compare import compare_runs
+
+    return _print_comparison(compare_runs(args.runs, args.reference), Path(args.reference))
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from robustrl.experiments import QUICK, ReproduceConfig, reproduce
 
     preset: dict[str, Any] = dict(QUICK) if args.quick else {}
     if args.quick:
-        preset["out"] = Path("results/quick")
+        preset["out"] = Path("runs/quick")
     for name in ("seeds", "episodes", "jobs"):
         if getattr(args, name) is not None:
             preset[name] = getattr(args, name)
@@ -141,7 +155,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     cfg = ReproduceConfig(**preset, overrides=overrides, config_path=args.config)
     for path in reproduce(cfg):
         print(path)
-    return 0
+    if args.compare is None:
+        return 0
+    from robustrl.experiments.compare import compare_runs, preset_difference
+
+    reference = Path(args.compare)
+    if not (reference / "runs").is_dir():
+        print(f"nothing to compare with: {reference / 'runs'} does not exist")
+        return 0
+    difference = preset_difference(cfg.out, reference)
+    if difference:
+        print(f"not compared with {reference}: it was made with other settings ({difference})")
+        return 0
+    return _print_comparison(compare_runs(cfg.out / "runs", reference / "runs"), reference / "runs")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -254,14 +280,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
     rep.add_argument("--seeds", type=int, default=None, help="seeds per agent (default 10; quick: 2)")
-    rep.add_argument("--quick", action="store_true", help="few-minute preset into results/quick")
+    rep.add_argument("--quick", action="store_true", help="few-minute preset into runs/quick")
     rep.add_argument("--agents", nargs="*", help=AGENTS_HELP)
     rep.add_argument("--episodes", type=int, default=None, help="evaluation episodes per seed and id")
     rep.add_argument("--jobs", type=int, default=None, help="parallel training processes (default: cores)")
-    rep.add_argument("--out", default=None, help="output folder (default results, quick: results/quick)")
+    rep.add_argument("--out", default=None, help="output folder (default runs/reproduce, quick: runs/quick; "
+                                                 "name results to regenerate the committed results)")
+    rep.add_argument("--compare", default=None, metavar="RESULTS",
+                     help="finally compare every run with its namesake in RESULTS/runs (e.g. results), "
+                          "printing 'identical' or what differs; exit code 1 if any differs")
     rep.add_argument("--config", default=None)
     rep.add_argument("--set", nargs="*", metavar="KEY=VALUE")
     rep.set_defaults(func=_cmd_reproduce, output_folders=("out",))
+
+    compare = sub.add_parser("compare", help="compare runs with reference runs: identical, or what differs")
+    compare.add_argument("runs", help="folder of run folders, e.g. runs/reproduce/runs")
+    compare.add_argument("reference", help="folder of the reference run folders, e.g. results/runs")
+    compare.set_defaults(func=_cmd_compare)
 
     sweep = sub.add_parser("sweep", help="seed and hyperparameter sweep from a YAML spec (local or Ray)")
     sweep.add_argument("spec", help="sweep file (see robustrl/configs/sweeps/)")

@@ -17,7 +17,7 @@ from robustrl.experiments.io import atomic_write_bytes, atomic_write_json, read_
 from robustrl.experiments.run_files import CHECKPOINT_SUFFIX, CHECKPOINTS, checkpoint_files, is_complete
 from robustrl.experiments.training import load_run_model, save_final_checkpoint
 
-__all__ = ["compact_run", "compare_run", "compare_runs", "q_net_weights"]
+__all__ = ["compact_run", "compare_run", "compare_runs", "preset_difference", "q_net_weights"]
 
 #: Cached evaluations compared by :func:`compare_run`: file -> key holding the results.
 EVALUATIONS = {"eval.json": "returns", "robustness.json": "mean_returns"}
@@ -105,6 +105,22 @@ def compare_runs(runs_dir: str | Path, reference_runs_dir: str | Path) -> dict[s
     if not names:
         raise ValueError(f"no complete runs under {runs_dir}")
     return {name: compare_run(runs_dir / name, reference_runs_dir / name) for name in names}
+
+
+def preset_difference(out: str | Path, reference: str | Path) -> str | None:
+    """What differs between the settings two ``robustrl reproduce`` outputs were made with (their
+    ``reproduce.json``: agents and their configurations, seeds, episodes), or None if nothing does."""
+    saved = {}
+    for folder in (Path(out), Path(reference)):
+        path = folder / "reproduce.json"
+        if not path.is_file():
+            return f"{path} does not exist"
+        saved[folder] = read_json(path)
+    new, old = saved.values()
+    for key in ("seeds", "episodes", "agents"):
+        if new.get(key) != old.get(key):
+            return f"{key}: {new.get(key)!r} vs {old.get(key)!r}"
+    return None
 
 
 def compact_run(run_dir: str | Path) -> bool:
