@@ -1,4 +1,5 @@
 # Two commands for a fresh machine: `make reproduce` (the main job) and `make test`.
+# reproduce and quick train from scratch into runs/ (untracked) and compare every run with the committed one.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -14,10 +15,10 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(VENV)/bin/robustrl reproduce
+	$(VENV)/bin/robustrl reproduce --out runs/reproduce --compare results
 
 quick: setup
-	$(VENV)/bin/robustrl reproduce --quick
+	$(VENV)/bin/robustrl reproduce --quick --out runs/quick --compare results/quick
 
 test: setup
 	$(PY) -m pytest -q

@@ -32,6 +32,7 @@ from robustrl.agents import AgentConfig, load_config, make_agent
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments import evaluate_runs
 from robustrl.experiments.io import read_json
+from robustrl.experiments.training import checkpoint_files
 from robustrl.experiments.report import write_benchmark_section
 
 AGENTS = ("regular", "robust", "robust-mean")
@@ -139,7 +140,7 @@ def main() -> None:
         for meta_path in sorted(Path(args.runs).glob("*/meta.json")):
             copy = Path(tmp) / meta_path.parent.name
             copy.mkdir()
-            for name in ("meta.json", "best.zip", "final.zip"):
+            for name in ("meta.json", *{p.name for p in checkpoint_files(meta_path.parent).values()}):
                 shutil.copy(meta_path.parent / name, copy / name)
             copies.append(copy)
         start = time.perf_counter()

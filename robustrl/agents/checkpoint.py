@@ -44,7 +44,7 @@ def checkpoint_bytes(model: DQN, config: AgentConfig) -> bytes:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The contents of a compact checkpoint (``weights_only`` load), with a ``ValueError`` naming a bad file."""
+    """The contents of a compact checkpoint (a ``weights_only`` load); a ``ValueError`` names a bad file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")

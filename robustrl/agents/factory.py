@@ -161,4 +161,6 @@ def load_agent(path: str | Path, algo: str = "DQN", device: str = "cpu") -> DQN:
         return AGENT_CLASSES[algo].load(data, device=device)
     except (zipfile.BadZipFile, KeyError, EOFError, RuntimeError, ValueError, AssertionError) as err:
         # the loader's own message names the in-memory buffer, not the file: keep only the error type
-        raise ValueError(f"model file {path} is corrupted or not a {algo} model ({type(err).__name__})") from None
+        raise ValueError(
+            f"model file {path} is corrupted or not a {algo} model ({type(err).__name__})"
+        ) from None
