@@ -4,7 +4,7 @@ For each run folder given (or each run under a runs folder): the run is evaluate
 temporary copy, with the settings of its saved ``eval.json`` and ``robustness.json``); then
 :func:`robustrl.experiments.compare.compact_run` writes ``best.pt``/``final.pt`` (one file when they are equal,
 with the zips' Q-network weights bit for bit) and deletes the zips, and the run is evaluated again from the
-compact files. The two evaluations must be equal (exit code 1 otherwise). The saved caches keep their returns
+compact files. The two evaluations must be equal (a RuntimeError otherwise). The saved caches keep their returns
 (the weights they were computed from are unchanged) and gain the checksums of the new files.
 
 The script also says whether this machine's returns equal the saved ones: they can differ in a few episodes
@@ -25,10 +25,12 @@ from typing import Any
 import torch
 
 from robustrl.experiments.compare import compact_run
+from robustrl.experiments.curves import VIEWS, read_view, robustness_run, surface_run
 from robustrl.experiments.io import atomic_write_json, read_json
-from robustrl.experiments.training import CHECKPOINTS, evaluate_run, model_checksums, robustness_run
+from robustrl.experiments.run_files import model_checksums
+from robustrl.experiments.training import evaluate_run
 
-CACHES = {"eval.json": "returns", "robustness.json": "mean_returns"}
+CACHES = ("eval.json", "robustness.json")
 
 
 def run_folders(folders: list[Path]) -> list[Path]:
@@ -42,23 +44,39 @@ def run_folders(folders: list[Path]) -> list[Path]:
     return runs
 
 
-def _evaluate(run_dir: Path, saved: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Recompute each saved evaluation of ``run_dir`` (writes its caches); returns the results by file."""
+def _saved_results(run_dir: Path) -> dict[str, Any]:
+    """The evaluation returns and each cached robustness view of a run, as saved."""
+    saved: dict[str, Any] = {}
+    if (run_dir / "eval.json").is_file():
+        saved["eval.json"] = read_json(run_dir / "eval.json")
+    for view in VIEWS:
+        result = read_view(run_dir, view)
+        if result is not None:
+            saved[view] = result
+    return saved
+
+
+def _evaluate(run_dir: Path, saved: dict[str, Any]) -> dict[str, Any]:
+    """Recompute each saved evaluation and view of ``run_dir`` (writes its caches); returns the results."""
     results: dict[str, Any] = {}
     if "eval.json" in saved:
         request = saved["eval.json"]["request"]
         results["eval.json"] = evaluate_run(run_dir, tuple(saved["eval.json"]["returns"]), request["episodes"],
                                             request["seed"])["returns"]
-    if "robustness.json" in saved:
-        request = saved["robustness.json"]["request"]
-        results["robustness.json"] = robustness_run(run_dir, request["grid"], request["episodes"], request["seed"],
-                                                    request["checkpoint"])["mean_returns"]
+    for view, compute in (("robustness", robustness_run), ("surfaces", surface_run)):
+        if view in saved:
+            results[view] = compute(run_dir, **saved[view]["request"])
     return results
 
 
+def _saved_values(saved: dict[str, Any], name: str) -> Any:
+    return saved[name]["returns"] if name == "eval.json" else saved[name]
+
+
 def convert_and_verify(run_dir: Path) -> list[str]:
-    """Compact one run and check it evaluates as its zips did; returns the caches this machine computes otherwise."""
-    saved = {name: read_json(run_dir / name) for name in CACHES if (run_dir / name).is_file()}
+    """Compact one run and check it evaluates as its zips did; returns what this machine computes otherwise."""
+    saved = _saved_results(run_dir)
+    caches = {name: read_json(run_dir / name) for name in CACHES if (run_dir / name).is_file()}
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / run_dir.name
         shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(*CACHES))
@@ -67,10 +85,14 @@ def convert_and_verify(run_dir: Path) -> list[str]:
     compact = _evaluate(run_dir, saved)
     if compact != from_zips:
         raise RuntimeError(f"{run_dir}: the compact checkpoints evaluate differently from the zips")
-    for name, cache in saved.items():
-        checkpoints = CHECKPOINTS if name == "eval.json" else (cache["request"]["checkpoint"],)
-        atomic_write_json(run_dir / name, {**cache, "models": model_checksums(run_dir, checkpoints)})
-    return [name for name, values in compact.items() if values != saved[name][CACHES[name]]]
+    for name, cache in caches.items():  # the saved numbers stay; they now name the compact files
+        if name == "eval.json":
+            cache["models"] = model_checksums(run_dir)
+        else:
+            used = tuple(sorted({e["checkpoint"] for e in cache["curves"] + cache["pairs"]}))
+            cache["models"] = model_checksums(run_dir, used)
+        atomic_write_json(run_dir / name, cache)
+    return [name for name, values in compact.items() if values != _saved_values(saved, name)]
 
 
 def main(argv: list[str] | None = None) -> int:

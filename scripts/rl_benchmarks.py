@@ -32,7 +32,7 @@ from robustrl.agents import AgentConfig, load_config, make_agent
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments import evaluate_runs
 from robustrl.experiments.io import read_json
-from robustrl.experiments.training import checkpoint_files
+from robustrl.experiments.run_files import checkpoint_files
 from robustrl.experiments.report import write_benchmark_section
 
 AGENTS = ("regular", "robust", "robust-mean")
