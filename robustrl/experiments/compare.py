@@ -13,15 +13,12 @@ from typing import Any
 import torch
 
 from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, read_checkpoint
+from robustrl.experiments.curves import VIEWS, read_view
 from robustrl.experiments.io import atomic_write_bytes, atomic_write_json, read_json
 from robustrl.experiments.run_files import CHECKPOINT_SUFFIX, CHECKPOINTS, checkpoint_files, is_complete
 from robustrl.experiments.training import load_run_model, save_final_checkpoint
 
 __all__ = ["compact_run", "compare_run", "compare_runs", "preset_difference", "q_net_weights"]
-
-#: Cached evaluations compared by :func:`compare_run`: file -> key holding the results.
-EVALUATIONS = {"eval.json": "returns", "robustness.json": "mean_returns"}
-
 
 def q_net_weights(run_dir: str | Path, checkpoint: str) -> dict[str, torch.Tensor]:
     """The Q-network ``state_dict`` of a run's ``best`` or ``final`` model (compact or ``.zip``)."""
@@ -63,8 +60,8 @@ def compare_run(run_dir: str | Path, reference_dir: str | Path) -> list[str]:
     """What differs between a run and a reference run of the same name; an empty list if identical.
 
     Compares the configuration (first: other settings make the rest meaningless), the ``curve.csv``
-    bytes, the weights of the best and final models, and the returns of ``eval.json`` and
-    ``robustness.json`` where both were made with the same request (episodes, seed, grid).
+    bytes, the weights of the best and final models, and the returns of ``eval.json`` and of the
+    robustness curves and surfaces (``robustness.json``) where both were made with the same request.
     """
     run_dir, reference_dir = Path(run_dir), Path(reference_dir)
     if not is_complete(reference_dir):
@@ -82,15 +79,26 @@ def compare_run(run_dir: str | Path, reference_dir: str | Path) -> list[str]:
     for checkpoint in CHECKPOINTS:
         if not _same_weights(q_net_weights(run_dir, checkpoint), q_net_weights(reference_dir, checkpoint)):
             differences.append(f"{checkpoint} weights differ")
-    for name, key in EVALUATIONS.items():
-        new_path, old_path = run_dir / name, reference_dir / name
-        if not (new_path.is_file() and old_path.is_file()):
+    results = {}
+    for folder in (run_dir, reference_dir):
+        path = folder / "eval.json"
+        evaluation = read_json(path) if path.is_file() else None
+        results[folder] = {"eval.json": evaluation and {"request": evaluation["request"],
+                                                        "values": evaluation["returns"]}}
+        for view in VIEWS:
+            cached = read_view(folder, view)
+            results[folder][f"{view} curves"] = cached and {
+                "request": cached["request"],
+                "values": cached.get("mean_returns") or {**cached.get("curves", {}), **cached.get("pairs", {})}}
+    for name, new in results[run_dir].items():
+        old = results[reference_dir][name]
+        if new is None or old is None:
             continue
-        new, old = read_json(new_path), read_json(old_path)
-        if new.get("request") != old.get("request"):
+        if new["request"] != old["request"]:
             differences.append(f"{name} made with other settings: not compared")
-        elif new.get(key) != old.get(key):
-            differing = sorted(k for k in set(new[key]) | set(old[key]) if new[key].get(k) != old[key].get(k))
+        elif new["values"] != old["values"]:
+            new, old = new["values"], old["values"]
+            differing = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
             differences.append(f"{name} returns differ ({', '.join(differing)})")
     return differences
 

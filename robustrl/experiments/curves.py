@@ -42,7 +42,7 @@ import numpy as np
 
 from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
 from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
-from robustrl.experiments.run_files import model_checksums
+from robustrl.experiments.run_files import is_complete, model_checksums
 
 __all__ = [
     "CACHE_NAME",
@@ -273,7 +273,9 @@ def convert_cache(run_dir: str | Path) -> bool:
     The earlier layout held one request per file: ``robustness.json`` = ``{"run", "request": {"grid",
     "episodes", "seed", "checkpoint"}, "mean_returns"}`` and ``surfaces.json`` = ``{"run", "request": {...,
     "pairs"}, "curves", "pairs"}``. Both become entries and views of the new cache, and ``surfaces.json`` is
-    removed. Returns whether anything changed (a second call returns False).
+    removed. The cache records the checksums of the run's model files as they are (if the run is complete),
+    so its numbers are used for those files only. Returns whether anything changed (a second call returns
+    False).
     """
     run_dir = Path(run_dir)
     path, surfaces_path = run_dir / CACHE_NAME, run_dir / "surfaces.json"
@@ -303,6 +305,9 @@ def convert_cache(run_dir: str | Path) -> bool:
             if _find(cache["pairs"], key) is None:
                 cache["pairs"].append({**key, "mean_returns": surfaces["pairs"]["|".join(pair)]["mean_returns"]})
         cache["views"]["surfaces"] = request
+    if is_complete(run_dir):
+        used = tuple(sorted({entry["checkpoint"] for entry in cache["curves"] + cache["pairs"]}))
+        cache["models"] = model_checksums(run_dir, used)
     atomic_write_json(path, cache)
     surfaces_path.unlink(missing_ok=True)
     return True

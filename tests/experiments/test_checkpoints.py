@@ -106,6 +106,7 @@ def test_cached_evaluation_is_used_only_for_the_model_files_it_was_made_from(tra
     first = evaluate_run(run, ENV_IDS[:1], episodes=2)
     robust = robustness_run(run, GRID, episodes=2)
     assert first["models"]["best"]["file"] == "best.pt" and len(first["models"]["best"]["sha256"]) == 64
+    assert json.loads((run / "robustness.json").read_text())["models"] == {"best": first["models"]["best"]}
     stamp = (run / "eval.json").stat().st_mtime_ns
     assert evaluate_run(run, ENV_IDS[:1], episodes=2) == first and (run / "eval.json").stat().st_mtime_ns == stamp
     assert robustness_run(run, GRID, episodes=2) == robust
@@ -116,7 +117,10 @@ def test_cached_evaluation_is_used_only_for_the_model_files_it_was_made_from(tra
                                                                                TINY)))
     again = evaluate_run(run, ENV_IDS[:1], episodes=2)
     assert again["models"]["best"] != first["models"]["best"]
-    assert robustness_run(run, GRID, episodes=2)["models"] != robust["models"]
+    assert robustness_run(run, GRID, episodes=2)["mean_returns"].keys() == robust["mean_returns"].keys()
+    cached = json.loads((run / "robustness.json").read_text())
+    assert cached["models"]["best"] == again["models"]["best"]  # the curves were computed again
+    assert len(cached["curves"]) == len(GRID)
     # A truncated best.pt is not hidden by the cache: the error names the file.
     (run / "best.pt").write_bytes((run / "best.pt").read_bytes()[:1000])
     for call in (lambda: evaluate_run(run, ENV_IDS[:1], episodes=2), lambda: robustness_run(run, GRID, episodes=2)):

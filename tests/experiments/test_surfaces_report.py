@@ -242,6 +242,8 @@ def test_earlier_caches_convert_with_their_numbers_and_only_once(tmp_path):
 
     run_dir = tmp_path / "CartPole-v1__robust__0"
     run_dir.mkdir()
+    (run_dir / "best.pt").write_bytes(b"the model the old caches were computed from")
+    (run_dir / "meta.json").write_text(json.dumps({"checkpoints": {"best": "best.pt", "final": "best.pt"}}))
     request = {"grid": {"masspole": [0.1, 5.0], "length": [0.5]}, "episodes": 3, "seed": 7, "checkpoint": "best"}
     old = {"run": run_dir.name, "request": request, "mean_returns": {"masspole": [500.0, 123.45], "length": [499.5]}}
     (run_dir / "robustness.json").write_text(json.dumps(old))
