@@ -7,13 +7,16 @@ the agents and the experiments can all use the same checks without importing eac
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Any
 
-__all__ = ["NORMS", "check_int", "is_int", "is_number", "is_of"]
+__all__ = ["MAX_SEED", "NORMS", "check_int", "check_name", "check_seed", "is_int", "is_number", "is_of"]
 
 #: The norms of the perturbation balls, shared by the robust agents and the supervised attacks (here, free
 #: of torch, so that the command line can offer them without importing torch).
 NORMS: tuple[str, ...] = ("linf", "l2")
+#: The largest seed NumPy's and Stable-Baselines3's seeding accept.
+MAX_SEED = 2**32 - 1
 
 
 def is_int(value: Any, minimum: int) -> bool:
@@ -37,3 +40,22 @@ def check_int(value: Any, name: str, minimum: int = 1) -> int:
     if not is_int(value, minimum):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
     return int(value)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A seed: an integer in ``[0, 2**32 - 1]`` (what NumPy's and SB3's seeding accept), else ``ValueError``."""
+    check_int(seed, name, 0)
+    if seed > MAX_SEED:
+        raise ValueError(f"{name} must be <= 2**32 - 1 = {MAX_SEED}, got {name}={seed!r}")
+    return int(seed)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+
+
+def check_name(value: Any, name: str) -> str:
+    """A name that becomes part of a file name (a run's tag): letters, digits and ``._+=-``, not starting
+    with a dot or a dash, so it can neither leave its folder (``/``, ``..``) nor hide (``.x``)."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"{name} must be letters, digits and . _ + = - (not first), got {name}={value!r}")
+    return value

@@ -57,6 +57,15 @@ def test_a_bad_seed_is_refused_before_the_run_folder_exists(tmp_path, capsys, se
     assert not out.exists()
 
 
+@pytest.mark.parametrize("tag", ["../escape", "a/b", ".hidden", "-x", "with space"])
+def test_a_tag_that_is_no_plain_name_is_refused_before_anything_is_written(tmp_path, capsys, tag):
+    out = tmp_path / "deep" / "runs"
+    assert main(["train", "--agent", "regular", f"--tag={tag}", "--out", str(out), "--no-progress",
+                 "--set", *TINY]) == 2
+    assert f"tag={tag!r}" in one_line_error(capsys)
+    assert not (tmp_path / "deep").exists()
+
+
 def test_set_values_read_as_numbers_where_yaml_reads_text(tmp_path):
     """``1e-3`` and ``inf`` are text to YAML 1.1; ``--set`` reads them as the numbers a user means."""
     from robustrl.cli import parse_overrides

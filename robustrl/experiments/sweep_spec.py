@@ -42,7 +42,7 @@ from typing import Any
 import yaml
 
 from robustrl.agents.factory import ROBUST_KEYS, AgentConfig, load_config
-from robustrl.checks import is_int
+from robustrl.checks import MAX_SEED, is_int
 from robustrl.experiments.curves import surfaces_cached
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.estimators import check_eta, check_rho
@@ -205,8 +205,8 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
     if isinstance(seeds_value, list):
         seeds = _nonempty_list(source, "seeds", seeds_value)
         for i, seed in enumerate(seeds):
-            if not is_int(seed, 0):
-                raise _fail(source, f"seeds[{i}]", f"expected an integer >= 0, got {seed!r}")
+            if not is_int(seed, 0) or seed > MAX_SEED:
+                raise _fail(source, f"seeds[{i}]", f"expected an integer in [0, 2**32 - 1], got {seed!r}")
         if len(set(seeds)) != len(seeds):
             raise _fail(source, "seeds", f"repeated seed in {seeds}")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -15,7 +16,7 @@ import torch
 
 import robustrl
 from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, load_checkpoint, load_config, make_agent
-from robustrl.checks import check_int
+from robustrl.checks import check_name, check_seed
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
@@ -44,9 +45,7 @@ from robustrl.experiments.run_files import (
 from robustrl.experiments.tables import agent_label
 
 __all__ = [
-    "MAX_SEED",
     "RunSpec",
-    "check_seed",
     "evaluate_run",
     "is_complete",
     "is_evaluated",
@@ -56,7 +55,6 @@ __all__ = [
     "train_run",
 ]
 
-MAX_SEED = 2**32 - 1
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -81,15 +79,10 @@ class RunSpec:
     def resolve(self, config: dict[str, Any] | None = None) -> AgentConfig:
         """The agent configuration of this run; ``ValueError`` for a bad seed or hyperparameter."""
         check_seed(self.seed)
+        if self.tag:
+            check_name(self.tag, "tag")
         return AgentConfig.resolve(config or load_config(), self.env_id, self.agent, self.overrides)
 
-
-def check_seed(seed: int) -> int:
-    """A training seed: an integer in ``[0, 2**32 - 1]`` (what NumPy's and SB3's seeding accept)."""
-    check_int(seed, "seed", 0)
-    if seed > MAX_SEED:
-        raise ValueError(f"seed must be <= 2**32 - 1 = {MAX_SEED}, got seed={seed!r}")
-    return seed
 
 
 def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None = None, *,
@@ -118,35 +111,42 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
         return run_dir
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir):
-        if is_complete(run_dir):  # another process finished it since the check above
-            return train_run(spec, runs_dir, config)
-        (run_dir / "meta.json").unlink(missing_ok=True)  # a meta.json without its model files is stale
-        remove_temporaries(run_dir)
-        start = time.perf_counter()
-        model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
-        checkpoint_dir = run_dir / "checkpoints" if keep_checkpoints else None
-        selection = NominalSelectionCallback(run_dir / f"best{CHECKPOINT_SUFFIX}", cfg.eval_freq, cfg.eval_episodes,
-                                             ties=cfg.selection_ties, checkpoint_dir=checkpoint_dir,
-                                             serialize=functools.partial(checkpoint_bytes, config=cfg))
-        with training_reports(progress_bar) as report:
-            progress = [TrainingProgress(spec.name, report)] if report else []
-            model.learn(cfg.n_timesteps, callback=[selection, *progress])
-        if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
-            selection.evaluate_now()
-        train_seconds = time.perf_counter() - start
-        checkpoints = save_final_checkpoint(checkpoint_bytes(model, cfg), run_dir)
-        atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
-            f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
-        atomic_write_json(run_dir / "meta.json", {
-            "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
-            "algo": cfg.algo, "config": jsonable(cfg.to_dict()), "checkpoints": checkpoints,
-            "train_seconds": round(train_seconds, 2),
-            "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
-            "best_selection_margin": round(selection.best_margin, 6),
-            "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
-        })
+    try:
+        with run_lock(run_dir):
+            if is_complete(run_dir):  # another process finished it since the check above
+                return train_run(spec, runs_dir, config)
+            (run_dir / "meta.json").unlink(missing_ok=True)  # a meta.json without its model files is stale
+            remove_temporaries(run_dir)
+            start = time.perf_counter()
+            model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
+            checkpoint_dir = run_dir / "checkpoints" if keep_checkpoints else None
+            selection = NominalSelectionCallback(
+                run_dir / f"best{CHECKPOINT_SUFFIX}", cfg.eval_freq, cfg.eval_episodes, ties=cfg.selection_ties,
+                checkpoint_dir=checkpoint_dir, serialize=functools.partial(checkpoint_bytes, config=cfg))
+            with training_reports(progress_bar) as report:
+                progress = [TrainingProgress(spec.name, report)] if report else []
+                model.learn(cfg.n_timesteps, callback=[selection, *progress])
+            if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
+                selection.evaluate_now()
+            train_seconds = time.perf_counter() - start
+            checkpoints = save_final_checkpoint(checkpoint_bytes(model, cfg), run_dir)
+            atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
+                f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
+            atomic_write_json(run_dir / "meta.json", {
+                "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
+                "algo": cfg.algo, "config": jsonable(cfg.to_dict()), "checkpoints": checkpoints,
+                "train_seconds": round(train_seconds, 2),
+                "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
+                "best_selection_margin": round(selection.best_margin, 6),
+                "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
+            })
+    except BaseException:
+        if created:  # an interrupted or failed first training leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
+        raise
     return run_dir
 
 

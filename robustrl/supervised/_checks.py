@@ -7,7 +7,6 @@ import math
 import torch
 from torch import Tensor
 
-from robustrl.checks import check_int  # noqa: F401  (re-exported for the supervised modules)
 
 
 def check_images(x: Tensor, name: str = "inputs") -> Tensor:

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrl.estimators import NORMS, sample_unit_ball
-from robustrl.supervised._checks import check_choice, check_eps, check_images, check_int, check_labels
+from robustrl.checks import check_int
+from robustrl.supervised._checks import check_choice, check_eps, check_images, check_labels
 from robustrl.supervised.names import ATTACKS
 
 __all__ = ["ATTACKS", "LOSSES", "NORMS", "Attack", "FGM", "PGD", "RandomNoise", "make_attack", "project"]

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from robustrl.checks import is_number, is_of
-from robustrl.supervised._checks import check_choice, check_int
+from robustrl.checks import check_seed, is_number, is_of
+from robustrl.supervised._checks import check_choice
 from robustrl.supervised.data import DATASETS, Dataset, load_dataset, subset
 from robustrl.experiments.io import atomic_write_json, atomic_write_text, atomic_write_with
 from robustrl.supervised.methods import METHODS, MethodConfig, make_method, needs_mmc_head
@@ -68,7 +68,7 @@ class BenchmarkConfig:
         for m in self.methods:
             check_choice(m, METHODS, "method")
         for s in self.seeds:
-            check_int(s, "seed", 0)
+            check_seed(s)
         TrainConfig(**self.train).validate()
         for m in self.methods:
             self.method_config(m)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robustrl.supervised._checks import check_choice, check_int
+from robustrl.checks import check_int
+from robustrl.supervised._checks import check_choice
 from robustrl.supervised.names import DATASETS
 
 __all__ = [

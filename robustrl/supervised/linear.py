@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustrl.supervised._checks import check_eps, check_int
+from robustrl.checks import check_int
+from robustrl.supervised._checks import check_eps
 from robustrl.supervised.data import Dataset
 from robustrl.supervised.models import BinaryLogistic
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustrl.estimators import Estimator, check_eta, check_rho, make_estimator
-from robustrl.supervised._checks import check_choice, check_eps, check_int
+from robustrl.checks import check_int
+from robustrl.supervised._checks import check_choice, check_eps
 from robustrl.supervised.attacks import FGM, NORMS, PGD
 from robustrl.supervised.models import MMCNet
 from robustrl.supervised.names import METHODS

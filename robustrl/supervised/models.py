@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from robustrl.supervised._checks import check_choice, check_int
+from robustrl.checks import check_int
+from robustrl.supervised._checks import check_choice
 from robustrl.supervised.names import ARCHS
 
 __all__ = [

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from robustrl.supervised._checks import check_choice, check_eps, check_images, check_int, check_labels
+from robustrl.checks import check_int
+from robustrl.supervised._checks import check_choice, check_eps, check_images, check_labels
 from robustrl.supervised.attacks import ATTACKS, NORMS, make_attack
 from robustrl.supervised.methods import Method
 

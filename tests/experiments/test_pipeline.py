@@ -61,6 +61,24 @@ def test_train_run_is_resumable_and_atomic(tmp_path):
     assert (run_dir / "meta.json").is_file()
 
 
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_first_training_leaves_no_empty_run_folder(tmp_path, monkeypatch, error):
+    from robustrl.experiments import training
+
+    def interrupted(*args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr(training, "make_agent", interrupted)
+    spec = RunSpec("regular", 0, overrides=TINY)
+    with pytest.raises(error):
+        train_run(spec, tmp_path)
+    assert not (tmp_path / spec.name).exists()
+    (tmp_path / spec.name).mkdir()  # a folder that was there before is the user's: it stays
+    with pytest.raises(error):
+        train_run(spec, tmp_path)
+    assert (tmp_path / spec.name).is_dir()
+
+
 def test_reproduce_end_to_end_and_rerun_skips(tmp_path):
     cfg = ReproduceConfig(seeds=2, agents=("regular", "robust"), episodes=4, robustness_episodes=1,
                           out=tmp_path, jobs=1, overrides=TINY)

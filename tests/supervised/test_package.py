@@ -41,6 +41,7 @@ BROKEN = [
     ("dataset", "cifar", "unknown dataset 'cifar'"),
     ("methods", ["erm", "erm-typo"], "unknown method 'erm-typo'"),
     ("seeds", [0, -1], "seed must be an integer >= 0"),
+    ("seeds", [2**32], "seed must be <= 2**32 - 1"),
     ("train", {"epochs": 0}, "epochs must be an integer >= 1"),
     ("method", {"eta": -1.0}, "eta must be in"),
     ("attacks", [{"name": "pgd", "norm": "l3", "eps": 0.1}], "unknown norm 'l3'"),
