@@ -14,8 +14,8 @@ same over the product of two parameters' values. Two views ask for them:
 Both read and extend one cache per run, ``robustness.json``::
 
     {"run": NAME, "layout": 2,
-     "curves": [{"parameter", "values", "episodes", "seed", "checkpoint", "mean_returns"}, ...],
-     "pairs": [{"parameters", "x", "y", "episodes", "seed", "checkpoint", "mean_returns"}, ...],
+     "curves": [{"parameter", "values", "episodes", "seed", "checkpoint", "precision", "mean_returns"}, ...],
+     "pairs": [{"parameters", "x", "y", "episodes", "seed", "checkpoint", "precision", "mean_returns"}, ...],
      "views": {"robustness": REQUEST, "surfaces": REQUEST},
      "models": {CHECKPOINT: {"file", "sha256"}}}
 
@@ -89,10 +89,11 @@ def _pair_values(values: Sequence[float]) -> list[float]:
     return [values[i] for i in index]
 
 
-def _evaluation_seed() -> int:
-    from robustrl.experiments.evaluation import EVALUATION_SEED
+def _evaluation_defaults() -> tuple[int, str]:
+    """The evaluation seed and precision (imported on use: the evaluation module imports torch)."""
+    from robustrl.experiments.evaluation import EVALUATION_PRECISION, EVALUATION_SEED
 
-    return EVALUATION_SEED
+    return EVALUATION_SEED, EVALUATION_PRECISION
 
 
 def _check_grid(grid: dict[str, list[float]]) -> dict[str, list[float]]:
@@ -132,12 +133,13 @@ def _find(entries: list[dict[str, Any]], key: dict[str, Any]) -> dict[str, Any] 
 
 def _curve_key(parameter: str, values: list[float], request: dict[str, Any]) -> dict[str, Any]:
     return {"parameter": parameter, "values": values, "episodes": request["episodes"], "seed": request["seed"],
-            "checkpoint": request["checkpoint"]}
+            "checkpoint": request["checkpoint"], "precision": request.get("precision", "float32")}
 
 
 def _pair_key(pair: list[str], grid: dict[str, list[float]], request: dict[str, Any]) -> dict[str, Any]:
     return {"parameters": pair, "x": _pair_values(grid[pair[0]]), "y": _pair_values(grid[pair[1]]),
-            "episodes": request["episodes"], "seed": request["seed"], "checkpoint": request["checkpoint"]}
+            "episodes": request["episodes"], "seed": request["seed"], "checkpoint": request["checkpoint"],
+            "precision": request.get("precision", "float32")}
 
 
 def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -148,6 +150,9 @@ def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any
     if cache.setdefault("models", {}).get(checkpoint) != models:  # computed from another file: drop them
         cache["curves"] = [e for e in cache["curves"] if e["checkpoint"] != checkpoint]
         cache["pairs"] = [e for e in cache["pairs"] if e["checkpoint"] != checkpoint]
+    precision = request["precision"]  # entries of another precision are never read again: drop them
+    cache["curves"] = [e for e in cache["curves"] if e.get("precision", "float32") == precision]
+    cache["pairs"] = [e for e in cache["pairs"] if e.get("precision", "float32") == precision]
     grid, pairs = request["grid"], request.get("pairs", [])
     missing_curves = [_curve_key(p, v, request) for p, v in grid.items()
                       if _find(cache["curves"], _curve_key(p, v, request)) is None]
@@ -161,7 +166,7 @@ def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any
         from robustrl.experiments.training import load_run_model
 
         remove_temporaries(run_dir)
-        policy = greedy_policy(load_run_model(run_dir, request["checkpoint"]))
+        policy = greedy_policy(load_run_model(run_dir, request["checkpoint"]), precision)
         episodes, seed = request["episodes"], request["seed"]
         for key in missing_curves:
             means = mean_returns_over(policy, key["parameter"], key["values"], episodes, seed)
@@ -216,8 +221,9 @@ def robustness_run(run_dir: str | Path, grid: dict[str, list[float]] | None = No
     :returns: ``{"run", "request", "mean_returns": {parameter: [mean return per value]}}``.
     """
     grid = _check_grid(dict(grid or ROBUSTNESS_GRID))
-    seed = _evaluation_seed() if seed is None else seed
-    request = {"grid": grid, "episodes": episodes, "seed": seed, "checkpoint": checkpoint}
+    default_seed, precision = _evaluation_defaults()
+    seed = default_seed if seed is None else seed
+    request = {"grid": grid, "episodes": episodes, "seed": seed, "checkpoint": checkpoint, "precision": precision}
     return _assemble(_compute(Path(run_dir), "robustness", request), "robustness")  # type: ignore[return-value]
 
 
@@ -226,9 +232,10 @@ def _surface_request(grid: dict[str, list[float]] | None, pairs: Iterable[Sequen
     grid = _check_grid(dict(grid or SURFACE_GRID))
     if pairs is None:
         pairs = [p for p in SURFACE_PAIRS if p[0] in grid and p[1] in grid]
-    seed = _evaluation_seed() if seed is None else seed
+    default_seed, precision = _evaluation_defaults()
+    seed = default_seed if seed is None else seed
     return {"grid": grid, "pairs": _check_pairs(pairs, grid), "episodes": episodes, "seed": seed,
-            "checkpoint": checkpoint}
+            "checkpoint": checkpoint, "precision": precision}
 
 
 def surface_run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.preprocessing import preprocess_obs
 
 from robustrl.agents.factory import SELECTION_TIES
 from robustrl.checks import check_int
@@ -17,7 +19,9 @@ from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS, VARIANTS, check_env_id
 from robustrl.experiments.io import atomic_write_bytes, model_bytes
 
 __all__ = [
+    "EVALUATION_PRECISION",
     "EVALUATION_SEED",
+    "PRECISIONS",
     "SELECTION_SEED",
     "NominalSelectionCallback",
     "greedy_policy",
@@ -32,18 +36,36 @@ __all__ = [
 #: three sets never meet: no reported return comes from initial states the agent was trained or selected on.
 EVALUATION_SEED = 2_000_003
 SELECTION_SEED = 1_000_003
+#: The floating-point types a greedy policy can run its Q-network in (see :func:`greedy_policy`).
+PRECISIONS: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+EVALUATION_PRECISION = "float64"
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
 
-def greedy_policy(model: BaseAlgorithm) -> Policy:
-    """Batched greedy actions ``argmax_a Q(s, a)`` of an SB3 DQN (one forward pass per call)."""
-    q_net = model.q_net  # type: ignore[attr-defined]
+def greedy_policy(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -> Policy:
+    """Batched greedy actions ``argmax_a Q(s, a)`` of an SB3 DQN (one forward pass per call).
+
+    ``precision`` is the floating-point type the Q-network runs in. Evaluation uses ``"float64"`` (a copy of
+    the network; the model is left alone): in float32 the last bits of a Q-value depend on the CPU's matrix
+    kernels (SSE, AVX2, AVX-512) and on the batch size, so a near-tie between two actions can go either way
+    and a long episode then ends differently on another machine; in float64 such ties are ~10^9 times rarer,
+    and every machine gets the same returns. Model selection during training keeps the network's own
+    ``"float32"``, as it was trained.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got precision={precision!r}")
+    dtype = PRECISIONS[precision]
+    policy = model.policy.q_net  # type: ignore[attr-defined]
+    if dtype != torch.float32:
+        policy = copy.deepcopy(policy).to(dtype)
 
     def act(observations: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            obs = torch.as_tensor(observations, dtype=torch.float32, device=model.device)
-            return q_net(obs).argmax(dim=1).cpu().numpy()
+            obs = preprocess_obs(torch.as_tensor(observations, device=model.device), policy.observation_space,
+                                 normalize_images=policy.normalize_images)
+            features = policy.features_extractor(obs.to(dtype))
+            return policy.q_net(features).argmax(dim=1).cpu().numpy()
 
     return act
 
@@ -155,7 +177,7 @@ class NominalSelectionCallback(BaseCallback):
 
     def evaluate_now(self) -> None:
         """Evaluate the current model and save it if it is the best so far."""
-        returns, margins = greedy_rollout(greedy_policy(self.model), self.env_id, self.n_episodes, self.seed)
+        returns, margins = greedy_rollout(greedy_policy(self.model, "float32"), self.env_id, self.n_episodes, self.seed)
         mean, margin = float(returns.mean()), float(margins.mean())
         self.curve.append((int(self.num_timesteps), mean, float(returns.std())))
         self.logger.record("eval/nominal_mean_return", mean)

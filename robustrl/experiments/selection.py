@@ -128,7 +128,7 @@ def score_run(name: str, episodes: int, runs_dir: str | Path = RUNS) -> str:
         entry = scores.setdefault(path.stem, {})
         if all(key in entry for key in SIGNAL_KEYS):
             continue
-        policy = greedy_policy(load_checkpoint(path))
+        policy = greedy_policy(load_checkpoint(path), "float32")  # as the training's selection saw it
         for key, compute in signals(policy, ball, episodes).items():
             if key not in entry:
                 entry.update(compute())

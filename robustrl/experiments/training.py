@@ -19,6 +19,7 @@ from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, load_chec
 from robustrl.checks import check_name, check_seed
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.experiments.evaluation import (
+    EVALUATION_PRECISION,
     EVALUATION_SEED,
     NominalSelectionCallback,
     greedy_policy,
@@ -178,7 +179,7 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> Any:
 
 def _evaluation_request(episodes: int, seed: int) -> dict[str, Any]:
     # "layout" names how episodes meet seeds: all ids of a checkpoint in one batched rollout.
-    return {"episodes": episodes, "seed": seed, "layout": "ids-batched"}
+    return {"episodes": episodes, "seed": seed, "layout": "ids-batched", "precision": EVALUATION_PRECISION}
 
 
 def is_evaluated(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,

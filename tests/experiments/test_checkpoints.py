@@ -207,3 +207,30 @@ def test_compare_says_identical_or_what_differs(trained, tmp_path, capsys):
     (run / "meta.json").write_text(json.dumps(meta))
     assert compare_runs(runs, reference.parent)[run.name][0].startswith("configuration differs (robust_kwargs.eta")
     assert main(["compare", str(runs), str(tmp_path / "nowhere")]) == 2
+
+
+def test_evaluation_runs_the_q_network_in_float64_without_touching_the_model(trained):
+    model = load_run_model(trained)
+    obs = np.random.default_rng(1).normal(size=(4096, 4)).astype(np.float32)
+    actions = greedy_policy(model)(obs)
+    with torch.no_grad():
+        q64 = model.q_net.q_net.double()(torch.as_tensor(obs, dtype=torch.float64))
+        model.q_net.q_net.float()
+        q32 = model.q_net(torch.as_tensor(obs))
+    assert np.array_equal(actions, q64.argmax(1).numpy())
+    # one batch or one row at a time, the same actions (float32 kernels may differ with the batch size)
+    assert all(actions[i] == greedy_policy(model)(obs[i:i + 1])[0] for i in range(0, 4096, 97))
+    assert all(p.dtype == torch.float32 for p in model.q_net.parameters())  # evaluation worked on a copy
+    assert np.array_equal(greedy_policy(model, "float32")(obs), q32.argmax(1).numpy())  # SB3's own forward
+    with pytest.raises(ValueError, match="precision='float16'"):
+        greedy_policy(model, "float16")
+
+
+def test_an_evaluation_cached_in_another_precision_is_computed_again(trained, tmp_path):
+    run_dir = _copy(trained, tmp_path)
+    first = evaluate_run(run_dir, (NOMINAL_ID,), episodes=2)
+    assert first["request"]["precision"] == "float64"
+    stale = {**first, "request": {**first["request"], "precision": "float32"}, "returns": {NOMINAL_ID: {
+        "best": [-1.0, -1.0], "final": [-1.0, -1.0]}}}
+    atomic_write_json(run_dir / "eval.json", stale)
+    assert evaluate_run(run_dir, (NOMINAL_ID,), episodes=2) == first

@@ -144,7 +144,9 @@ def test_ctrl_c_stops_a_parallel_sweep_within_seconds(tmp_path):
     assert not _alive(workers), "pool workers outlived the interrupted sweep"
     assert "robustrl: interrupted. Rerun `robustrl sweep" in err and "again from step 0" in err
     assert "leaked" not in err and "Traceback" not in err, err
-    assert len(list(runs.iterdir())) == 2, "the queued run was started"
+    started = {m for line in lines for m in re.findall(r"(\S+__\d): [\d,]+/", line)}
+    assert len(started) == 2, f"the queued run was started: {sorted(started)}"
+    assert all(any(d.iterdir()) for d in runs.iterdir()), "an interrupted run left an empty run folder"
     assert not list(runs.rglob(LOCK_NAME)), "the stopped runs kept their locks"
     _assert_nothing_half_written(tmp_path)
 

@@ -258,6 +258,8 @@ def test_earlier_caches_convert_with_their_numbers_and_only_once(tmp_path):
         read_view(run_dir, "robustness")
     assert convert_cache(run_dir) and not (run_dir / "surfaces.json").exists()
     assert read_view(run_dir, "robustness") == old and read_view(run_dir, "surfaces") == surfaces
-    assert robustness_run(run_dir, **{k: request[k] for k in ("grid", "episodes", "seed")}) == old  # no model needed
     cache = (run_dir / "robustness.json").read_bytes()
     assert not convert_cache(run_dir) and (run_dir / "robustness.json").read_bytes() == cache
+    # The earlier caches were computed in float32; today's evaluation (float64) computes its curves anew.
+    with pytest.raises(ValueError, match="best.pt is corrupted"):
+        robustness_run(run_dir, **{k: request[k] for k in ("grid", "episodes", "seed")})
