@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup reproduce quick test
+.PHONY: setup reproduce quick verify test
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,6 +19,9 @@ reproduce: setup
 
 quick: setup
 	$(VENV)/bin/robustrl reproduce --quick --out runs/quick --compare results/quick
+
+verify: setup
+	$(VENV)/bin/robustrl evaluate --runs results/runs --verify
 
 test: setup
 	$(PY) -m pytest -q

@@ -97,10 +97,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from robustrl.experiments import evaluate_runs
 
     run_dirs = [Path(p) for p in args.run] if args.run else _complete_runs(Path(args.runs))
+    if args.verify:
+        return _verify_evaluations(run_dirs)
     evaluate_runs(run_dirs, args.episodes, args.robustness_episodes if args.robustness else 0, tuple(args.env),
                   jobs=args.jobs)
     print(f"evaluated {len(run_dirs)} run(s)")
     return 0
+
+
+def _verify_evaluations(run_dirs: list[Path]) -> int:
+    from tqdm.auto import tqdm
+
+    from robustrl.experiments.training import verify_evaluation
+
+    differ = 0
+    for run_dir in tqdm(run_dirs, desc="verifying evaluations", unit="run", leave=False):
+        differences = verify_evaluation(run_dir)
+        differ += bool(differences)
+        tqdm.write(f"{run_dir.name}: " + ("identical" if not differences else "; ".join(differences)))
+    print(f"verified {len(run_dirs)} run(s): {len(run_dirs) - differ} identical, {differ} differ")
+    return 1 if differ else 0
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
@@ -260,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--robustness", action="store_true", help="also sweep pole mass, length, gravity")
     evaluate.add_argument("--robustness-episodes", type=int, default=20)
     evaluate.add_argument("--jobs", type=int, default=1, help="parallel evaluation processes")
+    evaluate.add_argument("--verify", action="store_true",
+                          help="write nothing: evaluate every run again as its eval.json says and print per run "
+                               "'identical' or what differs (exit code 1 if any differs)")
     evaluate.set_defaults(func=_cmd_evaluate)
 
     table = sub.add_parser("table", help="reward table (CSV, Markdown, LaTeX) from evaluated runs")

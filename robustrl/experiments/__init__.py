@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from robustrl.experiments.sweep import run_sweep
     from robustrl.experiments.sweep_spec import SweepSpec, load_sweep_spec
     from robustrl.experiments.tables import bootstrap_ci, bootstrap_diff_ci, reward_table, write_reward_tables
-    from robustrl.experiments.training import RunSpec, evaluate_run, load_run_model, train_run
+    from robustrl.experiments.training import RunSpec, evaluate_run, load_run_model, train_run, verify_evaluation
 
 __all__ = [
     "EVALUATION_SEED",
@@ -68,6 +68,7 @@ __all__ = [
     "robustness_run",
     "train_run",
     "train_runs",
+    "verify_evaluation",
     "write_reward_tables",
 ]
 
@@ -83,5 +84,6 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.experiments.sweep": ["run_sweep"],
     "robustrl.experiments.sweep_spec": ["SweepSpec", "load_sweep_spec"],
     "robustrl.experiments.tables": ["bootstrap_ci", "bootstrap_diff_ci", "reward_table", "write_reward_tables"],
-    "robustrl.experiments.training": ["RunSpec", "evaluate_run", "load_run_model", "train_run"],
+    "robustrl.experiments.training": ["RunSpec", "evaluate_run", "load_run_model", "train_run",
+                                      "verify_evaluation"],
 })

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 import robustrl
 from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, load_checkpoint, load_config, make_agent
-from robustrl.checks import check_name, check_seed
+from robustrl.checks import check_name, check_seed, is_int
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.experiments.evaluation import (
     EVALUATION_PRECISION,
@@ -34,7 +35,7 @@ from robustrl.experiments.io import (
 )
 from robustrl.experiments.locks import run_lock
 from robustrl.experiments.progress import TrainingProgress, training_reports
-from robustrl.experiments.records import read_meta
+from robustrl.experiments.records import read_evaluation, read_meta
 from robustrl.experiments.run_files import (
     CHECKPOINT_SUFFIX,
     CHECKPOINTS,
@@ -54,6 +55,7 @@ __all__ = [
     "load_run_model",
     "save_final_checkpoint",
     "train_run",
+    "verify_evaluation",
 ]
 
 
@@ -208,13 +210,43 @@ def evaluate_run(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episod
     if is_evaluated(run_dir, env_ids, episodes, seed):
         return read_json(cache)
     remove_temporaries(run_dir)
-    request = _evaluation_request(episodes, seed)
+    result = _evaluate(run_dir, tuple(env_ids), episodes, seed)
+    atomic_write_json(cache, result)
+    return result
+
+
+def _evaluate(run_dir: Path, env_ids: tuple[str, ...], episodes: int, seed: int) -> dict[str, Any]:
+    """The ``eval.json`` content of ``run_dir``, computed now (nothing read from or written to the cache)."""
     models = model_checksums(run_dir)
     returns: dict[str, dict[str, list[float]]] = {env_id: {} for env_id in env_ids}
     for checkpoint in CHECKPOINTS:
         policy = greedy_policy(load_run_model(run_dir, checkpoint))
-        for env_id, values in greedy_returns_by_id(policy, tuple(env_ids), episodes, seed).items():
+        for env_id, values in greedy_returns_by_id(policy, env_ids, episodes, seed).items():
             returns[env_id][checkpoint] = values.tolist()
-    result = {"run": run_dir.name, "request": request, "models": models, "returns": returns}
-    atomic_write_json(cache, result)
-    return result
+    return {"run": run_dir.name, "request": _evaluation_request(episodes, seed), "models": models,
+            "returns": returns}
+
+
+def verify_evaluation(run_dir: str | Path) -> list[str]:
+    """Evaluate ``run_dir`` again as its ``eval.json`` says it was evaluated and list what differs.
+
+    An empty list means the saved returns are exactly what the run's model files give now, on this
+    machine: the check a reader of a table can run without training anything. Each entry names a
+    difference (model files changed since the evaluation; returns of a checkpoint on an id).
+    """
+    run_dir = Path(run_dir)
+    saved = read_evaluation(run_dir)
+    request = saved.get("request")
+    episodes, seed = (request.get("episodes"), request.get("seed")) if isinstance(request, dict) else (None, None)
+    if not is_int(episodes, 1) or not is_int(seed, 0) or request != _evaluation_request(episodes, seed):
+        return [f"evaluated as {request!r}, which is not how this robustrl evaluates; "
+                f"`robustrl evaluate` evaluates it again"]
+    env_ids = tuple(check_env_id(env_id) for env_id in saved["returns"])
+    now = _evaluate(run_dir, env_ids, episodes, seed)
+    differences = [] if saved.get("models") == now["models"] else ["model files changed since the evaluation"]
+    for env_id, by_checkpoint in saved["returns"].items():
+        for checkpoint, values in by_checkpoint.items():
+            if values != now["returns"][env_id][checkpoint]:
+                differences.append(f"{checkpoint} on {env_id}: mean {float(np.mean(values)):.2f} saved, "
+                                   f"{float(np.mean(now['returns'][env_id][checkpoint])):.2f} now")
+    return differences

@@ -234,3 +234,19 @@ def test_an_evaluation_cached_in_another_precision_is_computed_again(trained, tm
         "best": [-1.0, -1.0], "final": [-1.0, -1.0]}}}
     atomic_write_json(run_dir / "eval.json", stale)
     assert evaluate_run(run_dir, (NOMINAL_ID,), episodes=2) == first
+
+
+def test_verify_says_identical_or_names_what_differs_and_writes_nothing(trained, tmp_path, capsys):
+    run_dir = _copy(trained, tmp_path)
+    evaluate_run(run_dir, (NOMINAL_ID,), episodes=2)
+    before = {p: p.read_bytes() for p in run_dir.iterdir()}
+    assert main(["evaluate", "--run", str(run_dir), "--verify"]) == 0
+    assert f"{run_dir.name}: identical" in capsys.readouterr().out
+    saved = json.loads((run_dir / "eval.json").read_text())
+    saved["returns"][NOMINAL_ID]["final"][1] += 1.0
+    atomic_write_json(run_dir / "eval.json", saved)
+    before[run_dir / "eval.json"] = (run_dir / "eval.json").read_bytes()
+    assert main(["evaluate", "--run", str(run_dir), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"final on {NOMINAL_ID}: mean" in out and "saved" in out and "1 differ" in out
+    assert {p: p.read_bytes() for p in run_dir.iterdir()} == before
