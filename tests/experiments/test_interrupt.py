@@ -100,8 +100,12 @@ def _long_sweep(tmp_path: Path, seeds: int) -> Iterator[tuple[subprocess.Popen, 
     runs = tmp_path / "runs"
     argv = [sys.executable, "-m", "robustrl.cli", "sweep", str(tmp_path / "long.yml"), "--jobs", "2",
             "--runs", str(runs), "--out", str(tmp_path / "out")]
+    # A command started in the background of a non-interactive shell (as a CI runner may start the tests)
+    # inherits SIGINT ignored, and Python then leaves it ignored; a terminal's Ctrl-C reaches a command
+    # that handles it, so the sweep starts with the default disposition, as from a terminal.
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stderr], daemon=True)
     reader.start()
@@ -137,7 +141,7 @@ def test_ctrl_c_stops_a_parallel_sweep_within_seconds(tmp_path):
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            pytest.fail("the sweep was still running 10 s after Ctrl-C")
+            pytest.fail(f"the sweep was still running 10 s after Ctrl-C; its stderr: {''.join(lines)[-1500:]}")
     err = "".join(lines)
     assert proc.returncode == 130, err
     assert time.time() - start < 10
