@@ -84,19 +84,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _complete_runs(runs: Path) -> list[Path]:
-    if not runs.is_dir():
-        raise ValueError(f"runs folder {runs} does not exist")
-    found = sorted(p.parent for p in runs.glob("*/meta.json"))
-    if not found:
-        raise ValueError(f"no complete runs under {runs}")
-    return found
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from robustrl.experiments import evaluate_runs
+    from robustrl.experiments.records import complete_runs
 
-    run_dirs = [Path(p) for p in args.run] if args.run else _complete_runs(Path(args.runs))
+    run_dirs = [Path(p) for p in args.run] if args.run else complete_runs(args.runs)
     if args.verify:
         return _verify_evaluations(run_dirs)
     evaluate_runs(run_dirs, args.episodes, args.robustness_episodes if args.robustness else 0, tuple(args.env),
@@ -129,13 +121,18 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from robustrl.experiments.curves import read_view
+    from robustrl.experiments.curves import NOT_COMPUTED, read_views
     from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
+    from robustrl.experiments.records import complete_runs
 
     out = Path(args.out)
+    views, left_out = read_views(complete_runs(args.runs), "robustness")
+    # Robustness curves are drawn once any run has them; then every run must (the plot names the others).
+    robustness = plot_robustness_curves(args.runs, out / "robustness_curves.png") if views or any(
+        why != NOT_COMPUTED for why in left_out.values()) else None
     print(plot_training_curves(args.runs, out / "training_curves.png"))
-    if any(read_view(run_dir, "robustness") for run_dir in _complete_runs(Path(args.runs))):
-        print(plot_robustness_curves(args.runs, out / "robustness_curves.png"))
+    if robustness is not None:
+        print(robustness)
     return 0
 
 
@@ -215,7 +212,9 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
         surface_run,
     )
 
-    run_dirs = _complete_runs(Path(args.runs))
+    from robustrl.experiments.records import complete_runs
+
+    run_dirs = complete_runs(args.runs)
     grid = {p: SURFACE_GRID[p] for p in args.parameters} if args.parameters else None
     pairs = [] if args.no_pairs else None
     for run_dir in tqdm(run_dirs, desc="robustness surfaces", unit="run"):
@@ -229,9 +228,10 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
+    from robustrl.experiments.records import complete_runs
     from robustrl.experiments.report import write_statistics
 
-    _complete_runs(Path(args.runs))
+    complete_runs(args.runs)
     _, written = write_statistics(args.out, args.resamples, runs_dir=args.runs,
                                   allow_partial=args.allow_partial)
     if not written:

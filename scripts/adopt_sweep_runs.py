@@ -11,6 +11,7 @@ from pathlib import Path
 
 from robustrl.agents import load_config
 from robustrl.experiments.adopt import adopt_run
+from robustrl.experiments.records import complete_runs
 
 
 def main() -> int:
@@ -22,9 +23,10 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     config = load_config(args.config)
-    sources = sorted(p.parent for p in args.sweep_runs.glob("*/meta.json"))
-    if not sources:
-        print(f"error: no complete runs in {args.sweep_runs}", file=sys.stderr)
+    try:
+        sources = complete_runs(args.sweep_runs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     errors = 0
     for source in sources:

@@ -27,6 +27,7 @@ import torch
 from robustrl.experiments.compare import compact_run
 from robustrl.experiments.curves import VIEWS, read_view, robustness_run, surface_run
 from robustrl.experiments.io import atomic_write_json, read_json
+from robustrl.experiments.records import complete_runs
 from robustrl.experiments.run_files import model_checksums
 from robustrl.experiments.training import evaluate_run
 
@@ -34,13 +35,13 @@ CACHES = ("eval.json", "robustness.json")
 
 
 def run_folders(folders: list[Path]) -> list[Path]:
-    """Every run folder named, or found one level under a named folder."""
+    """Every run folder named, or every complete run one level under a named folder."""
     runs: list[Path] = []
     for folder in folders:
         if (folder / "meta.json").is_file():
             runs.append(folder)
         else:
-            runs += sorted(p.parent for p in folder.glob("*/meta.json"))
+            runs += complete_runs(folder)
     return runs
 
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from robustrl.experiments.curves import convert_cache
+from robustrl.experiments.records import complete_runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs_dirs", nargs="+", type=Path, help="folders of run folders (e.g. results/runs)")
     args = parser.parse_args(argv)
     for runs_dir in args.runs_dirs:
-        run_dirs = sorted(p.parent for p in runs_dir.glob("*/meta.json"))
+        run_dirs = complete_runs(runs_dir)
         converted = [run_dir.name for run_dir in run_dirs if convert_cache(run_dir)]
         print(f"{runs_dir}: {len(converted)} of {len(run_dirs)} run(s) converted")
     return 0

@@ -32,6 +32,7 @@ from robustrl.agents import AgentConfig, load_config, make_agent
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments import evaluate_runs
 from robustrl.experiments.io import read_json
+from robustrl.experiments.records import complete_runs
 from robustrl.experiments.run_files import checkpoint_files
 from robustrl.experiments.report import write_benchmark_section
 
@@ -118,7 +119,8 @@ def main() -> None:
             "even if everything else in the target were free.",
             "",
         ]
-    metas = [read_json(p) for p in sorted(Path(args.runs).glob("*/meta.json"))]
+    runs = complete_runs(args.runs)
+    metas = [read_json(run / "meta.json") for run in runs]
     by_agent: dict[str, list[float]] = {}
     for meta in metas:
         by_agent.setdefault(meta["agent"], []).append(meta["train_seconds"])
@@ -137,11 +139,11 @@ def main() -> None:
         lines.append("")
     with tempfile.TemporaryDirectory() as tmp:
         copies = []
-        for meta_path in sorted(Path(args.runs).glob("*/meta.json")):
-            copy = Path(tmp) / meta_path.parent.name
+        for run in runs:
+            copy = Path(tmp) / run.name
             copy.mkdir()
-            for name in ("meta.json", *{p.name for p in checkpoint_files(meta_path.parent).values()}):
-                shutil.copy(meta_path.parent / name, copy / name)
+            for name in ("meta.json", *{p.name for p in checkpoint_files(run).values()}):
+                shutil.copy(run / name, copy / name)
             copies.append(copy)
         start = time.perf_counter()
         evaluate_runs(copies, episodes=args.episodes, robustness_episodes=0, jobs=args.jobs)

@@ -27,15 +27,17 @@ __all__ = ["ADOPTED_FILES", "adopt_run", "config_differences"]
 ADOPTED_FILES = ("best.pt", "final.pt", "best.zip", "final.zip", "curve.csv", "eval.json", "robustness.json")
 
 
-def config_differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
-    """Every key path where two nested configurations differ, as ``"key.path: run has A, the table config B"``."""
+def config_differences(saved: dict[str, Any], wanted: dict[str, Any],
+                       sides: tuple[str, str] = ("run", "the table config"), prefix: str = "") -> list[str]:
+    """Every key path where two nested configurations differ, as ``"key.path: run has A, the table config B"``
+    (``sides`` names the two configurations)."""
     out = []
     for key in sorted(set(saved) | set(wanted)):
         a, b = saved.get(key), wanted.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, f"{prefix}{key}.")
+            out += config_differences(a, b, sides, f"{prefix}{key}.")
         elif a != b:
-            out.append(f"{prefix}{key}: run has {a!r}, the table config {b!r}")
+            out.append(f"{prefix}{key}: {sides[0]} has {a!r}, {sides[1]} {b!r}")
     return out
 
 

@@ -13,9 +13,17 @@ from typing import Any
 import torch
 
 from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, read_checkpoint
-from robustrl.experiments.curves import VIEWS, read_view
+from robustrl.experiments.adopt import config_differences
+from robustrl.experiments.curves import STALE, VIEWS, read_views
 from robustrl.experiments.io import atomic_write_bytes, atomic_write_json, read_json
-from robustrl.experiments.run_files import CHECKPOINT_SUFFIX, CHECKPOINTS, checkpoint_files, is_complete
+from robustrl.experiments.records import complete_runs, find_runs, read_evaluation, read_meta
+from robustrl.experiments.run_files import (
+    CHECKPOINT_SUFFIX,
+    CHECKPOINTS,
+    checkpoint_files,
+    is_complete,
+    model_checksums,
+)
 from robustrl.experiments.training import load_run_model, save_final_checkpoint
 
 __all__ = ["compact_run", "compare_run", "compare_runs", "preset_difference", "q_net_weights"]
@@ -30,18 +38,6 @@ def q_net_weights(run_dir: str | Path, checkpoint: str) -> dict[str, torch.Tenso
 
 def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _config_difference(new: dict[str, Any], old: dict[str, Any], prefix: str = "") -> str | None:
-    for key in sorted(set(new) | set(old)):
-        a, b = new.get(key), old.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = _config_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: {a!r} vs {b!r}"
-    return None
 
 
 def _curve_difference(new: Path, old: Path) -> str | None:
@@ -68,10 +64,10 @@ def compare_run(run_dir: str | Path, reference_dir: str | Path) -> list[str]:
         return [f"no complete reference run at {reference_dir}"]
     if not is_complete(run_dir):
         return [f"{run_dir} is not a complete run"]
-    config = _config_difference(read_json(run_dir / "meta.json")["config"],
-                                read_json(reference_dir / "meta.json")["config"])
+    config = config_differences(read_meta(run_dir, ("config",))["config"],
+                                read_meta(reference_dir, ("config",))["config"], ("this run", "the reference"))
     if config:
-        return [f"configuration differs ({config}); nothing else compared"]
+        return [f"configuration differs ({'; '.join(config)}); nothing else compared"]
     differences = []
     curve = _curve_difference(run_dir / "curve.csv", reference_dir / "curve.csv")
     if curve:
@@ -79,17 +75,25 @@ def compare_run(run_dir: str | Path, reference_dir: str | Path) -> list[str]:
     for checkpoint in CHECKPOINTS:
         if not _same_weights(q_net_weights(run_dir, checkpoint), q_net_weights(reference_dir, checkpoint)):
             differences.append(f"{checkpoint} weights differ")
-    results = {}
-    for folder in (run_dir, reference_dir):
-        path = folder / "eval.json"
-        evaluation = read_json(path) if path.is_file() else None
-        results[folder] = {"eval.json": evaluation and {"request": evaluation["request"],
+    results: dict[Path, dict[str, Any]] = {}
+    stale: dict[str, list[str]] = {}
+    for folder, side in ((run_dir, "this run"), (reference_dir, "the reference")):
+        evaluation = read_evaluation(folder) if (folder / "eval.json").is_file() else None
+        if evaluation is not None and evaluation.get("models") != model_checksums(folder):
+            stale.setdefault("eval.json", []).append(side)
+            evaluation = None
+        results[folder] = {"eval.json": evaluation and {"request": evaluation.get("request"),
                                                         "values": evaluation["returns"]}}
         for view in VIEWS:
-            cached = read_view(folder, view)
+            views, left_out = read_views([folder], view)
+            if left_out.get(folder.name) == STALE:
+                stale.setdefault(f"{view} curves", []).append(side)
+            cached = views.get(folder)
             results[folder][f"{view} curves"] = cached and {
                 "request": cached["request"],
                 "values": cached.get("mean_returns") or {**cached.get("curves", {}), **cached.get("pairs", {})}}
+    for name, sides in stale.items():
+        differences.append(f"{name} of {' and '.join(sides)} computed from other model files: not compared")
     for name, new in results[run_dir].items():
         old = results[reference_dir][name]
         if new is None or old is None:
@@ -104,15 +108,14 @@ def compare_run(run_dir: str | Path, reference_dir: str | Path) -> list[str]:
 
 
 def compare_runs(runs_dir: str | Path, reference_runs_dir: str | Path) -> dict[str, list[str]]:
-    """:func:`compare_run` for every run folder of ``runs_dir`` against its namesake in ``reference_runs_dir``."""
+    """:func:`compare_run` for every complete run of ``runs_dir`` against its namesake in ``reference_runs_dir``;
+    an incomplete run folder is listed with what it lacks."""
     runs_dir, reference_runs_dir = Path(runs_dir), Path(reference_runs_dir)
-    for folder in (runs_dir, reference_runs_dir):
-        if not folder.is_dir():
-            raise ValueError(f"runs folder {folder} does not exist")
-    names = sorted(p.parent.name for p in runs_dir.glob("*/meta.json"))
-    if not names:
-        raise ValueError(f"no complete runs under {runs_dir}")
-    return {name: compare_run(runs_dir / name, reference_runs_dir / name) for name in names}
+    if not reference_runs_dir.is_dir():
+        raise ValueError(f"runs folder {reference_runs_dir} does not exist")
+    compared = {run.name: compare_run(run, reference_runs_dir / run.name) for run in complete_runs(runs_dir)}
+    incomplete = {name: [f"{why}: not compared"] for name, why in find_runs(runs_dir)[1].items()}
+    return dict(sorted({**compared, **incomplete}.items()))
 
 
 def preset_difference(out: str | Path, reference: str | Path) -> str | None:
@@ -145,7 +148,7 @@ def compact_run(run_dir: str | Path) -> bool:
     files = checkpoint_files(run_dir)
     if all(path.suffix == CHECKPOINT_SUFFIX for path in files.values()):
         return False
-    meta = read_json(run_dir / "meta.json")
+    meta = read_meta(run_dir, ("config", "algo"))
     config = AgentConfig(**meta["config"])
     models = {c: load_agent(files[c], meta["algo"]) for c in CHECKPOINTS}
     atomic_write_bytes(run_dir / f"best{CHECKPOINT_SUFFIX}", checkpoint_bytes(models["best"], config))

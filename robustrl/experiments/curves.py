@@ -22,7 +22,8 @@ Both read and extend one cache per run, ``robustness.json``::
 A curve is computed once for its (parameter, values, episodes, seed, checkpoint), whichever view asks first,
 and ``views`` keeps each view's latest request so that the plots know what to draw. ``models`` records the
 checksum of each model file the entries were computed from: when a file changes, its entries are dropped
-and computed again. The whole list of
+and computed again, and until then :func:`read_view` does not answer from them (the plots name such runs).
+The whole list of
 values is part of a curve's identity: the initial states are drawn per sub-environment of the batched
 rollout, so the returns at one value depend on its position in the list. Caches of the earlier layout (one
 request per file, surfaces in a separate ``surfaces.json``) are converted by :func:`convert_cache`
@@ -46,11 +47,14 @@ from robustrl.experiments.run_files import is_complete, model_checksums
 
 __all__ = [
     "CACHE_NAME",
+    "NOT_COMPUTED",
     "ROBUSTNESS_GRID",
+    "STALE",
     "SURFACE_GRID",
     "SURFACE_PAIRS",
     "convert_cache",
     "read_view",
+    "read_views",
     "robustness_run",
     "surface_run",
     "surfaces_cached",
@@ -60,6 +64,9 @@ __all__ = [
 CACHE_NAME = "robustness.json"
 LAYOUT = 2
 VIEWS = ("robustness", "surfaces")
+#: Why :func:`read_views` leaves a run out: its cache holds no such view, or one of other model files.
+NOT_COMPUTED = "not computed"
+STALE = "model files changed since it was computed"
 
 #: Grids of the reward table's robustness curves (each includes the nominal value and the variant's).
 ROBUSTNESS_GRID: dict[str, list[float]] = {
@@ -153,6 +160,8 @@ def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any
     precision = request["precision"]  # entries of another precision are never read again: drop them
     cache["curves"] = [e for e in cache["curves"] if e.get("precision", "float32") == precision]
     cache["pairs"] = [e for e in cache["pairs"] if e.get("precision", "float32") == precision]
+    for other in [v for v in cache["views"] if _assemble(cache, v) is None]:  # they pointed to dropped entries
+        del cache["views"][other]
     grid, pairs = request["grid"], request.get("pairs", [])
     missing_curves = [_curve_key(p, v, request) for p, v in grid.items()
                       if _find(cache["curves"], _curve_key(p, v, request)) is None]
@@ -202,14 +211,41 @@ def _assemble(cache: dict[str, Any], view: str) -> dict[str, Any] | None:
                       for name, entry in pairs.items()}}
 
 
-def read_view(run_dir: str | Path, view: str) -> dict[str, Any] | None:
-    """The latest ``"robustness"`` or ``"surfaces"`` result cached in a run (what the plots draw), or None."""
+def _view_of(run_dir: Path, view: str) -> tuple[dict[str, Any] | None, str]:
+    """The cached ``view`` of a run and, if there is none to use, why (:data:`NOT_COMPUTED`, :data:`STALE`)."""
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got view={view!r}")
-    run_dir = Path(run_dir)
     if not (run_dir / CACHE_NAME).is_file():
-        return None
-    return _assemble(_read_cache(run_dir), view)
+        return None, NOT_COMPUTED
+    cache = _read_cache(run_dir)
+    result = _assemble(cache, view)
+    if result is None:
+        return None, NOT_COMPUTED
+    checkpoint = result["request"]["checkpoint"]
+    if not is_complete(run_dir) or cache.get("models", {}).get(checkpoint) != model_checksums(
+            run_dir, (checkpoint,))[checkpoint]:
+        return None, STALE
+    return result, ""
+
+
+def read_view(run_dir: str | Path, view: str) -> dict[str, Any] | None:
+    """The latest ``"robustness"`` or ``"surfaces"`` result cached in a run (what the plots draw), or None
+    if there is none or it was computed from other model files than the run's (checksums differ)."""
+    return _view_of(Path(run_dir), view)[0]
+
+
+def read_views(run_dirs: Iterable[str | Path], view: str) -> tuple[dict[Path, dict[str, Any]], dict[str, str]]:
+    """:func:`read_view` of each run: the results, and the runs without one as ``{run name: why}``
+    (:data:`NOT_COMPUTED` or :data:`STALE`)."""
+    found: dict[Path, dict[str, Any]] = {}
+    left_out: dict[str, str] = {}
+    for run_dir in map(Path, run_dirs):
+        result, why = _view_of(run_dir, view)
+        if result is None:
+            left_out[run_dir.name] = why
+        else:
+            found[run_dir] = result
+    return found, left_out
 
 
 def robustness_run(run_dir: str | Path, grid: dict[str, list[float]] | None = None, episodes: int = 20,

@@ -1,4 +1,9 @@
-"""Atomic file output: every file is written to a temporary name, then renamed into place."""
+"""Atomic file output: every file is written to a temporary name, then renamed into place.
+
+A writer holds an ``flock`` on its temporary file until the file has its final name, so that
+:func:`remove_temporaries` can tell the leftovers of killed writers (no lock: the system releases it when
+a process dies, however it dies) from the files of writers still at work (locked), whichever process runs it.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +12,63 @@ import io
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; temporaries are told apart by their age there
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
-    "atomic_save_model",
+    "ABANDONED_AFTER",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "atomic_write_with",
     "file_sha256",
     "model_bytes",
-    "read_cached",
     "read_json",
     "remove_temporaries",
 ]
 
 TEMPORARY_PATTERN = ".*.tmp"
+#: Without ``flock`` (Windows), a temporary file is taken for a killed writer's only after this many seconds
+#: (an atomic write has its bytes in memory before it creates the file, so it lasts well under a second).
+ABANDONED_AFTER = 3600.0
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
-    """Create ``.NAME.XXXXXXXX.tmp`` beside ``path`` with mode 0666 minus the umask (like ``open``)."""
+    """Create ``.NAME.XXXXXXXX.tmp`` beside ``path`` with mode 0666 minus the umask (like ``open``), locked."""
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         except FileExistsError:
             continue
+        if fcntl is None:
+            return fd, tmp
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner checks it (and removes it: then retry)
+        if _same_file(fd, tmp):
+            return fd, tmp
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``).
 
     The file gets the permissions of any new file (0666 minus the umask, so 0644 usually). A process
-    killed mid-write leaves ``.NAME.XXXXXXXX.tmp``, which :func:`remove_temporaries` deletes.
+    killed mid-write leaves ``.NAME.XXXXXXXX.tmp``, which :func:`remove_temporaries` deletes; the
+    temporary file stays locked until it is renamed, so no cleaner removes it while it is written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +76,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, path)
+            handle.flush()
+            if fcntl is not None:  # renamed while still locked (Windows cannot rename an open file)
+                os.replace(tmp, path)
+        if fcntl is None:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -84,22 +115,48 @@ def model_bytes(model: Any) -> bytes:
     return buffer.getvalue()
 
 
-def atomic_save_model(model: Any, path: str | Path) -> Path:
-    """``model.save`` (Stable-Baselines3) into memory, then an atomic write to ``path``."""
-    return atomic_write_bytes(path, model_bytes(model))
+def _remove_if_abandoned(tmp: Path) -> bool:
+    """Remove ``tmp`` if no writer holds it (its writer was killed); whether it was removed."""
+    if fcntl is None:
+        try:
+            if time.time() - tmp.stat().st_mtime < ABANDONED_AFTER:
+                return False
+        except FileNotFoundError:
+            return False
+        tmp.unlink(missing_ok=True)
+        return True
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+    except (FileNotFoundError, IsADirectoryError):
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a writer is at work on it
+            return False
+        if not _same_file(fd, tmp):  # renamed into place (or replaced) since we opened it
+            return False
+        tmp.unlink()  # while locked: a writer that created it and waits for the lock then takes another name
+        return True
+    finally:
+        os.close(fd)
 
 
 def remove_temporaries(folder: str | Path) -> list[Path]:
-    """Delete the temporary files of interrupted atomic writes under ``folder``; returns what was removed.
+    """Delete the temporary files that killed atomic writes left under ``folder``; returns what was removed.
 
-    Call it only where no other process is writing (e.g. at the start of a run that owns the folder).
+    Safe while other processes write into ``folder``: a writer holds an ``flock`` on its temporary file
+    from its creation until it is renamed into place, so a locked one is being written and stays, and an
+    unlocked one belongs to a writer that is gone (the system drops a dead process's locks), so it goes.
+    A lock tells this at once, however recent the file; a threshold of age could not (a rerun right after
+    a kill would keep the leftover, a stalled writer would lose its file). Without ``flock`` (Windows)
+    only temporaries older than :data:`ABANDONED_AFTER` seconds are removed.
     """
     folder = Path(folder)
     removed = []
     if folder.is_dir():
         for tmp in folder.rglob(TEMPORARY_PATTERN):
-            if tmp.is_file():
-                tmp.unlink(missing_ok=True)
+            if tmp.is_file() and _remove_if_abandoned(tmp):
                 removed.append(tmp)
     return removed
 
@@ -118,12 +175,3 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is corrupted: {err}") from None
-
-
-def read_cached(path: str | Path, request: Any) -> Any | None:
-    """The JSON result cached at ``path`` if it was computed for ``request`` (its ``"request"`` key), else None."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    saved = read_json(path)
-    return saved if saved.get("request") == request else None

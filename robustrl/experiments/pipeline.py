@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from robustrl.agents import AgentConfig, available_agents, load_config
+from robustrl.agents import AgentConfig, available_agents, load_config, read_checkpoint
 from robustrl.checks import check_int
 from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import EVALUATION_SEED
@@ -22,7 +22,7 @@ from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
 from robustrl.experiments.tables import write_reward_tables
 from robustrl.experiments.curves import robustness_run
-from robustrl.experiments.run_files import CHECKPOINTS
+from robustrl.experiments.run_files import CHECKPOINT_SUFFIX, checkpoint_files
 from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, load_run_model, train_run
 
 __all__ = ["ReproduceConfig", "QUICK", "evaluate_runs", "reproduce", "train_runs"]
@@ -90,13 +90,16 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
     """Evaluate each run on every id (``eval.json``) and over the robustness grid (``robustness.json``).
 
     With ``jobs > 1`` the runs are split over that many processes (one torch thread each). Every model
-    of every run is loaded first, so a missing or damaged one stops this (naming its file) before any
-    evaluation is written.
+    file of every run is read first (the weights of a compact checkpoint, a whole ``.zip`` model), so a
+    missing or damaged one stops this (naming its file) before any evaluation is written.
     """
     run_dirs = list(run_dirs)
     for run_dir in run_dirs:
-        for checkpoint in CHECKPOINTS:
-            load_run_model(run_dir, checkpoint)
+        for checkpoint, path in checkpoint_files(run_dir).items():
+            if path.suffix == CHECKPOINT_SUFFIX:
+                read_checkpoint(path)
+            else:
+                load_run_model(run_dir, checkpoint)
     with tqdm(total=len(run_dirs), desc="evaluating runs", unit="run") as bar:
         run_calls(_evaluate_worker, [(d, episodes, robustness_episodes, env_ids) for d in run_dirs], jobs,
                   lambda _: bar.update(1))

@@ -13,12 +13,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS
-from robustrl.experiments.curves import read_view
+from robustrl.experiments.curves import NOT_COMPUTED, read_views
 from robustrl.experiments.io import atomic_write_with
-from robustrl.experiments.records import read_meta
+from robustrl.experiments.records import complete_runs, read_meta
 from robustrl.experiments.tables import agent_label
 
-__all__ = ["PARAMETER_LABELS", "plot_robustness_curves", "plot_training_curves", "save_figure"]
+__all__ = ["PARAMETER_LABELS", "check_views", "plot_robustness_curves", "plot_training_curves", "save_figure"]
 
 PARAMETER_LABELS = {
     "masspole": "pole mass (kg)",
@@ -39,14 +39,20 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight"))
 
 
+def check_views(left_out: dict[str, str], what: str, command: str) -> None:
+    """Refuse (``ValueError``) to plot ``what`` if runs are left out (``{run name: why}`` of
+    :func:`~robustrl.experiments.curves.read_views`), naming each with the reason and ``command``."""
+    if left_out:
+        listed = "; ".join(f"{name}: {why}" for name, why in sorted(left_out.items()))
+        raise ValueError(f"{what} of {len(left_out)} run(s) cannot be used: {listed} (run `{command}`)")
+
+
 def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
     """Nominal greedy return versus training steps: mean across seeds and a ±1 std band, per agent."""
     curves: dict[str, list[np.ndarray]] = {}
-    for meta_path in sorted(Path(runs_dir).glob("*/meta.json")):
-        data = np.loadtxt(meta_path.parent / "curve.csv", delimiter=",", skiprows=1, ndmin=2)
-        curves.setdefault(_meta_label(read_meta(meta_path.parent)), []).append(data)
-    if not curves:
-        raise ValueError(f"no complete runs under {runs_dir}")
+    for run_dir in complete_runs(runs_dir):
+        data = np.loadtxt(run_dir / "curve.csv", delimiter=",", skiprows=1, ndmin=2)
+        curves.setdefault(_meta_label(read_meta(run_dir)), []).append(data)
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
     for agent, runs in curves.items():
@@ -66,17 +72,20 @@ def plot_training_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
 
 
 def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
-    """Return versus pole mass, pole length and gravity, per agent: mean across seeds, ±1 std band."""
+    """Return versus pole mass, pole length and gravity, per agent: mean across seeds, ±1 std band.
+
+    Every complete run under ``runs_dir`` must have current robustness curves: a ``ValueError`` names the
+    runs whose curves are not computed or were computed from other model files (``check_views``).
+    """
+    views, left_out = read_views(complete_runs(runs_dir), "robustness")
+    if not views and set(left_out.values()) == {NOT_COMPUTED}:
+        raise ValueError(f"no robustness evaluations under {runs_dir}; run `robustrl evaluate --robustness` first")
+    check_views(left_out, "robustness curves", "robustrl evaluate --robustness")
     by_agent: dict[str, list[dict]] = {}
     grid: dict[str, list[float]] = {}
-    for meta_path in sorted(Path(runs_dir).glob("*/meta.json")):
-        result = read_view(meta_path.parent, "robustness")
-        if result is None:
-            continue
+    for run_dir, result in views.items():
         grid = result["request"]["grid"]
-        by_agent.setdefault(_meta_label(read_meta(meta_path.parent)), []).append(result["mean_returns"])
-    if not by_agent:
-        raise ValueError(f"no robustness evaluations under {runs_dir}; run `robustrl evaluate --robustness` first")
+        by_agent.setdefault(_meta_label(read_meta(run_dir)), []).append(result["mean_returns"])
     fig = Figure(figsize=(5 * len(grid), 4))
     axes = fig.subplots(1, len(grid), sharey=True)
     for ax, (parameter, values) in zip(np.atleast_1d(axes), grid.items()):

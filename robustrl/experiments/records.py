@@ -1,9 +1,11 @@
 """Reading what run folders hold (``meta.json``, ``eval.json``), with errors naming the file and the problem.
 
-A table or a statistic is computed from a set of evaluated runs. :func:`collect_evaluated_runs` is that
-set: it refuses runs that are not trained to the end or not evaluated on every id (unless a partial result
-is asked for, and then it says which runs are left out) and it refuses evaluations with different numbers
-of episodes.
+:func:`find_runs` says which sub-folders of a runs folder hold complete runs (and what the others lack);
+:func:`complete_runs` is the list every command works on. A table or a statistic is computed from a set
+of evaluated runs. :func:`collect_evaluated_runs` is that set: it refuses runs that are not trained to the
+end, not evaluated on every id, or evaluated from model files that have changed since (unless a partial
+result is asked for, and then it says which runs are left out) and it refuses evaluations with different
+numbers of episodes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 
 from robustrl.checks import is_number, is_of
 from robustrl.experiments.io import read_json
+from robustrl.experiments.run_files import checkpoint_files, model_checksums
 
-__all__ = ["EvaluatedRun", "collect_evaluated_runs", "read_evaluation", "read_meta", "run_folders"]
+__all__ = ["EvaluatedRun", "collect_evaluated_runs", "complete_runs", "find_runs", "read_evaluation", "read_meta"]
 
 _META_FIELDS: dict[str, type] = {"agent": str, "tag": str, "seed": int, "algo": str, "config": dict}
 
@@ -61,13 +64,50 @@ def read_evaluation(run_dir: str | Path) -> dict[str, Any]:
     return data
 
 
-def run_folders(runs_dir: str | Path) -> list[Path]:
-    """The run folders under ``runs_dir``: sub-folders holding a ``meta.json`` or an ``eval.json``."""
+def find_runs(runs_dir: str | Path) -> tuple[list[Path], dict[str, str]]:
+    """The complete runs in the sub-folders of ``runs_dir`` (sorted) and the incomplete ones as
+    ``{run name: what is missing}``.
+
+    A sub-folder holding a ``meta.json`` or an ``eval.json`` is a run folder; its run is complete once its
+    ``meta.json`` (written last) and every model file it names exist. A malformed ``meta.json`` is a
+    ``ValueError`` naming it (:func:`read_meta`), not an incomplete run.
+    """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
-        return []
-    return sorted(p for p in runs_dir.iterdir()
-                  if p.is_dir() and ((p / "meta.json").is_file() or (p / "eval.json").is_file()))
+        return [], {}
+    complete, incomplete = [], {}
+    for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        if not (folder / "meta.json").is_file():
+            if (folder / "eval.json").is_file():
+                incomplete[folder.name] = "not trained to the end (no meta.json)"
+            continue
+        read_meta(folder)
+        absent = sorted({str(path) for path in checkpoint_files(folder).values() if not path.is_file()})
+        if absent:
+            incomplete[folder.name] = (f"model file {absent[0]} does not exist" if len(absent) == 1
+                                       else f"model files {', '.join(absent)} do not exist")
+        else:
+            complete.append(folder)
+    return complete, incomplete
+
+
+def complete_runs(runs_dir: str | Path) -> list[Path]:
+    """The complete runs under ``runs_dir`` (:func:`find_runs`).
+
+    ``ValueError`` naming the folder if it does not exist or holds no complete run, and naming the file if
+    a run's ``meta.json`` names a model file that does not exist (a run folder without ``meta.json`` is a
+    training that did not finish: it is not listed).
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise ValueError(f"runs folder {runs_dir} does not exist")
+    found, incomplete = find_runs(runs_dir)
+    damaged = [f"{name}: {why}" for name, why in incomplete.items() if (runs_dir / name / "meta.json").is_file()]
+    if damaged:
+        raise ValueError(f"{'; '.join(damaged)} (train the run again or remove it)")
+    if not found:
+        raise ValueError(f"no complete runs under {runs_dir}")
+    return found
 
 
 @dataclass
@@ -97,26 +137,28 @@ def collect_evaluated_runs(
 ) -> tuple[list[EvaluatedRun], dict[str, str]]:
     """The evaluated runs under ``runs_dir`` and the incomplete ones, as ``{run name: what is missing}``.
 
-    A run is incomplete if it has no ``meta.json`` (training did not finish), no ``eval.json``, or no
-    returns for one of ``env_ids`` (default: every id any run was evaluated on) and ``checkpoints``.
+    A run is incomplete if it is not trained to the end (:func:`find_runs`), has no ``eval.json``, has
+    an ``eval.json`` computed from other model files than the run's (their checksums differ: a model file
+    was replaced since), or has no returns for one of ``env_ids`` (default: every id any run was evaluated
+    on) and ``checkpoints``.
 
     :raises ValueError: if a run is incomplete and ``allow_partial`` is false (naming every incomplete run),
         if the runs were evaluated with different numbers of episodes (naming the runs and their counts),
         or if a ``meta.json`` or ``eval.json`` is malformed (naming the file).
     """
-    folders = run_folders(runs_dir)
+    folders, missing = find_runs(runs_dir)
     evaluations: dict[Path, dict[str, Any]] = {}
-    missing: dict[str, str] = {}
     metas: dict[Path, dict[str, Any]] = {}
     for folder in folders:
-        if not (folder / "meta.json").is_file():
-            missing[folder.name] = "not trained to the end (no meta.json)"
-            continue
         metas[folder] = read_meta(folder)
         if not (folder / "eval.json").is_file():
             missing[folder.name] = "not evaluated (no eval.json; run `robustrl evaluate`)"
             continue
-        evaluations[folder] = read_evaluation(folder)["returns"]
+        evaluation = read_evaluation(folder)
+        if evaluation.get("models") != model_checksums(folder):
+            missing[folder.name] = "model files changed since evaluation; run `robustrl evaluate`"
+            continue
+        evaluations[folder] = evaluation["returns"]
     ids = list(env_ids) if env_ids is not None else list(dict.fromkeys(
         e for returns in evaluations.values() for e, by_checkpoint in returns.items()
         if any(by_checkpoint.get(c) for c in checkpoints)))

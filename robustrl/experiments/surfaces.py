@@ -18,8 +18,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from robustrl.envs import NOMINAL_PARAMETERS
-from robustrl.experiments.curves import SURFACE_GRID, SURFACE_PAIRS, read_view, surface_run
-from robustrl.experiments.plots import PARAMETER_LABELS, save_figure
+from robustrl.experiments.curves import SURFACE_GRID, SURFACE_PAIRS, read_views, surface_run
+from robustrl.experiments.plots import PARAMETER_LABELS, check_views, save_figure
 from robustrl.experiments.records import read_meta
 from robustrl.experiments.tables import agent_label, bootstrap_ci
 
@@ -34,13 +34,14 @@ __all__ = [
 
 
 def collect_surfaces(run_dirs: Iterable[str | Path], label: str = "agent") -> dict[str, list[dict[str, Any]]]:
-    """The cached surfaces (:func:`surface_run`) of each run, grouped by agent label (``agent`` or ``agent-tag``)."""
+    """The cached surfaces (:func:`surface_run`) of each run, grouped by agent label (``agent`` or ``agent-tag``).
+
+    A ``ValueError`` names the runs whose surfaces are not computed or were computed from other model files.
+    """
+    views, left_out = read_views(run_dirs, "surfaces")
+    check_views(left_out, "surfaces", "robustrl surfaces")
     grouped: dict[str, list[dict[str, Any]]] = {}
-    for run_dir in run_dirs:
-        run_dir = Path(run_dir)
-        surfaces = read_view(run_dir, "surfaces")
-        if surfaces is None:
-            continue
+    for run_dir, surfaces in views.items():
         meta = read_meta(run_dir)
         name = agent_label(meta["agent"], meta.get("tag") if label == "agent-tag" else "")
         grouped.setdefault(name, []).append(surfaces)

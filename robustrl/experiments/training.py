@@ -186,13 +186,22 @@ def _evaluation_request(episodes: int, seed: int) -> dict[str, Any]:
 
 def is_evaluated(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,
                  seed: int = EVALUATION_SEED) -> bool:
-    """Whether ``eval.json`` of ``run_dir`` holds this evaluation (same episodes, seed, layout and ids) of
-    the model files as they are now (same checksums)."""
-    cache = Path(run_dir) / "eval.json"
-    if not cache.is_file() or not is_complete(run_dir):
+    """Whether ``eval.json`` of ``run_dir`` holds this evaluation (same episodes, seed, layout and ids, every
+    checkpoint's returns) of the model files as they are now (same checksums).
+
+    ``eval.json`` is a cache: one that cannot be read or is not an evaluation (:func:`read_evaluation`)
+    holds no evaluation, so :func:`evaluate_run` computes it again and overwrites it.
+    """
+    if not (Path(run_dir) / "eval.json").is_file() or not is_complete(run_dir):
         return False
-    saved = read_json(cache)
-    return (saved.get("request") == _evaluation_request(episodes, seed) and set(env_ids) <= set(saved["returns"])
+    try:
+        saved = read_evaluation(run_dir)
+    except ValueError:
+        return False
+    returns = saved["returns"]
+    return (saved.get("request") == _evaluation_request(episodes, seed)
+            and all(isinstance(returns.get(e), dict) and len(returns[e].get(c, [])) == episodes
+                    for e in env_ids for c in CHECKPOINTS)
             and saved.get("models") == model_checksums(run_dir))
 
 

@@ -164,9 +164,12 @@ def _fake_evaluated_run(runs, agent, tag, seed, nominal):
     name = f"CartPole-v1__{agent}-{tag}__{seed}" if tag else f"CartPole-v1__{agent}__{seed}"
     run = runs / name
     run.mkdir(parents=True)
-    (run / "meta.json").write_text(json.dumps({"agent": agent, "tag": tag, "seed": seed}))
-    returns = {"robustrl/CartPole-v1": {"best": [nominal, nominal], "final": [nominal, nominal]}}
-    (run / "eval.json").write_text(json.dumps({"request": {}, "returns": returns}))
+    from .test_records import FAKE_CHECKPOINTS, fake_evaluation
+
+    (run / "best.pt").write_bytes(f"weights of {name}".encode())
+    (run / "meta.json").write_text(json.dumps({"agent": agent, "tag": tag, "seed": seed,
+                                               "checkpoints": FAKE_CHECKPOINTS}))
+    fake_evaluation(run, {"robustrl/CartPole-v1": {"best": [nominal, nominal], "final": [nominal, nominal]}})
 
 
 def test_table_baseline_is_any_agent_label_and_an_absent_one_is_refused(tmp_path, capsys):

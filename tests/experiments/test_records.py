@@ -8,17 +8,30 @@ from robustrl.cli import main
 from robustrl.envs import ENV_IDS
 from robustrl.experiments import reward_table, write_reward_tables
 from robustrl.experiments.records import collect_evaluated_runs, read_evaluation, read_meta
+from robustrl.experiments.run_files import model_checksums
+
+#: What a run's meta.json says of its model files (one file when the final model is the best one).
+FAKE_CHECKPOINTS = {"best": "best.pt", "final": "best.pt"}
+
+
+def fake_evaluation(run, returns, request=None):
+    """Write ``eval.json`` of a fake run, with the checksums of its model files as an evaluation saves them."""
+    (run / "eval.json").write_text(json.dumps({"request": request or {}, "models": model_checksums(run),
+                                               "returns": returns}))
 
 
 def fake_run(runs, agent, seed, value=100.0, episodes=3, ids=ENV_IDS, meta=None, evaluation=None):
     run = runs / f"CartPole-v1__{agent}__{seed}"
     run.mkdir(parents=True)
-    (run / "meta.json").write_text(json.dumps(meta if meta is not None else
-                                              {"agent": agent, "tag": "", "seed": seed, "algo": "DQN"}))
+    (run / "best.pt").write_bytes(f"weights of {run.name}".encode())
+    (run / "meta.json").write_text(json.dumps(meta if meta is not None else {
+        "agent": agent, "tag": "", "seed": seed, "algo": "DQN", "checkpoints": FAKE_CHECKPOINTS}))
     if evaluation is not False:
         returns = {e: {"best": [value + seed] * episodes, "final": [value] * episodes} for e in ids}
-        data = evaluation if evaluation is not None else {"request": {"episodes": episodes}, "returns": returns}
-        (run / "eval.json").write_text(json.dumps(data))
+        if evaluation is None:
+            fake_evaluation(run, returns, {"episodes": episodes})
+        else:
+            (run / "eval.json").write_text(json.dumps(evaluation))
     (run / "curve.csv").write_text("timesteps,mean_return,std_return\n100,10.0,1.0\n200,20.0,2.0\n")
     return run
 
@@ -77,8 +90,8 @@ def test_an_incomplete_run_is_refused_unless_a_partial_table_is_asked_for(tmp_pa
     if problem == "no eval.json":
         bad = fake_run(runs, "robust", 2, evaluation=False)
     elif problem == "empty returns":
-        bad = fake_run(runs, "robust", 2, evaluation={"request": {}, "returns": {e: {"best": [], "final": []}
-                                                                                 for e in ENV_IDS}})
+        bad = fake_run(runs, "robust", 2, evaluation=False)
+        fake_evaluation(bad, {e: {"best": [], "final": []} for e in ENV_IDS})
     elif problem == "one id":
         bad = fake_run(runs, "robust", 2, ids=ENV_IDS[:1])
     else:
