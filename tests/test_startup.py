@@ -120,7 +120,9 @@ def test_plotting_functions_leave_the_users_backend_alone(tmp_path, svg_backend)
 
     run = tmp_path / "runs" / "robustrl-CartPole-v1__regular__0"
     run.mkdir(parents=True)
-    (run / "meta.json").write_text(json.dumps({"agent": "regular", "tag": "", "seed": 0}))
+    (run / "best.pt").write_bytes(b"weights")  # a complete run names model files that exist
+    (run / "meta.json").write_text(json.dumps({"agent": "regular", "tag": "", "seed": 0,
+                                               "checkpoints": {"best": "best.pt", "final": "best.pt"}}))
     np.savetxt(run / "curve.csv", [[0, 10.0], [100, 20.0]], delimiter=",", header="step,return", comments="")
     assert plot_training_curves(tmp_path / "runs", tmp_path / "curves.png").stat().st_size > 0
     assert matplotlib.get_backend() == "svg"

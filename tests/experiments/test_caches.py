@@ -181,7 +181,7 @@ def test_cleaning_leaves_the_temporary_files_of_writers_at_work(runs, tmp_path, 
         assert not leftover.exists()
         spec = SweepSpec(name="s", agents=["regular"], seeds=[0], grid={}, overrides={},
                          eval_ids=IDS, episodes=2)
-        monkeypatch.setattr("robustrl.experiments.sweep._run_local", lambda *args: None)
+        monkeypatch.setattr("robustrl.experiments.sweep.run_calls", lambda *args: None)
         run_sweep(spec, runs, tmp_path / "sweep")  # cleans the whole runs folder at its start
         assert len(list(run.glob(".notes.txt.*.tmp"))) == 1
     finally:
