@@ -21,8 +21,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
+from robustrl.experiments.records import collect_evaluated_runs
 from robustrl.experiments.report import write_benchmark_section
 
 SETTINGS = {
@@ -61,7 +61,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=40, help="at most this many runs (sorted by name)")
     parser.add_argument("--results", default="results")
     args = parser.parse_args()
-    runs = sorted(str(p.parent) for p in Path(args.runs).glob("*/eval.json"))[: args.limit]
+    evaluated = collect_evaluated_runs(args.runs, allow_partial=True)[0]  # complete, with current eval.json
+    runs = [str(run.run_dir) for run in evaluated][: args.limit]
     if not runs:
         raise SystemExit(f"no evaluated runs under {args.runs}")
     rows = []
