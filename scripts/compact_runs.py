@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from robustrl.experiments.compare import compact_run
-from robustrl.experiments.curves import VIEWS, read_view, robustness_run, surface_run
+from robustrl.experiments.curves import VIEWS, models_in_use, read_view, robustness_run, surface_run
 from robustrl.experiments.io import atomic_write_json, read_json
 from robustrl.experiments.records import complete_runs
 from robustrl.experiments.run_files import model_checksums
@@ -65,8 +65,9 @@ def _evaluate(run_dir: Path, saved: dict[str, Any]) -> dict[str, Any]:
         results["eval.json"] = evaluate_run(run_dir, tuple(saved["eval.json"]["returns"]), request["episodes"],
                                             request["seed"])["returns"]
     for view, compute in (("robustness", robustness_run), ("surfaces", surface_run)):
-        if view in saved:
-            results[view] = compute(run_dir, **saved[view]["request"])
+        if view in saved:  # the precision is this version's (it is not an argument)
+            request = {key: value for key, value in saved[view]["request"].items() if key != "precision"}
+            results[view] = compute(run_dir, **request)
     return results
 
 
@@ -90,8 +91,7 @@ def convert_and_verify(run_dir: Path) -> list[str]:
         if name == "eval.json":
             cache["models"] = model_checksums(run_dir)
         else:
-            used = tuple(sorted({e["checkpoint"] for e in cache["curves"] + cache["pairs"]}))
-            cache["models"] = model_checksums(run_dir, used)
+            cache["models"] = models_in_use(run_dir, cache)
         atomic_write_json(run_dir / name, cache)
     return [name for name, values in compact.items() if values != _saved_values(saved, name)]
 

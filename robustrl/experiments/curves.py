@@ -53,6 +53,7 @@ __all__ = [
     "SURFACE_GRID",
     "SURFACE_PAIRS",
     "convert_cache",
+    "models_in_use",
     "read_view",
     "read_views",
     "robustness_run",
@@ -310,6 +311,12 @@ def surfaces_cached(run_dir: str | Path, grid: dict[str, list[float]] | None = N
             and all(_find(cache["pairs"], _pair_key(pair, request["grid"], request)) for pair in request["pairs"]))
 
 
+def models_in_use(run_dir: str | Path, cache: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The checksums of the run's model files that the curves and pairs of ``cache`` were computed from."""
+    used = tuple(sorted({entry["checkpoint"] for entry in cache["curves"] + cache["pairs"]}))
+    return model_checksums(Path(run_dir), used)
+
+
 def convert_cache(run_dir: str | Path) -> bool:
     """Convert a run's caches of the earlier layout into one ``robustness.json``; numbers are copied as they are.
 
@@ -349,8 +356,7 @@ def convert_cache(run_dir: str | Path) -> bool:
                 cache["pairs"].append({**key, "mean_returns": surfaces["pairs"]["|".join(pair)]["mean_returns"]})
         cache["views"]["surfaces"] = request
     if is_complete(run_dir):
-        used = tuple(sorted({entry["checkpoint"] for entry in cache["curves"] + cache["pairs"]}))
-        cache["models"] = model_checksums(run_dir, used)
+        cache["models"] = models_in_use(run_dir, cache)
     atomic_write_json(path, cache)
     surfaces_path.unlink(missing_ok=True)
     return True

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+import robustrl
 from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, load_checkpoint, load_config, make_agent
 from robustrl.cli import main
 from robustrl.envs import ENV_IDS, NOMINAL_ID
@@ -167,21 +171,42 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask, mode):
     assert path.stat().st_mode & 0o777 == mode
 
 
-def test_compact_run_converts_a_zip_run_that_then_evaluates_the_same(trained, tmp_path):
-    run = _copy(trained, tmp_path)
+def _zip_run(trained: Path, root: Path) -> Path:
+    """A copy of ``trained`` in the layout of runs saved before compact checkpoints (SB3 zips)."""
+    run = _copy(trained, root)
     meta = json.loads((run / "meta.json").read_text())
-    for checkpoint in ("best", "final"):  # the layout of runs saved before compact checkpoints
+    for checkpoint in ("best", "final"):
         (run / f"{checkpoint}.zip").write_bytes(model_bytes(load_run_model(trained, checkpoint)))
     for path in run.glob("*.pt"):
         path.unlink()
     del meta["checkpoints"]
     atomic_write_json(run / "meta.json", meta)
+    return run
+
+
+def test_compact_run_converts_a_zip_run_that_then_evaluates_the_same(trained, tmp_path):
+    run = _zip_run(trained, tmp_path)
     assert is_complete(run)
     from_zips = evaluate_run(run, ENV_IDS, episodes=2)["returns"]
     assert compact_run(run) and not compact_run(run)
     assert not list(run.glob("*.zip")) and checkpoint_files(run)["best"].name == "best.pt"
     assert evaluate_run(run, ENV_IDS, episodes=2)["returns"] == from_zips
     assert compare_runs(run.parent, trained.parent) == {run.name: []}
+
+
+def test_compact_runs_script_converts_a_zip_run_with_cached_views(trained, tmp_path):
+    run = _zip_run(trained, tmp_path / "runs")
+    evaluate_run(run, (NOMINAL_ID,), episodes=2)
+    robustness_run(run, GRID, episodes=2)  # its saved request carries the precision
+    root = Path(robustrl.__file__).parent.parent
+    done = subprocess.run([sys.executable, str(root / "scripts" / "compact_runs.py"), str(run.parent)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    assert f"{run}: compact, evaluates exactly as its zips" in done.stdout
+    assert not list(run.glob("*.zip"))
+    best = {"file": "best.pt", "sha256": hashlib.sha256((run / "best.pt").read_bytes()).hexdigest()}
+    assert json.loads((run / "robustness.json").read_text())["models"] == {"best": best}
+    assert json.loads((run / "eval.json").read_text())["models"]["best"] == best
 
 
 def test_compare_says_identical_or_what_differs(trained, tmp_path, capsys):
