@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from robustrl.checks import NORMS, check_int
+from robustrl.checks import NORMS, check_int, is_number
 
 __all__ = [
     "NORMS",
@@ -36,7 +36,6 @@ __all__ = [
     "sample_unit_ball",
     "sample_worst_case",
     "check_eta",
-    "check_int",
     "check_norm",
     "check_rho",
 ]
@@ -45,20 +44,26 @@ Norm = Literal["linf", "l2"]
 ESTIMATORS: tuple[str, ...] = ("saa", "sg", "mlmc")
 
 
+def _shown(value: object) -> object:
+    """How a checked value appears in a message: a number as a float, anything else as given."""
+    return float(value) if is_number(value) else value
+
+
 def check_eta(eta: float) -> float:
-    """Validate a temperature: ``eta`` in ``[0, inf]`` (0 = hard max, inf = plain mean)."""
-    eta = float(eta)
-    if math.isnan(eta) or eta < 0:
-        raise ValueError(f"eta must be in [0, inf] (0 = hard worst case, inf = plain mean), got eta={eta}")
-    return eta
+    """Validate a temperature: a number (not a bool or a string) in ``[0, inf]`` (0 = hard max, inf = plain
+    mean); else ``ValueError`` naming the value."""
+    if not is_number(eta) or math.isnan(eta) or eta < 0:
+        raise ValueError("eta must be in [0, inf] (0 = hard worst case, inf = plain mean), "
+                         f"got eta={_shown(eta)!r}")
+    return float(eta)
 
 
 def check_rho(rho: float) -> float:
-    """Validate a ball radius: finite and ``>= 0``."""
-    rho = float(rho)
-    if not math.isfinite(rho) or rho < 0:
-        raise ValueError(f"rho must be finite and >= 0, got rho={rho}")
-    return rho
+    """Validate a ball radius: a number (not a bool or a string), finite and ``>= 0``; else ``ValueError``
+    naming the value."""
+    if not is_number(rho) or not math.isfinite(rho) or rho < 0:
+        raise ValueError(f"rho must be finite and >= 0, got rho={_shown(rho)!r}")
+    return float(rho)
 
 
 def check_norm(norm: str) -> str:

@@ -10,6 +10,8 @@ from robustrl.estimators import (
     RTMLMC,
     SAA,
     SG,
+    check_eta,
+    check_rho,
     entropic_risk,
     entropic_softmin,
     make_estimator,
@@ -79,6 +81,22 @@ def test_risk_between_mean_and_max(values, eta):
 def test_bad_eta_names_the_value(eta):
     with pytest.raises(ValueError, match="eta"):
         entropic_risk(torch.zeros(1, 3), eta)
+
+
+@pytest.mark.parametrize("check, value, message", [
+    (check_rho, True, "rho=True"), (check_rho, "abc", "rho='abc'"), (check_rho, "0.5", "rho='0.5'"),
+    (check_rho, None, "rho=None"), (check_eta, "0.5", "eta='0.5'"), (check_eta, False, "eta=False"),
+    (check_eta, [1.0], "eta=[1.0]"),
+])
+def test_rho_and_eta_must_be_numbers_not_bools_or_strings(check, value, message):
+    with pytest.raises(ValueError) as err:
+        check(value)
+    assert message in str(err.value) and str(err.value).startswith(message.split("=")[0] + " must be")
+
+
+def test_rho_and_eta_accept_python_and_numpy_numbers():
+    assert check_rho(0) == 0.0 and check_rho(np.float32(0.25)) == 0.25 and type(check_rho(np.float64(1))) is float
+    assert check_eta(math.inf) == math.inf and check_eta(np.int64(2)) == 2.0
 
 
 def test_bad_arguments_raise_value_error():

@@ -11,9 +11,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from robustrl.agents.robust_dqn import TARGET_ESTIMATORS
+from robustrl.agents.robust_dqn import check_state_scale, check_target_estimator
 from robustrl.checks import check_int, is_int, is_number
-from robustrl.estimators import check_norm
+from robustrl.estimators import check_eta, check_norm, check_rho
 
 __all__ = ["ROBUST_KEYS", "UNSUPPORTED_DQN_KEYS", "check_dqn_kwargs", "check_robust_kwargs"]
 
@@ -118,32 +118,18 @@ def check_dqn_kwargs(kwargs: dict[str, Any], defaults: Mapping[str, Any]) -> dic
 
 
 def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> dict[str, Any]:
-    """Check :class:`RobustDQN`'s keyword arguments with its own messages (``obs_size``: for state_scale)."""
-    for key in kwargs:
+    """Check :class:`RobustDQN`'s keyword arguments with its own checks (``obs_size``: for state_scale)."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "rho": check_rho,
+        "eta": check_eta,
+        "n_samples": lambda v: check_int(v, "n_samples", 1),
+        "norm": check_norm,
+        "state_scale": lambda v: check_state_scale(v, obs_size),
+        "estimator": check_target_estimator,
+        "mlmc_level": lambda v: check_int(v, "mlmc_level", 0),
+    }
+    for key, value in kwargs.items():
         if key not in ROBUST_KEYS:
             raise ValueError(f"unknown robust hyperparameter {key!r}; valid: {', '.join(ROBUST_KEYS)}")
-    if "rho" in kwargs:
-        _real("rho", kwargs["rho"], "finite and >= 0", lambda v: math.isfinite(v) and v >= 0)
-    if "eta" in kwargs:
-        _real("eta", kwargs["eta"], "in [0, inf] (0 = hard worst case, inf = plain mean)",
-              lambda v: not math.isnan(v) and v >= 0)
-    if "n_samples" in kwargs:
-        check_int(kwargs["n_samples"], "n_samples", 1)
-    if "mlmc_level" in kwargs:
-        check_int(kwargs["mlmc_level"], "mlmc_level", 0)
-    if "norm" in kwargs:
-        check_norm(kwargs["norm"])
-    if "estimator" in kwargs and kwargs["estimator"] not in TARGET_ESTIMATORS:
-        estimator = kwargs["estimator"]
-        raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={estimator!r}")
-    scale = kwargs.get("state_scale")
-    if scale is not None:
-        if not isinstance(scale, (list, tuple)) or not all(
-            is_number(s) and math.isfinite(s) and s > 0 for s in scale
-        ):
-            raise ValueError(f"state_scale entries must be finite and > 0, got state_scale={scale!r}")
-        if obs_size is not None and len(scale) != obs_size:
-            raise ValueError(
-                f"state_scale must have {obs_size} entries (the observation size), got {len(scale)}"
-            )
+        checks[key](value)
     return kwargs

@@ -12,12 +12,34 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.nn import functional as F
 
-from robustrl.estimators import Estimator, check_eta, check_int, check_norm, check_rho, make_estimator
+from robustrl.checks import check_int, is_number
+from robustrl.estimators import Estimator, check_eta, check_norm, check_rho, make_estimator
 
-__all__ = ["TARGET_ESTIMATORS", "RobustDQN"]
+__all__ = ["TARGET_ESTIMATORS", "RobustDQN", "check_state_scale", "check_target_estimator"]
 
 #: Estimators of the robust target: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC).
 TARGET_ESTIMATORS = ("saa", "mlmc")
+
+
+def check_target_estimator(estimator: Any) -> str:
+    """Validate the robust target's estimator: one of :data:`TARGET_ESTIMATORS`."""
+    if estimator not in TARGET_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={estimator!r}")
+    return estimator
+
+
+def check_state_scale(state_scale: Any, obs_size: int | None = None) -> list[float] | None:
+    """Validate a perturbation scale: None, or a list, tuple or array of finite numbers > 0 (with ``obs_size``
+    entries when it is given); returns it as a list of floats."""
+    if state_scale is None:
+        return None
+    if not isinstance(state_scale, (list, tuple, np.ndarray)) or not all(
+        is_number(s) and math.isfinite(s) and s > 0 for s in state_scale
+    ):
+        raise ValueError(f"state_scale entries must be finite and > 0, got state_scale={state_scale!r}")
+    if obs_size is not None and len(state_scale) != obs_size:
+        raise ValueError(f"state_scale must have {obs_size} entries (the observation size), got {len(state_scale)}")
+    return [float(s) for s in state_scale]
 
 
 class RobustDQN(DQN):
@@ -61,27 +83,18 @@ class RobustDQN(DQN):
         self.eta = check_eta(eta)
         check_int(n_samples, "n_samples", 1)
         check_norm(norm)
-        if estimator not in TARGET_ESTIMATORS:
-            raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={estimator!r}")
+        check_target_estimator(estimator)
         check_int(mlmc_level, "mlmc_level", 0)
-        if state_scale is not None:
-            state_scale = [float(s) for s in state_scale]
-            if not all(math.isfinite(s) and s > 0 for s in state_scale):
-                raise ValueError(f"state_scale entries must be finite and > 0, got state_scale={state_scale}")
         self.n_samples = n_samples
         self.norm = norm
-        self.state_scale = state_scale
+        self.state_scale = check_state_scale(state_scale)
         self.estimator = estimator
         self.mlmc_level = mlmc_level
         super().__init__(policy=policy, env=env, **kwargs)
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        obs_dim = int(np.prod(self.observation_space.shape))
-        if self.state_scale is not None and len(self.state_scale) != obs_dim:
-            raise ValueError(
-                f"state_scale must have {obs_dim} entries (the observation size), got {len(self.state_scale)}"
-            )
+        check_state_scale(self.state_scale, int(np.prod(self.observation_space.shape)))
         self._perturbation_generator = th.Generator(device=self.device)
         if self.seed is None:
             self._perturbation_generator.seed()

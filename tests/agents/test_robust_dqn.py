@@ -1,4 +1,5 @@
 import math
+import re
 
 import gymnasium as gym
 import pytest
@@ -137,10 +138,13 @@ def test_parameters_survive_save_and_load(tmp_path):
         (dict(mlmc_level=-1), "mlmc_level=-1"),
         (dict(state_scale=[1.0, 0.0, 1.0, 1.0]), "state_scale"),
         (dict(state_scale=[1.0, 1.0]), "4 entries"),
+        (dict(rho=True), "rho=True"),
+        (dict(eta="0.5"), "eta='0.5'"),
+        (dict(state_scale=["1", "1", "1", "1"]), "state_scale=['1', '1', '1', '1']"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=re.escape(match)):
         RobustDQN("MlpPolicy", env(), **kwargs)
 
 
