@@ -95,7 +95,8 @@ def test_rho_and_eta_must_be_numbers_not_bools_or_strings(check, value, message)
 
 
 def test_rho_and_eta_accept_python_and_numpy_numbers():
-    assert check_rho(0) == 0.0 and check_rho(np.float32(0.25)) == 0.25 and type(check_rho(np.float64(1))) is float
+    assert check_rho(0) == 0.0 and check_rho(np.float32(0.25)) == 0.25
+    assert type(check_rho(np.float64(1))) is float
     assert check_eta(math.inf) == math.inf and check_eta(np.int64(2)) == 2.0
 
 

@@ -38,7 +38,8 @@ def check_state_scale(state_scale: Any, obs_size: int | None = None) -> list[flo
     ):
         raise ValueError(f"state_scale entries must be finite and > 0, got state_scale={state_scale!r}")
     if obs_size is not None and len(state_scale) != obs_size:
-        raise ValueError(f"state_scale must have {obs_size} entries (the observation size), got {len(state_scale)}")
+        raise ValueError(f"state_scale must have {obs_size} entries (the observation size), "
+                         f"got {len(state_scale)}")
     return [float(s) for s in state_scale]
 
 

@@ -9,14 +9,13 @@ can never disagree.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv, CartPoleVectorEnv
 
-from robustrl.checks import check_int
+from robustrl.checks import check_int, is_number
 
 __all__ = [
     "NOMINAL_PARAMETERS",
@@ -39,7 +38,7 @@ PHYSICAL_PARAMETERS: tuple[str, ...] = tuple(NOMINAL_PARAMETERS)
 
 def _check_type(name: str, value: Any) -> None:
     """``TypeError`` unless ``value`` is a real number (Python or numpy int/float, not bool)."""
-    is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    is_real = is_number(value)
     if isinstance(value, np.ndarray) and value.ndim == 0:
         is_real = value.dtype.kind in "iuf"
     if not is_real:
@@ -75,7 +74,8 @@ def _check_value(name: str, value: Any, num_envs: int | None) -> float | np.ndar
         raise ValueError(f"{name} must be a scalar or have shape ({num_envs},), got shape {array.shape}")
     bad = ~np.isfinite(array) | (array <= 0)
     if bad.any():
-        raise ValueError(f"{name} must be finite and > 0, got {name}[{int(np.argmax(bad))}]={array[bad][0]!r}")
+        first = int(np.argmax(bad))
+        raise ValueError(f"{name} must be finite and > 0, got {name}[{first}]={float(array[first])!r}")
     return array.copy()
 
 

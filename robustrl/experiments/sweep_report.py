@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from robustrl.checks import is_number
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.io import atomic_write_json, atomic_write_text
 from robustrl.experiments.records import read_evaluation
@@ -137,7 +138,7 @@ def _label(value: Any) -> str:
 
 def _axis(values: list[Any]) -> list[Any]:
     """Grid values in increasing order when they are all numbers (so that inf comes last)."""
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    numeric = all(is_number(v) for v in values)
     return sorted(values) if numeric else list(values)
 
 

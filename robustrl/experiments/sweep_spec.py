@@ -42,10 +42,9 @@ from typing import Any
 import yaml
 
 from robustrl.agents.factory import ROBUST_KEYS, AgentConfig, load_config
-from robustrl.checks import MAX_SEED, is_int
+from robustrl.checks import MAX_SEED, check_seed, is_int
 from robustrl.experiments.curves import surfaces_cached
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
-from robustrl.estimators import check_eta, check_rho
 from robustrl.experiments.training import RunSpec, is_complete, is_evaluated
 
 __all__ = ["SweepSpec", "SweepTask", "format_setting", "load_sweep_spec"]
@@ -205,12 +204,17 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
     if isinstance(seeds_value, list):
         seeds = _nonempty_list(source, "seeds", seeds_value)
         for i, seed in enumerate(seeds):
-            if not is_int(seed, 0) or seed > MAX_SEED:
-                raise _fail(source, f"seeds[{i}]", f"expected an integer in [0, 2**32 - 1], got {seed!r}")
+            try:
+                check_seed(seed)
+            except ValueError as err:
+                raise _fail(source, f"seeds[{i}]", str(err)) from None
         if len(set(seeds)) != len(seeds):
             raise _fail(source, "seeds", f"repeated seed in {seeds}")
-    else:
-        seeds = list(range(_positive_int(source, "seeds", seeds_value)))
+    else:  # a count: seeds 0 .. N - 1, refused before the list is built
+        count = _positive_int(source, "seeds", seeds_value)
+        if count - 1 > MAX_SEED:
+            raise _fail(source, "seeds", f"expected at most 2**32 seeds (0 .. 2**32 - 1), got {count!r}")
+        seeds = list(range(count))
     grid = data.get("grid") or {}
     grid = _check_keys(source, "grid.", grid, tuple(grid) if isinstance(grid, dict) else ())
     for key, values in grid.items():
@@ -260,7 +264,7 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
             where = "grid" if setting else "overrides"
             merged = spec.overrides_for(agent, setting)
             try:
-                cfg = AgentConfig.resolve(config, env_id, agent, merged)
+                AgentConfig.resolve(config, env_id, agent, merged)
             except ValueError as err:
                 raise _fail(source, f"agents/{where}", f"{err} (agent {agent!r}, setting {merged})") from None
             robust_only = sorted(k for k in merged if k in ROBUST_KEYS)
@@ -269,20 +273,13 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
                 path_ = (f"grid.{key}" if key in grid else f"overrides.{key}" if key in overrides
                          else f"agent_overrides.{agent}.{key}")
                 raise _fail(source, path_, f"agent {agent!r} has no robust target, so {key!r} does not apply")
-            try:
-                if "rho" in cfg.robust_kwargs:
-                    check_rho(cfg.robust_kwargs["rho"])
-                if "eta" in cfg.robust_kwargs:
-                    check_eta(cfg.robust_kwargs["eta"])
-            except (ValueError, TypeError) as err:
-                raise _fail(source, where, f"{err} (agent {agent!r})") from None
     return spec
 
 
 def _check_surfaces(source: str, surfaces: Any) -> dict[str, Any] | None:
     if surfaces is None:
         return None
-    from robustrl.envs.cartpole import PHYSICAL_PARAMETERS
+    from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
 
     surfaces = _check_keys(source, "surfaces.", surfaces, _SURFACE_KEYS)
     episodes = _positive_int(source, "surfaces.episodes", surfaces.get("episodes", 10))
@@ -290,16 +287,10 @@ def _check_surfaces(source: str, surfaces: Any) -> dict[str, Any] | None:
     grid = _check_keys(source, "surfaces.grid.", grid, PHYSICAL_PARAMETERS)
     for key, values in grid.items():
         _nonempty_list(source, f"surfaces.grid.{key}", values)
-        for i, value in enumerate(values):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise _fail(
-                    source, f"surfaces.grid.{key}[{i}]", f"expected a finite number > 0, got {value!r}"
-                )
+        try:
+            check_physical_parameters({key: values}, num_envs=len(values))
+        except (TypeError, ValueError) as err:
+            raise _fail(source, f"surfaces.grid.{key}", str(err)) from None
     pairs = surfaces.get("pairs") or []
     if not isinstance(pairs, list):
         raise _fail(source, "surfaces.pairs", f"expected a list of [parameter, parameter], got {pairs!r}")
