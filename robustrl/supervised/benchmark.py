@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from robustrl.checks import check_seed, is_number, is_of
 from robustrl.supervised._checks import check_choice
 from robustrl.supervised.data import DATASETS, Dataset, load_dataset, subset
-from robustrl.experiments.io import atomic_write_json, atomic_write_text, atomic_write_with
+from robustrl.experiments.io import atomic_write_json, atomic_write_text, atomic_write_with, read_json
 from robustrl.supervised.methods import METHODS, MethodConfig, make_method, needs_mmc_head
 from robustrl.supervised.models import make_model
 from robustrl.supervised.training import AttackSpec, TrainConfig, evaluate, train
@@ -203,7 +203,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str 
     for method, seed in tqdm(pairs, desc=f"benchmark {config.name}", disable=not progress):
         path = out_dir / RECORDS_DIR / f"{run_name(config, method, seed)}.json"
         if resume and path.exists():
-            old = json.loads(path.read_text())
+            old = read_record(path)
             if old.get("config") == config.to_dict():
                 records.append(old)
                 continue
@@ -223,15 +223,10 @@ _RECORD_CONFIG_FIELDS: dict[str, type | tuple[type, ...]] = {
 
 
 def read_record(path: Path | str) -> dict:
-    """A run record written by ``robustrl supervised train`` or a benchmark; ``ValueError`` naming the file
-    and the first problem if it is missing, not JSON, or not a run record."""
+    """A run record written by ``robustrl supervised train`` or a benchmark; an error naming the file and the
+    first problem: ``FileNotFoundError`` if it is missing, ``ValueError`` if it is not JSON or not a run record."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"run record {path} does not exist")
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"run record {path} is not valid JSON: {err}") from None
+    record = read_json(path)
     if not isinstance(record, dict):
         raise ValueError(f"{path} is not a run record: expected a JSON object")
     checks = ((_RECORD_FIELDS, record, ""), (_RECORD_CONFIG_FIELDS, record.get("config"), "config."))

@@ -15,7 +15,7 @@ from pathlib import Path
 from robustrl.experiments.io import atomic_write_json
 from robustrl.supervised.names import ARCHS, ATTACKS, DATASETS, METHODS, NORMS, PRESET_NAMES
 
-__all__ = ["add_subcommands", "cmd_benchmark", "cmd_evaluate", "cmd_table", "cmd_train", "main"]
+__all__ = ["add_subcommands", "cmd_benchmark", "cmd_evaluate", "cmd_table", "cmd_train"]
 
 
 def _command() -> str:
@@ -171,19 +171,3 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     _common(p)
     p.set_defaults(func=cmd_benchmark, output_folders=("out",))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m robustrl.supervised.cli supervised ...``), for testing."""
-    parser = argparse.ArgumentParser(prog="robustrl")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as exc:
-        print(f"robustrl: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
+from robustrl.cli import main
 from robustrl.supervised.benchmark import BenchmarkConfig, load_runs, run_benchmark, write_benchmark_tables
-from robustrl.supervised.cli import add_subcommands, main
+from robustrl.supervised.cli import add_subcommands
 from robustrl.supervised.estimator_benchmark import quick_config, run_estimator_benchmark
 
 

@@ -45,6 +45,20 @@ def test_a_record_of_the_wrong_shape_is_named(tmp_path, capsys, content, problem
     assert json.loads(path.read_text()) == content
 
 
+@pytest.mark.parametrize("content, error, problem", [
+    (None, FileNotFoundError, "does not exist"), ("{not json", ValueError, "is corrupted"),
+])
+def test_a_missing_or_corrupted_record_is_named(tmp_path, capsys, content, error, problem):
+    path = tmp_path / "digits__erm__0.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(error, match=problem):
+        read_record(path)
+    assert main(["supervised", "evaluate", "--run", str(path), "--eps", "0.1", "--no-progress"]) == 2
+    err = one_line_error(capsys)
+    assert str(path) in err and problem in err
+
+
 @pytest.mark.parametrize("damage", ["truncated", "other model", "missing"])
 def test_a_damaged_checkpoint_is_named(tmp_path, capsys, damage):
     path = tmp_path / "digits__erm__0.json"
