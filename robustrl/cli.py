@@ -154,16 +154,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from robustrl.experiments import QUICK, ReproduceConfig, reproduce
 
     preset: dict[str, Any] = dict(QUICK) if args.quick else {}
-    if args.quick:
-        preset["out"] = Path("runs/quick")
     for name in ("seeds", "episodes", "jobs"):
         if getattr(args, name) is not None:
             preset[name] = getattr(args, name)
     if args.agents:
         preset["agents"] = tuple(args.agents)
-    if args.out is not None:
-        preset["out"] = Path(args.out)
-    _check_output_folder(preset.get("out", "results"))
+    preset["out"] = Path(args.out)
     overrides = {**preset.pop("overrides", {}), **parse_overrides(args.set)}
     cfg = ReproduceConfig(**preset, overrides=overrides, config_path=args.config)
     for path in reproduce(cfg):
@@ -183,15 +179,25 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return _print_comparison(compare_runs(cfg.out / "runs", reference / "runs"), reference / "runs")
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    from robustrl.experiments.sweep import run_sweep
+def _reproduce_defaults(args: argparse.Namespace) -> None:
+    from robustrl.experiments import QUICK, ReproduceConfig
+
+    if args.out is None:
+        args.out = QUICK["out"] if args.quick else ReproduceConfig.out
+
+
+def _sweep_defaults(args: argparse.Namespace) -> None:
     from robustrl.experiments.sweep_spec import load_sweep_spec
 
-    spec = load_sweep_spec(args.spec)
-    runs = Path(args.runs) if args.runs else Path("runs/sweeps") / spec.name
-    out = Path(args.out) if args.out else Path("results/sweeps") / spec.name
-    for folder in (runs, out):
-        _check_output_folder(folder)
+    args.spec = load_sweep_spec(args.spec)  # the default folders are named after the sweep
+    args.runs = args.runs or Path("runs/sweeps") / args.spec.name
+    args.out = args.out or Path("results/sweeps") / args.spec.name
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from robustrl.experiments.sweep import run_sweep
+
+    spec, runs, out = args.spec, Path(args.runs), Path(args.out)
     status = run_sweep(spec, runs, out, args.backend, args.jobs, args.address,
                        command="robustrl " + shlex.join(sys.argv[1:]))
     print(f"sweep {spec.name}: {status['runs']} runs, {status['ran']} run now, {len(status['failed'])} failed; "
@@ -310,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "printing 'identical' or what differs; exit code 1 if any differs")
     rep.add_argument("--config", default=None)
     rep.add_argument("--set", nargs="*", metavar="KEY=VALUE")
-    rep.set_defaults(func=_cmd_reproduce, output_folders=("out",))
+    rep.set_defaults(func=_cmd_reproduce, output_folders=("out",), resolve_defaults=_reproduce_defaults)
 
     compare = sub.add_parser("compare", help="compare runs with reference runs: identical, or what differs")
     compare.add_argument("runs", help="folder of run folders, e.g. runs/reproduce/runs")
@@ -324,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=None, help="parallel runs (default: cores)")
     sweep.add_argument("--runs", default=None, help="folder of run folders (default runs/sweeps/NAME)")
     sweep.add_argument("--out", default=None, help="tables and plots (default results/sweeps/NAME)")
-    sweep.set_defaults(func=_cmd_sweep, output_folders=("runs", "out"))
+    sweep.set_defaults(func=_cmd_sweep, output_folders=("runs", "out"), resolve_defaults=_sweep_defaults)
 
     surf = sub.add_parser("surfaces", help="return over dense grids of every physical parameter and of pairs")
     surf.add_argument("--runs", default="results/runs", help="folder of trained run folders")
@@ -386,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
+        if hasattr(args, "resolve_defaults"):  # output folders whose default depends on other arguments
+            args.resolve_defaults(args)
         for name in getattr(args, "output_folders", ()):
             if getattr(args, name) is not None:
                 _check_output_folder(getattr(args, name))

@@ -105,16 +105,38 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path, ca
     assert files_under(tmp_path) == [blocker, runs]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_output_folder_is_one_line(tmp_path, capsys):
+def test_a_read_only_output_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    """Refused before anything runs (tested by a folder that os.access calls read-only, so that the test
+    also runs as root, who may write into any folder)."""
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        assert main(["train", "--agent", "regular", "--out", str(locked / "runs"), "--no-progress"]) == 2
-        assert "not writable" in one_line_error(capsys)
-    finally:
-        locked.chmod(0o755)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and real_access(path, mode, **kw))
+    assert main(["train", "--agent", "regular", "--out", str(locked / "runs"), "--no-progress"]) == 2
+    err = one_line_error(capsys)
+    assert "not writable" in err and str(locked) in err
+    assert files_under(tmp_path) == [locked]
+
+
+@pytest.mark.parametrize("command, default", [
+    (["reproduce", "--quick", "--seeds", "1", "--agents", "regular"], "runs/quick"),
+    (["reproduce", "--seeds", "1", "--agents", "regular"], "runs/reproduce"),
+    (["sweep", SWEEP], "runs/sweeps/samples"),
+    (["supervised", "benchmark", "--no-progress"], "results/supervised/digits"),
+])
+def test_the_default_output_folder_is_the_one_checked(tmp_path, capsys, monkeypatch, command, default):
+    monkeypatch.chdir(tmp_path)
+    blocker = Path(default.split("/")[0])
+    blocker.write_text("a file, not a folder\n")
+    assert main([*command, "--set", *TINY] if command[0] == "reproduce" else command) == 2
+    assert f"output folder {default} cannot be created: {blocker} is a file" in one_line_error(capsys)
+    assert files_under(tmp_path) == [tmp_path / blocker]
+
+
+def test_the_quick_preset_of_the_api_writes_where_the_command_line_does():
+    from robustrl.experiments import QUICK, ReproduceConfig
+
+    assert ReproduceConfig(**QUICK).out == Path("runs/quick") and ReproduceConfig().out == Path("runs/reproduce")
 
 
 @pytest.mark.parametrize("error", [

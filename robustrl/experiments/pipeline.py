@@ -53,7 +53,7 @@ class ReproduceConfig:
             AgentConfig.resolve(config, NOMINAL_ID, agent, self.overrides)  # checks names and values
 
 
-QUICK = dict(seeds=2, agents=("regular", "robust"), episodes=20, robustness_episodes=5,
+QUICK = dict(seeds=2, agents=("regular", "robust"), episodes=20, robustness_episodes=5, out=Path("runs/quick"),
              overrides={"n_timesteps": 15_000, "eval_freq": 2_500, "eval_episodes": 10})
 
 

@@ -105,9 +105,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     config = preset(args.preset, seeds=args.seeds)
-    out = args.out or f"results/supervised/{args.preset}"
-    run_benchmark(config, out, command=_command(), progress=not args.no_progress)
-    return cmd_table(argparse.Namespace(runs=f"{out}/{RECORDS_DIR}", out=out))
+    run_benchmark(config, args.out, command=_command(), progress=not args.no_progress)
+    return cmd_table(argparse.Namespace(runs=f"{args.out}/{RECORDS_DIR}", out=args.out))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -170,4 +169,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="default results/supervised/<preset>")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     _common(p)
-    p.set_defaults(func=cmd_benchmark, output_folders=("out",))
+    p.set_defaults(func=cmd_benchmark, output_folders=("out",), resolve_defaults=_benchmark_defaults)
+
+
+def _benchmark_defaults(args: argparse.Namespace) -> None:
+    if args.out is None:
+        args.out = f"results/supervised/{args.preset}"
