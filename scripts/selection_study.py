@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robustrl.experiments.parallel import process_pool
+from robustrl.experiments.parallel import ProcessPool
 from robustrl.experiments.selection import parse_seeds, report, score_run, study_spec, train_one
 
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=100)
     args = parser.parse_args(argv)
     names = [study_spec(a, s).name for a in args.agents for s in parse_seeds(args.seeds)]
-    with process_pool(args.jobs) as pool:
+    with ProcessPool(args.jobs) as pool:
         if args.phase == "train":
             jobs = [pool.submit(train_one, a, s) for a in args.agents for s in parse_seeds(args.seeds)]
         else:

@@ -26,7 +26,7 @@ from typing import Any
 
 from robustrl.experiments.progress import RunBars, reporting_to, set_reporter
 
-__all__ = ["ProcessPool", "process_pool", "run_calls"]
+__all__ = ["ProcessPool", "run_calls"]
 
 _SPAWN = get_context("spawn")
 
@@ -181,11 +181,6 @@ class ProcessPool:
             self.terminate()
 
 
-def process_pool(jobs: int, interval: float = 0.5) -> ProcessPool:
-    """A :class:`ProcessPool` of ``jobs`` workers that exit within ``interval`` seconds of their parent."""
-    return ProcessPool(jobs, interval)
-
-
 def run_calls(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], jobs: int,
               done: Callable[[Any], None] | None = None) -> None:
     """Run ``fn(*args)`` for every ``args`` of ``calls`` in ``jobs`` processes; ``done(result)`` as each ends.
@@ -200,6 +195,6 @@ def run_calls(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], jobs: in
             for args in calls:
                 done(fn(*args))
         return
-    with process_pool(jobs) as pool:
+    with ProcessPool(jobs) as pool:
         for future in as_completed([pool.submit(fn, *args) for args in calls]):
             done(future.result())

@@ -20,18 +20,13 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
-__all__ = ["Reporter", "RunBars", "TrainingProgress", "planned_steps", "reporter", "reporting_to",
-           "set_reporter", "training_reports"]
+__all__ = ["Reporter", "RunBars", "TrainingProgress", "planned_steps", "reporting_to", "set_reporter",
+           "training_reports"]
 
 #: ``reporter(run, done, total)``: ``done`` of ``total`` environment steps of ``run`` are trained.
 Reporter = Callable[[str, int, int], None]
 
 _reporter: Reporter | None = None
-
-
-def reporter() -> Reporter | None:
-    """Where training runs of this process report their progress (``None``: nowhere)."""
-    return _reporter
 
 
 def set_reporter(report: Reporter | None) -> None:
