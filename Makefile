@@ -1,4 +1,5 @@
-# Two commands for a fresh machine: `make reproduce` (the main job) and `make test`.
+# Four targets for a fresh machine: `make reproduce` (the main job), `make quick` (its small preset),
+# `make verify` (re-evaluate the committed runs) and `make test`.
 # reproduce and quick train from scratch into runs/ (untracked) and compare every run with the committed one.
 VENV ?= .venv
 PY := $(VENV)/bin/python
