@@ -16,7 +16,7 @@ HEAVY = ("torch", "stable_baselines3")
 LAZY_PACKAGES = ("robustrl", "robustrl.agents", "robustrl.experiments", "robustrl.supervised")
 
 HELP_COMMANDS = [
-    [], ["train"], ["evaluate"], ["table"], ["plot"], ["reproduce"], ["sweep"], ["surfaces"], ["stats"],
+    [], ["train"], ["evaluate"], ["table"], ["plot"], ["reproduce"], ["compare"], ["sweep"], ["surfaces"], ["stats"],
     ["report"], ["supervised"], ["supervised", "train"], ["supervised", "evaluate"], ["supervised", "table"],
     ["supervised", "benchmark"],
 ]

@@ -35,15 +35,47 @@ def test_norms_are_defined_once():
     assert defined == ["robustrl/checks.py"]  # torch-free, so that the command line can list them
 
 
+def _mentions(node: ast.AST, word: str) -> bool:
+    """Whether ``node`` reads ``word`` as a name (``agent``), an attribute (``spec.agent``) or a key
+    (``meta["agent"]``)."""
+    return any((isinstance(n, ast.Name) and n.id == word) or (isinstance(n, ast.Attribute) and n.attr == word)
+               or (isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and n.slice.value == word)
+               for n in ast.walk(node))
+
+
+def _labels_by_hand(tree: ast.AST) -> list[int]:
+    """Lines of f-strings (or ``+`` chains) that combine an agent and a tag themselves, outside agent_label."""
+    inside_agent_label = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "agent_label"
+                          for n in ast.walk(f)}
+    lines = []
+    for node in ast.walk(tree):
+        if id(node) in inside_agent_label:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            parts = [v.value for v in node.values if isinstance(v, ast.FormattedValue)
+                     and not (isinstance(v.value, ast.Call) and getattr(v.value.func, "id", "") == "agent_label")]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            parts = [node.left, node.right]
+        else:
+            continue
+        if any(_mentions(p, "agent") for p in parts) and any(_mentions(p, "tag") for p in parts):
+            lines.append(node.lineno)
+    return lines
+
+
 def test_agent_label_is_built_in_one_place():
     from robustrl.experiments.tables import agent_label
     from robustrl.experiments.training import RunSpec
 
     assert agent_label("robust", "rho0.1") == "robust-rho0.1" and agent_label("robust", None) == "robust"
     assert RunSpec("robust", 3, tag="rho0.1").name == "CartPole-v1__robust-rho0.1__3"
-    by_hand = [str(p.relative_to(ROOT)) for p in (ROOT / "robustrl").rglob("*.py")
-               if "['tag']}\" if" in p.read_text() or "-{self.tag}\" if" in p.read_text()]
-    assert not by_hand
+    for by_hand in ('f"{agent}-{tag}"', 'f"{meta[\'agent\']}-{meta[\'tag\']}" if x else y',
+                    'self.agent + "-" + self.tag'):
+        assert _labels_by_hand(ast.parse(by_hand)) == [1], by_hand  # the check finds a label built by hand
+    assert not _labels_by_hand(ast.parse('f"{env}__{agent_label(spec.agent, spec.tag)}__{seed}"'))
+    found = {str(p.relative_to(ROOT)): lines for p in (ROOT / "robustrl").rglob("*.py")
+             if (lines := _labels_by_hand(ast.parse(p.read_text())))}
+    assert not found
 
 
 def test_no_pointer_to_documents_outside_the_repository():
