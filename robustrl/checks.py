@@ -6,11 +6,24 @@ the agents and the experiments can all use the same checks without importing eac
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from typing import Any
 
-__all__ = ["MAX_SEED", "NORMS", "check_int", "check_name", "check_seed", "is_int", "is_number", "is_of"]
+__all__ = [
+    "MAX_SEED",
+    "NORMS",
+    "check_choice",
+    "check_eps",
+    "check_int",
+    "check_name",
+    "check_probability",
+    "check_seed",
+    "is_int",
+    "is_number",
+    "is_of",
+]
 
 #: The norms of the perturbation balls, shared by the robust agents and the supervised attacks (here, free
 #: of torch, so that the command line can offer them without importing torch).
@@ -58,4 +71,27 @@ def check_name(value: Any, name: str) -> str:
     with a dot or a dash, so it can neither leave its folder (``/``, ``..``) nor hide (``.x``)."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValueError(f"{name} must be letters, digits and . _ + = - (not first), got {name}={value!r}")
+    return value
+
+
+def check_eps(eps: Any, name: str = "eps") -> float:
+    """A perturbation budget: a finite number ``>= 0``, else ``ValueError`` naming ``name`` and the value."""
+    value = float(eps) if is_number(eps) else math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {name}={eps!r}")
+    return value
+
+
+def check_probability(p: Any, name: str = "p") -> float:
+    """A probability: a number in ``[0, 1]`` (NaN refused), else ``ValueError`` naming ``name`` and the value."""
+    value = float(p) if is_number(p) else math.nan
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {name}={p!r}")
+    return value
+
+
+def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
+    """``value`` if it is one of ``choices``, else ``ValueError`` naming it and listing the choices."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
     return value

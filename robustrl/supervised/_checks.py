@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
+from robustrl.attacks import check_labels
+from robustrl.checks import check_choice, check_eps
+
+__all__ = ["check_choice", "check_eps", "check_images", "check_labels"]
 
 
 def check_images(x: Tensor, name: str = "inputs") -> Tensor:
@@ -21,31 +23,3 @@ def check_images(x: Tensor, name: str = "inputs") -> Tensor:
         lo, hi = float(x.min()), float(x.max())
         raise ValueError(f"{name} must lie in [0, 1], got values in [{lo}, {hi}]")
     return x
-
-
-def check_labels(y: Tensor, batch: int, num_classes: int, name: str = "labels") -> Tensor:
-    """Labels must be an integer tensor of shape ``(batch,)`` with values in ``{0..num_classes-1}``."""
-    if not isinstance(y, Tensor) or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise ValueError(f"{name} must be an integer torch.Tensor, got {getattr(y, 'dtype', type(y))}")
-    if tuple(y.shape) != (batch,):
-        raise ValueError(f"{name} must have shape ({batch},), got shape {tuple(y.shape)}")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(
-            f"{name} must be in [0, {num_classes - 1}], got values in [{int(y.min())}, {int(y.max())}]"
-        )
-    return y
-
-
-def check_eps(eps: float, name: str = "eps") -> float:
-    """A perturbation budget: finite and ``>= 0``."""
-    eps = float(eps)
-    if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {name}={eps}")
-    return eps
-
-
-def check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
-    """``value`` must be one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-    return value

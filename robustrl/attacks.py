@@ -1,0 +1,357 @@
+"""One set of gradient attacks for classifiers and Q-networks alike, in the torchattacks shape.
+
+``atk = PGD(model, eps=..., alpha=..., steps=...)``, ``adv = atk(inputs, labels)``. The model maps a batch
+of inputs to one score per class: a classifier's logits, or a Q-network's action values. For a Q-network the
+label is the greedy action on the clean state, which is what ``atk(states)`` uses when no labels are given.
+
+``__call__`` validates the inputs, puts the model in eval mode and restores its mode afterwards. Gradients
+are taken with ``torch.autograd.grad`` (the model's ``.grad`` is left alone); every step is projected onto
+the ball, clipped to the valid input range (``clip``; [0, 1] for images, ``None`` for states) and detached.
+``scale`` stretches the ball per input coordinate: the perturbation ``delta`` is allowed when
+``delta / scale`` lies in the ``eps``-ball of ``norm`` (so ``|delta_i| <= eps * scale_i`` for ℓ∞), which
+puts a Q-network's budget in the units of the robust agent's ``state_scale``. Random starts and random
+noise use the shared ball sampler :func:`robustrl.estimators.sample_unit_ball`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robustrl.checks import NORMS, check_choice, check_eps, check_int
+from robustrl.estimators import sample_unit_ball
+
+__all__ = [
+    "LOSSES",
+    "NORMS",
+    "FGM",
+    "PGD",
+    "Attack",
+    "RandomNoise",
+    "WorstOf",
+    "check_labels",
+    "eval_mode",
+    "margin",
+    "project",
+]
+
+#: The losses an attack ascends: cross-entropy on softmax(scores) and the margin loss (see :func:`margin`).
+LOSSES: tuple[str, ...] = ("ce", "margin")
+
+
+def check_labels(y: Tensor, batch: int, num_classes: int, name: str = "labels") -> Tensor:
+    """Labels must be an integer tensor of shape ``(batch,)`` with values in ``{0..num_classes-1}``."""
+    if not isinstance(y, Tensor) or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"{name} must be an integer torch.Tensor, got {getattr(y, 'dtype', type(y))}")
+    if tuple(y.shape) != (batch,):
+        raise ValueError(f"{name} must have shape ({batch},), got shape {tuple(y.shape)}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(
+            f"{name} must be in [0, {num_classes - 1}], got values in [{int(y.min())}, {int(y.max())}]"
+        )
+    return y
+
+
+def margin(scores: Tensor, labels: Tensor) -> Tensor:
+    """Per example ``z_y - max_{k != y} z_k``: negative exactly when another class (action) scores higher.
+
+    For a Q-network with ``y`` the clean greedy action ``a*`` this is the SA-DQN margin
+    ``Q(s, a*) - max_{a != a*} Q(s, a)`` (Zhang et al., "Robust Deep Reinforcement Learning against
+    Adversarial Perturbations on State Observations", NeurIPS 2020); for a classifier it is the
+    Carlini-Wagner margin (Carlini, Wagner, IEEE S&P 2017).
+    """
+    true = scores.gather(1, labels[:, None]).squeeze(1)
+    other = scores.masked_fill(F.one_hot(labels, scores.shape[1]).bool(), float("-inf")).amax(1)
+    return true - other
+
+
+def _per_example_norm(t: Tensor) -> Tensor:
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def project(delta: Tensor, eps: float, norm: str, scale: Tensor | None = None) -> Tensor:
+    """Project perturbations ``delta`` (batch first) onto the ``norm`` ball of radius ``eps``, measured in
+    units of ``scale`` (per input coordinate, broadcast against the features; default all ones)."""
+    if scale is not None:
+        if norm == "linf":
+            bound = eps * scale
+            return torch.maximum(torch.minimum(delta, bound), -bound)
+        return scale * project(delta / scale, eps, norm)
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    shrink = (eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+    return delta * shrink
+
+
+def _ascent_direction(grad: Tensor, norm: str) -> Tensor:
+    if norm == "linf":
+        return grad.sign()
+    return grad / _per_example_norm(grad).clamp_min(1e-12)
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the block and restore its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _check_scale(scale: Sequence[float] | Tensor | None) -> Tensor | None:
+    if scale is None:
+        return None
+    values = torch.as_tensor(scale, dtype=torch.float64).detach().clone()
+    if values.dim() == 0 or values.numel() == 0 or not (torch.isfinite(values) & (values > 0)).all():
+        listed = values.tolist() if values.dim() else float(values)
+        raise ValueError(f"scale must be a non-empty sequence of finite numbers > 0, got scale={listed}")
+    return values
+
+
+def _check_clip(clip: tuple[float, float] | None) -> tuple[float, float] | None:
+    if clip is None:
+        return None
+    lo, hi = (float(c) for c in clip)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"clip must be None or (low, high) with finite low < high, got clip={clip!r}")
+    return lo, hi
+
+
+class Attack:
+    """Base attack: holds the model, the norm, the budget ``eps`` and the loss; subclasses implement
+    :meth:`forward`.
+
+    :param model: maps a batch ``(B, *features)`` to scores ``(B, classes)`` (logits or Q-values).
+    :param eps: radius of the ball (>= 0), in units of ``scale``.
+    :param norm: ``"linf"`` or ``"l2"`` (over the flattened features).
+    :param generator: the torch generator of every random draw (random starts, noise).
+    :param loss: ``"ce"`` (cross-entropy on softmax(scores)) or ``"margin"`` (see :meth:`loss`).
+    :param scale: per-feature scale of the ball, broadcast against the features (default all ones).
+    :param clip: the valid input range ``(low, high)``, enforced on inputs and results (default (0, 1),
+        images); ``None`` for unbounded inputs such as states.
+    """
+
+    def __init__(self, model: nn.Module, eps: float, norm: str = "linf",
+                 generator: torch.Generator | None = None, loss: str = "ce", *,
+                 scale: Sequence[float] | Tensor | None = None,
+                 clip: tuple[float, float] | None = (0.0, 1.0)) -> None:
+        self.model = model
+        self.eps = check_eps(eps)
+        self.norm = check_choice(norm, NORMS, "norm")
+        self.generator = generator
+        self.loss_name = check_choice(loss, LOSSES, "attack loss")
+        self.scale = _check_scale(scale)
+        self.clip = _check_clip(clip)
+
+    def loss(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        """The summed quantity the attack ascends: cross-entropy (``"ce"``) or minus :func:`margin`
+        (``"margin"``: the SA-DQN margin for a Q-network, the Carlini-Wagner margin for a classifier; it does
+        not vanish when the softmax saturates, e.g. on MMC logits or large Q-values)."""
+        scores = self.model(inputs)
+        if self.loss_name == "ce":
+            return F.cross_entropy(scores, labels, reduction="sum")
+        return -margin(scores, labels).sum()
+
+    def gradient(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        """Gradient of :meth:`loss` with respect to the inputs only (also under ``torch.no_grad()``)."""
+        with torch.enable_grad():
+            inputs = inputs.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.loss(inputs, labels), inputs)
+        return grad
+
+    def scale_like(self, inputs: Tensor) -> Tensor | None:
+        """``scale`` on the device and in the dtype of ``inputs`` (``None`` when it is all ones)."""
+        return None if self.scale is None else self.scale.to(device=inputs.device, dtype=inputs.dtype)
+
+    def step(self, grad: Tensor, size: float, scale: Tensor | None) -> Tensor:
+        """The steepest ascent step of length ``size`` (in units of ``scale``) along ``grad``."""
+        if scale is None:
+            return size * _ascent_direction(grad, self.norm)
+        return size * scale * _ascent_direction(grad * scale, self.norm)
+
+    def clipped(self, inputs: Tensor) -> Tensor:
+        """``inputs`` clamped to the valid range (unchanged when ``clip`` is ``None``)."""
+        return inputs if self.clip is None else inputs.clamp(*self.clip)
+
+    def random_points(self, inputs: Tensor) -> Tensor:
+        """``inputs`` plus a point uniform in the scaled ``eps``-ball (the shared sampler), clipped."""
+        u = sample_unit_ball(len(inputs), inputs.shape[1:], self.norm, generator=self.generator, dtype=inputs.dtype)
+        noise = self.eps * u
+        scale = self.scale_like(inputs)
+        return self.clipped(inputs + (noise if scale is None else noise * scale))
+
+    def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        """Return adversarial inputs of the same shape, in the valid range and within the ball around ``inputs``."""
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: Tensor) -> Tensor:
+        """A floating tensor, batch first, finite, inside ``clip`` and of a shape ``scale`` fits."""
+        if not isinstance(inputs, Tensor):
+            raise ValueError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
+        if inputs.dim() < 2:
+            raise ValueError(f"inputs must have shape (batch, *features), got shape {tuple(inputs.shape)}")
+        if not inputs.is_floating_point():
+            raise ValueError(f"inputs must be floating point, got dtype {inputs.dtype}")
+        if inputs.numel() and not torch.isfinite(inputs).all():
+            raise ValueError("inputs must be finite, got NaN or infinite values")
+        if self.clip is not None and inputs.numel() and (inputs.min() < self.clip[0] or inputs.max() > self.clip[1]):
+            raise ValueError(f"inputs must lie in [{self.clip[0]:g}, {self.clip[1]:g}], got values in "
+                             f"[{float(inputs.min())}, {float(inputs.max())}]")
+        if self.scale is not None and torch.broadcast_shapes(self.scale.shape, inputs.shape[1:]) != inputs.shape[1:]:
+            raise ValueError(f"scale of shape {tuple(self.scale.shape)} does not fit inputs of shape "
+                             f"{tuple(inputs.shape)}")
+        return inputs
+
+    def scores(self, inputs: Tensor) -> Tensor:
+        """The model's scores of ``inputs`` without gradient; ``ValueError`` naming the shape if the inputs do
+        not fit the model or the model does not return one row of scores per input."""
+        try:
+            with torch.no_grad():
+                scores = self.model(inputs)
+        except RuntimeError as error:
+            raise ValueError(f"inputs of shape {tuple(inputs.shape)} do not fit the model: {error}") from error
+        if scores.dim() != 2 or scores.shape[0] != inputs.shape[0]:
+            raise ValueError(f"the model must return scores of shape ({inputs.shape[0]}, classes) for inputs of "
+                             f"shape {tuple(inputs.shape)}, got shape {tuple(scores.shape)}")
+        return scores
+
+    def __call__(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Attack ``inputs`` with ``labels`` (default: the model's own prediction on the clean inputs, i.e. the
+        greedy action of a Q-network); the model's mode and ``.grad`` are left as they were."""
+        self.check_inputs(inputs)
+        with eval_mode(self.model):
+            if labels is None:
+                labels = self.scores(inputs).argmax(1)
+            else:
+                check_labels(labels, inputs.shape[0], self.scores(inputs[:1]).shape[1])
+            return self.forward(inputs.detach(), labels).detach()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(eps={self.eps}, norm={self.norm!r})"
+
+
+class FGM(Attack):
+    """Fast gradient method: one step of size ``eps`` along sign(grad) (ℓ∞, = FGSM) or grad/‖grad‖₂
+    (ℓ2), in units of ``scale``.
+
+    Goodfellow, Shlens, Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR 2015; on the
+    states of a Q-network: Huang et al., "Adversarial Attacks on Neural Network Policies", 2017.
+    """
+
+    def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:  # noqa: D102
+        scale = self.scale_like(inputs)
+        step = self.step(self.gradient(inputs, labels), self.eps, scale)
+        return self.clipped(inputs + project(step, self.eps, self.norm, scale))
+
+
+class PGD(Attack):
+    """Iterative FGM / projected gradient descent with a random start and random restarts.
+
+    ``steps`` ascent steps of size ``alpha`` (default ``2.5 * eps / steps``, in units of ``scale``), each
+    projected onto the ball, clipped and detached. With ``restarts > 1`` the attack is re-run from fresh
+    random starts on the examples whose prediction (greedy action) has not changed yet; per example it keeps
+    a point that changes it if any restart finds one, else the point of lowest :func:`margin`. So an example
+    counts as robust only if every restart fails. Kurakin et al. 2017 (IFGM); Madry, Makelov, Schmidt,
+    Tsipras, Vladu, "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018 (PGD); on
+    Q-networks with the margin loss: Zhang et al. (SA-DQN), NeurIPS 2020.
+    """
+
+    def __init__(self, model: nn.Module, eps: float, alpha: float | None = None, steps: int = 10,
+                 norm: str = "linf", random_start: bool = True, restarts: int = 1,
+                 generator: torch.Generator | None = None, loss: str = "ce", *,
+                 scale: Sequence[float] | Tensor | None = None,
+                 clip: tuple[float, float] | None = (0.0, 1.0)) -> None:
+        super().__init__(model, eps, norm, generator, loss, scale=scale, clip=clip)
+        self.steps = check_int(steps, "steps", 1)
+        self.restarts = check_int(restarts, "restarts", 1)
+        self.alpha = check_eps(2.5 * self.eps / steps if alpha is None else alpha, "alpha")
+        self.random_start = bool(random_start)
+
+    def run(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        """One PGD run (one random start) on ``inputs``."""
+        scale = self.scale_like(inputs)
+        adv = self.random_points(inputs) if self.random_start else inputs
+        for _ in range(self.steps):
+            adv = adv + self.step(self.gradient(adv, labels), self.alpha, scale)
+            adv = self.clipped(inputs + project(adv - inputs, self.eps, self.norm, scale)).detach()
+        return adv
+
+    def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:  # noqa: D102
+        best = self.run(inputs, labels)
+        for _ in range(self.restarts - 1):
+            with torch.no_grad():
+                unchanged = (self.model(best).argmax(1) == labels).nonzero().squeeze(1)
+            if len(unchanged) == 0:
+                break
+            candidate = self.run(inputs[unchanged], labels[unchanged])
+            worse = _worse(self.model, best[unchanged], candidate, labels[unchanged])
+            best[unchanged[worse]] = candidate[worse]
+        return best
+
+    def __repr__(self) -> str:
+        return (f"PGD(eps={self.eps}, alpha={self.alpha:.4g}, steps={self.steps}, norm={self.norm!r}, "
+                f"restarts={self.restarts}, loss={self.loss_name!r})")
+
+
+class RandomNoise(Attack):
+    """Uniform random noise in the scaled ``eps``-ball of ``norm`` (the shared sampler), clipped."""
+
+    def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:  # noqa: D102
+        return self.random_points(inputs)
+
+
+def _worse(model: nn.Module, current: Tensor, candidate: Tensor, labels: Tensor) -> Tensor:
+    """Per example, whether ``candidate`` beats ``current`` as an attack: it changes the prediction and
+    ``current`` does not, or both agree on that and ``candidate`` has the lower :func:`margin`."""
+    with torch.no_grad():
+        now, new = model(current), model(candidate)
+    flipped_now, flipped_new = now.argmax(1) != labels, new.argmax(1) != labels
+    return (flipped_new & ~flipped_now) | ((flipped_new == flipped_now) & (margin(new, labels) < margin(now, labels)))
+
+
+class WorstOf:
+    """The worst of several attacks on one model, per example: a point that changes the prediction (greedy
+    action) if any attack finds one, else the point of lowest :func:`margin` (ties keep the earlier attack).
+
+    ``WorstOf.over_losses(PGD, q_net, eps, ...)`` runs the same attack with every loss of :data:`LOSSES`
+    (cross-entropy and the SA-DQN margin), the reported attack of a robustness evaluation.
+    """
+
+    def __init__(self, attacks: Sequence[Attack]) -> None:
+        attacks = list(attacks)
+        if not attacks or not all(isinstance(a, Attack) for a in attacks):
+            raise ValueError(f"WorstOf needs a non-empty sequence of attacks, got {attacks!r}")
+        if any(a.model is not attacks[0].model for a in attacks):
+            raise ValueError("WorstOf needs attacks on one model; got attacks on different models")
+        self.attacks = attacks
+        self.model = attacks[0].model
+
+    @classmethod
+    def over_losses(cls, attack: type[Attack], model: nn.Module, eps: float, **kwargs: object) -> WorstOf:
+        """``attack(model, eps, loss=l, **kwargs)`` for every loss ``l`` of :data:`LOSSES`, worst per example."""
+        return cls([attack(model, eps, loss=loss, **kwargs) for loss in LOSSES])  # type: ignore[arg-type]
+
+    def __call__(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Run every attack on ``inputs`` (labels default to the model's clean prediction); keep the worst."""
+        first = self.attacks[0]
+        first.check_inputs(inputs)
+        if labels is None:
+            with eval_mode(self.model):
+                labels = first.scores(inputs).argmax(1)
+        best = first(inputs, labels)
+        for attack in self.attacks[1:]:
+            candidate = attack(inputs, labels)
+            with eval_mode(self.model):
+                worse = _worse(self.model, best, candidate, labels)
+            best[worse] = candidate[worse]
+        return best
+
+    def __repr__(self) -> str:
+        return f"WorstOf({self.attacks!r})"
