@@ -115,6 +115,14 @@ def _check_scale(scale: Sequence[float] | Tensor | None) -> Tensor | None:
     return values
 
 
+def _fits(scale_shape: torch.Size, feature_shape: torch.Size) -> bool:
+    """Whether a scale of ``scale_shape`` broadcasts against features of ``feature_shape`` without growing them."""
+    try:
+        return torch.broadcast_shapes(scale_shape, feature_shape) == feature_shape
+    except RuntimeError:
+        return False
+
+
 def _check_clip(clip: tuple[float, float] | None) -> tuple[float, float] | None:
     if clip is None:
         return None
@@ -204,7 +212,7 @@ class Attack:
         if self.clip is not None and inputs.numel() and (inputs.min() < self.clip[0] or inputs.max() > self.clip[1]):
             raise ValueError(f"inputs must lie in [{self.clip[0]:g}, {self.clip[1]:g}], got values in "
                              f"[{float(inputs.min())}, {float(inputs.max())}]")
-        if self.scale is not None and torch.broadcast_shapes(self.scale.shape, inputs.shape[1:]) != inputs.shape[1:]:
+        if self.scale is not None and not _fits(self.scale.shape, inputs.shape[1:]):
             raise ValueError(f"scale of shape {tuple(self.scale.shape)} does not fit inputs of shape "
                              f"{tuple(inputs.shape)}")
         return inputs

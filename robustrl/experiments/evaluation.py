@@ -17,6 +17,7 @@ from robustrl.agents.factory import SELECTION_TIES
 from robustrl.checks import check_int
 from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS, VARIANTS, check_env_id, make_vector_env
 from robustrl.experiments.io import atomic_write_bytes, model_bytes
+from robustrl.wrappers import ObservationNoiseTransform
 
 __all__ = [
     "EVALUATION_PRECISION",
@@ -41,6 +42,8 @@ PRECISIONS: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch
 EVALUATION_PRECISION = "float64"
 
 Policy = Callable[[np.ndarray], np.ndarray]
+#: A batched map of observations (to what the policy sees) or of actions (to what the env executes).
+Transform = Callable[[np.ndarray], np.ndarray]
 
 
 def greedy_policy(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -> Policy:
@@ -81,6 +84,7 @@ def safety_margin(observations: np.ndarray, x_threshold: float, theta_threshold:
 
 def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, max_episode_steps: int = 500,
                    observation_noise: np.ndarray | float | None = None, noise_seed: int = 0,
+                   observation_transform: Transform | None = None, action_transform: Transform | None = None,
                    **parameters: Any) -> tuple[np.ndarray, np.ndarray]:
     """Returns and mean safety margins of ``n_episodes`` greedy episodes run side by side on ``env_id``.
 
@@ -90,18 +94,27 @@ def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, m
     ``(n_episodes,)`` give each episode its own value. The initial states come from ``seed``.
     ``observation_noise`` (a per-dimension half-width) shows the policy ``s + noise * u`` with ``u``
     uniform in [-1, 1]^4 drawn from ``noise_seed``, while the env, the margin and the return use ``s``.
+    More generally, ``observation_transform`` maps the batch of true states to what the policy sees and
+    ``action_transform`` the policy's actions to the ones the env executes (the batched transforms of
+    :mod:`robustrl.wrappers`: noise, attacks, random actions); ``observation_noise`` is the uniform
+    :class:`~robustrl.wrappers.ObservationNoiseTransform` and cannot be combined with an observation transform.
     """
     check_int(n_episodes, "n_episodes", 1)
+    if observation_noise is not None:
+        if observation_transform is not None:
+            raise ValueError("give observation_noise or observation_transform, not both")
+        observation_transform = ObservationNoiseTransform(1.0, observation_noise, seed=noise_seed)
     venv = make_vector_env(env_id, n_episodes, max_episode_steps=max_episode_steps, **parameters)
     obs, _ = venv.reset(seed=seed)
-    rng = np.random.default_rng(noise_seed)
     returns = np.zeros(n_episodes)
     margins = np.zeros(n_episodes)
     running = np.ones(n_episodes, dtype=bool)
     while running.any():
-        seen = obs if observation_noise is None else obs + observation_noise * rng.uniform(-1, 1, size=obs.shape)
+        seen = obs if observation_transform is None else observation_transform(obs)
         margins += running * safety_margin(obs, venv.x_threshold, venv.theta_threshold_radians)
-        obs, rewards, terminated, truncated, _ = venv.step(policy(seen.astype(np.float32)))
+        actions = policy(seen.astype(np.float32))
+        obs, rewards, terminated, truncated, _ = venv.step(actions if action_transform is None
+                                                           else action_transform(actions))
         returns += rewards * running
         running &= ~(terminated | truncated)
     venv.close()

@@ -1,0 +1,283 @@
+"""Perturbations of what an agent sees or does: Gymnasium wrappers a user puts on any environment, and the
+batched transforms behind them, which the batched rollout on the vector env calls too (one implementation).
+
+- :class:`ObservationNoise` / :class:`ObservationNoiseTransform`: the agent sees ``s + noise``, uniform in
+  the ``eps``-ball scaled per dimension by ``scale`` or Gaussian with per-dimension std ``eps * scale``;
+- :class:`RandomAction` / :class:`RandomActionTransform`: with probability ``p`` the environment executes a
+  uniformly random action instead of the agent's (the protocol of RFQI: Panaganti, Xu, Kalathil,
+  Ghavamzadeh, "Robust Reinforcement Learning using Offline Data", NeurIPS 2022);
+- :class:`ObservationAttack` / :class:`ObservationAttackTransform`: the agent sees the attacked state
+  ``s~ = attack(s)`` (an attack of :mod:`robustrl.attacks` on the agent's Q-network, labels its greedy
+  action), while the environment moves from the true ``s``.
+
+The environment, its rewards and its termination always use the true state. With ``eps = 0`` or ``p = 0``
+a wrapped environment gives exactly the unwrapped one's observations and returns. Every random draw comes
+from the transform's own generator, which the wrappers seed on ``reset(seed=...)`` from a stream of their
+own (never the environment's ``np_random``, so the environment's own draws are those of the unwrapped env).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from robustrl.checks import NORMS, check_choice, check_eps, check_probability
+
+if TYPE_CHECKING:
+    from robustrl.attacks import Attack, WorstOf
+
+__all__ = [
+    "NOISE_KINDS",
+    "ObservationAttack",
+    "ObservationAttackTransform",
+    "ObservationNoise",
+    "ObservationNoiseTransform",
+    "RandomAction",
+    "RandomActionTransform",
+    "check_scale",
+]
+
+#: The distributions of :class:`ObservationNoise`.
+NOISE_KINDS: tuple[str, ...] = ("uniform", "gaussian")
+#: Stream keys mixed with a wrapper's reset seed, so that its draws are independent of the environment's.
+_NOISE_STREAM, _ACTION_STREAM, _ATTACK_STREAM = 0x6E6F697365, 0x616374696F6E, 0x61747461636B
+
+Seed = int | Sequence[int] | None
+
+
+def check_scale(scale: Any) -> np.ndarray:
+    """A per-dimension scale of the noise: a number or a non-empty sequence of finite numbers >= 0 (0 leaves
+    a dimension unperturbed), as a float array; else ``ValueError`` naming the value."""
+    message = f"scale must be a number or a sequence of finite numbers >= 0, got scale={scale!r}"
+    try:
+        values = np.asarray(scale, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if values.ndim > 1 or values.size == 0 or not (np.isfinite(values) & (values >= 0)).all():
+        raise ValueError(message)
+    return values
+
+
+class ObservationNoiseTransform:
+    """Batched observation noise: ``observations + eps * scale * u`` (rows, or one observation).
+
+    ``kind="uniform"``: ``u`` uniform in the unit ball of ``norm`` (``"linf"``: each coordinate U(-1, 1);
+    ``"l2"``: over the last axis); ``kind="gaussian"``: ``u`` standard normal, so the std of dimension ``i``
+    is ``eps * scale_i``. The result has the observations' dtype; with ``eps = 0`` it equals them exactly.
+    """
+
+    def __init__(self, eps: float, scale: Any = 1.0, kind: str = "uniform", norm: str = "linf",
+                 seed: Seed = None) -> None:
+        self.eps = check_eps(eps)
+        self.scale = check_scale(scale)
+        self.kind = check_choice(kind, NOISE_KINDS, "noise kind")
+        self.norm = check_choice(norm, NORMS, "norm")
+        self.seed(seed)
+
+    def seed(self, seed: Seed) -> None:
+        """Restart the generator from ``seed`` (``np.random.default_rng(seed)``; ``None``: fresh entropy)."""
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        """The noisy observations the agent sees (same shape and dtype)."""
+        observations = np.asarray(observations)
+        half_width = self.eps * self.scale
+        if self.kind == "gaussian":
+            u = self.rng.standard_normal(observations.shape)
+        elif self.norm == "linf":
+            u = self.rng.uniform(-1, 1, size=observations.shape)
+        else:
+            g = self.rng.standard_normal(observations.shape)
+            radius = self.rng.uniform(size=observations.shape[:-1] + (1,)) ** (1.0 / observations.shape[-1])
+            u = g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), np.finfo(float).tiny) * radius
+        return (observations + half_width * u).astype(observations.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"ObservationNoiseTransform(eps={self.eps}, kind={self.kind!r}, norm={self.norm!r})"
+
+
+class RandomActionTransform:
+    """Batched random actions: each action is replaced, with probability ``p``, by one drawn uniformly from
+    ``action_space`` (``Discrete`` or ``Box``). Takes one action or a batch (first axis); with ``p = 0`` the
+    actions are returned unchanged."""
+
+    def __init__(self, p: float, action_space: gym.Space, seed: Seed = None) -> None:
+        self.p = check_probability(p)
+        if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
+            raise TypeError(f"random actions need a Discrete or Box action space, got {action_space!r}")
+        self.action_space = action_space
+        self.seed(seed)
+
+    def seed(self, seed: Seed) -> None:
+        """Restart the generator from ``seed`` (``np.random.default_rng(seed)``; ``None``: fresh entropy)."""
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, actions: Any) -> Any:
+        """The actions the environment executes (same shape and dtype as ``actions``)."""
+        chosen = np.asarray(actions)
+        space = self.action_space
+        batch_shape = chosen.shape[:chosen.ndim - len(space.shape)]
+        replace = self.rng.random(batch_shape) < self.p
+        if isinstance(space, spaces.Discrete):
+            random = self.rng.integers(space.start, space.start + space.n, size=batch_shape)
+        else:
+            random = self.rng.uniform(space.low, space.high, size=batch_shape + space.shape)
+            replace = replace.reshape(batch_shape + (1,) * len(space.shape))
+        executed = np.where(replace, random, chosen).astype(chosen.dtype, copy=False)
+        return executed if isinstance(actions, np.ndarray) else executed[()]
+
+    def __repr__(self) -> str:
+        return f"RandomActionTransform(p={self.p}, action_space={self.action_space!r})"
+
+
+class ObservationAttackTransform:
+    """Batched observation attack: ``attack(states)`` with labels the model's greedy actions on the clean
+    states, run in the model's dtype and returned in the observations' dtype (one observation or rows).
+
+    The transform owns the attack's random generator (random starts): it replaces the generator of the
+    attack (of every attack of a :class:`~robustrl.attacks.WorstOf`) with its own, seeded by :meth:`seed`.
+    """
+
+    def __init__(self, attack: Attack | WorstOf, seed: Seed = None) -> None:
+        import torch
+
+        from robustrl.attacks import Attack, WorstOf
+
+        if not isinstance(attack, (Attack, WorstOf)):
+            raise TypeError(f"attack must be a robustrl.attacks Attack or WorstOf, got {attack!r}")
+        self.attack = attack
+        self.generator = torch.Generator(device=next(attack.model.parameters()).device)
+        for member in attack.attacks if isinstance(attack, WorstOf) else [attack]:
+            member.generator = self.generator
+        self.seed(seed)
+
+    def seed(self, seed: Seed) -> None:
+        """Reseed the attack's generator from ``seed`` (through NumPy's seeding; ``None``: fresh entropy)."""
+        self.generator.manual_seed(int(np.random.default_rng(seed).integers(2**63 - 1)))
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        """The attacked observations the agent sees (same shape and dtype)."""
+        import torch
+
+        observations = np.asarray(observations)
+        parameter = next(self.attack.model.parameters())
+        states = torch.as_tensor(observations, dtype=parameter.dtype, device=parameter.device)
+        attacked = self.attack(states.reshape(-1, *states.shape[-1:]) if states.dim() == 1 else states)
+        return attacked.reshape(states.shape).cpu().numpy().astype(observations.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"ObservationAttackTransform({self.attack!r})"
+
+
+def _stream(seed: int, key: int) -> list[int]:
+    return [int(seed), key]
+
+
+class ObservationNoise(gym.ObservationWrapper):
+    """Shows the agent noisy observations; the environment moves from the true state.
+
+    ## Description
+    Each observation the agent receives is ``s + eps * scale * u`` (:class:`ObservationNoiseTransform`):
+    ``u`` uniform in the unit ball of ``norm`` (``kind="uniform"``) or standard normal (``"gaussian"``).
+    Rewards, termination and ``info`` are the environment's.
+
+    ## Parameters
+    - ``eps``: the noise level (>= 0), in units of ``scale``; ``eps = 0`` gives the unwrapped observations.
+    - ``scale``: per-dimension scale (a number or one per observation dimension), e.g. an agent's
+      ``state_scale``.
+    - ``kind``: ``"uniform"`` or ``"gaussian"``; ``norm``: the ball of the uniform noise, ``"linf"`` or ``"l2"``.
+
+    ## Randomness
+    The noise comes from the wrapper's own generator, seeded by ``reset(seed=...)`` (independently of the
+    environment's ``np_random``).
+
+    ## Version History
+    - v0: first version.
+    """
+
+    def __init__(self, env: gym.Env, eps: float, scale: Any = 1.0, kind: str = "uniform",
+                 norm: str = "linf") -> None:
+        super().__init__(env)
+        self.transform = ObservationNoiseTransform(eps, scale, kind, norm)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Reset the environment; with ``seed``, also restart the noise from a stream derived from it."""
+        if seed is not None:
+            self.transform.seed(_stream(seed, _NOISE_STREAM))
+        return super().reset(seed=seed, options=options)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """The noisy observation the agent sees."""
+        return self.transform(observation)
+
+
+class RandomAction(gym.ActionWrapper):
+    """With probability ``p`` the environment executes a uniformly random action instead of the agent's.
+
+    ## Description
+    The protocol of RFQI (Panaganti et al., NeurIPS 2022): at every step, independently, the agent's action
+    is replaced by one drawn uniformly from the action space (:class:`RandomActionTransform`).
+
+    ## Parameters
+    - ``p``: the probability of a random action, in [0, 1]; ``p = 0`` gives the unwrapped environment.
+
+    ## Randomness
+    The draws come from the wrapper's own generator, seeded by ``reset(seed=...)`` (independently of the
+    environment's ``np_random`` and of the action space's own generator).
+
+    ## Version History
+    - v0: first version.
+    """
+
+    def __init__(self, env: gym.Env, p: float) -> None:
+        super().__init__(env)
+        self.transform = RandomActionTransform(p, env.action_space)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Reset the environment; with ``seed``, also restart the random actions from a derived stream."""
+        if seed is not None:
+            self.transform.seed(_stream(seed, _ACTION_STREAM))
+        return super().reset(seed=seed, options=options)
+
+    def action(self, action: Any) -> Any:
+        """The action the environment executes."""
+        return self.transform(action)
+
+
+class ObservationAttack(gym.ObservationWrapper):
+    """Shows the agent the attacked state ``s~ = attack(s)``; the environment moves from the true ``s``.
+
+    ## Description
+    ``attack`` is an attack of :mod:`robustrl.attacks` built on the agent's Q-network (the white-box threat
+    model of Huang et al. 2017 and SA-DQN, Zhang et al., NeurIPS 2020), e.g.
+    ``WorstOf.over_losses(PGD, q_net, eps, steps=20, restarts=2, scale=state_scale, clip=None)``; its
+    labels are the Q-network's greedy actions on the true state (:class:`ObservationAttackTransform`).
+
+    ## Parameters
+    - ``attack``: the attack (it holds the Q-network); ``eps = 0`` gives the unwrapped observations.
+
+    ## Randomness
+    The attack's random starts come from the wrapper's own torch generator, seeded by ``reset(seed=...)``.
+
+    ## Version History
+    - v0: first version.
+    """
+
+    def __init__(self, env: gym.Env, attack: Attack | WorstOf) -> None:
+        super().__init__(env)
+        self.transform = ObservationAttackTransform(attack)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Reset the environment; with ``seed``, also reseed the attack's random starts from a derived stream."""
+        if seed is not None:
+            self.transform.seed(_stream(seed, _ATTACK_STREAM))
+        return super().reset(seed=seed, options=options)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """The attacked observation the agent sees."""
+        return self.transform(observation)
+

@@ -1,0 +1,114 @@
+"""The shared attacks on a Q-network: the greedy action as the label, the state_scale ball, no clipping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustrl.attacks import FGM, PGD, Attack, RandomNoise, WorstOf, margin
+from robustrl.supervised import attacks as supervised_attacks
+
+SCALE = torch.tensor([2.4, 1.0, 0.21, 1.0])
+
+
+@pytest.fixture(scope="module")
+def q_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 3))
+
+
+@pytest.fixture(scope="module")
+def states() -> torch.Tensor:
+    return torch.randn(128, 4, generator=torch.Generator().manual_seed(1)) * SCALE
+
+
+def margins(q_net: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return margin(q_net(x), labels)
+
+
+def greedy(q_net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return q_net(x).argmax(1)
+
+
+def test_supervised_half_uses_the_same_classes():
+    assert supervised_attacks.PGD is PGD and supervised_attacks.FGM is FGM and supervised_attacks.Attack is Attack
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("loss", ["ce", "margin"])
+def test_pgd_stays_in_the_scaled_ball_unclipped_and_leaves_the_model_alone(q_net, states, norm, loss):
+    q_net.train()
+    eps = 0.1
+    adv = PGD(q_net, eps, steps=10, norm=norm, loss=loss, scale=SCALE, clip=None,
+              generator=torch.Generator().manual_seed(0))(states)
+    delta = (adv - states) / SCALE
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    assert (size <= eps * (1 + 1e-5)).all() and (size > eps / 2).any()
+    assert (adv.abs() > 1).any(), "states are not clipped to [0, 1]"
+    assert q_net.training and all(p.grad is None for p in q_net.parameters())
+
+
+def test_pgd_margin_is_at_most_fgsm_margin_and_a_large_eps_flips_the_greedy_action(q_net, states):
+    labels = greedy(q_net, states)
+    kwargs = dict(scale=SCALE, clip=None, loss="margin")
+    fgsm = FGM(q_net, 0.05, **kwargs)(states)
+    pgd = PGD(q_net, 0.05, steps=20, restarts=2, generator=torch.Generator().manual_seed(0), **kwargs)(states)
+    clean = margins(q_net, states, labels)
+    assert margins(q_net, pgd, labels).mean() <= margins(q_net, fgsm, labels).mean() < clean.mean()
+    strong = PGD(q_net, 2.0, steps=20, generator=torch.Generator().manual_seed(0), **kwargs)(states)
+    flipped = greedy(q_net, strong) != labels
+    assert flipped.float().mean() > 0.9
+    noise = RandomNoise(q_net, 0.05, scale=SCALE, clip=None, generator=torch.Generator().manual_seed(0))(states)
+    assert margins(q_net, noise, labels).mean() > margins(q_net, pgd, labels).mean()
+
+
+def test_restarts_keep_per_example_the_flipped_or_lowest_margin_point(q_net, states):
+    labels = greedy(q_net, states)
+    kwargs = dict(steps=3, scale=SCALE, clip=None, loss="margin")
+    one = PGD(q_net, 0.1, restarts=1, generator=torch.Generator().manual_seed(3), **kwargs)(states)
+    four = PGD(q_net, 0.1, restarts=4, generator=torch.Generator().manual_seed(3), **kwargs)(states)
+    flipped_one, flipped_four = greedy(q_net, one) != labels, greedy(q_net, four) != labels
+    assert (flipped_four >= flipped_one).all()
+    kept = ~flipped_one & ~flipped_four
+    assert (margins(q_net, four, labels)[kept] <= margins(q_net, one, labels)[kept]).all()
+    assert (margins(q_net, four, labels)[kept] < margins(q_net, one, labels)[kept]).any()
+    again = PGD(q_net, 0.1, restarts=4, generator=torch.Generator().manual_seed(3), **kwargs)(states)
+    torch.testing.assert_close(again, four, rtol=0, atol=0)
+
+
+def test_worst_of_losses_is_per_example_the_worse_of_each_loss(q_net, states):
+    labels = greedy(q_net, states)
+    worst = WorstOf.over_losses(FGM, q_net, 0.1, scale=SCALE, clip=None)(states)
+    alone = [FGM(q_net, 0.1, loss=loss, scale=SCALE, clip=None)(states) for loss in ("ce", "margin")]
+    flipped = [greedy(q_net, x) != labels for x in alone]
+    assert ((greedy(q_net, worst) != labels) == (flipped[0] | flipped[1])).all()
+    neither = ~flipped[0] & ~flipped[1]
+    lowest = torch.minimum(*(margins(q_net, x, labels) for x in alone))
+    torch.testing.assert_close(margins(q_net, worst, labels)[neither], lowest[neither])
+
+
+def test_eps_zero_returns_the_states_and_labels_default_to_the_greedy_action(q_net, states):
+    atk = PGD(q_net, 0.0, steps=5, scale=SCALE, clip=None, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(atk(states), states, rtol=0, atol=0)
+    seeded = dict(steps=5, scale=SCALE, clip=None)
+    by_default = PGD(q_net, 0.1, generator=torch.Generator().manual_seed(0), **seeded)(states)
+    given = PGD(q_net, 0.1, generator=torch.Generator().manual_seed(0), **seeded)(states, greedy(q_net, states))
+    torch.testing.assert_close(by_default, given, rtol=0, atol=0)
+
+
+def test_bad_arguments_name_the_value(q_net, states):
+    with pytest.raises(ValueError, match="nan"):
+        PGD(q_net, float("nan"))
+    with pytest.raises(ValueError, match="-0.5"):
+        FGM(q_net, 0.1, scale=[1.0, -0.5, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        FGM(q_net, 0.1, scale=[1.0, 1.0, 1.0], clip=None)(states)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        FGM(q_net, 0.1)(states)
+    with pytest.raises(ValueError, match="do not fit the model"):
+        FGM(q_net, 0.1, clip=None)(states[:, :3])
+    with pytest.raises(ValueError, match="WorstOf"):
+        WorstOf([])
