@@ -177,7 +177,7 @@ def _stream(seed: int, key: int) -> list[int]:
     return [int(seed), key]
 
 
-class ObservationNoise(gym.ObservationWrapper):
+class ObservationNoise(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Shows the agent noisy observations; the environment moves from the true state.
 
     ## Description
@@ -201,8 +201,9 @@ class ObservationNoise(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env, eps: float, scale: Any = 1.0, kind: str = "uniform",
                  norm: str = "linf") -> None:
-        super().__init__(env)
         self.transform = ObservationNoiseTransform(eps, scale, kind, norm)
+        gym.utils.RecordConstructorArgs.__init__(self, eps=eps, scale=scale, kind=kind, norm=norm)
+        gym.ObservationWrapper.__init__(self, env)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         """Reset the environment; with ``seed``, also restart the noise from a stream derived from it."""
@@ -215,7 +216,7 @@ class ObservationNoise(gym.ObservationWrapper):
         return self.transform(observation)
 
 
-class RandomAction(gym.ActionWrapper):
+class RandomAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """With probability ``p`` the environment executes a uniformly random action instead of the agent's.
 
     ## Description
@@ -234,8 +235,9 @@ class RandomAction(gym.ActionWrapper):
     """
 
     def __init__(self, env: gym.Env, p: float) -> None:
-        super().__init__(env)
         self.transform = RandomActionTransform(p, env.action_space)
+        gym.utils.RecordConstructorArgs.__init__(self, p=p)
+        gym.ActionWrapper.__init__(self, env)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         """Reset the environment; with ``seed``, also restart the random actions from a derived stream."""
@@ -248,7 +250,7 @@ class RandomAction(gym.ActionWrapper):
         return self.transform(action)
 
 
-class ObservationAttack(gym.ObservationWrapper):
+class ObservationAttack(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Shows the agent the attacked state ``s~ = attack(s)``; the environment moves from the true ``s``.
 
     ## Description
@@ -268,8 +270,9 @@ class ObservationAttack(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env, attack: Attack | WorstOf) -> None:
-        super().__init__(env)
         self.transform = ObservationAttackTransform(attack)
+        gym.utils.RecordConstructorArgs.__init__(self, attack=attack)
+        gym.ObservationWrapper.__init__(self, env)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         """Reset the environment; with ``seed``, also reseed the attack's random starts from a derived stream."""

@@ -1,0 +1,205 @@
+"""Perturbation wrappers: the identity setting changes nothing, each perturbation reaches the agent."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from torch import nn
+
+import robustrl  # noqa: F401  (registers the ids)
+from robustrl.attacks import PGD, WorstOf
+from robustrl.envs import NOMINAL_ID
+from robustrl.experiments.evaluation import greedy_rollout
+from robustrl.wrappers import (
+    ObservationAttack,
+    ObservationAttackTransform,
+    ObservationNoise,
+    ObservationNoiseTransform,
+    RandomAction,
+    RandomActionTransform,
+)
+
+SCALE = np.array([0.5, 0.5, 0.05, 0.5])
+
+
+class TrueObservations(gym.ObservationWrapper):
+    """Records the environment's true observations (put inside the perturbation wrapper)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.seen: list[np.ndarray] = []
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        self.seen.append(observation.copy())
+        return observation
+
+
+class ExecutedActions(gym.ActionWrapper):
+    """Records the actions the environment executes (put inside the perturbation wrapper)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.executed: list[int] = []
+
+    def action(self, action: int) -> int:
+        self.executed.append(int(action))
+        return action
+
+
+def controller(observation: np.ndarray) -> int:
+    """A fixed policy that balances the pole for 100-200 steps (not for 500, so returns can differ)."""
+    return int(observation[3] > 0)
+
+
+def play(env: gym.Env, seed: int, policy=controller, episodes: int = 2) -> tuple[list[float], list[np.ndarray]]:
+    """Returns of ``episodes`` episodes and every observation the agent received (the last ones too)."""
+    returns, received = [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        received.append(obs.copy())
+        done, total = False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            received.append(obs.copy())
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return returns, received
+
+
+@pytest.fixture(scope="module")
+def q_net() -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2))
+    with torch.no_grad():  # start near the controller, so episodes last a while
+        net[2].weight.mul_(0.1)
+        net[0].weight[0] = torch.tensor([0.0, 0.0, 0.0, 10.0])
+        net[2].weight[:, 0] = torch.tensor([-1.0, 1.0])
+    return net.double()
+
+
+def q_policy(q_net: nn.Module):
+    def act(observation: np.ndarray) -> np.ndarray | int:
+        with torch.no_grad():
+            actions = q_net(torch.as_tensor(np.atleast_2d(observation), dtype=torch.float64)).argmax(1).numpy()
+        return actions if np.ndim(observation) == 2 else int(actions[0])
+    return act
+
+
+def attack(q_net: nn.Module, eps: float):
+    return WorstOf.over_losses(PGD, q_net, eps, steps=3, restarts=2, scale=SCALE, clip=None)
+
+
+def make(wrap=lambda env: env) -> gym.Env:
+    return wrap(TrueObservations(ExecutedActions(gym.make(NOMINAL_ID))))
+
+
+def test_identity_settings_give_exactly_the_unwrapped_returns_and_observations(q_net):
+    plain = play(make(), seed=5)
+    for wrap in (lambda e: ObservationNoise(e, 0.0, SCALE), lambda e: ObservationNoise(e, 0, kind="gaussian"),
+                 lambda e: RandomAction(e, 0.0), lambda e: ObservationAttack(e, attack(q_net, 0.0))):
+        returns, received = play(make(wrap), seed=5)
+        assert returns == plain[0]
+        assert all(np.array_equal(a, b) for a, b in zip(received, plain[1], strict=True))
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_uniform_noise_reaches_the_agent_inside_the_ball(norm):
+    env = make(lambda e: ObservationNoise(e, 0.1, SCALE, norm=norm))
+    _, received = play(env, seed=0)
+    delta = (np.array(received) - np.array(env.env.seen, dtype=float)) / SCALE
+    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    assert (size <= 0.1 * (1 + 1e-5)).all() and (size > 0).all() and size.max() > 0.05
+
+
+def test_gaussian_noise_has_std_eps_times_scale():
+    env = make(lambda e: ObservationNoise(e, 0.1, SCALE, kind="gaussian"))
+    _, received = play(env, seed=0, episodes=5)
+    std = (np.array(received) - np.array(env.env.seen, dtype=float)).std(0)
+    np.testing.assert_allclose(std, 0.1 * SCALE, rtol=0.25)
+
+
+def test_random_actions_are_executed_instead_of_the_agents():
+    env = make(lambda e: RandomAction(e, 1.0))
+    play(env, seed=0, policy=lambda obs: 0, episodes=3)
+    executed = np.array(env.env.env.executed)
+    assert len(executed) > 20 and 0.3 < executed.mean() < 0.7, "p = 1: uniform over {0, 1}, never only the agent's 0"
+    chosen: list[int] = []
+    env = make(lambda e: RandomAction(e, 0.2))
+    play(env, seed=0, policy=lambda obs: chosen.append(controller(obs)) or chosen[-1], episodes=5)
+    changed = np.mean(np.array(chosen) != np.array(env.env.env.executed))
+    assert len(chosen) > 300 and 0.06 < changed < 0.14  # p / 2: half of the random actions are the agent's
+
+
+def test_the_attack_reaches_the_agent_inside_the_ball_and_changes_its_actions(q_net):
+    env = make(lambda e: ObservationAttack(e, attack(q_net, 0.2)))
+    _, received = play(env, seed=0, policy=q_policy(q_net))
+    true = np.array(env.env.seen, dtype=float)
+    delta = (np.array(received) - true) / SCALE
+    assert np.abs(delta).max() <= 0.2 * (1 + 1e-5) and np.abs(delta).max() > 0.1
+    greedy = q_policy(q_net)
+    assert (greedy(np.array(received)) != greedy(true)).any()
+
+
+def test_same_seed_same_perturbed_rollout_and_env_draws_untouched(q_net):
+    for wrap in (lambda e: ObservationNoise(e, 0.1, SCALE), lambda e: RandomAction(e, 0.3),
+                 lambda e: ObservationAttack(e, attack(q_net, 0.1))):
+        first, second = play(make(wrap), seed=3), play(make(wrap), seed=3)
+        assert first[0] == second[0] and all(np.array_equal(a, b) for a, b in zip(first[1], second[1]))
+        env = make(wrap)
+        env.reset(seed=3)
+        assert np.array_equal(env.env.seen[0], make().reset(seed=3)[0]), "the first true state is the env's own"
+
+
+@pytest.mark.filterwarnings("ignore:.*(different from the unwrapped|infinity):UserWarning")
+def test_check_env_passes_on_wrapped_envs(q_net):
+    for wrap in (lambda e: ObservationNoise(e, 0.01, SCALE), lambda e: ObservationNoise(e, 0.01, kind="gaussian"),
+                 lambda e: RandomAction(e, 0.1), lambda e: ObservationAttack(e, attack(q_net.float(), 0.01))):
+        check_env(wrap(gym.make(NOMINAL_ID).unwrapped), skip_render_check=True)
+    q_net.double()
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, "0.1", None])
+def test_bad_eps_names_the_value(bad):
+    with pytest.raises(ValueError, match=f"eps={bad!r}"):
+        ObservationNoise(gym.make(NOMINAL_ID), bad)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, True])
+def test_bad_p_names_the_value(bad):
+    with pytest.raises(ValueError, match=f"p={bad!r}"):
+        RandomAction(gym.make(NOMINAL_ID), bad)
+
+
+def test_bad_noise_settings_name_the_value():
+    with pytest.raises(ValueError, match="'laplace'"):
+        ObservationNoise(gym.make(NOMINAL_ID), 0.1, kind="laplace")
+    with pytest.raises(ValueError, match="-1"):
+        ObservationNoise(gym.make(NOMINAL_ID), 0.1, scale=[1, -1, 1, 1])
+    with pytest.raises(TypeError, match="attack"):
+        ObservationAttack(gym.make(NOMINAL_ID), lambda x: x)
+
+
+def test_batched_rollout_uses_the_same_transforms(q_net):
+    policy = q_policy(q_net)
+    rollout = functools.partial(greedy_rollout, policy, NOMINAL_ID, 8, seed=0, max_episode_steps=60)
+    plain = np.array(rollout())
+    identity = rollout(action_transform=RandomActionTransform(0.0, gym.spaces.Discrete(2), seed=0),
+                       observation_transform=ObservationAttackTransform(attack(q_net, 0.0), seed=0))
+    np.testing.assert_array_equal(np.array(identity), plain)
+    attacked = rollout(observation_transform=ObservationAttackTransform(attack(q_net, 0.2), seed=0))
+    random = rollout(action_transform=RandomActionTransform(1.0, gym.spaces.Discrete(2), seed=0))
+    # the returns may reach the 60-step cap either way; the mean safety margins show that the states changed
+    assert not np.array_equal(attacked[1], plain[1]) and not np.array_equal(random[0], plain[0])
+    noise = np.array([0.1, 0.2, 0.01, 0.2])
+    by_name = rollout(observation_noise=noise, noise_seed=4)
+    by_transform = rollout(observation_transform=ObservationNoiseTransform(1.0, noise, seed=4))
+    np.testing.assert_array_equal(np.array(by_name), np.array(by_transform))
+    with pytest.raises(ValueError, match="not both"):
+        rollout(observation_noise=noise, observation_transform=ObservationNoiseTransform(0.1))
