@@ -73,6 +73,15 @@ def play(env: gym.Env, seed: int, policy=controller, episodes: int = 2) -> tuple
     return returns, received
 
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny networks: one thread is faster, and much faster on a busy machine (no idle threads spinning)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def q_net() -> nn.Module:
     torch.manual_seed(0)
@@ -203,3 +212,23 @@ def test_batched_rollout_uses_the_same_transforms(q_net):
     np.testing.assert_array_equal(np.array(by_name), np.array(by_transform))
     with pytest.raises(ValueError, match="not both"):
         rollout(observation_noise=noise, observation_transform=ObservationNoiseTransform(0.1))
+
+
+def test_an_agents_q_network_is_the_attacked_model_of_its_greedy_policy():
+    from stable_baselines3 import DQN
+
+    from robustrl.experiments.evaluation import greedy_policy, greedy_q_network
+
+    model = DQN("MlpPolicy", gym.make(NOMINAL_ID), policy_kwargs=dict(net_arch=[16]), seed=0, device="cpu")
+    network = greedy_q_network(model)
+    assert next(network.parameters()).dtype == torch.float64
+    assert next(model.policy.q_net.parameters()).dtype == torch.float32, "the model is left alone"
+    states = np.random.default_rng(0).normal(size=(64, 4)) * SCALE
+    with torch.no_grad():
+        greedy = network(torch.as_tensor(states)).argmax(1).numpy()
+    np.testing.assert_array_equal(greedy, greedy_policy(model)(states.astype(np.float32)))
+    transform = ObservationAttackTransform(WorstOf.over_losses(PGD, network, 1.0, scale=SCALE, clip=None), seed=0)
+    attacked = transform(states.astype(np.float32))
+    assert attacked.dtype == np.float32 and (greedy_policy(model)(attacked) != greedy).any()
+    with pytest.raises(ValueError, match="'float16'"):
+        greedy_q_network(model, "float16")

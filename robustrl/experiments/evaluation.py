@@ -12,6 +12,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.preprocessing import preprocess_obs
+from torch import nn
 
 from robustrl.agents.factory import SELECTION_TIES
 from robustrl.checks import check_int
@@ -26,6 +27,7 @@ __all__ = [
     "SELECTION_SEED",
     "NominalSelectionCallback",
     "greedy_policy",
+    "greedy_q_network",
     "greedy_returns",
     "greedy_returns_by_id",
     "greedy_rollout",
@@ -56,21 +58,33 @@ def greedy_policy(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -
     and every machine gets the same returns. Model selection during training keeps the network's own
     ``"float32"``, as it was trained.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got precision={precision!r}")
+    q_values = greedy_q_network(model, precision)
     dtype = PRECISIONS[precision]
     policy = model.policy.q_net  # type: ignore[attr-defined]
-    if dtype != torch.float32:
-        policy = copy.deepcopy(policy).to(dtype)
 
     def act(observations: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             obs = preprocess_obs(torch.as_tensor(observations, device=model.device), policy.observation_space,
                                  normalize_images=policy.normalize_images)
-            features = policy.features_extractor(obs.to(dtype))
-            return policy.q_net(features).argmax(dim=1).cpu().numpy()
+            return q_values(obs.to(dtype)).argmax(dim=1).cpu().numpy()
 
     return act
+
+
+def greedy_q_network(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -> nn.Module:
+    """The Q-network of an SB3 DQN as one module from observations (in ``precision``) to Q-values.
+
+    The features extractor and the Q-value head of ``model.policy.q_net``, a copy in ``precision`` unless it is
+    ``"float32"`` (see :func:`greedy_policy`, which acts greedily on it). This is the model the observation
+    attacks of :mod:`robustrl.attacks` differentiate, e.g. ``PGD(greedy_q_network(model), eps, clip=None)``.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got precision={precision!r}")
+    dtype = PRECISIONS[precision]
+    q_net = model.policy.q_net  # type: ignore[attr-defined]
+    if dtype != torch.float32:
+        q_net = copy.deepcopy(q_net).to(dtype)
+    return nn.Sequential(q_net.features_extractor, q_net.q_net)
 
 
 def safety_margin(observations: np.ndarray, x_threshold: float, theta_threshold: float) -> np.ndarray:
