@@ -232,3 +232,14 @@ def test_an_agents_q_network_is_the_attacked_model_of_its_greedy_policy():
     assert attacked.dtype == np.float32 and (greedy_policy(model)(attacked) != greedy).any()
     with pytest.raises(ValueError, match="'float16'"):
         greedy_q_network(model, "float16")
+
+
+def test_random_actions_on_a_box_action_space_stay_in_the_box():
+    box = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    actions = np.full((50, 2), 0.5, dtype=np.float32)
+    random = RandomActionTransform(1.0, box, seed=0)(actions)
+    assert random.dtype == np.float32 and (np.abs(random) <= 1).all() and (random != 0.5).all()
+    np.testing.assert_array_equal(RandomActionTransform(0.0, box, seed=0)(actions), actions)
+    assert box.contains(RandomActionTransform(1.0, box, seed=0)(actions[0]))
+    with pytest.raises(TypeError, match="MultiBinary"):
+        RandomActionTransform(0.1, gym.spaces.MultiBinary(3))
