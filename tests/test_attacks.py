@@ -13,13 +13,8 @@ SCALE = torch.tensor([2.4, 1.0, 0.21, 1.0])
 
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is faster, and much faster on a busy machine (no idle threads spinning)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def q_net() -> nn.Module:

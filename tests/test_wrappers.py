@@ -74,13 +74,8 @@ def play(env: gym.Env, seed: int, policy=controller, episodes: int = 2) -> tuple
 
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is faster, and much faster on a busy machine (no idle threads spinning)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def q_net() -> nn.Module:
