@@ -11,8 +11,6 @@ from robustrl.supervised import attacks as supervised_attacks
 
 SCALE = torch.tensor([2.4, 1.0, 0.21, 1.0])
 
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
