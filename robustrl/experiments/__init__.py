@@ -1,5 +1,6 @@
 """Experiments: training with model selection, evaluation, reward tables, plots, the main job, sweeps
-(local or Ray), robustness surfaces, rliable-style statistics and the report.
+(local or Ray), robustness surfaces, uncertainty sets with their worst case, rliable-style statistics and
+the report.
 
 The names are imported on first use, so that importing a torch-free module such as
 :mod:`robustrl.experiments.tables` does not load torch and Stable-Baselines3.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     )
     from robustrl.experiments.pipeline import QUICK, ReproduceConfig, evaluate_runs, reproduce, train_runs
     from robustrl.experiments.report import write_report
+    from robustrl.experiments.set_stats import SetStatistic, cvar, set_mean, set_statistics, worst_case
     from robustrl.experiments.stats import (
         aggregate,
         iqm,
@@ -33,6 +35,13 @@ if TYPE_CHECKING:
     from robustrl.experiments.sweep_spec import SweepSpec, load_sweep_spec
     from robustrl.experiments.tables import bootstrap_ci, bootstrap_diff_ci, reward_table, write_reward_tables
     from robustrl.experiments.training import RunSpec, evaluate_run, load_run_model, train_run, verify_evaluation
+    from robustrl.experiments.uncertainty import (
+        UncertaintySet,
+        load_uncertainty_set,
+        packaged_uncertainty_sets,
+        uncertainty_returns,
+        uncertainty_run,
+    )
 
 __all__ = [
     "EVALUATION_SEED",
@@ -70,6 +79,16 @@ __all__ = [
     "train_runs",
     "verify_evaluation",
     "write_reward_tables",
+    "SetStatistic",
+    "UncertaintySet",
+    "cvar",
+    "load_uncertainty_set",
+    "packaged_uncertainty_sets",
+    "set_mean",
+    "set_statistics",
+    "uncertainty_returns",
+    "uncertainty_run",
+    "worst_case",
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {
@@ -79,6 +98,7 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
                                         "greedy_policy", "greedy_returns", "greedy_rollout", "safety_margin"],
     "robustrl.experiments.pipeline": ["QUICK", "ReproduceConfig", "evaluate_runs", "reproduce", "train_runs"],
     "robustrl.experiments.report": ["write_report"],
+    "robustrl.experiments.set_stats": ["SetStatistic", "cvar", "set_mean", "set_statistics", "worst_case"],
     "robustrl.experiments.stats": ["aggregate", "iqm", "performance_profile", "probability_of_improvement",
                                    "stratified_bootstrap_ci"],
     "robustrl.experiments.sweep": ["run_sweep"],
@@ -86,4 +106,6 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.experiments.tables": ["bootstrap_ci", "bootstrap_diff_ci", "reward_table", "write_reward_tables"],
     "robustrl.experiments.training": ["RunSpec", "evaluate_run", "load_run_model", "train_run",
                                       "verify_evaluation"],
+    "robustrl.experiments.uncertainty": ["UncertaintySet", "load_uncertainty_set", "packaged_uncertainty_sets",
+                                         "uncertainty_returns", "uncertainty_run"],
 })

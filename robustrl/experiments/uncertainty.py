@@ -1,0 +1,270 @@
+"""Uncertainty sets over CartPole's physical parameters, and a run's greedy return at every setting of one.
+
+A named *uncertainty set* is a grid over a box of physical parameters, read from a YAML file::
+
+    name: moderate
+    description: what the set is for (optional)
+    parameters:
+      masspole: {range: [0.05, 0.5], values: [0.05, 0.1, 0.5]}
+      length: {range: [0.25, 0.75], values: [0.25, 0.5, 0.75]}
+      ...
+
+Each parameter states its range (which must contain the nominal value) and the values of the grid inside it;
+the settings are the product of the values, the parameters the set does not name stay nominal. Two sets are
+packaged beside the agent configs (``robustrl/configs/uncertainty``): ``moderate`` (Packer et al., 2018,
+"random" ranges) and ``wide`` (reaching the reward table's perturbed ids); a user passes the path of their own
+file instead of a name.
+
+:func:`uncertainty_run` evaluates a run's model at every setting as one batched rollout (one sub-environment
+per (setting, episode)) and caches the mean returns per run in ``uncertainty.json``, in the manner of the
+robustness curves (:mod:`robustrl.experiments.curves`)::
+
+    {"run": NAME, "layout": 1,
+     "entries": [{"set", "grid", "episodes", "seed", "checkpoint", "precision", "mean_returns"}, ...],
+     "models": {CHECKPOINT: {"file", "sha256"}}}
+
+An entry is computed once for its key; when a model file's checksum changes, the entries of that checkpoint
+are dropped and computed again. The statistics across seeds (mean, worst case, CVaR) are in
+:mod:`robustrl.experiments.set_stats`.
+
+This module imports neither torch nor Stable-Baselines3 until a set has to be evaluated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from robustrl.checks import check_int, is_number
+from robustrl.envs import NOMINAL_PARAMETERS, check_physical_parameters
+from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
+from robustrl.experiments.run_files import check_checkpoint, is_complete, model_checksums
+
+__all__ = [
+    "UNCERTAINTY_CACHE",
+    "UncertaintySet",
+    "load_uncertainty_set",
+    "parse_uncertainty_set",
+    "packaged_uncertainty_sets",
+    "uncertainty_returns",
+    "uncertainty_run",
+]
+
+#: The file, in each run folder, that caches the mean returns over uncertainty sets.
+UNCERTAINTY_CACHE = "uncertainty.json"
+LAYOUT = 1
+_PACKAGE_FOLDER = "configs/uncertainty"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class UncertaintySet:
+    """A named grid over a box of physical parameters (the rest nominal).
+
+    :param name: the set's name (folder-safe).
+    :param ranges: parameter -> ``(low, high)``, the box; each contains the parameter's nominal value.
+    :param values: parameter -> the grid's values, inside the range.
+    :param description: one line on what the set is for.
+    """
+
+    name: str
+    ranges: dict[str, tuple[float, float]]
+    values: dict[str, list[float]]
+    description: str = ""
+
+    @property
+    def parameters(self) -> list[str]:
+        """The parameters the set varies, in the file's order (the columns of :meth:`settings`)."""
+        return list(self.values)
+
+    def settings(self) -> np.ndarray:
+        """Every setting of the grid, shape ``(n_settings, n_parameters)``: the product of the values, the
+        last parameter varying fastest."""
+        return np.array(list(itertools.product(*self.values.values())), dtype=float)
+
+    def grid(self) -> dict[str, list[float]]:
+        """The values of each parameter, as stored in the cache key."""
+        return {parameter: list(values) for parameter, values in self.values.items()}
+
+
+def _fail(source: str, path: str, problem: str) -> ValueError:
+    return ValueError(f"{source}: {path}: {problem}")
+
+
+def _mapping(source: str, path: str, data: Any, valid: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _fail(source, path or "(top level)", f"expected a mapping, got {type(data).__name__}")
+    for key in data:
+        if key not in valid:
+            raise _fail(source, f"{path}.{key}" if path else str(key), f"unknown key (valid: {', '.join(valid)})")
+    return data
+
+
+def _numbers(source: str, path: str, value: Any, length: int | None = None) -> list[float]:
+    if not isinstance(value, list) or not value or (length is not None and len(value) != length):
+        expected = f"a list of {length} numbers" if length else "a non-empty list of numbers"
+        raise _fail(source, path, f"expected {expected}, got {value!r}")
+    for i, entry in enumerate(value):
+        if not is_number(entry) or not np.isfinite(entry):
+            raise _fail(source, f"{path}[{i}]", f"expected a finite number, got {entry!r}")
+    return [float(entry) for entry in value]
+
+
+def _parameter(source: str, name: str, data: Any) -> tuple[tuple[float, float], list[float]]:
+    path = f"parameters.{name}"
+    try:
+        check_physical_parameters({name: NOMINAL_PARAMETERS.get(name, 1.0)})
+    except ValueError as err:
+        raise _fail(source, path, str(err)) from None
+    data = _mapping(source, path, data, ("range", "values"))
+    for key in ("range", "values"):
+        if key not in data:
+            raise _fail(source, f"{path}.{key}", "missing (required: range, values)")
+    low, high = _numbers(source, f"{path}.range", data["range"], length=2)
+    if low > high:
+        raise _fail(source, f"{path}.range", f"empty range [{low}, {high}] (low > high)")
+    values = _numbers(source, f"{path}.values", data["values"])
+    try:
+        check_physical_parameters({name: values}, num_envs=len(values))
+    except (TypeError, ValueError) as err:
+        raise _fail(source, f"{path}.values", str(err)) from None
+    nominal = NOMINAL_PARAMETERS[name]
+    if not low <= nominal <= high:
+        raise _fail(source, f"{path}.range", f"[{low}, {high}] does not contain the nominal value {nominal}")
+    outside = [v for v in values if not low <= v <= high]
+    if outside:
+        raise _fail(source, f"{path}.values", f"{outside} outside the range [{low}, {high}]")
+    if len(set(values)) != len(values):
+        raise _fail(source, f"{path}.values", f"repeated value in {values}")
+    return (low, high), values
+
+
+def parse_uncertainty_set(data: Any, source: str) -> UncertaintySet:
+    """Validate a parsed uncertainty-set mapping; errors read ``source: key.path: problem``."""
+    data = _mapping(source, "", data, ("name", "description", "parameters"))
+    for key in ("name", "parameters"):
+        if key not in data:
+            raise _fail(source, key, "missing (required: name, parameters)")
+    name = data["name"]
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise _fail(source, "name", f"expected a folder-safe non-empty string, got {name!r}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(source, "description", f"expected a string, got {description!r}")
+    parameters = data["parameters"]
+    if not isinstance(parameters, dict) or not parameters:
+        raise _fail(source, "parameters", f"expected a non-empty mapping of parameter -> range and values, "
+                                          f"got {parameters!r}")
+    ranges, values = {}, {}
+    for parameter, entry in parameters.items():
+        ranges[parameter], values[parameter] = _parameter(source, str(parameter), entry)
+    return UncertaintySet(name, ranges, values, description)
+
+
+def packaged_uncertainty_sets() -> list[str]:
+    """The names of the uncertainty sets shipped with robustrl (``robustrl/configs/uncertainty/*.yml``)."""
+    folder = resources.files("robustrl").joinpath(_PACKAGE_FOLDER)
+    return sorted(entry.name[: -len(".yml")] for entry in folder.iterdir() if entry.name.endswith(".yml"))
+
+
+def load_uncertainty_set(name_or_path: str | Path) -> UncertaintySet:
+    """A packaged uncertainty set by name (see :func:`packaged_uncertainty_sets`) or a user's YAML file by path.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file, the key path and the
+    problem (unknown parameter, empty range, values that are not numbers or lie outside the range, a range
+    without the nominal value).
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, str) and text in packaged_uncertainty_sets():
+        source = f"{_PACKAGE_FOLDER}/{text}.yml"
+        content = resources.files("robustrl").joinpath(source).read_text()
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"uncertainty set {text!r} is neither a file nor a packaged set "
+                                    f"({', '.join(packaged_uncertainty_sets())})")
+        source, content = str(path), path.read_text()
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{source}: not valid YAML: {str(err).splitlines()[0]}") from None
+    return parse_uncertainty_set(data, source)
+
+
+def uncertainty_returns(policy: Any, uncertainty_set: UncertaintySet, episodes: int, seed: int) -> np.ndarray:
+    """Mean greedy return at each setting of ``uncertainty_set`` (rows of its :meth:`~UncertaintySet.settings`),
+    from one batched rollout of ``episodes`` sub-environments per setting; initial states from ``seed``.
+
+    The initial states are drawn per sub-environment, so setting ``k`` gets those of sub-environments
+    ``[k * episodes, (k + 1) * episodes)``: the returns depend on the whole grid, which is part of the cache key.
+    """
+    from robustrl.envs import NOMINAL_ID
+    from robustrl.experiments.evaluation import greedy_returns
+
+    check_int(episodes, "episodes", 1)
+    per_env = np.repeat(uncertainty_set.settings(), episodes, axis=0)
+    physics = {parameter: per_env[:, i] for i, parameter in enumerate(uncertainty_set.parameters)}
+    returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed, **physics)
+    return returns.reshape(-1, episodes).mean(axis=1)
+
+
+def _empty(run_dir: Path) -> dict[str, Any]:
+    return {"run": run_dir.name, "layout": LAYOUT, "entries": [], "models": {}}
+
+
+def _read_cache(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / UNCERTAINTY_CACHE
+    if not path.is_file():
+        return _empty(run_dir)
+    cache = read_json(path)
+    if not isinstance(cache, dict) or cache.get("layout") != LAYOUT:
+        raise ValueError(f"{path}: not an uncertainty cache of layout {LAYOUT}; remove it to compute it again")
+    return cache
+
+
+def uncertainty_run(run_dir: str | Path, uncertainty_set: UncertaintySet | str | Path, episodes: int = 10,
+                    seed: int | None = None, checkpoint: str = "best") -> dict[str, Any]:
+    """Mean greedy return of one run's model at every setting of an uncertainty set; cached per run.
+
+    :param uncertainty_set: a set, or a packaged set's name or a YAML file (:func:`load_uncertainty_set`).
+    :param episodes: episodes per setting, initial states from ``seed`` (default the evaluation seed).
+    :param checkpoint: ``"best"`` or ``"final"``.
+    :returns: ``{"run", "set", "grid", "episodes", "seed", "checkpoint", "precision", "mean_returns"}``, the
+        mean returns in the order of the set's settings. The policy runs in the evaluation precision
+        (float64); the entry is reused while the key and the model file's checksum are unchanged.
+    """
+    from robustrl.experiments.evaluation import EVALUATION_PRECISION, EVALUATION_SEED
+
+    run_dir = Path(run_dir)
+    if not isinstance(uncertainty_set, UncertaintySet):
+        uncertainty_set = load_uncertainty_set(uncertainty_set)
+    check_checkpoint(checkpoint)
+    check_int(episodes, "episodes", 1)
+    seed = EVALUATION_SEED if seed is None else check_int(seed, "seed", 0)
+    if not is_complete(run_dir):
+        raise ValueError(f"{run_dir} is not a complete run (meta.json or a model file is missing)")
+    key = {"set": uncertainty_set.name, "grid": uncertainty_set.grid(), "episodes": episodes, "seed": seed,
+           "checkpoint": checkpoint, "precision": EVALUATION_PRECISION}
+    cache = _read_cache(run_dir)
+    models = model_checksums(run_dir, (checkpoint,))[checkpoint]
+    if cache["models"].get(checkpoint) != models:  # computed from another file: drop them
+        cache["entries"] = [e for e in cache["entries"] if e["checkpoint"] != checkpoint]
+    entry = next((e for e in cache["entries"] if all(e.get(k) == v for k, v in key.items())), None)
+    if entry is None:
+        from robustrl.experiments.evaluation import greedy_policy
+        from robustrl.experiments.training import load_run_model
+
+        remove_temporaries(run_dir)
+        policy = greedy_policy(load_run_model(run_dir, checkpoint), EVALUATION_PRECISION)
+        entry = {**key, "mean_returns": uncertainty_returns(policy, uncertainty_set, episodes, seed).tolist()}
+        cache["entries"].append(entry)
+        cache["models"][checkpoint] = models
+        atomic_write_json(run_dir / UNCERTAINTY_CACHE, cache)
+    return {"run": cache["run"], **entry}
