@@ -43,7 +43,7 @@ import numpy as np
 
 from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
 from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
-from robustrl.experiments.run_files import is_complete, model_checksums
+from robustrl.experiments.run_files import find_entry, is_complete, model_checksums, renew_models
 
 __all__ = [
     "CACHE_NAME",
@@ -135,10 +135,6 @@ def _read_cache(run_dir: Path) -> dict[str, Any]:
     return cache
 
 
-def _find(entries: list[dict[str, Any]], key: dict[str, Any]) -> dict[str, Any] | None:
-    return next((e for e in entries if all(e.get(k) == v for k, v in key.items())), None)
-
-
 def _curve_key(parameter: str, values: list[float], request: dict[str, Any]) -> dict[str, Any]:
     return {"parameter": parameter, "values": values, "episodes": request["episodes"], "seed": request["seed"],
             "checkpoint": request["checkpoint"], "precision": request.get("precision", "float32")}
@@ -154,10 +150,7 @@ def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any
     """Add the request's missing curves and pairs to the run's cache, record the view; returns the cache."""
     cache = _read_cache(run_dir)
     checkpoint = request["checkpoint"]
-    models = model_checksums(run_dir, (checkpoint,))[checkpoint]
-    if cache.setdefault("models", {}).get(checkpoint) != models:  # computed from another file: drop them
-        cache["curves"] = [e for e in cache["curves"] if e["checkpoint"] != checkpoint]
-        cache["pairs"] = [e for e in cache["pairs"] if e["checkpoint"] != checkpoint]
+    models = renew_models(cache, run_dir, checkpoint, ("curves", "pairs"))
     precision = request["precision"]  # entries of another precision are never read again: drop them
     cache["curves"] = [e for e in cache["curves"] if e.get("precision", "float32") == precision]
     cache["pairs"] = [e for e in cache["pairs"] if e.get("precision", "float32") == precision]
@@ -165,9 +158,9 @@ def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any
         del cache["views"][other]
     grid, pairs = request["grid"], request.get("pairs", [])
     missing_curves = [_curve_key(p, v, request) for p, v in grid.items()
-                      if _find(cache["curves"], _curve_key(p, v, request)) is None]
+                      if find_entry(cache["curves"], _curve_key(p, v, request)) is None]
     missing_pairs = [_pair_key(pair, grid, request) for pair in pairs
-                     if _find(cache["pairs"], _pair_key(pair, grid, request)) is None]
+                     if find_entry(cache["pairs"], _pair_key(pair, grid, request)) is None]
     if not missing_curves and not missing_pairs and cache["views"].get(view) == request:
         return cache
     if missing_curves or missing_pairs:
@@ -198,8 +191,8 @@ def _assemble(cache: dict[str, Any], view: str) -> dict[str, Any] | None:
     request = cache["views"].get(view)
     if request is None:
         return None
-    curves = {p: _find(cache["curves"], _curve_key(p, v, request)) for p, v in request["grid"].items()}
-    pairs = {"|".join(pair): _find(cache["pairs"], _pair_key(pair, request["grid"], request))
+    curves = {p: find_entry(cache["curves"], _curve_key(p, v, request)) for p, v in request["grid"].items()}
+    pairs = {"|".join(pair): find_entry(cache["pairs"], _pair_key(pair, request["grid"], request))
              for pair in request.get("pairs", [])}
     if any(entry is None for entry in [*curves.values(), *pairs.values()]):
         return None
@@ -307,8 +300,8 @@ def surfaces_cached(run_dir: str | Path, grid: dict[str, list[float]] | None = N
     request = _surface_request(grid, pairs, episodes, seed, checkpoint)
     if cache.get("models", {}).get(checkpoint) != model_checksums(run_dir, (checkpoint,))[checkpoint]:
         return False
-    return (all(_find(cache["curves"], _curve_key(p, v, request)) for p, v in request["grid"].items())
-            and all(_find(cache["pairs"], _pair_key(pair, request["grid"], request)) for pair in request["pairs"]))
+    return (all(find_entry(cache["curves"], _curve_key(p, v, request)) for p, v in request["grid"].items())
+            and all(find_entry(cache["pairs"], _pair_key(pair, request["grid"], request)) for pair in request["pairs"]))
 
 
 def models_in_use(run_dir: str | Path, cache: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -340,7 +333,7 @@ def convert_cache(run_dir: str | Path) -> bool:
         request = old["request"]
         for parameter, values in request["grid"].items():
             key = _curve_key(parameter, values, request)
-            if _find(cache["curves"], key) is None:
+            if find_entry(cache["curves"], key) is None:
                 cache["curves"].append({**key, "mean_returns": old["mean_returns"][parameter]})
         cache["views"]["robustness"] = request
     if surfaces_path.is_file():
@@ -348,11 +341,11 @@ def convert_cache(run_dir: str | Path) -> bool:
         request = surfaces["request"]
         for parameter, curve in surfaces["curves"].items():
             key = _curve_key(parameter, curve["values"], request)
-            if _find(cache["curves"], key) is None:
+            if find_entry(cache["curves"], key) is None:
                 cache["curves"].append({**key, "mean_returns": curve["mean_returns"]})
         for pair in request.get("pairs", []):
             key = _pair_key(pair, request["grid"], request)
-            if _find(cache["pairs"], key) is None:
+            if find_entry(cache["pairs"], key) is None:
                 cache["pairs"].append({**key, "mean_returns": surfaces["pairs"]["|".join(pair)]["mean_returns"]})
         cache["views"]["surfaces"] = request
     if is_complete(run_dir):

@@ -6,11 +6,12 @@ Imports neither torch nor Stable-Baselines3, so caches can be checked against th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from robustrl.experiments.io import file_sha256, read_json
 
-__all__ = ["CHECKPOINTS", "CHECKPOINT_SUFFIX", "checkpoint_files", "check_checkpoint", "is_complete",
-           "model_checksums"]
+__all__ = ["CHECKPOINTS", "CHECKPOINT_SUFFIX", "checkpoint_files", "check_checkpoint", "find_entry",
+           "is_complete", "model_checksums", "renew_models"]
 
 CHECKPOINTS = ("best", "final")
 #: Suffix of the compact checkpoints (:func:`robustrl.agents.load_checkpoint`) a run is saved as.
@@ -61,3 +62,22 @@ def model_checksums(run_dir: str | Path, checkpoints: tuple[str, ...] = CHECKPOI
         check_checkpoint(checkpoint)
     files = checkpoint_files(run_dir)
     return {c: {"file": files[c].name, "sha256": file_sha256(files[c])} for c in checkpoints}
+
+
+def find_entry(entries: list[dict[str, Any]], key: dict[str, Any]) -> dict[str, Any] | None:
+    """The first cached entry whose fields include every item of ``key``, or None."""
+    return next((e for e in entries if all(e.get(k) == v for k, v in key.items())), None)
+
+
+def renew_models(cache: dict[str, Any], run_dir: str | Path, checkpoint: str,
+                 lists: tuple[str, ...]) -> dict[str, str]:
+    """The checksums of ``checkpoint``'s model file now; if the per-run ``cache`` (with ``"models"`` and the
+    entry lists ``lists``) was computed from another file, that checkpoint's entries are dropped first.
+
+    The caller records the returned checksums in ``cache["models"][checkpoint]`` once it adds entries.
+    """
+    models = model_checksums(run_dir, (checkpoint,))[checkpoint]
+    if cache.setdefault("models", {}).get(checkpoint) != models:  # computed from another file: drop them
+        for name in lists:
+            cache[name] = [e for e in cache[name] if e["checkpoint"] != checkpoint]
+    return models

@@ -45,7 +45,7 @@ import yaml
 from robustrl.checks import check_int, is_number
 from robustrl.envs import NOMINAL_PARAMETERS, check_physical_parameters
 from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
-from robustrl.experiments.run_files import check_checkpoint, is_complete, model_checksums
+from robustrl.experiments.run_files import check_checkpoint, find_entry, is_complete, renew_models
 
 __all__ = [
     "UNCERTAINTY_CACHE",
@@ -253,10 +253,8 @@ def uncertainty_run(run_dir: str | Path, uncertainty_set: UncertaintySet | str |
     key = {"set": uncertainty_set.name, "grid": uncertainty_set.grid(), "episodes": episodes, "seed": seed,
            "checkpoint": checkpoint, "precision": EVALUATION_PRECISION}
     cache = _read_cache(run_dir)
-    models = model_checksums(run_dir, (checkpoint,))[checkpoint]
-    if cache["models"].get(checkpoint) != models:  # computed from another file: drop them
-        cache["entries"] = [e for e in cache["entries"] if e["checkpoint"] != checkpoint]
-    entry = next((e for e in cache["entries"] if all(e.get(k) == v for k, v in key.items())), None)
+    models = renew_models(cache, run_dir, checkpoint, ("entries",))
+    entry = find_entry(cache["entries"], key)
     if entry is None:
         from robustrl.experiments.evaluation import greedy_policy
         from robustrl.experiments.training import load_run_model
