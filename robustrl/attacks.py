@@ -31,6 +31,7 @@ __all__ = [
     "NORMS",
     "FGM",
     "PGD",
+    "PGDEnsemble",
     "Attack",
     "RandomNoise",
     "WorstOf",
@@ -74,15 +75,20 @@ def _per_example_norm(t: Tensor) -> Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
 
 
-def project(delta: Tensor, eps: float, norm: str, scale: Tensor | None = None) -> Tensor:
+def project(delta: Tensor, eps: float | Tensor, norm: str, scale: Tensor | None = None) -> Tensor:
     """Project perturbations ``delta`` (batch first) onto the ``norm`` ball of radius ``eps``, measured in
-    units of ``scale`` (per input coordinate, broadcast against the features; default all ones)."""
+    units of ``scale`` (per input coordinate, broadcast against the features; default all ones).
+
+    ``eps`` is one radius, or one per example as a tensor of shape ``(batch, 1, ...)`` (see :meth:`Attack.budget`).
+    """
     if scale is not None:
         if norm == "linf":
             bound = eps * scale
             return torch.maximum(torch.minimum(delta, bound), -bound)
         return scale * project(delta / scale, eps, norm)
     if norm == "linf":
+        if isinstance(eps, Tensor):
+            return torch.maximum(torch.minimum(delta, eps), -eps)
         return delta.clamp(-eps, eps)
     shrink = (eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
     return delta * shrink
@@ -162,7 +168,10 @@ class Attack:
         """The summed quantity the attack ascends: cross-entropy (``"ce"``) or minus :func:`margin`
         (``"margin"``: the SA-DQN margin for a Q-network, the Carlini-Wagner margin for a classifier; it does
         not vanish when the softmax saturates, e.g. on MMC logits or large Q-values)."""
-        scores = self.model(inputs)
+        return self.loss_of(self.model(inputs), labels)
+
+    def loss_of(self, scores: Tensor, labels: Tensor) -> Tensor:
+        """:meth:`loss` from the model's scores of the inputs."""
         if self.loss_name == "ce":
             return F.cross_entropy(scores, labels, reduction="sum")
         return -margin(scores, labels).sum()
@@ -173,6 +182,26 @@ class Attack:
             inputs = inputs.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.loss(inputs, labels), inputs)
         return grad
+
+    def scores_and_gradient(self, inputs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """The model's scores of ``inputs`` (detached) and the gradient of :meth:`loss`, from one forward pass."""
+        with torch.enable_grad():
+            inputs = inputs.detach().requires_grad_(True)
+            scores = self.model(inputs)
+            (grad,) = torch.autograd.grad(self.loss_of(scores, labels), inputs)
+        return scores.detach(), grad
+
+    def budget(self, inputs: Tensor, eps: Sequence[float] | Tensor | None = None) -> float | Tensor:
+        """The radius of each example's ball: ``self.eps``, or ``eps`` given per example (shape ``(batch,)``,
+        finite and >= 0), returned as a tensor of shape ``(batch, 1, ...)`` in the dtype of ``inputs``."""
+        if eps is None:
+            return self.eps
+        values = torch.as_tensor(eps, dtype=inputs.dtype, device=inputs.device)
+        if tuple(values.shape) != (inputs.shape[0],):
+            raise ValueError(f"per-example eps must have shape ({inputs.shape[0]},), got shape {tuple(values.shape)}")
+        if values.numel() and not (torch.isfinite(values) & (values >= 0)).all():
+            raise ValueError(f"per-example eps must be finite and >= 0, got {values.tolist()}")
+        return values.view(-1, *([1] * (inputs.dim() - 1)))
 
     def scale_like(self, inputs: Tensor) -> Tensor | None:
         """``scale`` on the device and in the dtype of ``inputs`` (``None`` when it is all ones)."""
@@ -188,15 +217,17 @@ class Attack:
         """``inputs`` clamped to the valid range (unchanged when ``clip`` is ``None``)."""
         return inputs if self.clip is None else inputs.clamp(*self.clip)
 
-    def random_points(self, inputs: Tensor) -> Tensor:
-        """``inputs`` plus a point uniform in the scaled ``eps``-ball (the shared sampler), clipped."""
+    def random_points(self, inputs: Tensor, eps: float | Tensor | None = None) -> Tensor:
+        """``inputs`` plus a point uniform in the scaled ``eps``-ball (the shared sampler), clipped; ``eps``
+        defaults to ``self.eps`` (a per-example budget is a tensor of :meth:`budget`'s shape)."""
         u = sample_unit_ball(len(inputs), inputs.shape[1:], self.norm, generator=self.generator, dtype=inputs.dtype)
-        noise = self.eps * u
+        noise = (self.eps if eps is None else eps) * u
         scale = self.scale_like(inputs)
         return self.clipped(inputs + (noise if scale is None else noise * scale))
 
-    def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:
-        """Return adversarial inputs of the same shape, in the valid range and within the ball around ``inputs``."""
+    def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:
+        """Return adversarial inputs of the same shape, in the valid range and within the ball of radius ``eps``
+        (one number, or one per example as shaped by :meth:`budget`) around ``inputs``."""
         raise NotImplementedError
 
     def check_inputs(self, inputs: Tensor) -> Tensor:
@@ -230,16 +261,22 @@ class Attack:
                              f"shape {tuple(inputs.shape)}, got shape {tuple(scores.shape)}")
         return scores
 
-    def __call__(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
+    def __call__(self, inputs: Tensor, labels: Tensor | None = None, *,
+                 eps: Sequence[float] | Tensor | None = None) -> Tensor:
         """Attack ``inputs`` with ``labels`` (default: the model's own prediction on the clean inputs, i.e. the
-        greedy action of a Q-network); the model's mode and ``.grad`` are left as they were."""
+        greedy action of a Q-network); the model's mode and ``.grad`` are left as they were.
+
+        ``eps`` gives each example its own budget (shape ``(batch,)``), e.g. one batch holding several
+        levels of a robustness curve; by default every example has ``self.eps``.
+        """
         self.check_inputs(inputs)
+        budget = self.budget(inputs, eps)
         with eval_mode(self.model):
             if labels is None:
                 labels = self.scores(inputs).argmax(1)
             else:
                 check_labels(labels, inputs.shape[0], self.scores(inputs[:1]).shape[1])
-            return self.forward(inputs.detach(), labels).detach()
+            return self.forward(inputs.detach(), labels, budget).detach()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(eps={self.eps}, norm={self.norm!r})"
@@ -253,10 +290,10 @@ class FGM(Attack):
     states of a Q-network: Huang et al., "Adversarial Attacks on Neural Network Policies", 2017.
     """
 
-    def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:  # noqa: D102
+    def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:  # noqa: D102
         scale = self.scale_like(inputs)
-        step = self.step(self.gradient(inputs, labels), self.eps, scale)
-        return self.clipped(inputs + project(step, self.eps, self.norm, scale))
+        step = self.step(self.gradient(inputs, labels), eps, scale)
+        return self.clipped(inputs + project(step, eps, self.norm, scale))
 
 
 class PGD(Attack):
@@ -275,30 +312,58 @@ class PGD(Attack):
                  norm: str = "linf", random_start: bool = True, restarts: int = 1,
                  generator: torch.Generator | None = None, loss: str = "ce", *,
                  scale: Sequence[float] | Tensor | None = None,
-                 clip: tuple[float, float] | None = (0.0, 1.0)) -> None:
+                 clip: tuple[float, float] | None = (0.0, 1.0), stop_on_flip: bool = False) -> None:
         super().__init__(model, eps, norm, generator, loss, scale=scale, clip=clip)
         self.steps = check_int(steps, "steps", 1)
         self.restarts = check_int(restarts, "restarts", 1)
         self.alpha = check_eps(2.5 * self.eps / steps if alpha is None else alpha, "alpha")
         self.random_start = bool(random_start)
+        self.stop_on_flip = bool(stop_on_flip)
 
-    def run(self, inputs: Tensor, labels: Tensor) -> Tensor:
-        """One PGD run (one random start) on ``inputs``."""
-        scale = self.scale_like(inputs)
-        adv = self.random_points(inputs) if self.random_start else inputs
+    def step_size(self, eps: float | Tensor) -> float | Tensor:
+        """``alpha`` for the attack's own budget; for per-example budgets, ``alpha`` in proportion to each
+        example's ``eps`` (``alpha / self.eps`` of it, or ``2.5 / steps`` when ``self.eps`` is 0)."""
+        if not isinstance(eps, Tensor):
+            return self.alpha
+        return eps * (self.alpha / self.eps if self.eps > 0 else 2.5 / self.steps)
+
+    def run(self, inputs: Tensor, labels: Tensor, eps: float | Tensor | None = None) -> Tensor:
+        """One PGD run (one random start) on ``inputs``, with the budget ``eps`` (default ``self.eps``).
+
+        With ``stop_on_flip`` an example stops moving at the first point that changes its prediction (its
+        greedy action): that point is kept, and the remaining steps cost nothing for it.
+        """
+        eps = self.eps if eps is None else eps
+        scale, size = self.scale_like(inputs), self.step_size(eps)
+        adv = self.random_points(inputs, eps) if self.random_start else inputs
+        if not self.stop_on_flip:
+            for _ in range(self.steps):
+                adv = adv + self.step(self.gradient(adv, labels), size, scale)
+                adv = self.clipped(inputs + project(adv - inputs, eps, self.norm, scale)).detach()
+            return adv
+        adv, active = adv.clone(), torch.arange(len(inputs), device=inputs.device)
         for _ in range(self.steps):
-            adv = adv + self.step(self.gradient(adv, labels), self.alpha, scale)
-            adv = self.clipped(inputs + project(adv - inputs, self.eps, self.norm, scale)).detach()
-        return adv
+            scores, grad = self.scores_and_gradient(adv[active], labels[active])
+            moving = scores.argmax(1) == labels[active]
+            active, grad = active[moving], grad[moving]
+            if len(active) == 0:
+                break
+            rows_eps = eps[active] if isinstance(eps, Tensor) else eps
+            rows_size = size[active] if isinstance(size, Tensor) else size
+            start = inputs[active]
+            moved = adv[active] + self.step(grad, rows_size, scale)
+            adv[active] = self.clipped(start + project(moved - start, rows_eps, self.norm, scale))
+        return adv.detach()
 
-    def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:  # noqa: D102
-        best = self.run(inputs, labels)
+    def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:  # noqa: D102
+        best = self.run(inputs, labels, eps)
         for _ in range(self.restarts - 1):
             with torch.no_grad():
                 unchanged = (self.model(best).argmax(1) == labels).nonzero().squeeze(1)
             if len(unchanged) == 0:
                 break
-            candidate = self.run(inputs[unchanged], labels[unchanged])
+            candidate = self.run(inputs[unchanged], labels[unchanged],
+                                 eps[unchanged] if isinstance(eps, Tensor) else eps)
             worse = _worse(self.model, best[unchanged], candidate, labels[unchanged])
             best[unchanged[worse]] = candidate[worse]
         return best
@@ -308,11 +373,76 @@ class PGD(Attack):
                 f"restarts={self.restarts}, loss={self.loss_name!r})")
 
 
+class PGDEnsemble(PGD):
+    """PGD with every loss of ``losses`` and ``restarts`` random starts per loss, all run side by side.
+
+    The same attack as ``WorstOf.over_losses(PGD, ..., restarts=restarts, stop_on_flip=True)``: per example
+    the worst of the ``len(losses) * restarts`` runs (a point that changes the prediction if any run finds
+    one, else the lowest :func:`margin`), each run stopping at the first point that changes it, and every run
+    of an example stopping once one of them has changed it (the worst is then a change anyway). Here every
+    run starts at once, stacked into one batch, so a step costs one forward and backward pass for all of
+    them: more arithmetic than restarting only the examples not yet flipped, but ``len(losses) * restarts``
+    times fewer passes, which is what costs on small batches such as the states of a vector env
+    (the robustness suite of :mod:`robustrl.experiments.suite`).
+    """
+
+    def __init__(self, model: nn.Module, eps: float, alpha: float | None = None, steps: int = 10,
+                 norm: str = "linf", restarts: int = 1, generator: torch.Generator | None = None,
+                 losses: Sequence[str] = LOSSES, *, scale: Sequence[float] | Tensor | None = None,
+                 clip: tuple[float, float] | None = (0.0, 1.0)) -> None:
+        losses = [check_choice(loss, LOSSES, "attack loss") for loss in losses]
+        if not losses:
+            raise ValueError("PGDEnsemble needs at least one loss")
+        super().__init__(model, eps, alpha, steps, norm, True, restarts, generator, losses[0], scale=scale,
+                         clip=clip, stop_on_flip=True)
+        self.losses = losses
+
+    def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:  # noqa: D102
+        copies, batch = len(self.losses) * self.restarts, len(inputs)
+        stacked = inputs.repeat(copies, *([1] * (inputs.dim() - 1)))
+        stacked_labels = labels.repeat(copies)
+        budget = eps.repeat(copies, *([1] * (eps.dim() - 1))) if isinstance(eps, Tensor) else eps
+        uses_ce = torch.tensor([loss == "ce" for loss in self.losses], device=inputs.device)
+        uses_ce = uses_ce.repeat_interleave(self.restarts * batch)
+        scale, size = self.scale_like(inputs), self.step_size(budget)
+        adv = self.random_points(stacked, budget)
+        active = torch.arange(len(stacked), device=inputs.device)
+        flipped = torch.zeros(batch, dtype=torch.bool, device=inputs.device)
+        for _ in range(self.steps):
+            with torch.enable_grad():
+                points = adv[active].requires_grad_(True)
+                scores = self.model(points)
+                rows_labels = stacked_labels[active]
+                per_row = torch.where(uses_ce[active], F.cross_entropy(scores, rows_labels, reduction="none"),
+                                      -margin(scores, rows_labels))
+                (grad,) = torch.autograd.grad(per_row.sum(), points)
+            flipped[active[scores.detach().argmax(1) != rows_labels] % batch] = True
+            moving = ~flipped[active % batch]  # once one run flips an example, its other runs stop too
+            active, grad = active[moving], grad[moving]
+            if len(active) == 0:
+                break
+            rows_eps = budget[active] if isinstance(budget, Tensor) else budget
+            rows_size = size[active] if isinstance(size, Tensor) else size
+            start = stacked[active]
+            moved = adv[active] + self.step(grad, rows_size, scale)
+            adv[active] = self.clipped(start + project(moved - start, rows_eps, self.norm, scale)).detach()
+        runs = adv.view(copies, batch, *inputs.shape[1:])
+        best = runs[0].clone()
+        for candidate in runs[1:]:
+            worse = _worse(self.model, best, candidate, labels)
+            best[worse] = candidate[worse]
+        return best
+
+    def __repr__(self) -> str:
+        return (f"PGDEnsemble(eps={self.eps}, alpha={self.alpha:.4g}, steps={self.steps}, norm={self.norm!r}, "
+                f"restarts={self.restarts}, losses={self.losses!r})")
+
+
 class RandomNoise(Attack):
     """Uniform random noise in the scaled ``eps``-ball of ``norm`` (the shared sampler), clipped."""
 
-    def forward(self, inputs: Tensor, labels: Tensor) -> Tensor:  # noqa: D102
-        return self.random_points(inputs)
+    def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:  # noqa: D102
+        return self.random_points(inputs, eps)
 
 
 def _worse(model: nn.Module, current: Tensor, candidate: Tensor, labels: Tensor) -> Tensor:
@@ -346,19 +476,30 @@ class WorstOf:
         """``attack(model, eps, loss=l, **kwargs)`` for every loss ``l`` of :data:`LOSSES`, worst per example."""
         return cls([attack(model, eps, loss=loss, **kwargs) for loss in LOSSES])  # type: ignore[arg-type]
 
-    def __call__(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Run every attack on ``inputs`` (labels default to the model's clean prediction); keep the worst."""
+    def __call__(self, inputs: Tensor, labels: Tensor | None = None, *,
+                 eps: Sequence[float] | Tensor | None = None) -> Tensor:
+        """Run every attack on ``inputs`` (labels default to the model's clean prediction); keep the worst.
+
+        An attack after the first runs only on the examples whose prediction no attack has changed yet (a
+        change found earlier wins the tie anyway). ``eps`` gives each example its own budget (shape ``(batch,)``).
+        """
         first = self.attacks[0]
         first.check_inputs(inputs)
         if labels is None:
             with eval_mode(self.model):
                 labels = first.scores(inputs).argmax(1)
-        best = first(inputs, labels)
+        per_example = None if eps is None else first.budget(inputs, eps).flatten()
+        best = first(inputs, labels, eps=per_example)
         for attack in self.attacks[1:]:
-            candidate = attack(inputs, labels)
+            with eval_mode(self.model), torch.no_grad():
+                unchanged = (self.model(best).argmax(1) == labels).nonzero().squeeze(1)
+            if len(unchanged) == 0:
+                break
+            candidate = attack(inputs[unchanged], labels[unchanged],
+                               eps=None if per_example is None else per_example[unchanged])
             with eval_mode(self.model):
-                worse = _worse(self.model, best, candidate, labels)
-            best[worse] = candidate[worse]
+                worse = _worse(self.model, best[unchanged], candidate, labels[unchanged])
+            best[unchanged[worse]] = candidate[worse]
         return best
 
     def __repr__(self) -> str:

@@ -233,6 +233,31 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from robustrl.checks import check_int
+    from robustrl.experiments.records import complete_runs
+    from robustrl.experiments.suite import load_suite, suite_runs
+    from robustrl.experiments.suite_plots import plot_suite_curves, plot_suite_sets
+    from robustrl.experiments.suite_table import collect_suite, write_suite_tables
+
+    suite = load_suite(args.suite)
+    jobs = check_int(args.jobs, "--jobs", 1)
+    run_dirs = complete_runs(args.runs)
+    if not run_dirs:
+        raise ValueError(f"no complete runs under {args.runs} (run `robustrl train` or `robustrl reproduce` first)")
+    grouped = collect_suite(suite_runs(run_dirs, suite, jobs))
+    if args.baseline != "regular" and args.baseline not in grouped:
+        raise ValueError(f"baseline {args.baseline!r} is not an agent under {args.runs}; choose from {sorted(grouped)}")
+    out = Path(args.out)
+    paths = write_suite_tables(grouped, suite, out, "robustrl " + shlex.join(sys.argv[1:]), args.baseline)
+    if suite.channels:
+        paths.append(plot_suite_curves(grouped, suite, out / "robustness_suite.png"))
+    if suite.sets:
+        paths.append(plot_suite_sets(grouped, suite, out / "robustness_sets.png"))
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from robustrl.experiments.records import complete_runs
     from robustrl.experiments.report import write_statistics
@@ -341,6 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "force_mag", "tau"], help="default: all six")
     surf.add_argument("--no-pairs", action="store_true", help="skip the pair surfaces")
     surf.set_defaults(func=_cmd_surfaces, output_folders=("out",))
+
+    robust = sub.add_parser("robustness", help="robustness suite of every run: observation attacks, noise, "
+                                               "random actions, uncertainty sets (cached per run)")
+    robust.add_argument("--runs", default="results/runs", help="folder of trained run folders")
+    robust.add_argument("--suite", default=None,
+                        help="suite YAML file or packaged suite name (default: robustrl/configs/suites/default.yml)")
+    robust.add_argument("--jobs", type=int, default=1, help="runs evaluated in parallel (one process each)")
+    robust.add_argument("--out", default="results",
+                        help="folder for robustness_table.csv/.md/.tex, robustness_suite.png, robustness_sets.png")
+    robust.add_argument("--baseline", default="regular", help="agent label the differences are taken to")
+    robust.set_defaults(func=_cmd_robustness, output_folders=("out",))
 
     stats = sub.add_parser("stats", help="IQM, median, mean, optimality gap, P(improvement), profiles of runs")
     stats.add_argument("--runs", default="results/runs", help="any folder of evaluated run folders")

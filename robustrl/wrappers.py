@@ -140,9 +140,12 @@ class ObservationAttackTransform:
 
     The transform owns the attack's random generator (random starts): it replaces the generator of the
     attack (of every attack of a :class:`~robustrl.attacks.WorstOf`) with its own, seeded by :meth:`seed`.
+    ``eps`` (optional, shape ``(n_rows,)``) gives every row of the batch its own budget, e.g. the levels of
+    a robustness curve side by side in one vector env; :meth:`__call__` then takes ``rows``, the indices of
+    the rows it is given (the rollout passes only the episodes still running).
     """
 
-    def __init__(self, attack: Attack | WorstOf, seed: Seed = None) -> None:
+    def __init__(self, attack: Attack | WorstOf, seed: Seed = None, eps: Sequence[float] | None = None) -> None:
         import torch
 
         from robustrl.attacks import Attack, WorstOf
@@ -150,8 +153,9 @@ class ObservationAttackTransform:
         if not isinstance(attack, (Attack, WorstOf)):
             raise TypeError(f"attack must be a robustrl.attacks Attack or WorstOf, got {attack!r}")
         self.attack = attack
+        self.eps = None if eps is None else np.array([check_eps(e) for e in np.ravel(eps)])
         self.generator = torch.Generator(device=next(attack.model.parameters()).device)
-        for member in attack.attacks if isinstance(attack, WorstOf) else [attack]:
+        for member in attack.attacks if isinstance(attack, WorstOf) else [attack]:  # noqa: B020
             member.generator = self.generator
         self.seed(seed)
 
@@ -159,14 +163,23 @@ class ObservationAttackTransform:
         """Reseed the attack's generator from ``seed`` (through NumPy's seeding; ``None``: fresh entropy)."""
         self.generator.manual_seed(int(np.random.default_rng(seed).integers(2**63 - 1)))
 
-    def __call__(self, observations: np.ndarray) -> np.ndarray:
-        """The attacked observations the agent sees (same shape and dtype)."""
+    def __call__(self, observations: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The attacked observations the agent sees (same shape and dtype); ``rows``: which rows of the
+        per-row budgets ``observations`` are (default all, in order)."""
         import torch
 
         observations = np.asarray(observations)
         parameter = next(self.attack.model.parameters())
         states = torch.as_tensor(observations, dtype=parameter.dtype, device=parameter.device)
-        attacked = self.attack(states.reshape(-1, *states.shape[-1:]) if states.dim() == 1 else states)
+        batch = states.reshape(-1, *states.shape[-1:]) if states.dim() == 1 else states
+        eps = None
+        if self.eps is not None:
+            eps = self.eps if rows is None else self.eps[rows]
+            if len(eps) != len(batch):
+                raise ValueError(f"{len(batch)} observation(s) for {len(eps)} per-row budget(s); pass rows=")
+        if len(batch) == 0:
+            return observations
+        attacked = self.attack(batch, eps=None if eps is None else torch.as_tensor(eps, dtype=parameter.dtype))
         return attacked.reshape(states.shape).cpu().numpy().astype(observations.dtype, copy=False)
 
     def __repr__(self) -> str:

@@ -114,3 +114,69 @@ def test_bad_arguments_name_the_value(q_net, states):
         FGM(q_net, 0.1, clip=None)(states[:, :3])
     with pytest.raises(ValueError, match="WorstOf"):
         WorstOf([])
+
+
+# --- per-example budgets, stopping at the first flip, the stacked ensemble -----------------------------------
+
+LEVELS = torch.tensor([0.0, 0.05, 0.2, 1.0]).repeat_interleave(32)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("make", [lambda m, e, n: FGM(m, e, norm=n, scale=SCALE, clip=None),
+                                  lambda m, e, n: PGD(m, e, steps=5, norm=n, random_start=False, scale=SCALE,
+                                                      clip=None)])
+def test_per_example_eps_equals_one_attack_per_level(q_net, states, norm, make):
+    together = make(q_net, 1.0, norm)(states, eps=LEVELS)
+    for level in LEVELS.unique():
+        rows = LEVELS == level
+        alone = make(q_net, float(level), norm)(states[rows])
+        assert torch.allclose(together[rows], alone, atol=1e-6)
+    assert torch.equal(together[LEVELS == 0], states[LEVELS == 0])
+
+
+def test_per_example_eps_must_fit_the_batch_and_be_a_budget(q_net, states):
+    atk = FGM(q_net, 0.1, scale=SCALE, clip=None)
+    with pytest.raises(ValueError, match=r"shape \(128,\)"):
+        atk(states, eps=torch.ones(3))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        atk(states, eps=torch.full((128,), -0.1))
+
+
+def test_stop_on_flip_keeps_the_first_flipping_point_and_changes_nothing_else(q_net, states):
+    labels = greedy(q_net, states)
+    kwargs = dict(steps=10, random_start=False, scale=SCALE, clip=None, loss="margin")
+    full = PGD(q_net, 0.1, **kwargs)(states)
+    stopped = PGD(q_net, 0.1, stop_on_flip=True, **kwargs)(states)
+    flipped = greedy(q_net, stopped) != labels
+    assert flipped.any() and (~flipped).any()
+    assert torch.equal(stopped[~flipped], full[~flipped])  # never flipped: the same ten steps
+    assert (flipped | (greedy(q_net, full) == labels)).all()  # whatever the full run flips, stopping flips too
+    assert (((stopped - states) / SCALE).abs().amax(1) <= 0.1 + 1e-6).all()
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_the_stacked_ensemble_flips_at_least_as_often_as_one_run_and_respects_each_budget(q_net, states, norm):
+    from robustrl.attacks import PGDEnsemble
+
+    labels = greedy(q_net, states)
+    one = PGD(q_net, 1.0, steps=10, norm=norm, scale=SCALE, clip=None, generator=torch.Generator().manual_seed(0),
+              loss="margin", stop_on_flip=True)(states, eps=LEVELS)
+    ensemble = PGDEnsemble(q_net, 1.0, steps=10, norm=norm, restarts=2, scale=SCALE, clip=None,
+                           generator=torch.Generator().manual_seed(0))(states, eps=LEVELS)
+    size = ((ensemble - states) / SCALE).flatten(1)
+    size = size.abs().amax(1) if norm == "linf" else size.norm(dim=1)
+    assert (size <= LEVELS + 1e-5).all()
+    flips_one, flips_ensemble = greedy(q_net, one) != labels, greedy(q_net, ensemble) != labels
+    assert flips_ensemble.sum() >= flips_one.sum() and not flips_ensemble[LEVELS == 0].any()
+    assert flips_ensemble[LEVELS == 1.0].float().mean() > 0.5
+    kept = ~flips_ensemble  # where no run flips, the lowest margin of the runs is kept
+    assert (margins(q_net, ensemble, labels)[kept] <= margins(q_net, states, labels)[kept] + 1e-6).all()
+
+
+def test_the_ensemble_names_its_losses():
+    from robustrl.attacks import PGDEnsemble
+
+    with pytest.raises(ValueError, match="attack loss"):
+        PGDEnsemble(nn.Linear(4, 2), 0.1, losses=["hinge"])
+    with pytest.raises(ValueError, match="at least one loss"):
+        PGDEnsemble(nn.Linear(4, 2), 0.1, losses=[])

@@ -99,7 +99,7 @@ def safety_margin(observations: np.ndarray, x_threshold: float, theta_threshold:
 def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, max_episode_steps: int = 500,
                    observation_noise: np.ndarray | float | None = None, noise_seed: int = 0,
                    observation_transform: Transform | None = None, action_transform: Transform | None = None,
-                   **parameters: Any) -> tuple[np.ndarray, np.ndarray]:
+                   transform_running_only: bool = False, **parameters: Any) -> tuple[np.ndarray, np.ndarray]:
     """Returns and mean safety margins of ``n_episodes`` greedy episodes run side by side on ``env_id``.
 
     The margin of an episode is the mean of :func:`safety_margin` over the states the policy acted in;
@@ -112,6 +112,9 @@ def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, m
     ``action_transform`` the policy's actions to the ones the env executes (the batched transforms of
     :mod:`robustrl.wrappers`: noise, attacks, random actions); ``observation_noise`` is the uniform
     :class:`~robustrl.wrappers.ObservationNoiseTransform` and cannot be combined with an observation transform.
+    With ``transform_running_only`` the observation transform sees only the rows of the episodes still
+    running, called as ``observation_transform(obs[rows], rows=rows)`` (an attack then costs nothing for
+    episodes that have ended; see :class:`~robustrl.wrappers.ObservationAttackTransform`).
     """
     check_int(n_episodes, "n_episodes", 1)
     if observation_noise is not None:
@@ -124,7 +127,14 @@ def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, m
     margins = np.zeros(n_episodes)
     running = np.ones(n_episodes, dtype=bool)
     while running.any():
-        seen = obs if observation_transform is None else observation_transform(obs)
+        if observation_transform is None:
+            seen = obs
+        elif transform_running_only:
+            rows = np.flatnonzero(running)
+            seen = obs.copy()
+            seen[rows] = observation_transform(obs[rows], rows=rows)
+        else:
+            seen = observation_transform(obs)
         margins += running * safety_margin(obs, venv.x_threshold, venv.theta_threshold_radians)
         actions = policy(seen.astype(np.float32))
         obs, rewards, terminated, truncated, _ = venv.step(actions if action_transform is None

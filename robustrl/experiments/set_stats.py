@@ -30,8 +30,10 @@ from robustrl.checks import check_int
 __all__ = [
     "CVAR_LEVEL",
     "SetStatistic",
+    "batched_statistic",
     "cvar",
     "seed_bootstrap_ci",
+    "seed_bootstrap_diff_ci",
     "set_mean",
     "set_statistics",
     "worst_case",
@@ -85,6 +87,19 @@ def _cvar_over(seed_means: np.ndarray, alpha: float) -> np.ndarray:
     return np.sort(seed_means, axis=-1)[..., :count].mean(axis=-1)
 
 
+def batched_statistic(name: str, alpha: float = CVAR_LEVEL) -> Callable[[np.ndarray], np.ndarray]:
+    """The statistic ``"mean"``, ``"worst"`` or ``"cvar"`` (at level ``alpha``) as a function of returns of
+    shape ``(..., n_settings)`` to shape ``(...)``: of seed-averaged returns, or of each seed's own row."""
+    if name == "mean":
+        return _mean_over
+    if name == "worst":
+        return _worst_over
+    if name == "cvar":
+        alpha = _check_alpha(alpha)
+        return lambda m: _cvar_over(m, alpha)
+    raise ValueError(f"statistic must be one of ('mean', 'worst', 'cvar'), got {name!r}")
+
+
 def set_mean(returns: np.ndarray) -> float:
     """The mean over the set's settings of the seed-averaged return."""
     return float(_mean_over(_matrix(returns).mean(axis=0)))
@@ -128,6 +143,31 @@ def seed_bootstrap_ci(returns: np.ndarray, statistic: Callable[[np.ndarray], np.
     return float(low), float(high)
 
 
+def seed_bootstrap_diff_ci(returns_a: np.ndarray, returns_b: np.ndarray,
+                           statistic: Callable[[np.ndarray], np.ndarray], level: float = 0.95,
+                           resamples: int = _RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic(a) - statistic(b)`` over the seed-averaged returns of two agents
+    on the same settings, each agent's seeds (rows) resampled independently (see :func:`seed_bootstrap_ci`)."""
+    a, b = _matrix(returns_a), _matrix(returns_b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"both agents need the same settings, got {a.shape[1]} and {b.shape[1]} columns")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got level={level!r}")
+    check_int(resamples, "resamples", 1)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // (a.size + b.size))
+    values = []
+    for start in range(0, resamples, chunk):
+        count = min(chunk, resamples - start)
+        rows_a = rng.integers(0, a.shape[0], size=(count, a.shape[0]))
+        rows_b = rng.integers(0, b.shape[0], size=(count, b.shape[0]))
+        values.append(np.asarray(statistic(a[rows_a].mean(axis=1)), dtype=float)
+                      - np.asarray(statistic(b[rows_b].mean(axis=1)), dtype=float))
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(np.concatenate(values), [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def set_statistics(returns: np.ndarray, alpha: float = CVAR_LEVEL, level: float = 0.95,
                    resamples: int = _RESAMPLES, seed: int = 0) -> dict[str, SetStatistic]:
     """The mean, worst case (RRLS, Zouitine et al., 2024) and CVaR of one agent over an uncertainty set.
@@ -140,7 +180,7 @@ def set_statistics(returns: np.ndarray, alpha: float = CVAR_LEVEL, level: float 
     matrix = _matrix(returns)
     alpha = _check_alpha(alpha)
     seed_means = matrix.mean(axis=0)
-    batched = {"mean": _mean_over, "worst": _worst_over, "cvar": lambda m: _cvar_over(m, alpha)}
+    batched = {name: batched_statistic(name, alpha) for name in ("mean", "worst", "cvar")}
     return {name: SetStatistic(float(statistic(seed_means)),
                                *seed_bootstrap_ci(matrix, statistic, level, resamples, seed))
             for name, statistic in batched.items()}
