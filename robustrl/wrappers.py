@@ -8,7 +8,8 @@ batched transforms behind them, which the batched rollout on the vector env call
   Ghavamzadeh, "Robust Reinforcement Learning using Offline Data", NeurIPS 2022);
 - :class:`ObservationAttack` / :class:`ObservationAttackTransform`: the agent sees the attacked state
   ``s~ = attack(s)`` (an attack of :mod:`robustrl.attacks` on the agent's Q-network, labels its greedy
-  action), while the environment moves from the true ``s``.
+  action), while the environment moves from the true ``s``;
+- :class:`DomainRandomization`: the physics is drawn anew from a box at every reset (for training).
 
 The environment, its rewards and its termination always use the true state. With ``eps = 0`` or ``p = 0``
 a wrapped environment gives exactly the unwrapped one's observations and returns. Every random draw comes
@@ -32,12 +33,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOISE_KINDS",
+    "DomainRandomization",
     "ObservationAttack",
     "ObservationAttackTransform",
     "ObservationNoise",
     "ObservationNoiseTransform",
     "RandomAction",
     "RandomActionTransform",
+    "check_ranges",
     "check_scale",
 ]
 
@@ -45,6 +48,7 @@ __all__ = [
 NOISE_KINDS: tuple[str, ...] = ("uniform", "gaussian")
 #: Stream keys mixed with a wrapper's reset seed, so that its draws are independent of the environment's.
 _NOISE_STREAM, _ACTION_STREAM, _ATTACK_STREAM = 0x6E6F697365, 0x616374696F6E, 0x61747461636B
+_PHYSICS_STREAM = 0x706879736963
 
 Seed = int | Sequence[int] | None
 
@@ -297,3 +301,65 @@ class ObservationAttack(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
         """The attacked observation the agent sees."""
         return self.transform(observation)
 
+
+
+def check_ranges(ranges: Any) -> dict[str, tuple[float, float]]:
+    """Domain-randomization ranges: a non-empty mapping of physical parameter -> ``[low, high]`` with finite
+    ``0 < low <= high``; ``ValueError`` naming the parameter and the value."""
+    from robustrl.envs import PHYSICAL_PARAMETERS
+    from robustrl.checks import is_number
+
+    if not isinstance(ranges, dict) or not ranges:
+        raise ValueError(f"domain randomization needs a mapping of parameter -> [low, high], got {ranges!r}")
+    checked = {}
+    for name, bounds in ranges.items():
+        if name not in PHYSICAL_PARAMETERS:
+            raise ValueError(f"unknown CartPole parameter {name!r} in the randomization ranges; valid: "
+                             f"{', '.join(PHYSICAL_PARAMETERS)}")
+        if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(
+                is_number(b) and np.isfinite(b) and b > 0 for b in bounds) and bounds[0] <= bounds[1]):
+            raise ValueError(f"{name}: the range must be [low, high] with finite 0 < low <= high, got {bounds!r}")
+        checked[name] = (float(bounds[0]), float(bounds[1]))
+    return checked
+
+
+class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Resamples the environment's physics at every reset, uniformly from a box (domain randomization).
+
+    ## Description
+    At each ``reset`` every parameter named in ``ranges`` is drawn uniformly from ``[low, high]`` and set
+    through the environment's parameter API (``env.unwrapped.set_parameters``, which keeps the derived
+    quantities consistent); the parameters it does not name keep their values. The draw is in ``info["physics"]``.
+    Tobin et al., "Domain Randomization for Transferring Deep Neural Networks from Simulation to the Real
+    World", IROS 2017; the CartPole ranges of Packer et al., "Assessing Generalization in Deep Reinforcement
+    Learning", 2018.
+
+    ## Parameters
+    - ``ranges``: parameter -> ``(low, high)``, e.g. ``{"masspole": (0.05, 0.5), "length": (0.25, 0.75)}``.
+
+    ## Randomness
+    The draws come from the wrapper's own generator, seeded by ``reset(seed=...)`` (independently of the
+    environment's ``np_random``) and continued by the resets without a seed, so a seeded training run
+    sees the same sequence of physics every time.
+
+    ## Version History
+    - v0: first version.
+    """
+
+    def __init__(self, env: gym.Env, ranges: dict[str, Sequence[float]]) -> None:
+        self.ranges = check_ranges(ranges)
+        if not hasattr(env.unwrapped, "set_parameters"):
+            raise TypeError(f"domain randomization needs an env with a parameter API (set_parameters), "
+                            f"got {env.unwrapped!r}")
+        gym.utils.RecordConstructorArgs.__init__(self, ranges=ranges)
+        gym.Wrapper.__init__(self, env)
+        self.rng = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Draw new physics (restarting the draws from a stream of ``seed`` when given), then reset."""
+        if seed is not None:
+            self.rng = np.random.default_rng(_stream(seed, _PHYSICS_STREAM))
+        physics = {name: float(self.rng.uniform(low, high)) for name, (low, high) in self.ranges.items()}
+        self.env.unwrapped.set_parameters(**physics)
+        obs, info = self.env.reset(seed=seed, options=options)
+        return obs, {**info, "physics": physics}

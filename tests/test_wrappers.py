@@ -238,3 +238,49 @@ def test_random_actions_on_a_box_action_space_stay_in_the_box():
     assert box.contains(RandomActionTransform(1.0, box, seed=0)(actions[0]))
     with pytest.raises(TypeError, match="MultiBinary"):
         RandomActionTransform(0.1, gym.spaces.MultiBinary(3))
+
+
+# --- domain randomization -------------------------------------------------------------------------------------
+
+def test_domain_randomization_draws_seeded_physics_inside_the_box_at_every_reset():
+    from robustrl.wrappers import DomainRandomization
+
+    box = {"masspole": [0.05, 0.5], "length": [0.25, 0.75], "gravity": [4.9, 14.7]}
+
+    def draws(seed: int) -> list[dict]:
+        env = DomainRandomization(gym.make("robustrl/CartPole-v1"), box)
+        seen = [env.reset(seed=seed)[1]["physics"]] + [env.reset()[1]["physics"] for _ in range(20)]
+        unwrapped = env.unwrapped
+        assert unwrapped.masspole == seen[-1]["masspole"] and unwrapped.force_mag == 10.0  # unnamed: unchanged
+        assert unwrapped.polemass_length == pytest.approx(seen[-1]["masspole"] * seen[-1]["length"])
+        return seen
+
+    first, again, other = draws(3), draws(3), draws(4)
+    assert first == again and first != other
+    for physics in first:
+        assert all(box[k][0] <= v <= box[k][1] for k, v in physics.items())
+    assert len({p["masspole"] for p in first}) == len(first)  # a new draw at every reset
+
+
+def test_domain_randomization_changes_the_dynamics_the_agent_meets():
+    from robustrl.wrappers import DomainRandomization
+
+    plain = gym.make("robustrl/CartPole-v1")
+    randomized = DomainRandomization(gym.make("robustrl/CartPole-v1"), {"masspole": [2.0, 3.0]})
+    obs_plain, _ = plain.reset(seed=0)
+    obs_random, _ = randomized.reset(seed=0)
+    assert np.array_equal(obs_plain, obs_random)  # the env's own draws are untouched
+    assert not np.array_equal(plain.step(1)[0], randomized.step(1)[0])
+
+
+@pytest.mark.parametrize(("ranges", "message"), [
+    ({"polemass": [0.1, 0.2]}, "unknown CartPole parameter 'polemass'"),
+    ({"length": [0.75, 0.25]}, r"length: the range must be \[low, high\] .* got \[0.75, 0.25\]"),
+    ({"length": [0.0, 0.25]}, r"length: the range must be"),
+    ({}, "needs a mapping"),
+])
+def test_bad_randomization_ranges_name_the_value(ranges, message):
+    from robustrl.wrappers import DomainRandomization
+
+    with pytest.raises(ValueError, match=message):
+        DomainRandomization(gym.make("robustrl/CartPole-v1"), ranges)

@@ -75,6 +75,9 @@ class AgentConfig:
     selection_ties: str = "latest"
     dqn_kwargs: dict[str, Any] = field(default_factory=dict)
     robust_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: parameter -> [low, high]: the training env's physics is drawn from this box at every reset
+    #: (:class:`robustrl.wrappers.DomainRandomization`); empty for training on the nominal physics only.
+    domain_randomization: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def resolve(
@@ -90,6 +93,7 @@ class AgentConfig:
         if agent not in agents:
             raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(agents)}")
         robust = dict(agents[agent] or {})
+        randomization = robust.pop("domain_randomization", None)
         dqn = {k: v for k, v in block.items() if k not in _EXPERIMENT_KEYS}
         selection = dict(block.get("model_selection", {}))
         budget = {"n_timesteps": block.get("n_timesteps", 50_000), **selection}
@@ -114,6 +118,13 @@ class AgentConfig:
             raise ValueError(f"policy must be one of {tuple(DQN.policy_aliases)}, got policy={policy!r}")
         dqn = check_dqn_kwargs(dqn, _DQN_DEFAULTS)
         check_robust_kwargs(robust, None if robust.get("state_scale") is None else _observation_size(env_id))
+        if randomization is not None:
+            from robustrl.wrappers import check_ranges
+
+            try:
+                randomization = {k: list(v) for k, v in check_ranges(randomization).items()}
+            except ValueError as err:
+                raise ValueError(f"agents.{agent}.domain_randomization: {err}") from None
         return cls(
             env_id=env_id,
             agent=agent,
@@ -125,11 +136,26 @@ class AgentConfig:
             selection_ties=ties,
             dqn_kwargs=dqn,
             robust_kwargs=robust,
+            domain_randomization=randomization or {},
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form, for saving beside a run."""
-        return asdict(self)
+        """Plain-data form, for saving beside a run (without ``domain_randomization`` when it is empty, so
+        that the configs of runs saved before it existed still compare equal)."""
+        data = asdict(self)
+        if not data["domain_randomization"]:
+            del data["domain_randomization"]
+        return data
+
+    def make_training_env(self) -> gym.Env:
+        """The env the agent trains on: ``env_id``, its physics resampled at every reset if
+        ``domain_randomization`` names a box."""
+        env = gym.make(self.env_id)
+        if self.domain_randomization:
+            from robustrl.wrappers import DomainRandomization
+
+            env = DomainRandomization(env, self.domain_randomization)
+        return env
 
 
 def _observation_size(env_id: str) -> int | None:

@@ -127,6 +127,9 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
 
 def _agent_summary(agent: AgentConfig) -> str:
     robust = ", ".join(f"{k}={v}" for k, v in agent.robust_kwargs.items())
+    if agent.domain_randomization:
+        box = ", ".join(f"{k} [{low:g}, {high:g}]" for k, (low, high) in agent.domain_randomization.items())
+        robust = ", ".join(filter(None, [robust, f"physics drawn at every reset from: {box}"]))
     selection = (f"selection: every {agent.eval_freq} steps, {agent.eval_episodes} nominal episodes, "
                  f"ties={agent.selection_ties}")
     return f"{agent.algo}(n_timesteps={agent.n_timesteps}{', ' + robust if robust else ''}; {selection})"

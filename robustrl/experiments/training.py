@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -123,7 +122,7 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
             (run_dir / "meta.json").unlink(missing_ok=True)  # a meta.json without its model files is stale
             remove_temporaries(run_dir)
             start = time.perf_counter()
-            model = make_agent(cfg, gym.make(spec.env_id), seed=spec.seed, verbose=0, device="cpu")
+            model = make_agent(cfg, cfg.make_training_env(), seed=spec.seed, verbose=0, device="cpu")
             checkpoint_dir = run_dir / "checkpoints" if keep_checkpoints else None
             selection = NominalSelectionCallback(
                 run_dir / f"best{CHECKPOINT_SUFFIX}", cfg.eval_freq, cfg.eval_episodes, ties=cfg.selection_ties,

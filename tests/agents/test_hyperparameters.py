@@ -124,3 +124,24 @@ def test_config_file_values_and_unknown_keys_are_checked_too():
     config[NOMINAL]["agents"]["robust"] = {**config[NOMINAL]["agents"]["robust"], "radius": 0.1}
     with pytest.raises(ValueError, match="'radius'"):
         AgentConfig.resolve(config, NOMINAL, "robust")
+
+
+def test_the_domain_randomization_agent_trains_on_resampled_physics_and_others_keep_their_config_keys():
+    from robustrl.agents import AgentConfig, load_config
+    from robustrl.envs import NOMINAL_ID
+    from robustrl.wrappers import DomainRandomization
+
+    config = load_config()
+    randomized = AgentConfig.resolve(config, NOMINAL_ID, "domain-randomization")
+    assert randomized.algo == "DQN" and randomized.robust_kwargs == {}
+    assert randomized.domain_randomization == {"force_mag": [5.0, 15.0], "length": [0.25, 0.75],
+                                               "masspole": [0.05, 0.5], "gravity": [4.9, 14.7]}
+    env = randomized.make_training_env()
+    assert isinstance(env, DomainRandomization)
+    assert env.reset(seed=0)[1]["physics"] != env.reset()[1]["physics"]
+    regular = AgentConfig.resolve(config, NOMINAL_ID, "regular")
+    assert "domain_randomization" not in regular.to_dict()  # configs saved before it still compare equal
+    assert not isinstance(regular.make_training_env(), DomainRandomization)
+    broken = {NOMINAL_ID: {**config[NOMINAL_ID], "agents": {"dr": {"domain_randomization": {"length": [1, 0.5]}}}}}
+    with pytest.raises(ValueError, match=r"agents.dr.domain_randomization: length: the range must be"):
+        AgentConfig.resolve(broken, NOMINAL_ID, "dr")
