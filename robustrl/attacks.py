@@ -27,6 +27,7 @@ from robustrl.checks import NORMS, check_choice, check_eps, check_int
 from robustrl.estimators import sample_unit_ball
 
 __all__ = [
+    "ATTACK_LOSSES",
     "LOSSES",
     "NORMS",
     "FGM",
@@ -43,6 +44,9 @@ __all__ = [
 
 #: The losses an attack ascends: cross-entropy on softmax(scores) and the margin loss (see :func:`margin`).
 LOSSES: tuple[str, ...] = ("ce", "margin")
+#: Every loss an attack can take: :data:`LOSSES` and ``"score"``, which lowers the labelled score itself (for a
+#: Q-network with label ``a``: the worst point of the ball for ``Q(., a)``, as in a worst-case TD target).
+ATTACK_LOSSES: tuple[str, ...] = (*LOSSES, "score")
 
 
 def check_labels(y: Tensor, batch: int, num_classes: int, name: str = "labels") -> Tensor:
@@ -146,7 +150,7 @@ class Attack:
     :param eps: radius of the ball (>= 0), in units of ``scale``.
     :param norm: ``"linf"`` or ``"l2"`` (over the flattened features).
     :param generator: the torch generator of every random draw (random starts, noise).
-    :param loss: ``"ce"`` (cross-entropy on softmax(scores)) or ``"margin"`` (see :meth:`loss`).
+    :param loss: ``"ce"`` (cross-entropy on softmax(scores)), ``"margin"`` or ``"score"`` (see :meth:`loss`).
     :param scale: per-feature scale of the ball, broadcast against the features (default all ones).
     :param clip: the valid input range ``(low, high)``, enforced on inputs and results (default (0, 1),
         images); ``None`` for unbounded inputs such as states.
@@ -160,20 +164,23 @@ class Attack:
         self.eps = check_eps(eps)
         self.norm = check_choice(norm, NORMS, "norm")
         self.generator = generator
-        self.loss_name = check_choice(loss, LOSSES, "attack loss")
+        self.loss_name = check_choice(loss, ATTACK_LOSSES, "attack loss")
         self.scale = _check_scale(scale)
         self.clip = _check_clip(clip)
 
     def loss(self, inputs: Tensor, labels: Tensor) -> Tensor:
-        """The summed quantity the attack ascends: cross-entropy (``"ce"``) or minus :func:`margin`
+        """The summed quantity the attack ascends: cross-entropy (``"ce"``), minus :func:`margin`
         (``"margin"``: the SA-DQN margin for a Q-network, the Carlini-Wagner margin for a classifier; it does
-        not vanish when the softmax saturates, e.g. on MMC logits or large Q-values)."""
+        not vanish when the softmax saturates, e.g. on MMC logits or large Q-values), or minus the labelled
+        score (``"score"``: the attack then lowers ``Q(., label)`` itself)."""
         return self.loss_of(self.model(inputs), labels)
 
     def loss_of(self, scores: Tensor, labels: Tensor) -> Tensor:
         """:meth:`loss` from the model's scores of the inputs."""
         if self.loss_name == "ce":
             return F.cross_entropy(scores, labels, reduction="sum")
+        if self.loss_name == "score":
+            return -scores.gather(1, labels[:, None]).sum()
         return -margin(scores, labels).sum()
 
     def gradient(self, inputs: Tensor, labels: Tensor) -> Tensor:

@@ -15,10 +15,20 @@ from torch.nn import functional as F
 from robustrl.checks import check_int, is_number
 from robustrl.estimators import Estimator, check_eta, check_norm, check_rho, make_estimator
 
-__all__ = ["TARGET_ESTIMATORS", "RobustDQN", "check_state_scale", "check_target_estimator"]
+__all__ = ["PERTURBATIONS", "TARGET_ESTIMATORS", "RobustDQN", "check_perturbation", "check_state_scale",
+           "check_target_estimator"]
 
 #: Estimators of the robust target: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC).
 TARGET_ESTIMATORS = ("saa", "mlmc")
+#: How the perturbed next states are found: sampled in the ball (the entropic target) or by PGD (worst case).
+PERTURBATIONS = ("sample", "pgd")
+
+
+def check_perturbation(perturbation: Any) -> str:
+    """Validate how the robust target perturbs the next state: one of :data:`PERTURBATIONS`."""
+    if perturbation not in PERTURBATIONS:
+        raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got perturbation={perturbation!r}")
+    return perturbation
 
 
 def check_target_estimator(estimator: Any) -> str:
@@ -54,7 +64,11 @@ class RobustDQN(DQN):
     with ``S_eta`` the entropic soft-min of :func:`robustrl.estimators.entropic_softmin`
     (Wang, Gao, Xie, "Regularization for Adversarial Robust Learning", arXiv:2408.09672).
     ``eta = inf`` gives the mean over the ball, ``eta = 0`` the worst sampled perturbation, and
-    ``rho = 0`` the ordinary DQN target exactly.
+    ``rho = 0`` the ordinary DQN target exactly. With ``perturbation="pgd"`` the perturbed next state is
+    not sampled but searched: per action ``a``, ``pgd_steps`` steps of PGD (:class:`robustrl.attacks.PGD`,
+    loss ``"score"``) on the target network find the point of the ball lowering ``Q_target(., a)``, and
+    ``y = r + gamma (1 - done) max_a Q_target(z_a, a)`` (the worst-case target, the RL analogue of
+    PGD adversarial training; ``eta``, ``n_samples`` and the estimator are then unused).
 
     :param rho: radius of the perturbation ball (>= 0), in units of ``state_scale``.
     :param eta: temperature in [0, inf] (``float("inf")`` allowed).
@@ -63,6 +77,8 @@ class RobustDQN(DQN):
     :param state_scale: per-dimension scale s of the perturbation (default all ones).
     :param estimator: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC over levels 0..``mlmc_level``).
     :param mlmc_level: L for RT-MLMC (>= 0).
+    :param perturbation: ``"sample"`` (the entropic target) or ``"pgd"`` (the worst case found by PGD).
+    :param pgd_steps: PGD steps per action for ``perturbation="pgd"`` (>= 1).
     :param kwargs: passed unchanged to :class:`stable_baselines3.DQN` (``seed`` also seeds the
         perturbation generator, which is separate from the global RNGs).
     """
@@ -78,6 +94,8 @@ class RobustDQN(DQN):
         state_scale: Sequence[float] | None = None,
         estimator: str = "saa",
         mlmc_level: int = 4,
+        perturbation: str = "sample",
+        pgd_steps: int = 10,
         **kwargs: Any,
     ) -> None:
         self.rho = check_rho(rho)
@@ -86,6 +104,8 @@ class RobustDQN(DQN):
         check_norm(norm)
         check_target_estimator(estimator)
         check_int(mlmc_level, "mlmc_level", 0)
+        self.perturbation = check_perturbation(perturbation)
+        self.pgd_steps = check_int(pgd_steps, "pgd_steps", 1)
         self.n_samples = n_samples
         self.norm = norm
         self.state_scale = check_state_scale(state_scale)
@@ -118,6 +138,8 @@ class RobustDQN(DQN):
             next_obs = replay_data.next_observations.float()
             if self.rho == 0:
                 next_q_values = self.q_net_target(next_obs)
+            elif self.perturbation == "pgd":
+                next_q_values = self._worst_case_q_values(next_obs)
             else:
                 def negative_q(z: th.Tensor) -> th.Tensor:
                     return -self.q_net_target(z.flatten(0, 1)).view(*z.shape[:2], -1)
@@ -130,6 +152,18 @@ class RobustDQN(DQN):
             next_q_values, _ = next_q_values.max(dim=1)
             next_q_values = next_q_values.reshape(-1, 1)
             return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+    def _worst_case_q_values(self, next_obs: th.Tensor) -> th.Tensor:
+        """Per action ``a``: ``Q_target(z_a, a)`` at the point ``z_a`` of the ball that PGD finds lowering it."""
+        from robustrl.attacks import PGD
+
+        attack = PGD(self.q_net_target, self.rho, steps=self.pgd_steps, norm=self.norm,
+                     generator=self._perturbation_generator, loss="score", scale=self._scale_tensor, clip=None)
+        columns = []
+        for action in range(int(self.action_space.n)):  # type: ignore[attr-defined]
+            labels = th.full((len(next_obs),), action, dtype=th.long, device=next_obs.device)
+            columns.append(self.q_net_target(attack(next_obs, labels))[:, action])
+        return th.stack(columns, dim=1)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """SB3's ``DQN.train`` with the target from :meth:`_compute_target`; nothing else changed."""

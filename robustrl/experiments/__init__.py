@@ -1,6 +1,6 @@
 """Experiments: training with model selection, evaluation, reward tables, plots, the main job, sweeps
-(local or Ray), robustness surfaces, uncertainty sets with their worst case, rliable-style statistics and
-the report.
+(local or Ray), robustness surfaces, uncertainty sets with their worst case, the robustness suite
+(observation attacks, noise, random actions, uncertainty sets), rliable-style statistics and the report.
 
 The names are imported on first use, so that importing a torch-free module such as
 :mod:`robustrl.experiments.tables` does not load torch and Stable-Baselines3.
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
         probability_of_improvement,
         stratified_bootstrap_ci,
     )
+    from robustrl.experiments.suite import CHANNELS, Suite, channel_returns, load_suite, suite_run, suite_runs
+    from robustrl.experiments.suite_table import collect_suite, suite_rows, write_suite_tables
     from robustrl.experiments.sweep import run_sweep
     from robustrl.experiments.sweep_spec import SweepSpec, load_sweep_spec
     from robustrl.experiments.tables import bootstrap_ci, bootstrap_diff_ci, reward_table, write_reward_tables
@@ -89,6 +91,15 @@ __all__ = [
     "uncertainty_returns",
     "uncertainty_run",
     "worst_case",
+    "CHANNELS",
+    "Suite",
+    "channel_returns",
+    "collect_suite",
+    "load_suite",
+    "suite_rows",
+    "suite_run",
+    "suite_runs",
+    "write_suite_tables",
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {
@@ -101,6 +112,8 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.experiments.set_stats": ["SetStatistic", "cvar", "set_mean", "set_statistics", "worst_case"],
     "robustrl.experiments.stats": ["aggregate", "iqm", "performance_profile", "probability_of_improvement",
                                    "stratified_bootstrap_ci"],
+    "robustrl.experiments.suite": ["CHANNELS", "Suite", "channel_returns", "load_suite", "suite_run", "suite_runs"],
+    "robustrl.experiments.suite_table": ["collect_suite", "suite_rows", "write_suite_tables"],
     "robustrl.experiments.sweep": ["run_sweep"],
     "robustrl.experiments.sweep_spec": ["SweepSpec", "load_sweep_spec"],
     "robustrl.experiments.tables": ["bootstrap_ci", "bootstrap_diff_ci", "reward_table", "write_reward_tables"],

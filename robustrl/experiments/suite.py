@@ -74,6 +74,7 @@ __all__ = [
     "parse_suite",
     "suite_run",
     "suite_runs",
+    "strengthened",
     "suite_worker",
 ]
 
@@ -399,3 +400,15 @@ def suite_worker(run_dir: Path, suite: Suite, checkpoints: tuple[str, ...]) -> t
 
     torch.set_num_threads(1)
     return run_dir, {checkpoint: suite_run(run_dir, suite, checkpoint) for checkpoint in checkpoints}
+
+
+def strengthened(suite: Suite, factor: int = 2) -> Suite:
+    """The PGD channels of ``suite`` with ``factor`` times the steps and the restarts (and nothing else): the
+    stronger attack that tells whether the suite's attack has converged (``scripts/attack_convergence.py``)."""
+    factor = check_int(factor, "factor", 2)
+    channels = {c: levels for c, levels in suite.channels.items() if CHANNELS[c].method == "pgd"}
+    if not channels:
+        raise ValueError(f"suite {suite.name} has no PGD channel to strengthen")
+    attack = {**suite.attack, "steps": suite.attack["steps"] * factor, "restarts": suite.attack["restarts"] * factor}
+    return Suite(f"{suite.name}-x{factor}", channels, suite.episodes, suite.state_scale, attack, [], suite.set_episodes,
+                 suite.source)

@@ -189,3 +189,54 @@ def test_load_agent_errors_name_the_file(tmp_path):
     truncated.write_bytes((tmp_path / "ok.zip").read_bytes()[:500])
     with pytest.raises(ValueError, match="trunc.zip"):
         load_agent(truncated)
+
+
+def test_pgd_target_is_below_the_sampled_targets_and_stays_in_the_ball():
+    # a small ball, where the network is close to linear and PGD finds the corner that samples only approach
+    kwargs = dict(rho=0.05, norm="linf", state_scale=SCALE, seed=0, **TINY)
+    data = batch()
+    pgd = RobustDQN("MlpPolicy", env(), perturbation="pgd", pgd_steps=10, **kwargs)
+    hard = RobustDQN("MlpPolicy", env(), eta=0.0, n_samples=64, **kwargs)
+    hard.q_net_target.load_state_dict(pgd.q_net_target.state_dict())
+    worst_sampled, searched = hard._compute_target(data, 0.99), pgd._compute_target(data, 0.99)
+    with torch.no_grad():
+        plain = data.rewards + 0.99 * pgd.q_net_target(data.next_observations).max(1).values.reshape(-1, 1)
+    # PGD is a local search: per row it can stop in a local minimum, but on the whole it goes lower
+    assert (searched < plain).all() and searched.mean() < worst_sampled.mean()
+    # each action's point lowers that action's value and lies in the scaled ball
+    from robustrl.attacks import PGD
+
+    attack = PGD(pgd.q_net_target, 0.05, steps=10, loss="score", scale=SCALE, clip=None,
+                 generator=torch.Generator().manual_seed(0))
+    labels = torch.zeros(8, dtype=torch.long)
+    z = attack(data.next_observations, labels)
+    assert ((z - data.next_observations).abs() <= 0.05 * torch.tensor(SCALE) + 1e-6).all()
+    with torch.no_grad():
+        assert (pgd.q_net_target(z)[:, 0] < pgd.q_net_target(data.next_observations)[:, 0]).all()
+
+
+def test_pgd_target_with_rho_zero_learns_exactly_like_dqn_and_bad_values_are_named():
+    robust = RobustDQN("MlpPolicy", env(), rho=0.0, perturbation="pgd", seed=1, **TINY).learn(400)
+    regular = DQN("MlpPolicy", env(), seed=1, **TINY).learn(400)
+    for a, b in zip(weights(robust), weights(regular)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="perturbation must be one of"):
+        RobustDQN("MlpPolicy", env(), perturbation="fgsm", **TINY)
+    with pytest.raises(ValueError, match="pgd_steps"):
+        RobustDQN("MlpPolicy", env(), perturbation="pgd", pgd_steps=0, **TINY)
+    cfg = AgentConfig.resolve(load_config(), "robustrl/CartPole-v1", "robust-pgd")
+    assert cfg.algo == "RobustDQN" and cfg.robust_kwargs["perturbation"] == "pgd"
+
+
+def test_pgd_target_of_a_linear_q_network_is_the_exact_worst_corner():
+    tiny = {**TINY, "policy_kwargs": dict(net_arch=[])}
+    model = RobustDQN("MlpPolicy", env(), rho=0.1, perturbation="pgd", pgd_steps=10, state_scale=SCALE, seed=0,
+                      **tiny)
+    data = batch()
+    weight, bias = model.q_net_target.q_net[0].weight, model.q_net_target.q_net[0].bias
+    scale = torch.tensor(SCALE)
+    with torch.no_grad():
+        corners = [data.next_observations - 0.1 * scale * weight[a].sign() for a in range(2)]
+        worst = torch.stack([corners[a] @ weight[a] + bias[a] for a in range(2)], dim=1)
+    expected = data.rewards + 0.99 * worst.max(1).values.reshape(-1, 1)
+    torch.testing.assert_close(model._compute_target(data, 0.99), expected)

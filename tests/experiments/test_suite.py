@@ -203,3 +203,20 @@ def test_the_command_refuses_a_bad_suite_in_one_line_and_writes_nothing(runs, tm
 def test_parse_suite_refuses_a_suite_without_channels_or_sets():
     with pytest.raises(ValueError, match="names no channel and no uncertainty set"):
         parse_suite({"name": "empty"}, "empty.yml")
+
+
+def test_the_stronger_suite_doubles_steps_and_restarts_of_the_pgd_channels_only(tmp_path):
+    from robustrl.experiments.suite import strengthened
+    from robustrl.experiments.suite_table import convergence_rows
+
+    suite = load_suite(_suite(tmp_path))
+    strong = strengthened(suite)
+    assert list(strong.channels) == ["pgd-linf"] and strong.sets == []
+    assert (strong.attack["steps"], strong.attack["restarts"]) == (4, 2)
+    weak = {"a": {"best": {"channels": {"pgd-linf": np.array([[500.0, 100.0], [500.0, 300.0]])}}}}
+    hard = {"a": {"best": {"channels": {"pgd-linf": np.array([[500.0, 90.0], [490.0, 290.0]])}}}}
+    rows = convergence_rows(weak, hard, strong)
+    assert [(r["level"], r["change"]) for r in rows] == [(0.0, -5.0), (0.5, -10.0)]
+    assert rows[1]["drop"] == pytest.approx(10 / 200)
+    with pytest.raises(ValueError, match="no PGD channel"):
+        strengthened(parse_suite({"channels": {"random-action": [0.1]}}, "x.yml"))

@@ -160,13 +160,17 @@ def test_report_gathers_tables_statistics_and_plots(trained, tmp_path, capsys):
     assert "reward_table.md does not exist" in capsys.readouterr().err
     write_reward_tables(trained / "runs", trained, "robustrl reproduce --test")
     report = write_report(trained, command="robustrl report")
-    assert "No selection study" in report.read_text()
+    assert "No selection study" in report.read_text() and "No robustness table yet" in report.read_text()
+    (trained / "robustness_table.md").write_text("<!-- header -->\n\n| channel | level | regular |\n|---|---|---|\n"
+                                                 "| pgd-linf | 0.05 | 123.4 [1.0, 2.0] |\n")
     (trained / "selection").mkdir()
     (trained / "selection" / "selection-seeds0-1.md").write_text("# Study\n\n| rule | Heavy |\n|---|---|\n| margin | 321.5 |\n")
     text = write_report(trained, command="robustrl report").read_text()
     for needle in (
         "## Reward table",
         "## Model selection",
+        "## Robustness suite",
+        "| pgd-linf | 0.05 | 123.4 [1.0, 2.0] |",
         "### selection-seeds0-1",
         "| margin | 321.5 |",
         "## Statistics",
