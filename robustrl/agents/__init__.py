@@ -1,4 +1,5 @@
-"""Regular and robust DQN agents on Stable-Baselines3, built from the YAML config.
+"""Regular and robust DQN agents on Stable-Baselines3 (the entropic RobustDQN, its PGD worst-case variant,
+SA-DQN), built from the YAML config.
 
 The names are imported on first use, so that ``import robustrl.agents`` does not load Stable-Baselines3.
 """
@@ -17,12 +18,16 @@ if TYPE_CHECKING:
         load_config,
         make_agent,
     )
+    from robustrl.agents.base import HookedDQN
     from robustrl.agents.robust_dqn import RobustDQN
+    from robustrl.agents.sa_dqn import SADQN
 
 __all__ = [
     "AGENT_CLASSES",
     "AgentConfig",
+    "HookedDQN",
     "RobustDQN",
+    "SADQN",
     "available_agents",
     "checkpoint_bytes",
     "load_agent",
@@ -35,6 +40,8 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.agents.factory": ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config",
                                 "make_agent"],
+    "robustrl.agents.base": ["HookedDQN"],
     "robustrl.agents.robust_dqn": ["RobustDQN"],
+    "robustrl.agents.sa_dqn": ["SADQN"],
     "robustrl.agents.checkpoint": ["checkpoint_bytes", "load_checkpoint", "read_checkpoint"],
 })

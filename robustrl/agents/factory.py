@@ -18,11 +18,14 @@ from stable_baselines3 import DQN
 
 from robustrl.agents.hyperparameters import ROBUST_KEYS, check_dqn_kwargs, check_robust_kwargs
 from robustrl.agents.robust_dqn import RobustDQN
+from robustrl.agents.sa_dqn import SA_KEYS, SADQN, check_sa_kwargs
 from robustrl.checks import check_int
 
 __all__ = ["AGENT_CLASSES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
-AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN}
+AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN, "SADQN": SADQN}
+#: Keys RobustDQN and SADQN share (the others decide which of the two an agent is).
+_SHARED_KEYS = ("norm", "state_scale")
 SELECTION_TIES = ("latest", "first", "margin")
 _EXPERIMENT_KEYS = ("n_timesteps", "model_selection", "agents", "policy")
 _DQN_DEFAULTS = {
@@ -98,14 +101,15 @@ class AgentConfig:
         selection = dict(block.get("model_selection", {}))
         budget = {"n_timesteps": block.get("n_timesteps", 50_000), **selection}
         for key, value in (overrides or {}).items():
-            if key in ROBUST_KEYS:
+            if key in ROBUST_KEYS or key in SA_KEYS:
                 robust[key] = value
             elif key in ("n_timesteps", "eval_freq", "eval_episodes", "ties"):
                 budget[key] = value
             elif key in _DQN_KEYS:
                 dqn[key] = value
             else:
-                valid = sorted({*ROBUST_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes", "ties"})
+                valid = sorted({*ROBUST_KEYS, *SA_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes",
+                                "ties"})
                 raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(valid)}")
         for key in ("n_timesteps", "eval_freq", "eval_episodes"):
             value = budget.get(key, 1)
@@ -117,7 +121,10 @@ class AgentConfig:
         if not isinstance(policy, str) or policy not in DQN.policy_aliases:
             raise ValueError(f"policy must be one of {tuple(DQN.policy_aliases)}, got policy={policy!r}")
         dqn = check_dqn_kwargs(dqn, _DQN_DEFAULTS)
-        check_robust_kwargs(robust, None if robust.get("state_scale") is None else _observation_size(env_id))
+        algo = _algorithm(agent, robust)
+        check_sa_kwargs(robust)
+        check_robust_kwargs({k: v for k, v in robust.items() if k not in SA_KEYS},
+                            None if robust.get("state_scale") is None else _observation_size(env_id))
         if randomization is not None:
             from robustrl.wrappers import check_ranges
 
@@ -128,7 +135,7 @@ class AgentConfig:
         return cls(
             env_id=env_id,
             agent=agent,
-            algo="RobustDQN" if robust else "DQN",
+            algo=algo,
             policy=policy,
             n_timesteps=int(budget["n_timesteps"]),
             eval_freq=int(budget.get("eval_freq", 2500)),
@@ -156,6 +163,16 @@ class AgentConfig:
 
             env = DomainRandomization(env, self.domain_randomization)
         return env
+
+
+def _algorithm(agent: str, kwargs: dict[str, Any]) -> str:
+    """``"SADQN"`` if the agent sets an SA-DQN key, ``"RobustDQN"`` if it sets any other, else ``"DQN"``."""
+    sa = sorted(k for k in kwargs if k in SA_KEYS)
+    robust = sorted(k for k in kwargs if k not in SA_KEYS and k not in _SHARED_KEYS)
+    if sa and robust:
+        raise ValueError(f"agent {agent!r} mixes SA-DQN keys ({', '.join(sa)}) with robust-target keys "
+                         f"({', '.join(robust)}); an agent is one or the other")
+    return "SADQN" if sa else "RobustDQN" if kwargs else "DQN"
 
 
 def _observation_size(env_id: str) -> int | None:

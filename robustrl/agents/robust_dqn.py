@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from stable_baselines3 import DQN
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
-from torch.nn import functional as F
 
+from robustrl.agents.base import HookedDQN
 from robustrl.checks import check_int, is_number
 from robustrl.estimators import Estimator, check_eta, check_norm, check_rho, make_estimator
 
@@ -53,10 +52,11 @@ def check_state_scale(state_scale: Any, obs_size: int | None = None) -> list[flo
     return [float(s) for s in state_scale]
 
 
-class RobustDQN(DQN):
+class RobustDQN(HookedDQN):
     """DQN whose TD target is a soft-min over sampled perturbations of the next state.
 
-    The only change from SB3's ``DQN`` is the target (:meth:`_compute_target`)::
+    The only change from SB3's ``DQN`` is the target (:meth:`_compute_target`, a hook of
+    :class:`~robustrl.agents.base.HookedDQN`)::
 
         y = r + gamma (1 - done) max_a S_eta(Q_target(z_1, a), ..., Q_target(z_m, a)),
         z_j = s' + rho * state_scale * u_j,   u_j ~ Uniform(unit ball of ``norm``)
@@ -164,28 +164,3 @@ class RobustDQN(DQN):
             labels = th.full((len(next_obs),), action, dtype=th.long, device=next_obs.device)
             columns.append(self.q_net_target(attack(next_obs, labels))[:, action])
         return th.stack(columns, dim=1)
-
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """SB3's ``DQN.train`` with the target from :meth:`_compute_target`; nothing else changed."""
-        self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
-
-        losses = []
-        for _ in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-            target_q_values = self._compute_target(replay_data, discounts)
-
-            current_q_values = self.q_net(replay_data.observations)
-            current_q_values = th.gather(current_q_values, dim=1, index=replay_data.actions.long())
-            loss = F.smooth_l1_loss(current_q_values, target_q_values)
-            losses.append(loss.item())
-
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
-
-        self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", np.mean(losses))

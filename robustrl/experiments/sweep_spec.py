@@ -42,6 +42,7 @@ from typing import Any
 import yaml
 
 from robustrl.agents.factory import ROBUST_KEYS, AgentConfig, load_config
+from robustrl.agents.sa_dqn import SA_KEYS
 from robustrl.checks import MAX_SEED, check_seed, is_int
 from robustrl.experiments.curves import surfaces_cached
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
@@ -267,7 +268,7 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
                 AgentConfig.resolve(config, env_id, agent, merged)
             except ValueError as err:
                 raise _fail(source, f"agents/{where}", f"{err} (agent {agent!r}, setting {merged})") from None
-            robust_only = sorted(k for k in merged if k in ROBUST_KEYS)
+            robust_only = sorted(k for k in merged if k in ROBUST_KEYS or k in SA_KEYS)
             if robust_only and not (config[env_id]["agents"].get(agent) or {}):
                 key = robust_only[0]
                 path_ = (f"grid.{key}" if key in grid else f"overrides.{key}" if key in overrides
