@@ -38,7 +38,7 @@ def plot_suite_curves(grouped: SuiteResults, suite: Any, path: str | Path, check
     colours = agent_colours(list(grouped))
     columns = min(3, len(channels))
     rows = -(-len(channels) // columns)
-    fig = Figure(figsize=(5 * columns, 3.8 * rows))
+    fig = Figure(figsize=(5 * columns, 4.2 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, sharey=True, squeeze=False)).ravel()
     for ax, channel in zip(axes, channels):
         levels = suite.channels[channel]
@@ -73,7 +73,7 @@ def plot_suite_sets(grouped: SuiteResults, suite: Any, path: str | Path, checkpo
     if not suite.sets:
         raise ValueError("the suite has no uncertainty set to plot")
     colours = agent_colours(list(grouped))
-    fig = Figure(figsize=(5.5 * len(suite.sets), 4))
+    fig = Figure(figsize=(5.5 * len(suite.sets), 4.2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(suite.sets), sharey=True, squeeze=False)).ravel()
     width = 0.8 / max(1, len(colours))
     for ax, uncertainty_set in zip(axes, suite.sets):
