@@ -5,7 +5,8 @@ of inputs to one score per class: a classifier's logits, or a Q-network's action
 label is the greedy action on the clean state, which is what ``atk(states)`` uses when no labels are given.
 
 ``__call__`` validates the inputs, puts the model in eval mode and restores its mode afterwards. Gradients
-are taken with ``torch.autograd.grad`` (the model's ``.grad`` is left alone); every step is projected onto
+are taken with ``torch.autograd.grad`` with respect to the inputs only (the parameters are frozen for the call,
+and the model's ``.grad`` is left alone); every step is projected onto
 the ball, clipped to the valid input range (``clip``; [0, 1] for images, ``None`` for states) and detached.
 ``scale`` stretches the ball per input coordinate: the perturbation ``delta`` is allowed when
 ``delta / scale`` lies in the ``eps``-ball of ``norm`` (so ``|delta_i| <= eps * scale_i`` for ℓ∞), which
@@ -38,6 +39,7 @@ __all__ = [
     "WorstOf",
     "check_labels",
     "eval_mode",
+    "frozen",
     "margin",
     "project",
 ]
@@ -102,6 +104,20 @@ def _ascent_direction(grad: Tensor, norm: str) -> Tensor:
     if norm == "linf":
         return grad.sign()
     return grad / _per_example_norm(grad).clamp_min(1e-12)
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Switch off ``requires_grad`` of ``model``'s parameters for the block (restored afterwards): an attack
+    differentiates with respect to its inputs only, and the backward pass then skips the weights' gradients."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for parameter in trainable:
+        parameter.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for parameter in trainable:
+            parameter.requires_grad_(True)
 
 
 @contextmanager
@@ -278,7 +294,7 @@ class Attack:
         """
         self.check_inputs(inputs)
         budget = self.budget(inputs, eps)
-        with eval_mode(self.model):
+        with eval_mode(self.model), frozen(self.model):
             if labels is None:
                 labels = self.scores(inputs).argmax(1)
             else:

@@ -104,5 +104,5 @@ class SADQN(HookedDQN):
                      loss="margin", scale=self.state_scale, clip=None)
         adversarial = attack(replay_data.observations.float(), labels)
         hinge = (-margin(self.q_net(adversarial), labels)).clamp(min=-self.hinge_c)
-        self.logger.record("train/sa_hinge", float(hinge.mean()))
+        self.logger.record("train/sa_hinge", float(hinge.detach().mean()))
         return self.kappa * hinge.mean()

@@ -181,13 +181,14 @@ _BATCHED: dict[Callable[..., float], Callable[[np.ndarray], np.ndarray]] = {
 
 
 def _bootstrap(samples: Sequence[np.ndarray], batched: Callable[..., np.ndarray], resamples: int, seed: int,
-               cost: int) -> np.ndarray:
+               cost: int, by_run: bool = False) -> np.ndarray:
     """``batched`` applied to ``resamples`` stratified bootstrap resamples of every matrix in ``samples``.
 
     Each matrix is resampled independently: within each task (column), ``n_runs`` rows drawn with
     replacement (``rliable``'s ``StratifiedBootstrap``; several samples = ``StratifiedIndependentBootstrap``).
     ``batched`` takes one stack ``(count, n_runs, n_tasks)`` per sample and returns ``count`` results along
     axis 0. ``cost`` is the number of elements one resample needs; it sets the chunk size (memory bound).
+    With ``by_run`` whole rows are drawn instead (a run keeps its scores on every task together).
     """
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_ELEMENTS // max(cost, 1))
@@ -196,8 +197,11 @@ def _bootstrap(samples: Sequence[np.ndarray], batched: Callable[..., np.ndarray]
         count = min(chunk, resamples - start)
         stacks = []
         for sample in samples:
-            rows = rng.integers(0, sample.shape[0], size=(count, *sample.shape))
-            stacks.append(sample[rows, np.arange(sample.shape[1])])
+            if by_run:
+                stacks.append(sample[rng.integers(0, sample.shape[0], size=(count, sample.shape[0]))])
+            else:
+                rows = rng.integers(0, sample.shape[0], size=(count, *sample.shape))
+                stacks.append(sample[rows, np.arange(sample.shape[1])])
         results.append(np.asarray(batched(*stacks), dtype=float))
     return np.concatenate(results, axis=0)
 
@@ -266,7 +270,7 @@ def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> fl
 
 
 def probability_of_improvement_ci(scores_x: np.ndarray, scores_y: np.ndarray, level: float = 0.95,
-                                  resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+                                  resamples: int = 2000, seed: int = 0, by: str = "task") -> tuple[float, float]:
     """Percentile CI of :func:`probability_of_improvement` (Agarwal et al., 2021), with ``scores_x`` and
     ``scores_y`` resampled independently, each by the stratified bootstrap.
 
@@ -275,11 +279,16 @@ def probability_of_improvement_ci(scores_x: np.ndarray, scores_y: np.ndarray, le
     :param level: confidence level in (0, 1).
     :param resamples: number of bootstrap resamples (>= 1).
     :param seed: seed of the resampling.
+    :param by: ``"task"`` (the stratified bootstrap, runs resampled within each task, as rliable) or ``"run"``
+        (whole runs resampled, keeping each run's scores on all tasks together: the honest interval when the
+        tasks are measurements of the same runs, such as the levels of one perturbation, which are correlated).
     """
     x, y = _pair_matrices(scores_x, scores_y)
     level, resamples = _check_level(level), _check_resamples(resamples)
+    if by not in ("task", "run"):
+        raise ValueError(f"by must be 'task' or 'run', got by={by!r}")
     cost = x.shape[0] * y.shape[0] * x.shape[1] + x.size + y.size
-    values = _bootstrap([x, y], _improvement_batch, resamples, seed, cost=cost)
+    values = _bootstrap([x, y], _improvement_batch, resamples, seed, cost=cost, by_run=by == "run")
     lo, hi = _percentile_interval(values, level)
     return float(lo), float(hi)
 

@@ -42,7 +42,6 @@ until a channel has to be computed.
 
 from __future__ import annotations
 
-import copy
 import zlib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -272,8 +271,7 @@ def channel_returns(model: Any, channel: str, levels: list[float], episodes: int
     rows = len(levels) * episodes
     kwargs: dict[str, Any] = {}
     if spec.kind == "attack":
-        # a frozen copy: the attack differentiates with respect to the states only
-        q_net = copy.deepcopy(greedy_q_network(model, attack["precision"])).requires_grad_(False)
+        q_net = greedy_q_network(model, attack["precision"])
         common = dict(norm=spec.norm, scale=state_scale, clip=None)
         if spec.method == "fgm":
             worst = WorstOf.over_losses(FGM, q_net, 1.0, **common)

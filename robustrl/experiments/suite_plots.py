@@ -38,7 +38,7 @@ def plot_suite_curves(grouped: SuiteResults, suite: Any, path: str | Path, check
     colours = agent_colours(list(grouped))
     columns = min(3, len(channels))
     rows = -(-len(channels) // columns)
-    fig = Figure(figsize=(5 * columns, 4.2 * rows), layout="constrained")
+    fig = Figure(figsize=(4.4 * columns, 3.7 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, sharey=True, squeeze=False)).ravel()
     for ax, channel in zip(axes, channels):
         levels = suite.channels[channel]

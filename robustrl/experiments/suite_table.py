@@ -124,7 +124,8 @@ def suite_rows(grouped: SuiteResults, suite: Any, baseline: str = "regular") -> 
 
 def improvement_rows(grouped: SuiteResults, suite: Any, baseline: str = "regular",
                      checkpoint: str = "best", resamples: int = 2000) -> list[dict[str, Any]]:
-    """P(agent > baseline) per channel (the levels, or a set's settings, as tasks), with a bootstrap CI."""
+    """P(agent > baseline) per channel (the levels, or a set's settings, as tasks), with a bootstrap CI that
+    resamples whole runs (seeds), since every level of a channel is measured on the same runs."""
     rows = []
     base = grouped.get(baseline, {}).get(checkpoint)
     if base is None:
@@ -138,7 +139,7 @@ def improvement_rows(grouped: SuiteResults, suite: Any, baseline: str = "regular
         for channel, x, y in parts:
             if x is None or y is None:
                 continue
-            low, high = probability_of_improvement_ci(x, y, resamples=resamples)
+            low, high = probability_of_improvement_ci(x, y, resamples=resamples, by="run")
             rows.append({"agent": agent, "channel": channel, "p": probability_of_improvement(x, y),
                          "ci_low": low, "ci_high": high})
     return rows
@@ -214,7 +215,8 @@ def _markdown(rows: list[SuiteRow], header: list[str], improvement: list[dict[st
         channels = list(dict.fromkeys(r["channel"] for r in improvement))
         table = {(r["agent"], r["channel"]): r for r in improvement}
         lines += [f"**Probability of improvement over {baseline}** (best checkpoint; P(a run of the agent beats a "
-                  f"run of {baseline} at a random level or setting of the channel), 95% stratified-bootstrap CI)", ""]
+                  f"run of {baseline} at a random level or setting of the channel), 95% bootstrap CI over seeds: "
+                  "whole runs resampled)", ""]
         lines += ["| channel | " + " | ".join(agents) + " |", "|---" + "|---" * len(agents) + "|"]
         for channel in channels:
             lines.append(f"| {channel} | " + " | ".join(

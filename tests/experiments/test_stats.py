@@ -290,3 +290,16 @@ def test_invalid_taus_and_gamma():
         performance_profile(np.ones((2, 2)), [0.1, math.nan])
     with pytest.raises(ValueError, match="gamma must be finite"):
         optimality_gap(np.ones((2, 2)), gamma=math.inf)
+
+
+def test_improvement_ci_by_run_is_wider_than_by_task_when_tasks_repeat_one_runs_scores():
+    from robustrl.experiments.stats import probability_of_improvement_ci
+
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.normal(1.0, 1.0, size=(6, 1)), 40, axis=1) + rng.normal(0, 0.01, size=(6, 40))
+    y = np.repeat(rng.normal(0.0, 1.0, size=(6, 1)), 40, axis=1) + rng.normal(0, 0.01, size=(6, 40))
+    by_task = probability_of_improvement_ci(x, y, resamples=500)
+    by_run = probability_of_improvement_ci(x, y, resamples=500, by="run")
+    assert by_run[1] - by_run[0] > 2 * (by_task[1] - by_task[0])  # 40 copies of one comparison are not 40 tasks
+    with pytest.raises(ValueError, match="by must be"):
+        probability_of_improvement_ci(x, y, by="seed")
