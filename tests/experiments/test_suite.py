@@ -220,3 +220,19 @@ def test_the_stronger_suite_doubles_steps_and_restarts_of_the_pgd_channels_only(
     assert rows[1]["drop"] == pytest.approx(10 / 200)
     with pytest.raises(ValueError, match="no PGD channel"):
         strengthened(parse_suite({"channels": {"random-action": [0.1]}}, "x.yml"))
+
+
+def test_flip_rates_grow_with_eps_and_are_zero_without_a_budget(runs):
+    from robustrl.experiments.suite import flip_rates, visited_states
+
+    model = load_run_model(runs / "CartPole-v1__regular__0", "best")
+    import torch
+
+    with torch.no_grad():  # a tiny run prefers one action everywhere: without the output bias the state decides
+        model.q_net.q_net[-1].bias.zero_()
+    states = visited_states(model, 3, 20)
+    assert states.shape == (60, 4)
+    rates = flip_rates(model, "pgd-linf", [0.0, 0.01, 0.1, 1.0, 5.0], states, SCALE, ATTACK)
+    assert rates[0] == 0.0 and rates[-1] > 0.1 and (np.diff(rates) >= 0).all()
+    with pytest.raises(ValueError, match="not an attack"):
+        flip_rates(model, "random-action", [0.1], states, SCALE, ATTACK)
