@@ -7,7 +7,7 @@ seconds per checkpoint of each channel, its share of the total, the float32/floa
 extrapolated to every checkpoint under --runs on 2 processes. Writes the ``suite`` section of
 results/benchmarks.md (results/benchmarks/suite.md).
 
-Usage: python scripts/suite_benchmark.py [--runs results/runs] [--runs-per-agent 1] [--wall SECONDS]
+Usage: python scripts/suite_benchmark.py [--runs results/runs] [--agents ...] [--runs-per-agent 1] [--wall SECONDS]
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="results/runs")
     parser.add_argument("--suite", default=None)
     parser.add_argument("--runs-per-agent", type=int, default=1)
+    parser.add_argument("--agents", nargs="*", default=["regular", "robust", "robust-mean", "robust-hard"],
+                        help="the agents whose runs are timed and counted (default: the reward table's four)")
     parser.add_argument("--wall", type=float, default=None,
                         help="measured wall-clock seconds of the whole `robustrl robustness` run, to state beside")
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     suite = load_suite(args.suite)
-    runs = complete_runs(args.runs)
+    runs = [run for run in complete_runs(args.runs) if read_meta(run)["agent"] in args.agents]
     chosen: dict[str, list[Path]] = {}
     for run in runs:
         agent = read_meta(run)["agent"]
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         f"| **all** | **{total64:.1f}** | 100% | **{total32:.1f}** | **{total32 / total64:.2f}×** |",
         "",
-        f"Extrapolated to the {distinct} distinct checkpoints under `{args.runs}` (a final model equal to the best "
+        f"Extrapolated to the {distinct} distinct checkpoints of the {len(runs)} runs of those agents under "
+        f"`{args.runs}` (a final model equal to the best "
         f"is evaluated once) on 2 processes: **{distinct * total64 / 2 / 60:.1f} min** with the float64 attack, "
         f"**{distinct * total32 / 2 / 60:.1f} min** with float32.",
     ]

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from robustrl.agents import AgentConfig, available_agents, load_config, read_checkpoint
 from robustrl.checks import check_int
-from robustrl.envs import ENV_IDS, NOMINAL_ID
+from robustrl.envs import ENV_IDS, NOMINAL_ID, VARIANTS
 from robustrl.experiments.evaluation import EVALUATION_SEED
 from robustrl.experiments.io import atomic_write_json
 from robustrl.experiments.parallel import run_calls
@@ -33,7 +33,7 @@ class ReproduceConfig:
     """What ``robustrl reproduce`` runs. ``QUICK`` is the few-minute preset."""
 
     seeds: int = 10
-    agents: tuple[str, ...] = ("regular", "robust", "robust-mean", "robust-hard")
+    agents: tuple[str, ...] = ("regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd")
     episodes: int = 100
     robustness_episodes: int = 20
     out: Path = Path("runs/reproduce")
@@ -128,8 +128,14 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
 def _agent_summary(agent: AgentConfig) -> str:
     robust = ", ".join(f"{k}={v}" for k, v in agent.robust_kwargs.items())
     if agent.domain_randomization:
-        box = ", ".join(f"{k} [{low:g}, {high:g}]" for k, (low, high) in agent.domain_randomization.items())
-        robust = ", ".join(filter(None, [robust, f"physics drawn at every reset from: {box}"]))
+        ranges = agent.domain_randomization
+        box = ", ".join(f"{k} [{low:g}, {high:g}]" for k, (low, high) in ranges.items())
+        inside = [env_id for env_id, change in VARIANTS.items() if change and all(
+            k in ranges and ranges[k][0] <= v <= ranges[k][1] for k, v in change.items())]
+        tested = ", ".join(f"{k} {v:g}" for change in VARIANTS.values() for k, v in change.items())
+        reach = (f"contains the test physics of {', '.join(inside)}" if inside
+                 else f"contains none of the test physics ({tested})")
+        robust = ", ".join(filter(None, [robust, f"physics drawn at every reset from: {box}; the box {reach}"]))
     selection = (f"selection: every {agent.eval_freq} steps, {agent.eval_episodes} nominal episodes, "
                  f"ties={agent.selection_ties}")
     return f"{agent.algo}(n_timesteps={agent.n_timesteps}{', ' + robust if robust else ''}; {selection})"
