@@ -249,7 +249,15 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     if args.baseline != "regular" and args.baseline not in grouped:
         raise ValueError(f"baseline {args.baseline!r} is not an agent under {args.runs}; choose from {sorted(grouped)}")
     out = Path(args.out)
-    paths = write_suite_tables(grouped, suite, out, "robustrl " + shlex.join(sys.argv[1:]), args.baseline)
+    command = "robustrl " + shlex.join(sys.argv[1:])
+    paths = write_suite_tables(grouped, suite, out, command, args.baseline)
+    if "robust" in grouped:
+        from robustrl.experiments.decision import conditions, decision_rows, write_decision_table
+        from robustrl.experiments.tables import collect_evaluations
+
+        evaluations = collect_evaluations(args.runs, allow_partial=True)[0]
+        rows = decision_rows(conditions(grouped, evaluations), baseline=args.baseline)
+        paths.append(write_decision_table(rows, out / "decision_table.md", command, baseline=args.baseline))
     if suite.channels:
         paths.append(plot_suite_curves(grouped, suite, out / "robustness_suite.png"))
     if suite.sets:
@@ -374,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="suite YAML file or packaged suite name (default: robustrl/configs/suites/default.yml)")
     robust.add_argument("--jobs", type=int, default=1, help="runs evaluated in parallel (one process each)")
     robust.add_argument("--out", default="results",
-                        help="folder for robustness_table.csv/.md/.tex, robustness_suite.png, robustness_sets.png")
+                        help="folder for robustness_table.csv/.md/.tex, robustness_suite.png, robustness_sets.png "
+                             "and decision_table.md (per condition: who wins, and the robust agent against it)")
     robust.add_argument("--baseline", default="regular", help="agent label the differences are taken to")
     robust.set_defaults(func=_cmd_robustness, output_folders=("out",))
 

@@ -1,4 +1,5 @@
-"""Copy the generated reward table (results/reward_table.md) into README.md between its markers."""
+"""Copy the generated reward table (results/reward_table.md) and decision table (results/decision_table.md)
+into README.md between their markers."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ from pathlib import Path
 
 from robustrl.experiments.io import atomic_write_text
 
-BEGIN, END = "<!-- reward-table:begin -->", "<!-- reward-table:end -->"
+BLOCKS = {"reward-table": "results/reward_table.md", "decision-table": "results/decision_table.md"}
 
 
 def main() -> None:
     readme = Path("README.md")
-    table = Path("results/reward_table.md").read_text().strip()
     text = readme.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} block")
-    atomic_write_text(readme, pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text))
+    for name, source in BLOCKS.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no {begin} ... {end} block")
+        table = Path(source).read_text().strip()
+        text = pattern.sub(lambda _: f"{begin}\n{table}\n{end}", text)
+    atomic_write_text(readme, text)
 
 
 if __name__ == "__main__":

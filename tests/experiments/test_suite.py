@@ -236,3 +236,24 @@ def test_flip_rates_grow_with_eps_and_are_zero_without_a_budget(runs):
     assert rates[0] == 0.0 and rates[-1] > 0.1 and (np.diff(rates) >= 0).all()
     with pytest.raises(ValueError, match="not an attack"):
         flip_rates(model, "random-action", [0.1], states, SCALE, ATTACK)
+
+
+def test_the_decision_table_names_the_winner_and_says_where_robust_loses(tmp_path):
+    from robustrl.experiments.decision import conditions, decision_rows, write_decision_table
+
+    rng = np.random.default_rng(0)
+    suite = {"regular": {"best": {"channels": {"pgd-linf": rng.uniform(0, 100, (5, 3))}, "sets": {}}},
+             "robust": {"best": {"channels": {"pgd-linf": rng.uniform(300, 400, (5, 3))}, "sets": {}}},
+             "other": {"best": {"channels": {"pgd-linf": rng.uniform(450, 500, (5, 3))}, "sets": {}}}}
+    evaluations = {"regular": {"robustrl/CartPoleHeavy-v1": {"best": [400.0, 410.0, 420.0]},
+                               "robustrl/CartPole-v1": {"best": [500.0, 500.0, 500.0]}},
+                   "robust": {"robustrl/CartPoleHeavy-v1": {"best": [450.0, 460.0, 470.0]},
+                              "robustrl/CartPole-v1": {"best": [500.0, 500.0, 500.0]}}}
+    found = conditions(suite, evaluations)
+    assert set(found) == {"Heavy pole", "pgd-linf"}  # the nominal id is not a test condition
+    rows = {r["condition"]: r for r in decision_rows(found, resamples=200)}
+    assert rows["pgd-linf"]["winner"] == "other" and rows["pgd-linf"]["vs_winner"][0] == 0.0
+    assert rows["pgd-linf"]["vs_baseline"][0] == 1.0
+    assert rows["Heavy pole"]["winner"] == "robust" and rows["Heavy pole"]["vs_winner"] is None
+    text = write_decision_table(list(rows.values()), tmp_path / "d.md", "test").read_text()
+    assert "On pgd-linf the robust agent loses to other" in text and "| Heavy pole | robust (460.0) |" in text
