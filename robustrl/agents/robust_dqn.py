@@ -121,6 +121,9 @@ class RobustDQN(HookedDQN):
             self._perturbation_generator.seed()
         else:
             self._perturbation_generator.manual_seed(int(self.seed))
+        self._target_stats: dict[str, list[float]] = {}
+        #: one row per ``train`` call: ``{"timesteps", "q_spread", "target_gap"}`` (see :meth:`train`)
+        self.target_history: list[dict[str, float]] = []
         self._target_estimator: Estimator = make_estimator(
             self.estimator, m=self.n_samples, L=self.mlmc_level
         )
@@ -130,7 +133,21 @@ class RobustDQN(HookedDQN):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_perturbation_generator", "_target_estimator", "_scale_tensor"]
+        return [*super()._excluded_save_params(), "_perturbation_generator", "_target_estimator", "_scale_tensor",
+                "_target_stats", "target_history"]
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """:class:`~robustrl.agents.base.HookedDQN`'s ``train``; afterwards the means over its gradient steps of
+        what explains the robust target are logged (``train/q_spread``: the max - min of ``Q_target`` over the
+        sampled ball, averaged over next states and actions; ``train/target_gap``: the plain DQN target minus the
+        robust one, before the discount) and appended to :attr:`target_history` (the training loop saves it)."""
+        self._target_stats: dict[str, list[float]] = {}
+        super().train(gradient_steps, batch_size)
+        row = {name: float(np.mean(values)) for name, values in self._target_stats.items() if values}
+        for name, value in row.items():
+            self.logger.record(f"train/{name}", value)
+        if row:
+            self.target_history.append({"timesteps": int(self.num_timesteps), **row})
 
     def _compute_target(self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float) -> th.Tensor:
         """``r + gamma (1 - done) max_a S_eta(Q_target(z_j, a))`` over perturbed next states ``z_j``."""
@@ -141,15 +158,25 @@ class RobustDQN(HookedDQN):
             elif self.perturbation == "pgd":
                 next_q_values = self._worst_case_q_values(next_obs)
             else:
+                spreads: list[th.Tensor] = []
+
                 def negative_q(z: th.Tensor) -> th.Tensor:
-                    return -self.q_net_target(z.flatten(0, 1)).view(*z.shape[:2], -1)
+                    q = self.q_net_target(z.flatten(0, 1)).view(*z.shape[:2], -1)
+                    if z.shape[1] > 1:  # how much Q varies across the sampled ball, per next state and action
+                        spreads.append((q.amax(dim=1) - q.amin(dim=1)).mean())
+                    return -q
 
                 # The adversary minimizes value: S_eta(Q) = -R_eta(-Q), per action.
                 next_q_values = -self._target_estimator.estimate(
                     negative_q, next_obs, rho=self.rho, eta=self.eta, norm=self.norm,  # type: ignore[arg-type]
                     scale=self._scale_tensor, generator=self._perturbation_generator,
                 )
+                if spreads:
+                    self._target_stats.setdefault("q_spread", []).append(float(th.stack(spreads).mean()))
             next_q_values, _ = next_q_values.max(dim=1)
+            if self.rho > 0:  # how far below the plain DQN target the robust one sits
+                plain = self.q_net_target(next_obs).max(dim=1).values
+                self._target_stats.setdefault("target_gap", []).append(float((plain - next_q_values).mean()))
             next_q_values = next_q_values.reshape(-1, 1)
             return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 

@@ -87,6 +87,10 @@ class RunSpec:
 
 
 
+#: The file, in a robust run's folder, with the robust target's statistics per ``train`` call (q_spread, target_gap).
+TARGET_STATS = "target_stats.csv"
+
+
 def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None = None, *,
               progress_bar: bool = False, torch_threads: int | None = None,
               keep_checkpoints: bool = False) -> Path:
@@ -136,6 +140,12 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
             checkpoints = save_final_checkpoint(checkpoint_bytes(model, cfg), run_dir)
             atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
                 f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
+            history = getattr(model, "target_history", None)
+            if history:  # the robust target's spread of Q over the ball and its gap to the plain target
+                columns = sorted({key for row in history for key in row} - {"timesteps"})
+                atomic_write_text(run_dir / TARGET_STATS, "timesteps," + ",".join(columns) + "\n" + "".join(
+                    f"{row['timesteps']}," + ",".join(f"{row.get(c, float('nan')):.6g}" for c in columns) + "\n"
+                    for row in history))
             atomic_write_json(run_dir / "meta.json", {
                 "run": spec.name, "env_id": spec.env_id, "agent": spec.agent, "seed": spec.seed, "tag": spec.tag,
                 "algo": cfg.algo, "config": jsonable(cfg.to_dict()), "checkpoints": checkpoints,

@@ -240,3 +240,20 @@ def test_pgd_target_of_a_linear_q_network_is_the_exact_worst_corner():
         worst = torch.stack([corners[a] @ weight[a] + bias[a] for a in range(2)], dim=1)
     expected = data.rewards + 0.99 * worst.max(1).values.reshape(-1, 1)
     torch.testing.assert_close(model._compute_target(data, 0.99), expected)
+
+
+def test_the_robust_target_records_the_spread_of_q_over_the_ball_and_its_gap_to_the_plain_target():
+    model = RobustDQN("MlpPolicy", env(), rho=0.5, eta=0.1, n_samples=8, state_scale=SCALE, seed=0, **TINY)
+    model._target_stats = {}
+    data = batch()
+    target = model._compute_target(data, 0.99)
+    spread, gap = model._target_stats["q_spread"][0], model._target_stats["target_gap"][0]
+    state = model._perturbation_generator.get_state()
+    assert spread > 0  # (the gap has either sign: the ball can sit above its centre)
+    with torch.no_grad():
+        plain = model.q_net_target(data.next_observations).max(1).values
+    torch.testing.assert_close(torch.tensor(gap), (plain - (target.squeeze(1) - 1.0) / 0.99).mean(), rtol=1e-4,
+                               atol=1e-6)
+    assert model._perturbation_generator.get_state().equal(state)  # recording draws nothing
+    model.learn(400)
+    assert model.target_history and set(model.target_history[-1]) == {"timesteps", "q_spread", "target_gap"}
