@@ -11,14 +11,14 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from robustrl.agents.robust_dqn import check_perturbation, check_state_scale, check_target_estimator
+from robustrl.agents.robust_dqn import check_perturbation, check_rho_ramp, check_state_scale, check_target_estimator
 from robustrl.checks import check_int, is_int, is_number
 from robustrl.estimators import check_eta, check_norm, check_rho
 
 __all__ = ["ROBUST_KEYS", "UNSUPPORTED_DQN_KEYS", "check_dqn_kwargs", "check_robust_kwargs"]
 
 ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level", "perturbation",
-               "pgd_steps")
+               "pgd_steps", "rho_ramp")
 
 #: DQN keyword arguments robustrl does not let a config set, and why.
 UNSUPPORTED_DQN_KEYS: dict[str, str] = {
@@ -130,6 +130,7 @@ def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> 
         "mlmc_level": lambda v: check_int(v, "mlmc_level", 0),
         "perturbation": check_perturbation,
         "pgd_steps": lambda v: check_int(v, "pgd_steps", 1),
+        "rho_ramp": check_rho_ramp,
     }
     for key, value in kwargs.items():
         if key not in ROBUST_KEYS:

@@ -14,13 +14,20 @@ from robustrl.agents.base import HookedDQN
 from robustrl.checks import check_int, is_number
 from robustrl.estimators import Estimator, check_eta, check_norm, check_rho, make_estimator
 
-__all__ = ["PERTURBATIONS", "TARGET_ESTIMATORS", "RobustDQN", "check_perturbation", "check_state_scale",
-           "check_target_estimator"]
+__all__ = ["PERTURBATIONS", "TARGET_ESTIMATORS", "RobustDQN", "check_perturbation", "check_rho_ramp",
+           "check_state_scale", "check_target_estimator"]
 
 #: Estimators of the robust target: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC).
 TARGET_ESTIMATORS = ("saa", "mlmc")
 #: How the perturbed next states are found: sampled in the ball (the entropic target) or by PGD (worst case).
 PERTURBATIONS = ("sample", "pgd")
+
+
+def check_rho_ramp(rho_ramp: Any) -> float:
+    """Validate the radius schedule: a fraction of training in [0, 1] (0: no schedule)."""
+    if not is_number(rho_ramp) or not 0 <= rho_ramp <= 1:
+        raise ValueError(f"rho_ramp must be a fraction of training in [0, 1], got rho_ramp={rho_ramp!r}")
+    return float(rho_ramp)
 
 
 def check_perturbation(perturbation: Any) -> str:
@@ -79,6 +86,9 @@ class RobustDQN(HookedDQN):
     :param mlmc_level: L for RT-MLMC (>= 0).
     :param perturbation: ``"sample"`` (the entropic target) or ``"pgd"`` (the worst case found by PGD).
     :param pgd_steps: PGD steps per action for ``perturbation="pgd"`` (>= 1).
+    :param rho_ramp: fraction of training over which the radius grows linearly from 0 to ``rho`` (in [0, 1];
+        0, the default, keeps ``rho`` from the start), as SA-DQN ramps its eps: the target is then not
+        pessimistic while the Q-network still knows nothing.
     :param kwargs: passed unchanged to :class:`stable_baselines3.DQN` (``seed`` also seeds the
         perturbation generator, which is separate from the global RNGs).
     """
@@ -96,6 +106,7 @@ class RobustDQN(HookedDQN):
         mlmc_level: int = 4,
         perturbation: str = "sample",
         pgd_steps: int = 10,
+        rho_ramp: float = 0.0,
         **kwargs: Any,
     ) -> None:
         self.rho = check_rho(rho)
@@ -106,6 +117,7 @@ class RobustDQN(HookedDQN):
         check_int(mlmc_level, "mlmc_level", 0)
         self.perturbation = check_perturbation(perturbation)
         self.pgd_steps = check_int(pgd_steps, "pgd_steps", 1)
+        self.rho_ramp = check_rho_ramp(rho_ramp)
         self.n_samples = n_samples
         self.norm = norm
         self.state_scale = check_state_scale(state_scale)
@@ -153,10 +165,11 @@ class RobustDQN(HookedDQN):
         """``r + gamma (1 - done) max_a S_eta(Q_target(z_j, a))`` over perturbed next states ``z_j``."""
         with th.no_grad():
             next_obs = replay_data.next_observations.float()
-            if self.rho == 0:
+            rho = self.current_rho()
+            if rho == 0:
                 next_q_values = self.q_net_target(next_obs)
             elif self.perturbation == "pgd":
-                next_q_values = self._worst_case_q_values(next_obs)
+                next_q_values = self._worst_case_q_values(next_obs, rho)
             else:
                 spreads: list[th.Tensor] = []
 
@@ -168,23 +181,31 @@ class RobustDQN(HookedDQN):
 
                 # The adversary minimizes value: S_eta(Q) = -R_eta(-Q), per action.
                 next_q_values = -self._target_estimator.estimate(
-                    negative_q, next_obs, rho=self.rho, eta=self.eta, norm=self.norm,  # type: ignore[arg-type]
+                    negative_q, next_obs, rho=rho, eta=self.eta, norm=self.norm,  # type: ignore[arg-type]
                     scale=self._scale_tensor, generator=self._perturbation_generator,
                 )
                 if spreads:
                     self._target_stats.setdefault("q_spread", []).append(float(th.stack(spreads).mean()))
             next_q_values, _ = next_q_values.max(dim=1)
-            if self.rho > 0:  # how far below the plain DQN target the robust one sits
+            if rho > 0:  # how far below the plain DQN target the robust one sits
                 plain = self.q_net_target(next_obs).max(dim=1).values
                 self._target_stats.setdefault("target_gap", []).append(float((plain - next_q_values).mean()))
             next_q_values = next_q_values.reshape(-1, 1)
             return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
-    def _worst_case_q_values(self, next_obs: th.Tensor) -> th.Tensor:
-        """Per action ``a``: ``Q_target(z_a, a)`` at the point ``z_a`` of the ball that PGD finds lowering it."""
+    def current_rho(self) -> float:
+        """The radius now: ``rho``, or with ``rho_ramp`` the fraction of the ramp done so far times ``rho``."""
+        if self.rho_ramp == 0:
+            return self.rho
+        done = 1.0 - float(self._current_progress_remaining)
+        return self.rho * min(1.0, done / self.rho_ramp)
+
+    def _worst_case_q_values(self, next_obs: th.Tensor, rho: float) -> th.Tensor:
+        """Per action ``a``: ``Q_target(z_a, a)`` at the point ``z_a`` of the ball of radius ``rho`` that PGD finds
+        lowering it."""
         from robustrl.attacks import PGD
 
-        attack = PGD(self.q_net_target, self.rho, steps=self.pgd_steps, norm=self.norm,
+        attack = PGD(self.q_net_target, rho, steps=self.pgd_steps, norm=self.norm,
                      generator=self._perturbation_generator, loss="score", scale=self._scale_tensor, clip=None)
         columns = []
         for action in range(int(self.action_space.n)):  # type: ignore[attr-defined]

@@ -257,3 +257,20 @@ def test_the_robust_target_records_the_spread_of_q_over_the_ball_and_its_gap_to_
     assert model._perturbation_generator.get_state().equal(state)  # recording draws nothing
     model.learn(400)
     assert model.target_history and set(model.target_history[-1]) == {"timesteps", "q_spread", "target_gap"}
+
+
+def test_rho_ramp_grows_the_radius_from_zero():
+    ramped = RobustDQN("MlpPolicy", env(), rho=0.2, rho_ramp=0.5, state_scale=SCALE, seed=0, **TINY)
+    for remaining, expected in ((1.0, 0.0), (0.75, 0.1), (0.5, 0.2), (0.0, 0.2)):
+        ramped._current_progress_remaining = remaining
+        assert ramped.current_rho() == pytest.approx(expected)
+    ramped._current_progress_remaining = 1.0
+    ramped._target_stats = {}
+    data = batch()
+    with torch.no_grad():  # at the start the target is DQN's
+        expected = data.rewards + 0.99 * ramped.q_net_target(data.next_observations).max(1).values.reshape(-1, 1)
+    torch.testing.assert_close(ramped._compute_target(data, 0.99), expected, rtol=0, atol=0)
+    ramped._current_progress_remaining = 0.0  # past the ramp: the full radius perturbs the target
+    assert not torch.equal(ramped._compute_target(data, 0.99), expected)
+    with pytest.raises(ValueError, match="rho_ramp must be a fraction"):
+        RobustDQN("MlpPolicy", env(), rho_ramp=1.5, **TINY)
