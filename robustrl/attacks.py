@@ -371,12 +371,18 @@ class PGD(Attack):
             active, grad = active[moving], grad[moving]
             if len(active) == 0:
                 break
-            rows_eps = eps[active] if isinstance(eps, Tensor) else eps
-            rows_size = size[active] if isinstance(size, Tensor) else size
-            start = inputs[active]
-            moved = adv[active] + self.step(grad, rows_size, scale)
-            adv[active] = self.clipped(start + project(moved - start, rows_eps, self.norm, scale))
+            adv[active] = self.step_rows(adv, inputs, active, grad, eps, size, scale)
         return adv.detach()
+
+    def step_rows(self, adv: Tensor, inputs: Tensor, active: Tensor, grad: Tensor, eps: float | Tensor,
+                  size: float | Tensor, scale: Tensor | None) -> Tensor:
+        """One projected ascent step of the rows ``active`` of ``adv`` (``grad``: their gradient), each in its
+        own ball around ``inputs``; per-example ``eps`` and ``size`` are indexed like ``adv``."""
+        rows_eps = eps[active] if isinstance(eps, Tensor) else eps
+        rows_size = size[active] if isinstance(size, Tensor) else size
+        start = inputs[active]
+        moved = adv[active] + self.step(grad, rows_size, scale)
+        return self.clipped(start + project(moved - start, rows_eps, self.norm, scale))
 
     def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:  # noqa: D102
         best = self.run(inputs, labels, eps)
@@ -444,11 +450,7 @@ class PGDEnsemble(PGD):
             active, grad = active[moving], grad[moving]
             if len(active) == 0:
                 break
-            rows_eps = budget[active] if isinstance(budget, Tensor) else budget
-            rows_size = size[active] if isinstance(size, Tensor) else size
-            start = stacked[active]
-            moved = adv[active] + self.step(grad, rows_size, scale)
-            adv[active] = self.clipped(start + project(moved - start, rows_eps, self.norm, scale)).detach()
+            adv[active] = self.step_rows(adv, stacked, active, grad, budget, size, scale).detach()
         runs = adv.view(copies, batch, *inputs.shape[1:])
         best = runs[0].clone()
         for candidate in runs[1:]:

@@ -17,9 +17,11 @@ __all__ = [
     "check_choice",
     "check_eps",
     "check_int",
+    "check_mapping",
     "check_name",
     "check_probability",
     "check_seed",
+    "file_error",
     "is_int",
     "is_number",
     "is_of",
@@ -95,3 +97,18 @@ def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
     return value
+
+
+def file_error(source: str, path: str, problem: str) -> ValueError:
+    """The error of a bad value in a configuration file: ``source: key.path: problem`` (one line)."""
+    return ValueError(f"{source}: {path}: {problem}")
+
+
+def check_mapping(source: str, path: str, data: Any, valid: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` if it is a mapping whose keys are all in ``valid``, else :func:`file_error` naming the key path."""
+    if not isinstance(data, dict):
+        raise file_error(source, path or "(top level)", f"expected a mapping, got {data!r}")
+    for key in data:
+        if key not in valid:
+            raise file_error(source, f"{path}.{key}" if path else str(key), f"unknown key (valid: {', '.join(valid)})")
+    return data

@@ -128,11 +128,7 @@ class RobustDQN(HookedDQN):
     def _setup_model(self) -> None:
         super()._setup_model()
         check_state_scale(self.state_scale, int(np.prod(self.observation_space.shape)))
-        self._perturbation_generator = th.Generator(device=self.device)
-        if self.seed is None:
-            self._perturbation_generator.seed()
-        else:
-            self._perturbation_generator.manual_seed(int(self.seed))
+        self._perturbation_generator = self._seeded_generator()
         self._target_stats: dict[str, list[float]] = {}
         #: one row per ``train`` call: ``{"timesteps", "q_spread", "target_gap"}`` (see :meth:`train`)
         self.target_history: list[dict[str, float]] = []

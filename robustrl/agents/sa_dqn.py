@@ -77,11 +77,7 @@ class SADQN(HookedDQN):
     def _setup_model(self) -> None:
         super()._setup_model()
         check_state_scale(self.state_scale, int(math.prod(self.observation_space.shape)))
-        self._attack_generator = th.Generator(device=self.device)
-        if self.seed is None:
-            self._attack_generator.seed()
-        else:
-            self._attack_generator.manual_seed(int(self.seed))
+        self._attack_generator = self._seeded_generator()
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_attack_generator"]

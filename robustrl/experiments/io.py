@@ -30,7 +30,9 @@ __all__ = [
     "atomic_write_with",
     "file_sha256",
     "model_bytes",
+    "packaged_names",
     "read_json",
+    "read_packaged_yaml",
     "remove_temporaries",
 ]
 
@@ -175,3 +177,35 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is corrupted: {err}") from None
+
+
+def packaged_names(folder: str) -> list[str]:
+    """The names of the YAML files shipped in the package folder ``folder`` (e.g. ``"configs/suites"``)."""
+    from importlib import resources
+
+    entries = resources.files("robustrl").joinpath(folder).iterdir()
+    return sorted(entry.name[: -len(".yml")] for entry in entries if entry.name.endswith(".yml"))
+
+
+def read_packaged_yaml(name_or_path: str | Path, folder: str, what: str) -> tuple[Any, str]:
+    """The parsed YAML of a packaged file by name (``folder/NAME.yml``) or of a user's file by path, and where
+    it was read from. ``FileNotFoundError`` names ``what`` and the packaged names; invalid YAML is a
+    ``ValueError`` naming the file."""
+    from importlib import resources
+
+    import yaml
+
+    text = str(name_or_path)
+    names = packaged_names(folder)
+    if isinstance(name_or_path, str) and text in names:
+        source = f"{folder}/{text}.yml"
+        content = resources.files("robustrl").joinpath(source).read_text()
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} {text!r} is neither a file nor a packaged {what} ({', '.join(names)})")
+        source, content = str(path), path.read_text()
+    try:
+        return yaml.safe_load(content), source
+    except yaml.YAMLError as err:
+        raise ValueError(f"{source}: not valid YAML: {str(err).splitlines()[0]}") from None

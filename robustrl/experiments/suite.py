@@ -44,15 +44,21 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import yaml
 
-from robustrl.checks import check_choice, check_eps, check_int, check_probability, is_number
-from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
+from robustrl.checks import (
+    check_choice,
+    check_eps,
+    check_int,
+    check_mapping,
+    check_probability,
+    file_error,
+    is_number,
+)
+from robustrl.experiments.io import atomic_write_json, read_json, read_packaged_yaml, remove_temporaries
 from robustrl.experiments.run_files import (
     check_checkpoint,
     checkpoint_files,
@@ -140,75 +146,62 @@ class Suite:
     source: str = ""
 
 
-def _fail(source: str, path: str, problem: str) -> ValueError:
-    return ValueError(f"{source}: {path}: {problem}")
-
-
-def _mapping(source: str, path: str, data: Any, valid: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise _fail(source, path or "(top level)", f"expected a mapping, got {data!r}")
-    for key in data:
-        if key not in valid:
-            raise _fail(source, f"{path}.{key}" if path else str(key), f"unknown key (valid: {', '.join(valid)})")
-    return data
-
-
 def _int(source: str, path: str, value: Any, minimum: int) -> int:
     try:
         return check_int(value, path.rsplit(".", 1)[-1], minimum)
     except ValueError as err:
-        raise _fail(source, path, str(err)) from None
+        raise file_error(source, path, str(err)) from None
 
 
 def _levels(source: str, name: str, channel: Channel, values: Any) -> list[float]:
     path = f"channels.{name}"
     if not isinstance(values, list) or not values:
-        raise _fail(source, path, f"expected a non-empty list of levels ({channel.level}), got {values!r}")
+        raise file_error(source, path, f"expected a non-empty list of levels ({channel.level}), got {values!r}")
     check = check_probability if channel.level == "p" else check_eps
     levels = []
     for i, value in enumerate(values):
         try:
             levels.append(check(value, channel.level))
         except ValueError as err:
-            raise _fail(source, f"{path}[{i}]", str(err)) from None
+            raise file_error(source, f"{path}[{i}]", str(err)) from None
     if len(set(levels)) != len(levels):
-        raise _fail(source, path, f"repeated level in {values}")
+        raise file_error(source, path, f"repeated level in {values}")
     return levels
 
 
 def parse_suite(data: Any, source: str) -> Suite:
     """Validate a parsed suite mapping; errors read ``source: key.path: problem`` and name the bad value
     (an unknown channel, eps < 0 or NaN, p outside [0, 1], a bad uncertainty set)."""
-    data = _mapping(source, "", data, ("name", "description", "episodes", "state_scale", "attack", "channels",
+    data = check_mapping(source, "", data, ("name", "description", "episodes", "state_scale", "attack", "channels",
                                        "sets"))
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str) or not name:
-        raise _fail(source, "name", f"expected a non-empty string, got {name!r}")
+        raise file_error(source, "name", f"expected a non-empty string, got {name!r}")
     episodes = _int(source, "episodes", data.get("episodes", 10), 1)
     scale = data.get("state_scale", [2.4, 3.0, 0.21, 3.0])
     if not (isinstance(scale, list) and scale and all(is_number(v) and np.isfinite(v) and v > 0 for v in scale)):
-        raise _fail(source, "state_scale", f"expected a list of finite numbers > 0, got {scale!r}")
-    attack = _mapping(source, "attack", data.get("attack", {}), ("steps", "restarts", "precision"))
+        raise file_error(source, "state_scale", f"expected a list of finite numbers > 0, got {scale!r}")
+    attack = check_mapping(source, "attack", data.get("attack", {}), ("steps", "restarts", "precision"))
     attack = {"steps": _int(source, "attack.steps", attack.get("steps", 20), 1),
               "restarts": _int(source, "attack.restarts", attack.get("restarts", 2), 1),
               "precision": attack.get("precision", "float64")}
     try:
         check_choice(attack["precision"], ATTACK_PRECISIONS, "precision")
     except ValueError as err:
-        raise _fail(source, "attack.precision", str(err)) from None
-    channels = _mapping(source, "channels", data.get("channels", {}), tuple(CHANNELS))
-    sets = _mapping(source, "sets", data.get("sets", {}), ("names", "episodes"))
+        raise file_error(source, "attack.precision", str(err)) from None
+    channels = check_mapping(source, "channels", data.get("channels", {}), tuple(CHANNELS))
+    sets = check_mapping(source, "sets", data.get("sets", {}), ("names", "episodes"))
     names = sets.get("names", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise _fail(source, "sets.names", f"expected a list of set names or files, got {names!r}")
+        raise file_error(source, "sets.names", f"expected a list of set names or files, got {names!r}")
     if not channels and not names:
-        raise _fail(source, "channels", "the suite names no channel and no uncertainty set")
+        raise file_error(source, "channels", "the suite names no channel and no uncertainty set")
     loaded = []
     for i, set_name in enumerate(names):
         try:
             loaded.append(load_uncertainty_set(set_name))
         except FileNotFoundError as err:
-            raise _fail(source, f"sets.names[{i}]", str(err)) from None
+            raise file_error(source, f"sets.names[{i}]", str(err)) from None
     return Suite(name, {c: _levels(source, c, CHANNELS[c], v) for c, v in channels.items()}, episodes,
                  [float(v) for v in scale], attack, loaded, _int(source, "sets.episodes", sets.get("episodes", 10), 1),
                  source)
@@ -219,21 +212,8 @@ def load_suite(name_or_path: str | Path | None = None) -> Suite:
 
     ``FileNotFoundError`` for a missing file; ``ValueError`` naming the file, the key path and the value.
     """
-    text = DEFAULT_SUITE if name_or_path is None else str(name_or_path)
-    folder = resources.files("robustrl").joinpath(_PACKAGE_FOLDER)
-    packaged = sorted(e.name[:-4] for e in folder.iterdir() if e.name.endswith(".yml"))
-    if isinstance(name_or_path, (str, type(None))) and text in packaged:
-        source = f"{_PACKAGE_FOLDER}/{text}.yml"
-        content = folder.joinpath(f"{text}.yml").read_text()
-    else:
-        path = Path(text)
-        if not path.is_file():
-            raise FileNotFoundError(f"suite {text!r} is neither a file nor a packaged suite ({', '.join(packaged)})")
-        source, content = str(path), path.read_text()
-    try:
-        data = yaml.safe_load(content)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{source}: not valid YAML: {str(err).splitlines()[0]}") from None
+    data, source = read_packaged_yaml(DEFAULT_SUITE if name_or_path is None else name_or_path, _PACKAGE_FOLDER,
+                                      "suite")
     return parse_suite(data, source)
 
 

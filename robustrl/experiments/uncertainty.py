@@ -35,16 +35,20 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from robustrl.checks import check_int, is_number
+from robustrl.checks import check_int, check_mapping, file_error, is_number
 from robustrl.envs import NOMINAL_PARAMETERS, check_physical_parameters
-from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
+from robustrl.experiments.io import (
+    atomic_write_json,
+    packaged_names,
+    read_json,
+    read_packaged_yaml,
+    remove_temporaries,
+)
 from robustrl.experiments.run_files import check_checkpoint, find_entry, is_complete, renew_models
 
 __all__ = [
@@ -94,26 +98,13 @@ class UncertaintySet:
         return {parameter: list(values) for parameter, values in self.values.items()}
 
 
-def _fail(source: str, path: str, problem: str) -> ValueError:
-    return ValueError(f"{source}: {path}: {problem}")
-
-
-def _mapping(source: str, path: str, data: Any, valid: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise _fail(source, path or "(top level)", f"expected a mapping, got {type(data).__name__}")
-    for key in data:
-        if key not in valid:
-            raise _fail(source, f"{path}.{key}" if path else str(key), f"unknown key (valid: {', '.join(valid)})")
-    return data
-
-
 def _numbers(source: str, path: str, value: Any, length: int | None = None) -> list[float]:
     if not isinstance(value, list) or not value or (length is not None and len(value) != length):
         expected = f"a list of {length} numbers" if length else "a non-empty list of numbers"
-        raise _fail(source, path, f"expected {expected}, got {value!r}")
+        raise file_error(source, path, f"expected {expected}, got {value!r}")
     for i, entry in enumerate(value):
         if not is_number(entry) or not np.isfinite(entry):
-            raise _fail(source, f"{path}[{i}]", f"expected a finite number, got {entry!r}")
+            raise file_error(source, f"{path}[{i}]", f"expected a finite number, got {entry!r}")
     return [float(entry) for entry in value]
 
 
@@ -122,45 +113,45 @@ def _parameter(source: str, name: str, data: Any) -> tuple[tuple[float, float], 
     try:
         check_physical_parameters({name: NOMINAL_PARAMETERS.get(name, 1.0)})
     except ValueError as err:
-        raise _fail(source, path, str(err)) from None
-    data = _mapping(source, path, data, ("range", "values"))
+        raise file_error(source, path, str(err)) from None
+    data = check_mapping(source, path, data, ("range", "values"))
     for key in ("range", "values"):
         if key not in data:
-            raise _fail(source, f"{path}.{key}", "missing (required: range, values)")
+            raise file_error(source, f"{path}.{key}", "missing (required: range, values)")
     low, high = _numbers(source, f"{path}.range", data["range"], length=2)
     if low > high:
-        raise _fail(source, f"{path}.range", f"empty range [{low}, {high}] (low > high)")
+        raise file_error(source, f"{path}.range", f"empty range [{low}, {high}] (low > high)")
     values = _numbers(source, f"{path}.values", data["values"])
     try:
         check_physical_parameters({name: values}, num_envs=len(values))
     except (TypeError, ValueError) as err:
-        raise _fail(source, f"{path}.values", str(err)) from None
+        raise file_error(source, f"{path}.values", str(err)) from None
     nominal = NOMINAL_PARAMETERS[name]
     if not low <= nominal <= high:
-        raise _fail(source, f"{path}.range", f"[{low}, {high}] does not contain the nominal value {nominal}")
+        raise file_error(source, f"{path}.range", f"[{low}, {high}] does not contain the nominal value {nominal}")
     outside = [v for v in values if not low <= v <= high]
     if outside:
-        raise _fail(source, f"{path}.values", f"{outside} outside the range [{low}, {high}]")
+        raise file_error(source, f"{path}.values", f"{outside} outside the range [{low}, {high}]")
     if len(set(values)) != len(values):
-        raise _fail(source, f"{path}.values", f"repeated value in {values}")
+        raise file_error(source, f"{path}.values", f"repeated value in {values}")
     return (low, high), values
 
 
 def parse_uncertainty_set(data: Any, source: str) -> UncertaintySet:
     """Validate a parsed uncertainty-set mapping; errors read ``source: key.path: problem``."""
-    data = _mapping(source, "", data, ("name", "description", "parameters"))
+    data = check_mapping(source, "", data, ("name", "description", "parameters"))
     for key in ("name", "parameters"):
         if key not in data:
-            raise _fail(source, key, "missing (required: name, parameters)")
+            raise file_error(source, key, "missing (required: name, parameters)")
     name = data["name"]
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise _fail(source, "name", f"expected a folder-safe non-empty string, got {name!r}")
+        raise file_error(source, "name", f"expected a folder-safe non-empty string, got {name!r}")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise _fail(source, "description", f"expected a string, got {description!r}")
+        raise file_error(source, "description", f"expected a string, got {description!r}")
     parameters = data["parameters"]
     if not isinstance(parameters, dict) or not parameters:
-        raise _fail(source, "parameters", f"expected a non-empty mapping of parameter -> range and values, "
+        raise file_error(source, "parameters", f"expected a non-empty mapping of parameter -> range and values, "
                                           f"got {parameters!r}")
     ranges, values = {}, {}
     for parameter, entry in parameters.items():
@@ -170,8 +161,7 @@ def parse_uncertainty_set(data: Any, source: str) -> UncertaintySet:
 
 def packaged_uncertainty_sets() -> list[str]:
     """The names of the uncertainty sets shipped with robustrl (``robustrl/configs/uncertainty/*.yml``)."""
-    folder = resources.files("robustrl").joinpath(_PACKAGE_FOLDER)
-    return sorted(entry.name[: -len(".yml")] for entry in folder.iterdir() if entry.name.endswith(".yml"))
+    return packaged_names(_PACKAGE_FOLDER)
 
 
 def load_uncertainty_set(name_or_path: str | Path) -> UncertaintySet:
@@ -181,20 +171,7 @@ def load_uncertainty_set(name_or_path: str | Path) -> UncertaintySet:
     problem (unknown parameter, empty range, values that are not numbers or lie outside the range, a range
     without the nominal value).
     """
-    text = str(name_or_path)
-    if isinstance(name_or_path, str) and text in packaged_uncertainty_sets():
-        source = f"{_PACKAGE_FOLDER}/{text}.yml"
-        content = resources.files("robustrl").joinpath(source).read_text()
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"uncertainty set {text!r} is neither a file nor a packaged set "
-                                    f"({', '.join(packaged_uncertainty_sets())})")
-        source, content = str(path), path.read_text()
-    try:
-        data = yaml.safe_load(content)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{source}: not valid YAML: {str(err).splitlines()[0]}") from None
+    data, source = read_packaged_yaml(name_or_path, _PACKAGE_FOLDER, "uncertainty set")
     return parse_uncertainty_set(data, source)
 
 
