@@ -34,9 +34,9 @@ def _meta_label(meta: dict) -> str:
     return agent_label(meta["agent"], meta.get("tag"))
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Save ``fig`` as a PNG (130 dpi, tight box) to ``path`` atomically; returns the path."""
-    return atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight"))
+def save_figure(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
+    """Save ``fig`` as a PNG (``dpi``, tight box) to ``path`` atomically; returns the path."""
+    return atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
 
 
 def check_views(left_out: dict[str, str], what: str, command: str) -> None:
