@@ -160,6 +160,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.agents:
         preset["agents"] = tuple(args.agents)
     preset["out"] = Path(args.out)
+    preset["backend"], preset["address"] = args.backend, args.address
     overrides = {**preset.pop("overrides", {}), **parse_overrides(args.set)}
     cfg = ReproduceConfig(**preset, overrides=overrides, config_path=args.config)
     for path in reproduce(cfg):
@@ -349,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "printing 'identical' or what differs; exit code 1 if any differs")
     rep.add_argument("--config", default=None)
     rep.add_argument("--set", nargs="*", metavar="KEY=VALUE")
+    rep.add_argument("--backend", default="local", choices=["local", "ray"],
+                     help="train and evaluate on a local process pool or as Ray tasks (pip install 'robustrl[ray]')")
+    rep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     rep.set_defaults(func=_cmd_reproduce, output_folders=("out",), resolve_defaults=_reproduce_defaults)
 
     compare = sub.add_parser("compare", help="compare runs with reference runs: identical, or what differs")

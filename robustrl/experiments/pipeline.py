@@ -19,6 +19,7 @@ from robustrl.envs import ENV_IDS, NOMINAL_ID, VARIANTS
 from robustrl.experiments.evaluation import EVALUATION_SEED
 from robustrl.experiments.io import atomic_write_json
 from robustrl.experiments.parallel import run_calls
+from robustrl.experiments.ray_backend import check_backend, run_calls_on_ray
 from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
 from robustrl.experiments.tables import write_reward_tables
 from robustrl.experiments.curves import robustness_run
@@ -40,12 +41,16 @@ class ReproduceConfig:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     overrides: dict[str, Any] = field(default_factory=dict)
     config_path: Path | None = None
+    #: ``"local"`` (a process pool) or ``"ray"`` (Ray tasks; ``address`` names a cluster, default a local Ray)
+    backend: str = "local"
+    address: str | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` for values that cannot work, before anything runs."""
         for name in ("seeds", "episodes", "robustness_episodes", "jobs"):
             value = getattr(self, name)
             check_int(value, name, 1)
+        check_backend(self.backend, self.address)
         config = load_config(self.config_path)
         if not self.agents:
             raise ValueError(f"no agents given; valid: {', '.join(available_agents(config, NOMINAL_ID))}")
@@ -62,8 +67,17 @@ def _train_worker(spec: RunSpec, runs_dir: Path, config: dict[str, Any]) -> str:
     return spec.name
 
 
-def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any], jobs: int = 1) -> list[Path]:
-    """Train every incomplete run of ``specs`` (``jobs`` processes, one torch thread each).
+def _run(fn: Any, calls: list[tuple[Any, ...]], jobs: int, backend: str, address: str | None,
+         done: Any) -> None:
+    if backend == "ray" and calls:
+        run_calls_on_ray(fn, calls, min(jobs, len(calls)), address, done)
+    else:
+        run_calls(fn, calls, jobs, done)
+
+
+def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any], jobs: int = 1,
+               backend: str = "local", address: str | None = None) -> list[Path]:
+    """Train every incomplete run of ``specs`` (``jobs`` processes or Ray tasks, one torch thread each).
 
     Each running run shows a progress bar under the overall one. On Ctrl-C the runs not started are
     cancelled and the running ones stop: complete runs stay, and a rerun trains the others from step 0.
@@ -71,7 +85,8 @@ def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any],
     specs = list(specs)
     todo = [s for s in specs if not is_complete(runs_dir / s.name)]
     with tqdm(total=len(todo), desc="training runs", unit="run", disable=not todo) as bar:
-        run_calls(_train_worker, [(spec, runs_dir, config) for spec in todo], jobs, lambda _: bar.update(1))
+        _run(_train_worker, [(spec, runs_dir, config) for spec in todo], jobs, backend, address,
+             lambda _: bar.update(1))
     for spec in specs:  # a complete run with another config raises here, naming its folder
         train_run(spec, runs_dir, config)
     return [runs_dir / s.name for s in specs]
@@ -86,7 +101,8 @@ def _evaluate_worker(run_dir: Path, episodes: int, robustness_episodes: int, env
 
 
 def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_episodes: int = 20,
-                  env_ids: tuple[str, ...] = ENV_IDS, jobs: int = 1) -> None:
+                  env_ids: tuple[str, ...] = ENV_IDS, jobs: int = 1, backend: str = "local",
+                  address: str | None = None) -> None:
     """Evaluate each run on every id (``eval.json``) and over the robustness grid (``robustness.json``).
 
     With ``jobs > 1`` the runs are split over that many processes (one torch thread each). Every model
@@ -101,8 +117,8 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
             else:
                 load_run_model(run_dir, checkpoint)
     with tqdm(total=len(run_dirs), desc="evaluating runs", unit="run") as bar:
-        run_calls(_evaluate_worker, [(d, episodes, robustness_episodes, env_ids) for d in run_dirs], jobs,
-                  lambda _: bar.update(1))
+        _run(_evaluate_worker, [(d, episodes, robustness_episodes, env_ids) for d in run_dirs], jobs, backend,
+             address, lambda _: bar.update(1))
 
 
 def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
@@ -111,8 +127,9 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     config = load_config(cfg.config_path)
     runs_dir = cfg.out / "runs"
     specs = [RunSpec(agent, seed, overrides=dict(cfg.overrides)) for agent in cfg.agents for seed in range(cfg.seeds)]
-    run_dirs = train_runs(specs, runs_dir, config, cfg.jobs)
-    evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, jobs=cfg.jobs)
+    run_dirs = train_runs(specs, runs_dir, config, cfg.jobs, cfg.backend, cfg.address)
+    evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, jobs=cfg.jobs, backend=cfg.backend,
+                  address=cfg.address)
     command = command or "robustrl " + shlex.join(sys.argv[1:])
     summary = {agent: _agent_summary(AgentConfig.resolve(config, NOMINAL_ID, agent, cfg.overrides))
                for agent in cfg.agents}

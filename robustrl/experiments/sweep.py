@@ -14,7 +14,6 @@ backends produce identical numbers.
 from __future__ import annotations
 
 import os
-import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -26,13 +25,13 @@ from tqdm.auto import tqdm
 from robustrl.checks import check_int
 from robustrl.experiments.io import atomic_write_json, remove_temporaries
 from robustrl.experiments.parallel import run_calls
+from robustrl.experiments.ray_backend import BACKENDS, check_backend, check_ray_address, run_calls_on_ray
 from robustrl.experiments.sweep_report import write_sweep_outputs
 from robustrl.experiments.sweep_spec import SweepSpec, SweepTask
 from robustrl.experiments.training import evaluate_run, is_complete, is_evaluated, train_run
 
 __all__ = ["BACKENDS", "check_ray_address", "run_sweep", "run_sweep_task"]
 
-BACKENDS = ("local", "ray")
 
 
 def run_sweep_task(task: SweepTask) -> dict[str, Any]:
@@ -74,57 +73,10 @@ def _run_local(tasks: list[SweepTask], jobs: int, progress: Callable[[dict[str, 
     run_calls(run_sweep_task, [(task,) for task in tasks], jobs, progress)
 
 
-def check_ray_address(address: str, timeout: float = 5.0) -> None:
-    """Fail fast (``ValueError``) if nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address."""
-    if address == "auto":
-        return
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"Ray address must look like HOST:PORT or ray://HOST:PORT, got {address!r}")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as err:
-        raise ValueError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
-
-
-def _require_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("the ray backend needs Ray: pip install 'robustrl[ray]'") from None
-    return ray
-
-
 def _run_ray(
     tasks: list[SweepTask], jobs: int, address: str | None, progress: Callable[[dict[str, Any]], None]
 ) -> None:
-    ray = _require_ray()
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {
-            "include_dashboard": False,
-            "log_to_driver": False,
-            "logging_level": "ERROR",
-        }
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=jobs, **kwargs)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_sweep_task)
-        pending = [remote.remote(task) for task in tasks]
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                progress(ray.get(done[0]))
-        except BaseException:  # Ctrl-C included: a cluster would otherwise train the queued runs on
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
-    finally:
-        if started_here:
-            ray.shutdown()
+    run_calls_on_ray(run_sweep_task, [(task,) for task in tasks], jobs, address, progress)
 
 
 def run_sweep(
@@ -146,16 +98,9 @@ def run_sweep(
     :param address: Ray cluster address (``ray`` backend only; default: start a local instance).
     :returns: the status: runs done, skipped and failed (with their errors).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
-    if address and backend != "ray":
-        raise ValueError("--address is only used by the ray backend")
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     check_int(jobs, "jobs", 1)
-    if backend == "ray":  # fail fast, before any run or progress bar
-        _require_ray()
-        if address:
-            check_ray_address(address)
+    check_backend(backend, address)  # fail fast, before any run or progress bar
     runs_dir, out = Path(runs_dir), Path(out)
     for folder in (runs_dir, out):
         remove_temporaries(folder)

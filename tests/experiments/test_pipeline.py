@@ -189,3 +189,64 @@ def test_table_baseline_is_any_agent_label_and_an_absent_one_is_refused(tmp_path
     assert main(["table", "--runs", str(runs), "--out", str(tmp_path),
                  "--baseline", "regular-n_timesteps100000"]) == 0
     assert "+200.0" in (tmp_path / "reward_table.md").read_text()
+
+
+class _FakeRay:
+    """A stand-in for the ray module: runs each task when submitted, records what it was asked."""
+
+    def __init__(self):
+        self.initialized, self.init_kwargs, self.submitted = False, None, 0
+
+    def is_initialized(self):
+        return self.initialized
+
+    def init(self, **kwargs):
+        self.initialized, self.init_kwargs = True, kwargs
+
+    def shutdown(self):
+        self.initialized = False
+
+    def remote(self, **options):
+        assert options == {"num_cpus": 1, "max_retries": 0}
+
+        def wrap(fn):
+            fake = self
+
+            class Remote:
+                @staticmethod
+                def remote(*args):
+                    fake.submitted += 1
+                    return fn(*args)
+
+            return Remote
+
+        return wrap
+
+    def wait(self, pending, num_returns):
+        return pending[:num_returns], pending[num_returns:]
+
+    def get(self, ref):
+        return ref
+
+    def cancel(self, ref, force):
+        pass
+
+
+def test_reproduce_on_the_ray_backend_runs_every_training_and_evaluation_as_a_task(tmp_path, monkeypatch):
+    import sys
+
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    cfg = ReproduceConfig(seeds=1, agents=("regular",), episodes=2, robustness_episodes=1, out=tmp_path / "ray",
+                          jobs=2, overrides=TINY, backend="ray")
+    reproduce(cfg, command="ray")
+    assert fake.submitted == 2 and fake.init_kwargs["num_cpus"] == 1 and not fake.initialized
+    local = ReproduceConfig(seeds=1, agents=("regular",), episodes=2, robustness_episodes=1, out=tmp_path / "local",
+                            jobs=1, overrides=TINY)
+    reproduce(local, command="ray")
+    for name in ("reward_table.csv", "reward_table.md"):
+        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        ReproduceConfig(backend="dask").validate()
+    with pytest.raises(ValueError, match="--address is only used by the ray backend"):
+        ReproduceConfig(address="127.0.0.1:1").validate()
