@@ -23,12 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+from robustrl.experiments.attack_strength import convergence_rows, flip_rates, strengthened, visited_states
 from robustrl.experiments.io import atomic_write_text
-from robustrl.experiments.records import complete_runs
-from robustrl.experiments.records import read_meta
-from robustrl.experiments.suite import flip_rates, load_suite, strengthened, suite_runs, visited_states
+from robustrl.experiments.records import complete_runs, read_meta
+from robustrl.experiments.suite import load_suite, suite_runs
+from robustrl.experiments.suite_table import collect_suite
 from robustrl.experiments.training import load_run_model
-from robustrl.experiments.suite_table import collect_suite, convergence_rows
 
 
 def main(argv: list[str] | None = None) -> int:

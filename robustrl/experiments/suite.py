@@ -75,14 +75,11 @@ __all__ = [
     "Channel",
     "Suite",
     "channel_returns",
-    "flip_rates",
     "load_suite",
     "parse_suite",
     "suite_run",
     "suite_runs",
-    "strengthened",
     "suite_worker",
-    "visited_states",
 ]
 
 #: The file, in each run folder, that caches the returns of the suite's channels.
@@ -380,64 +377,3 @@ def suite_worker(run_dir: Path, suite: Suite, checkpoints: tuple[str, ...]) -> t
 
     torch.set_num_threads(1)
     return run_dir, {checkpoint: suite_run(run_dir, suite, checkpoint) for checkpoint in checkpoints}
-
-
-def strengthened(suite: Suite, factor: int = 2) -> Suite:
-    """The PGD channels of ``suite`` with ``factor`` times the steps and the restarts (and nothing else): the
-    stronger attack that tells whether the suite's attack has converged (``scripts/attack_convergence.py``)."""
-    factor = check_int(factor, "factor", 2)
-    channels = {c: levels for c, levels in suite.channels.items() if CHANNELS[c].method == "pgd"}
-    if not channels:
-        raise ValueError(f"suite {suite.name} has no PGD channel to strengthen")
-    attack = {**suite.attack, "steps": suite.attack["steps"] * factor, "restarts": suite.attack["restarts"] * factor}
-    return Suite(f"{suite.name}-x{factor}", channels, suite.episodes, suite.state_scale, attack, [], suite.set_episodes,
-                 suite.source)
-
-
-def visited_states(model: Any, episodes: int = 10, steps: int = 200, seed: int | None = None) -> np.ndarray:
-    """States the greedy policy of ``model`` visits on the nominal env: the first ``steps`` steps of ``episodes``
-    episodes side by side (finished ones auto-reset), shape ``(episodes * steps, obs_dim)``."""
-    from robustrl.envs import NOMINAL_ID, make_vector_env
-    from robustrl.experiments.evaluation import EVALUATION_PRECISION, EVALUATION_SEED, greedy_policy
-
-    check_int(episodes, "episodes", 1)
-    check_int(steps, "steps", 1)
-    policy = greedy_policy(model, EVALUATION_PRECISION)
-    venv = make_vector_env(NOMINAL_ID, episodes)
-    obs, _ = venv.reset(seed=EVALUATION_SEED if seed is None else seed)
-    states = []
-    for _ in range(steps):
-        states.append(obs.copy())
-        obs, *_ = venv.step(policy(obs.astype(np.float32)))
-    venv.close()
-    return np.concatenate(states)
-
-
-def flip_rates(model: Any, channel: str, levels: list[float], states: np.ndarray, state_scale: list[float],
-               attack: dict[str, Any], seed: int = 0) -> np.ndarray:
-    """Fraction of ``states`` whose greedy action the attack of ``channel`` flips, at each level: the direct
-    measure of an attack's strength (no rollout noise), used to tell whether more steps and restarts help."""
-    import torch
-
-    from robustrl.attacks import FGM, PGDEnsemble, WorstOf
-    from robustrl.experiments.evaluation import greedy_q_network
-
-    spec = CHANNELS[channel]
-    if spec.kind != "attack":
-        raise ValueError(f"channel {channel!r} is not an attack")
-    q_net = greedy_q_network(model, attack["precision"])
-    dtype = next(q_net.parameters()).dtype
-    batch = torch.as_tensor(np.tile(states, (len(levels), 1)), dtype=dtype)
-    eps = torch.as_tensor(np.repeat(levels, len(states)), dtype=dtype)
-    generator = torch.Generator().manual_seed(seed)
-    common = dict(norm=spec.norm, scale=state_scale, clip=None, generator=generator)
-    if spec.method == "fgm":
-        worst = WorstOf.over_losses(FGM, q_net, 1.0, **common)
-    else:
-        worst = PGDEnsemble(q_net, 1.0, steps=attack["steps"], restarts=attack["restarts"], **common)
-    with torch.no_grad():
-        clean = q_net(batch).argmax(1)
-    attacked = worst(batch, clean, eps=eps)
-    with torch.no_grad():
-        flipped = (q_net(attacked).argmax(1) != clean).reshape(len(levels), len(states))
-    return flipped.double().mean(1).numpy()

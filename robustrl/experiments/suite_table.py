@@ -25,8 +25,8 @@ from robustrl.experiments.set_stats import batched_statistic, seed_bootstrap_dif
 from robustrl.experiments.stats import probability_of_improvement, probability_of_improvement_ci
 from robustrl.experiments.tables import BOOTSTRAP_RESAMPLES, agent_label, bootstrap_ci, bootstrap_diff_ci
 
-__all__ = ["SET_STATISTICS", "SuiteResults", "SuiteRow", "collect_suite", "convergence_rows", "improvement_rows",
-           "suite_rows", "write_suite_tables"]
+__all__ = ["SET_STATISTICS", "SuiteResults", "SuiteRow", "collect_suite", "improvement_rows", "suite_rows",
+           "write_suite_tables"]
 
 #: The statistics of an uncertainty set, as the channel suffix ``set:<name>:<suffix>`` -> set_statistics' key.
 SET_STATISTICS = {"mean": "mean", "worst": "worst", "cvar10": "cvar"}
@@ -258,23 +258,3 @@ def write_suite_tables(grouped: SuiteResults, suite: Any, out_dir: str | Path, c
                                                              baseline)),
         atomic_write_text(out_dir / f"{stem}.tex", _latex(rows, header)),
     ]
-
-
-def convergence_rows(base: SuiteResults, strong: SuiteResults, suite: Any,
-                     checkpoint: str = "best") -> list[dict[str, Any]]:
-    """Per agent, channel and level of the stronger suite: the mean return under the suite's attack and under
-    the stronger one (same runs, same initial states), the change and the drop relative to the first
-    (positive when the stronger attack lowers the return)."""
-    rows = []
-    for agent in sorted(strong, key=lambda a: (a != "regular", a)):
-        for channel, levels in suite.channels.items():
-            weak = base.get(agent, {}).get(checkpoint, {}).get("channels", {}).get(channel)
-            hard = strong[agent].get(checkpoint, {}).get("channels", {}).get(channel)
-            if weak is None or hard is None:
-                continue
-            for k, level in enumerate(levels):
-                before, after = float(weak[:, k].mean()), float(hard[:, k].mean())
-                rows.append({"agent": agent, "channel": channel, "level": level, "seeds": len(hard),
-                             "mean": before, "stronger": after, "change": after - before,
-                             "drop": (before - after) / before if before > 0 else 0.0})
-    return rows

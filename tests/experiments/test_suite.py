@@ -206,8 +206,7 @@ def test_parse_suite_refuses_a_suite_without_channels_or_sets():
 
 
 def test_the_stronger_suite_doubles_steps_and_restarts_of_the_pgd_channels_only(tmp_path):
-    from robustrl.experiments.suite import strengthened
-    from robustrl.experiments.suite_table import convergence_rows
+    from robustrl.experiments.attack_strength import convergence_rows, strengthened
 
     suite = load_suite(_suite(tmp_path))
     strong = strengthened(suite)
@@ -223,7 +222,7 @@ def test_the_stronger_suite_doubles_steps_and_restarts_of_the_pgd_channels_only(
 
 
 def test_flip_rates_grow_with_eps_and_are_zero_without_a_budget(runs):
-    from robustrl.experiments.suite import flip_rates, visited_states
+    from robustrl.experiments.attack_strength import flip_rates, visited_states
 
     model = load_run_model(runs / "CartPole-v1__regular__0", "best")
     import torch

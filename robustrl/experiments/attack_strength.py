@@ -1,0 +1,100 @@
+"""Has the robustness suite's attack converged? A stronger attack, the flip rate on visited states, and the
+returns of the suite's attack against the stronger one (``scripts/attack_convergence.py`` drives them).
+
+The returns move with an attack's random starts as well as with its strength (another perturbation sends an
+episode down another path), so the strength is measured directly too: the fraction of the states a clean greedy
+policy visits whose greedy action the attack flips (:func:`flip_rates`). Torch is imported on use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from robustrl.checks import check_int
+from robustrl.experiments.suite import CHANNELS, Suite
+from robustrl.experiments.suite_table import SuiteResults
+
+__all__ = ["convergence_rows", "flip_rates", "strengthened", "visited_states"]
+
+
+def strengthened(suite: Suite, factor: int = 2) -> Suite:
+    """The PGD channels of ``suite`` with ``factor`` times the steps and the restarts (and nothing else): the
+    stronger attack that tells whether the suite's attack has converged (``scripts/attack_convergence.py``)."""
+    factor = check_int(factor, "factor", 2)
+    channels = {c: levels for c, levels in suite.channels.items() if CHANNELS[c].method == "pgd"}
+    if not channels:
+        raise ValueError(f"suite {suite.name} has no PGD channel to strengthen")
+    attack = {**suite.attack, "steps": suite.attack["steps"] * factor, "restarts": suite.attack["restarts"] * factor}
+    return Suite(f"{suite.name}-x{factor}", channels, suite.episodes, suite.state_scale, attack, [], suite.set_episodes,
+                 suite.source)
+
+
+def visited_states(model: Any, episodes: int = 10, steps: int = 200, seed: int | None = None) -> np.ndarray:
+    """States the greedy policy of ``model`` visits on the nominal env: the first ``steps`` steps of ``episodes``
+    episodes side by side (finished ones auto-reset), shape ``(episodes * steps, obs_dim)``."""
+    from robustrl.envs import NOMINAL_ID, make_vector_env
+    from robustrl.experiments.evaluation import EVALUATION_PRECISION, EVALUATION_SEED, greedy_policy
+
+    check_int(episodes, "episodes", 1)
+    check_int(steps, "steps", 1)
+    policy = greedy_policy(model, EVALUATION_PRECISION)
+    venv = make_vector_env(NOMINAL_ID, episodes)
+    obs, _ = venv.reset(seed=EVALUATION_SEED if seed is None else seed)
+    states = []
+    for _ in range(steps):
+        states.append(obs.copy())
+        obs, *_ = venv.step(policy(obs.astype(np.float32)))
+    venv.close()
+    return np.concatenate(states)
+
+
+def flip_rates(model: Any, channel: str, levels: list[float], states: np.ndarray, state_scale: list[float],
+               attack: dict[str, Any], seed: int = 0) -> np.ndarray:
+    """Fraction of ``states`` whose greedy action the attack of ``channel`` flips, at each level: the direct
+    measure of an attack's strength (no rollout noise), used to tell whether more steps and restarts help."""
+    import torch
+
+    from robustrl.attacks import FGM, PGDEnsemble, WorstOf
+    from robustrl.experiments.evaluation import greedy_q_network
+
+    spec = CHANNELS[channel]
+    if spec.kind != "attack":
+        raise ValueError(f"channel {channel!r} is not an attack")
+    q_net = greedy_q_network(model, attack["precision"])
+    dtype = next(q_net.parameters()).dtype
+    batch = torch.as_tensor(np.tile(states, (len(levels), 1)), dtype=dtype)
+    eps = torch.as_tensor(np.repeat(levels, len(states)), dtype=dtype)
+    generator = torch.Generator().manual_seed(seed)
+    common = dict(norm=spec.norm, scale=state_scale, clip=None, generator=generator)
+    if spec.method == "fgm":
+        worst = WorstOf.over_losses(FGM, q_net, 1.0, **common)
+    else:
+        worst = PGDEnsemble(q_net, 1.0, steps=attack["steps"], restarts=attack["restarts"], **common)
+    with torch.no_grad():
+        clean = q_net(batch).argmax(1)
+    attacked = worst(batch, clean, eps=eps)
+    with torch.no_grad():
+        flipped = (q_net(attacked).argmax(1) != clean).reshape(len(levels), len(states))
+    return flipped.double().mean(1).numpy()
+
+
+def convergence_rows(base: SuiteResults, strong: SuiteResults, suite: Any,
+                     checkpoint: str = "best") -> list[dict[str, Any]]:
+    """Per agent, channel and level of the stronger suite: the mean return under the suite's attack and under
+    the stronger one (same runs, same initial states), the change and the drop relative to the first
+    (positive when the stronger attack lowers the return)."""
+    rows = []
+    for agent in sorted(strong, key=lambda a: (a != "regular", a)):
+        for channel, levels in suite.channels.items():
+            weak = base.get(agent, {}).get(checkpoint, {}).get("channels", {}).get(channel)
+            hard = strong[agent].get(checkpoint, {}).get("channels", {}).get(channel)
+            if weak is None or hard is None:
+                continue
+            for k, level in enumerate(levels):
+                before, after = float(weak[:, k].mean()), float(hard[:, k].mean())
+                rows.append({"agent": agent, "channel": channel, "level": level, "seeds": len(hard),
+                             "mean": before, "stronger": after, "change": after - before,
+                             "drop": (before - after) / before if before > 0 else 0.0})
+    return rows
