@@ -73,15 +73,24 @@ def check_norm(norm: str) -> str:
     return norm
 
 
-def entropic_risk(values: Tensor, eta: float, dim: int = -1) -> Tensor:
+def entropic_risk(values: Tensor, eta: float | Tensor, dim: int = -1) -> Tensor:
     """Entropic risk ``R_eta(v) = eta * (logsumexp(v / eta) - log m)`` over ``dim``.
 
     ``eta = inf`` gives the plain mean and ``eta = 0`` the plain max, with no NaN on the way: the
     values are shifted by their (detached) maximum and ``logsumexp(d) - log m`` is evaluated as
     ``log1p(mean(expm1(d)))``, which is the same quantity without the cancellation that
     ``logsumexp(d) - log m`` suffers when ``eta`` is huge and ``d`` tiny. Differentiable in ``values``.
+    ``eta`` may also be a tensor of finite temperatures > 0, one per reduced group (its shape broadcasts
+    against ``values`` with ``dim`` of size 1), e.g. a temperature relative to each group's spread.
     Wang, Gao, Xie (arXiv:2408.09672), eq. (entropic regularization).
     """
+    if isinstance(eta, Tensor):
+        if eta.numel() and not (torch.isfinite(eta) & (eta > 0)).all():
+            raise ValueError("a tensor eta must hold finite temperatures > 0 (use a number for 0 or inf)")
+        vmax = values.amax(dim, keepdim=True).detach()
+        eta = eta.expand_as(vmax)
+        shifted = (values - vmax) / eta
+        return (vmax + eta * torch.log1p(torch.expm1(shifted).mean(dim, keepdim=True))).squeeze(dim).to(values.dtype)
     eta = check_eta(eta)
     if math.isinf(eta):
         return values.mean(dim)
@@ -93,7 +102,7 @@ def entropic_risk(values: Tensor, eta: float, dim: int = -1) -> Tensor:
     return (vmax.squeeze(dim) + eta * torch.log1p(torch.expm1(shifted).mean(dim))).to(values.dtype)
 
 
-def entropic_softmin(values: Tensor, eta: float, dim: int = -1) -> Tensor:
+def entropic_softmin(values: Tensor, eta: float | Tensor, dim: int = -1) -> Tensor:
     """Soft-min twin ``S_eta(v) = -R_eta(-v)``: the mean at ``eta = inf``, the min at ``eta = 0``."""
     return -entropic_risk(-values, eta, dim)
 

@@ -233,3 +233,13 @@ def test_worst_case_sampler_concentrates_where_loss_is_high():
     assert cold.shape == (1, 5000, 1)
     assert cold.abs().mean() > 2.5  # mass near the boundary |z| = 3
     assert flat.abs().mean().item() == pytest.approx(1.5, abs=0.1)  # uniform on [-3, 3]
+
+
+def test_a_tensor_eta_is_one_temperature_per_group_and_must_be_positive():
+    values = torch.randn(4, 16, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(entropic_risk(values, torch.full((4, 1, 3), 0.7), dim=1), entropic_risk(values, 0.7, dim=1))
+    spread = values.amax(1, keepdim=True) - values.amin(1, keepdim=True)
+    scaled = entropic_softmin(10.0 * values, 0.2 * 10.0 * spread, dim=1)
+    torch.testing.assert_close(scaled, 10.0 * entropic_softmin(values, 0.2 * spread, dim=1))
+    with pytest.raises(ValueError, match="finite temperatures > 0"):
+        entropic_risk(values, torch.zeros(4, 1, 3), dim=1)

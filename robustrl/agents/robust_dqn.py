@@ -12,15 +12,32 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from robustrl.agents.base import HookedDQN
 from robustrl.checks import check_int, is_number
-from robustrl.estimators import Estimator, check_eta, check_norm, check_rho, make_estimator
+from robustrl.estimators import (
+    Estimator,
+    check_eta,
+    check_norm,
+    check_rho,
+    entropic_softmin,
+    make_estimator,
+    perturb,
+)
 
-__all__ = ["PERTURBATIONS", "TARGET_ESTIMATORS", "RobustDQN", "check_perturbation", "check_rho_ramp",
-           "check_state_scale", "check_target_estimator"]
+__all__ = ["ETA_SCALES", "PERTURBATIONS", "TARGET_ESTIMATORS", "RobustDQN", "check_eta_scale", "check_perturbation",
+           "check_rho_ramp", "check_state_scale", "check_target_estimator"]
 
 #: Estimators of the robust target: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC).
 TARGET_ESTIMATORS = ("saa", "mlmc")
 #: How the perturbed next states are found: sampled in the ball (the entropic target) or by PGD (worst case).
 PERTURBATIONS = ("sample", "pgd")
+#: What eta is measured in: absolute units of Q, or the spread of Q over the sampled ball (scale-free).
+ETA_SCALES = ("absolute", "spread")
+
+
+def check_eta_scale(eta_scale: Any) -> str:
+    """Validate the unit of eta: one of :data:`ETA_SCALES`."""
+    if eta_scale not in ETA_SCALES:
+        raise ValueError(f"eta_scale must be one of {ETA_SCALES}, got eta_scale={eta_scale!r}")
+    return eta_scale
 
 
 def check_rho_ramp(rho_ramp: Any) -> float:
@@ -86,6 +103,10 @@ class RobustDQN(HookedDQN):
     :param mlmc_level: L for RT-MLMC (>= 0).
     :param perturbation: ``"sample"`` (the entropic target) or ``"pgd"`` (the worst case found by PGD).
     :param pgd_steps: PGD steps per action for ``perturbation="pgd"`` (>= 1).
+    :param eta_scale: ``"absolute"`` (eta in units of Q) or ``"spread"``: the temperature of each next state and
+        action is ``eta`` times the spread (max - min) of ``Q_target`` over its m samples, so the target does not
+        change when Q is rescaled, and one eta means the same at every stage of training and on every task
+        (saa estimator only; ``eta`` 0 and inf mean the same in both).
     :param rho_ramp: fraction of training over which the radius grows linearly from 0 to ``rho`` (in [0, 1];
         0, the default, keeps ``rho`` from the start), as SA-DQN ramps its eps: the target is then not
         pessimistic while the Q-network still knows nothing.
@@ -107,6 +128,7 @@ class RobustDQN(HookedDQN):
         perturbation: str = "sample",
         pgd_steps: int = 10,
         rho_ramp: float = 0.0,
+        eta_scale: str = "absolute",
         **kwargs: Any,
     ) -> None:
         self.rho = check_rho(rho)
@@ -118,6 +140,10 @@ class RobustDQN(HookedDQN):
         self.perturbation = check_perturbation(perturbation)
         self.pgd_steps = check_int(pgd_steps, "pgd_steps", 1)
         self.rho_ramp = check_rho_ramp(rho_ramp)
+        self.eta_scale = check_eta_scale(eta_scale)
+        if self.eta_scale == "spread" and (estimator != "saa" or perturbation != "sample"):
+            raise ValueError("eta_scale='spread' needs the sampled target with the saa estimator, got "
+                             f"estimator={estimator!r}, perturbation={perturbation!r}")
         self.n_samples = n_samples
         self.norm = norm
         self.state_scale = check_state_scale(state_scale)
@@ -175,11 +201,13 @@ class RobustDQN(HookedDQN):
                         spreads.append((q.amax(dim=1) - q.amin(dim=1)).mean())
                     return -q
 
-                # The adversary minimizes value: S_eta(Q) = -R_eta(-Q), per action.
-                next_q_values = -self._target_estimator.estimate(
-                    negative_q, next_obs, rho=rho, eta=self.eta, norm=self.norm,  # type: ignore[arg-type]
-                    scale=self._scale_tensor, generator=self._perturbation_generator,
-                )
+                if self.eta_scale == "spread" and 0 < self.eta < math.inf:
+                    next_q_values = self._spread_softmin(next_obs, rho, spreads)
+                else:  # the adversary minimizes value: S_eta(Q) = -R_eta(-Q), per action
+                    next_q_values = -self._target_estimator.estimate(
+                        negative_q, next_obs, rho=rho, eta=self.eta, norm=self.norm,  # type: ignore[arg-type]
+                        scale=self._scale_tensor, generator=self._perturbation_generator,
+                    )
                 if spreads:
                     self._target_stats.setdefault("q_spread", []).append(float(th.stack(spreads).mean()))
             next_q_values, _ = next_q_values.max(dim=1)
@@ -188,6 +216,16 @@ class RobustDQN(HookedDQN):
                 self._target_stats.setdefault("target_gap", []).append(float((plain - next_q_values).mean()))
             next_q_values = next_q_values.reshape(-1, 1)
             return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+    def _spread_softmin(self, next_obs: th.Tensor, rho: float, spreads: list[th.Tensor]) -> th.Tensor:
+        """Per action, ``S_{eta * spread}`` of ``Q_target`` over m sampled next states, the spread (max - min over
+        the samples) taken per next state and action: the scale-free temperature of ``eta_scale="spread"``."""
+        z = perturb(next_obs, rho, self.n_samples, norm=self.norm, scale=self._scale_tensor,
+                    generator=self._perturbation_generator)
+        q = self.q_net_target(z.flatten(0, 1)).view(*z.shape[:2], -1)
+        spread = q.amax(dim=1, keepdim=True) - q.amin(dim=1, keepdim=True)
+        spreads.append(spread.mean())
+        return entropic_softmin(q, self.eta * spread.clamp_min(th.finfo(q.dtype).tiny), dim=1)
 
     def current_rho(self) -> float:
         """The radius now: ``rho``, or with ``rho_ramp`` the fraction of the ramp done so far times ``rho``."""

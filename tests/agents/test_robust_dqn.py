@@ -274,3 +274,45 @@ def test_rho_ramp_grows_the_radius_from_zero():
     assert not torch.equal(ramped._compute_target(data, 0.99), expected)
     with pytest.raises(ValueError, match="rho_ramp must be a fraction"):
         RobustDQN("MlpPolicy", env(), rho_ramp=1.5, **TINY)
+
+
+def test_a_temperature_relative_to_the_spread_makes_the_target_scale_free():
+    def bootstrap(model, data, scale_q=1.0):
+        head = model.q_net_target.q_net[-1]
+        with torch.no_grad():
+            head.weight.mul_(scale_q)
+            head.bias.mul_(scale_q)
+        state = model._perturbation_generator.get_state()
+        model._target_stats = {}
+        value = (model._compute_target(data, 0.99) - data.rewards) / 0.99
+        model._perturbation_generator.set_state(state)
+        with torch.no_grad():
+            head.weight.div_(scale_q)
+            head.bias.div_(scale_q)
+        return value
+
+    data = batch()
+    kwargs = dict(rho=0.5, eta=0.3, n_samples=16, state_scale=SCALE, seed=0, **TINY)
+    relative = RobustDQN("MlpPolicy", env(), eta_scale="spread", **kwargs)
+    absolute = RobustDQN("MlpPolicy", env(), **kwargs)
+    absolute.q_net_target.load_state_dict(relative.q_net_target.state_dict())
+    torch.testing.assert_close(bootstrap(relative, data, 100.0), 100.0 * bootstrap(relative, data), rtol=1e-4,
+                               atol=1e-5)
+    assert not torch.allclose(bootstrap(absolute, data, 100.0), 100.0 * bootstrap(absolute, data), rtol=1e-3)
+    # by hand: per next state and action, S_{eta * (max - min)} over the same 16 samples
+    state = relative._perturbation_generator.get_state()
+    target = bootstrap(relative, data)
+    g = torch.Generator().manual_seed(0)
+    g.set_state(state)
+    z = perturb(data.next_observations, 0.5, 16, scale=SCALE, generator=g)
+    with torch.no_grad():
+        q = relative.q_net_target(z.flatten(0, 1)).view(8, 16, 2)
+    from robustrl.estimators import entropic_softmin
+
+    spread = q.amax(1, keepdim=True) - q.amin(1, keepdim=True)
+    expected = entropic_softmin(q, 0.3 * spread, dim=1).max(1).values.reshape(-1, 1)
+    torch.testing.assert_close(target, expected)
+    with pytest.raises(ValueError, match="eta_scale='spread' needs the sampled target"):
+        RobustDQN("MlpPolicy", env(), eta_scale="spread", estimator="mlmc", **TINY)
+    with pytest.raises(ValueError, match="eta_scale must be one of"):
+        RobustDQN("MlpPolicy", env(), eta_scale="relative", **TINY)
