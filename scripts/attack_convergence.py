@@ -10,7 +10,8 @@ flips, per level. Writes results/robustness_convergence.md and .csv: the flip ra
 per agent, channel and level the mean return across seeds under both attacks, the change and the relative
 drop, with a summary line per agent.
 
-Usage: python scripts/attack_convergence.py [--runs results/runs] [--suite default] [--factor 2] [--jobs 2]
+Usage: python scripts/attack_convergence.py [--runs results/runs] [--seeds 0 1 2 3 4] [--agents ...] [--suite default]
+       [--factor 2] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="results")
+    parser.add_argument("--seeds", nargs="*", type=int, default=None, help="only the runs of these seeds")
+    parser.add_argument("--agents", nargs="*", default=["regular", "robust", "robust-mean", "robust-hard"],
+                        help="only the runs of these agents (default: the reward table's four)")
     args = parser.parse_args(argv)
     suite = load_suite(args.suite)
     stronger = strengthened(suite, args.factor)
-    runs = complete_runs(args.runs)
+    runs = [run for run in complete_runs(args.runs) if read_meta(run)["agent"] in args.agents
+            and (args.seeds is None or read_meta(run)["seed"] in args.seeds)]
     start = time.perf_counter()
     base = collect_suite(suite_runs(runs, suite, args.jobs, ("best",)))
     middle = time.perf_counter()
@@ -67,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         f"_Best checkpoints of {len(runs)} runs under {args.runs}; suite {suite.name}: PGD {attack['steps']} steps x "
         f"{attack['restarts']} restarts per loss (margin and cross-entropy), against {hard['steps']} steps x "
         f"{hard['restarts']} restarts; {suite.episodes} episodes per level and run, the same initial states. "
-        f"Time: {middle - start:.0f} s for the suite's attack (0 if cached), {end - middle:.0f} s for the stronger one "
-        f"({args.jobs} processes)._",
+        f"Time of this call: {middle - start:.0f} s for the suite's attack and {end - middle:.0f} s for the stronger "
+        f"one ({args.jobs} processes; runs already in the runs' suite.json caches take no time)._",
         "",
         "**The attack itself: flip rates.** Fraction of the states visited by each run's clean greedy policy (10 "
         "episodes x 100 steps on the nominal env) whose greedy action the attack flips, averaged over the runs; "
