@@ -159,7 +159,7 @@ class ObservationAttackTransform:
         self.attack = attack
         self.eps = None if eps is None else np.array([check_eps(e) for e in np.ravel(eps)])
         self.generator = torch.Generator(device=next(attack.model.parameters()).device)
-        for member in attack.attacks if isinstance(attack, WorstOf) else [attack]:  # noqa: B020
+        for member in attack.attacks if isinstance(attack, WorstOf) else [attack]:
             member.generator = self.generator
         self.seed(seed)
 
