@@ -19,7 +19,15 @@ import yaml
 
 __all__ = ["Terminated", "build_parser", "main", "parse_overrides"]
 
-AGENTS_HELP = "agent names from the config (default config: regular, robust, robust-mean, robust-hard)"
+
+
+def _agents_help() -> str:
+    """The ``--agent(s)`` help, naming the agents of the packaged config (read, not typed here)."""
+    from importlib import resources
+
+    config = yaml.safe_load(resources.files("robustrl").joinpath("configs/dqn.yml").read_text())
+    names = ", ".join(config["robustrl/CartPole-v1"]["agents"])
+    return f"agent names from the config (default config: {names})"
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -296,9 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robustrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     env_ids = _env_ids()
+    agents_help = _agents_help()
 
     train = sub.add_parser("train", help="train one agent with nominal-env model selection")
-    train.add_argument("--agent", required=True, help=AGENTS_HELP)
+    train.add_argument("--agent", required=True, help=agents_help)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--env", default=env_ids[0], choices=env_ids)
     train.add_argument("--out", default="results/runs", help="folder of run folders")
@@ -340,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
     rep.add_argument("--seeds", type=int, default=None, help="seeds per agent (default 10; quick: 2)")
     rep.add_argument("--quick", action="store_true", help="few-minute preset into runs/quick")
-    rep.add_argument("--agents", nargs="*", help=AGENTS_HELP)
+    rep.add_argument("--agents", nargs="*", help=agents_help)
     rep.add_argument("--episodes", type=int, default=None, help="evaluation episodes per seed and id")
     rep.add_argument("--jobs", type=int, default=None, help="parallel training processes (default: cores)")
     rep.add_argument("--out", default=None, help="output folder (default runs/reproduce, quick: runs/quick; "

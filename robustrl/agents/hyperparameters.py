@@ -17,6 +17,7 @@ from robustrl.agents.robust_dqn import (
     check_rho_ramp,
     check_state_scale,
     check_target_estimator,
+    check_target_precision,
 )
 from robustrl.checks import check_int, is_int, is_number
 from robustrl.estimators import check_eta, check_norm, check_rho
@@ -24,7 +25,7 @@ from robustrl.estimators import check_eta, check_norm, check_rho
 __all__ = ["ROBUST_KEYS", "UNSUPPORTED_DQN_KEYS", "check_dqn_kwargs", "check_robust_kwargs"]
 
 ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level", "perturbation",
-               "pgd_steps", "rho_ramp", "eta_scale")
+               "pgd_steps", "rho_ramp", "eta_scale", "target_precision")
 
 #: DQN keyword arguments robustrl does not let a config set, and why.
 UNSUPPORTED_DQN_KEYS: dict[str, str] = {
@@ -138,6 +139,7 @@ def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> 
         "pgd_steps": lambda v: check_int(v, "pgd_steps", 1),
         "rho_ramp": check_rho_ramp,
         "eta_scale": check_eta_scale,
+        "target_precision": check_target_precision,
     }
     for key, value in kwargs.items():
         if key not in ROBUST_KEYS:

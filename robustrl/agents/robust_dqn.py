@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -22,8 +23,9 @@ from robustrl.estimators import (
     perturb,
 )
 
-__all__ = ["ETA_SCALES", "PERTURBATIONS", "TARGET_ESTIMATORS", "RobustDQN", "check_eta_scale", "check_perturbation",
-           "check_rho_ramp", "check_state_scale", "check_target_estimator"]
+__all__ = ["ETA_SCALES", "PERTURBATIONS", "TARGET_ESTIMATORS", "TARGET_PRECISIONS", "RobustDQN", "check_eta_scale",
+           "check_perturbation", "check_rho_ramp", "check_state_scale", "check_target_estimator",
+           "check_target_precision"]
 
 #: Estimators of the robust target: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC).
 TARGET_ESTIMATORS = ("saa", "mlmc")
@@ -31,6 +33,16 @@ TARGET_ESTIMATORS = ("saa", "mlmc")
 PERTURBATIONS = ("sample", "pgd")
 #: What eta is measured in: absolute units of Q, or the spread of Q over the sampled ball (scale-free).
 ETA_SCALES = ("absolute", "spread")
+#: The precision of the target network's hidden layers on the sampled next states (its output layer stays float32).
+TARGET_PRECISIONS = ("float32", "bfloat16")
+
+
+def check_target_precision(target_precision: Any) -> str:
+    """Validate the precision of the sampled target's hidden layers: one of :data:`TARGET_PRECISIONS`."""
+    if target_precision not in TARGET_PRECISIONS:
+        raise ValueError(f"target_precision must be one of {TARGET_PRECISIONS}, "
+                         f"got target_precision={target_precision!r}")
+    return target_precision
 
 
 def check_eta_scale(eta_scale: Any) -> str:
@@ -110,6 +122,10 @@ class RobustDQN(HookedDQN):
     :param rho_ramp: fraction of training over which the radius grows linearly from 0 to ``rho`` (in [0, 1];
         0, the default, keeps ``rho`` from the start), as SA-DQN ramps its eps: the target is then not
         pessimistic while the Q-network still knows nothing.
+    :param target_precision: ``"float32"`` (the default) or ``"bfloat16"``: the hidden layers of the target network
+        run in bfloat16 on the m sampled next states (the output layer and everything else stay float32), which
+        is ~2.5x faster per row where the CPU has bfloat16 instructions (AVX512-BF16, AMX) and slower where it
+        has not; the target moves by ~1 % of the spread of Q over the ball.
     :param kwargs: passed unchanged to :class:`stable_baselines3.DQN` (``seed`` also seeds the
         perturbation generator, which is separate from the global RNGs).
     """
@@ -129,6 +145,7 @@ class RobustDQN(HookedDQN):
         pgd_steps: int = 10,
         rho_ramp: float = 0.0,
         eta_scale: str = "absolute",
+        target_precision: str = "float32",
         **kwargs: Any,
     ) -> None:
         self.rho = check_rho(rho)
@@ -141,6 +158,7 @@ class RobustDQN(HookedDQN):
         self.pgd_steps = check_int(pgd_steps, "pgd_steps", 1)
         self.rho_ramp = check_rho_ramp(rho_ramp)
         self.eta_scale = check_eta_scale(eta_scale)
+        self.target_precision = check_target_precision(target_precision)
         if self.eta_scale == "spread" and (estimator != "saa" or perturbation != "sample"):
             raise ValueError("eta_scale='spread' needs the sampled target with the saa estimator, got "
                              f"estimator={estimator!r}, perturbation={perturbation!r}")
@@ -165,10 +183,13 @@ class RobustDQN(HookedDQN):
             None if self.state_scale is None
             else th.as_tensor(self.state_scale, dtype=th.float32, device=self.device)
         )
+        self._target_body: th.nn.Module | None = None
+        if self.target_precision == "bfloat16":
+            self._target_body = copy.deepcopy(self.q_net_target.q_net[:-1]).to(th.bfloat16).requires_grad_(False)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_perturbation_generator", "_target_estimator", "_scale_tensor",
-                "_target_stats", "target_history"]
+                "_target_stats", "target_history", "_target_body"]
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """:class:`~robustrl.agents.base.HookedDQN`'s ``train``; afterwards the means over its gradient steps of
@@ -176,6 +197,7 @@ class RobustDQN(HookedDQN):
         sampled ball, averaged over next states and actions; ``train/target_gap``: the plain DQN target minus the
         robust one, before the discount) and appended to :attr:`target_history` (the training loop saves it)."""
         self._target_stats: dict[str, list[float]] = {}
+        self._refresh_target_body()  # the target network is fixed within one call
         super().train(gradient_steps, batch_size)
         row = {name: float(np.mean(values)) for name, values in self._target_stats.items() if values}
         for name, value in row.items():
@@ -196,7 +218,7 @@ class RobustDQN(HookedDQN):
                 spreads: list[th.Tensor] = []
 
                 def negative_q(z: th.Tensor) -> th.Tensor:
-                    q = self.q_net_target(z.flatten(0, 1)).view(*z.shape[:2], -1)
+                    q = self._sampled_q(z.flatten(0, 1)).view(*z.shape[:2], -1)
                     if z.shape[1] > 1:  # how much Q varies across the sampled ball, per next state and action
                         spreads.append((q.amax(dim=1) - q.amin(dim=1)).mean())
                     return -q
@@ -222,10 +244,25 @@ class RobustDQN(HookedDQN):
         the samples) taken per next state and action: the scale-free temperature of ``eta_scale="spread"``."""
         z = perturb(next_obs, rho, self.n_samples, norm=self.norm, scale=self._scale_tensor,
                     generator=self._perturbation_generator)
-        q = self.q_net_target(z.flatten(0, 1)).view(*z.shape[:2], -1)
+        q = self._sampled_q(z.flatten(0, 1)).view(*z.shape[:2], -1)
         spread = q.amax(dim=1, keepdim=True) - q.amin(dim=1, keepdim=True)
         spreads.append(spread.mean())
         return entropic_softmin(q, self.eta * spread.clamp_min(th.finfo(q.dtype).tiny), dim=1)
+
+    def _refresh_target_body(self) -> None:
+        """Copy the target network's hidden layers into their ``target_precision`` copy (if there is one)."""
+        if self._target_body is not None:
+            with th.no_grad():
+                for low, full in zip(self._target_body.parameters(), self.q_net_target.q_net[:-1].parameters()):
+                    low.copy_(full)
+
+    def _sampled_q(self, z: th.Tensor) -> th.Tensor:
+        """``Q_target`` of sampled next states, its hidden layers in ``target_precision``."""
+        if self._target_body is None:
+            return self.q_net_target(z)
+        features = self.q_net_target.extract_features(z, self.q_net_target.features_extractor)
+        hidden = self._target_body(features.to(th.bfloat16)).float()
+        return self.q_net_target.q_net[-1](hidden)
 
     def current_rho(self) -> float:
         """The radius now: ``rho``, or with ``rho_ramp`` the fraction of the ramp done so far times ``rho``."""

@@ -34,7 +34,8 @@ class ReproduceConfig:
     """What ``robustrl reproduce`` runs. ``QUICK`` is the few-minute preset."""
 
     seeds: int = 10
-    agents: tuple[str, ...] = ("regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd")
+    agents: tuple[str, ...] = ("regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd",
+                              "sa-dqn")
     episodes: int = 100
     robustness_episodes: int = 20
     out: Path = Path("runs/reproduce")

@@ -316,3 +316,30 @@ def test_a_temperature_relative_to_the_spread_makes_the_target_scale_free():
         RobustDQN("MlpPolicy", env(), eta_scale="spread", estimator="mlmc", **TINY)
     with pytest.raises(ValueError, match="eta_scale must be one of"):
         RobustDQN("MlpPolicy", env(), eta_scale="relative", **TINY)
+
+
+def test_a_bfloat16_target_matches_the_float32_one_to_a_small_part_of_the_spread_and_follows_the_target_net():
+    kwargs = dict(rho=0.5, eta=0.1, n_samples=16, state_scale=SCALE, seed=0, **TINY)
+    full = RobustDQN("MlpPolicy", env(), **kwargs)
+    low = RobustDQN("MlpPolicy", env(), target_precision="bfloat16", **kwargs)
+    low.q_net_target.load_state_dict(full.q_net_target.state_dict())
+    low._refresh_target_body()  # what every train() call does first
+    data = batch(64)
+
+    def target(model):
+        model._target_stats = {}
+        model._perturbation_generator.manual_seed(3)
+        return model._compute_target(data, 0.99)
+
+    exact, approx = target(full), target(low)
+    spread = low._target_stats["q_spread"][0]
+    error = (exact - approx).abs()
+    assert 0 < error.max() < 0.05 * spread  # bfloat16 was used, and it moved the target by little
+    with torch.no_grad():  # a changed target network is followed from the next train() call on
+        for p in low.q_net_target.parameters():
+            p.mul_(2.0)
+    stale = target(low)
+    low._refresh_target_body()
+    assert not torch.allclose(stale, target(low))
+    with pytest.raises(ValueError, match="target_precision must be one of .*'float16'"):
+        RobustDQN("MlpPolicy", env(), target_precision="float16", **TINY)
