@@ -86,7 +86,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from robustrl.agents import load_config
     from robustrl.experiments import RunSpec, train_run
 
-    spec = RunSpec(args.agent, args.seed, args.env, parse_overrides(args.set), args.tag)
+    overrides = parse_overrides(args.set)
+    if args.tensorboard is not None:  # the folder as typed: --set would read a name like 1e3 as a number
+        overrides["tensorboard_log"] = args.tensorboard
+    spec = RunSpec(args.agent, args.seed, args.env, overrides, args.tag)
     run_dir = train_run(spec, args.out, load_config(args.config), progress_bar=not args.no_progress)
     print(f"trained {spec.name} -> {run_dir}")
     return 0
@@ -315,7 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override hyperparameters, e.g. eta=0.5")
     train.add_argument("--tag", default="", help="suffix for the agent in the run name")
     train.add_argument("--no-progress", action="store_true")
-    train.set_defaults(func=_cmd_train, output_folders=("out",))
+    train.add_argument("--tensorboard", default=None, metavar="DIR",
+                       help="also write TensorBoard event files under DIR, in a subfolder named after the "
+                            "run (the same run as without it; pip install 'robustrl[tensorboard]')")
+    train.set_defaults(func=_cmd_train, output_folders=("out", "tensorboard"))
 
     evaluate = sub.add_parser("evaluate", help="greedy evaluation of trained runs on every id")
     evaluate.add_argument("--runs", default="results/runs", help="folder of run folders")

@@ -16,7 +16,13 @@ import numpy as np
 import yaml
 from stable_baselines3 import DQN
 
-from robustrl.agents.hyperparameters import ROBUST_KEYS, check_dqn_kwargs, check_robust_kwargs
+from robustrl.agents.hyperparameters import (
+    OUTPUT_DQN_KEYS,
+    ROBUST_KEYS,
+    check_dqn_kwargs,
+    check_robust_kwargs,
+    check_tensorboard_log,
+)
 from robustrl.agents.robust_dqn import RobustDQN
 from robustrl.agents.sa_dqn import SA_KEYS, SADQN, check_sa_kwargs
 from robustrl.checks import check_int
@@ -81,6 +87,9 @@ class AgentConfig:
     #: parameter -> [low, high]: the training env's physics is drawn from this box at every reset
     #: (:class:`robustrl.wrappers.DomainRandomization`); empty for training on the nominal physics only.
     domain_randomization: dict[str, list[float]] = field(default_factory=dict)
+    #: folder SB3 writes TensorBoard event files into (a subfolder per run), or None: an output option, not
+    #: a hyperparameter, so it is left out of :meth:`to_dict` (the saved config): a run is the same without it.
+    tensorboard_log: str | None = None
 
     @classmethod
     def resolve(
@@ -89,9 +98,12 @@ class AgentConfig:
         """Resolve ``agent`` for ``env_id``; ``overrides`` (e.g. ``{"eta": 0.1}``) win over the file.
 
         Every value is checked here (:mod:`robustrl.agents.hyperparameters`), so a bad one raises
-        ``ValueError`` naming the key and the value before any folder or model is created.
+        ``ValueError`` naming the key and the value before any folder or model is created. ``tensorboard_log``
+        (in the env's block of the file or in ``overrides``) goes to :attr:`tensorboard_log`, not to
+        ``dqn_kwargs``; asking for it without TensorBoard installed is such a ``ValueError``.
         """
         block = copy.deepcopy(_env_block(config, env_id))
+        outputs = {key: block.pop(key) for key in OUTPUT_DQN_KEYS if key in block}
         agents = block.get("agents", {})
         if agent not in agents:
             raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(agents)}")
@@ -105,11 +117,13 @@ class AgentConfig:
                 robust[key] = value
             elif key in ("n_timesteps", "eval_freq", "eval_episodes", "ties"):
                 budget[key] = value
+            elif key in OUTPUT_DQN_KEYS:
+                outputs[key] = value
             elif key in _DQN_KEYS:
                 dqn[key] = value
             else:
                 valid = sorted({*ROBUST_KEYS, *SA_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes",
-                                "ties"})
+                                "ties", *OUTPUT_DQN_KEYS})
                 raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(valid)}")
         for key in ("n_timesteps", "eval_freq", "eval_episodes"):
             value = budget.get(key, 1)
@@ -121,6 +135,7 @@ class AgentConfig:
         if not isinstance(policy, str) or policy not in DQN.policy_aliases:
             raise ValueError(f"policy must be one of {tuple(DQN.policy_aliases)}, got policy={policy!r}")
         dqn = check_dqn_kwargs(dqn, _DQN_DEFAULTS)
+        tensorboard_log = check_tensorboard_log(outputs.get("tensorboard_log"))
         algo = _algorithm(agent, robust)
         check_sa_kwargs(robust)
         check_robust_kwargs({k: v for k, v in robust.items() if k not in SA_KEYS},
@@ -144,12 +159,15 @@ class AgentConfig:
             dqn_kwargs=dqn,
             robust_kwargs=robust,
             domain_randomization=randomization or {},
+            tensorboard_log=tensorboard_log,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, for saving beside a run (without ``domain_randomization`` when it is empty, so
-        that the configs of runs saved before it existed still compare equal)."""
+        that the configs of runs saved before it existed still compare equal, and never with
+        ``tensorboard_log``, which says where a run logs, not what it is)."""
         data = asdict(self)
+        del data["tensorboard_log"]
         if not data["domain_randomization"]:
             del data["domain_randomization"]
         return data
@@ -187,9 +205,11 @@ def _observation_size(env_id: str) -> int | None:
 
 
 def make_agent(cfg: AgentConfig, env: gym.Env | Any, seed: int, **kwargs: Any) -> DQN:
-    """Instantiate the agent of ``cfg`` on ``env`` with ``seed`` (extra ``kwargs`` go to SB3)."""
+    """Instantiate the agent of ``cfg`` on ``env`` with ``seed`` (extra ``kwargs`` go to SB3, and win over
+    ``cfg.tensorboard_log``, which is SB3's ``tensorboard_log`` when it is set)."""
     cls = AGENT_CLASSES[cfg.algo]
-    return cls(cfg.policy, env, seed=seed, **cfg.dqn_kwargs, **cfg.robust_kwargs, **kwargs)
+    outputs = {} if cfg.tensorboard_log is None else {"tensorboard_log": cfg.tensorboard_log}
+    return cls(cfg.policy, env, seed=seed, **cfg.dqn_kwargs, **cfg.robust_kwargs, **{**outputs, **kwargs})
 
 
 def load_agent(path: str | Path, algo: str = "DQN", device: str = "cpu") -> DQN:

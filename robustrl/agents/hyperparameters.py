@@ -8,6 +8,7 @@ gives, so a value fails the same way whether it comes from the config or from th
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,7 +23,8 @@ from robustrl.agents.robust_dqn import (
 from robustrl.checks import check_int, is_int, is_number
 from robustrl.estimators import check_eta, check_norm, check_rho
 
-__all__ = ["ROBUST_KEYS", "UNSUPPORTED_DQN_KEYS", "check_dqn_kwargs", "check_robust_kwargs"]
+__all__ = ["OUTPUT_DQN_KEYS", "ROBUST_KEYS", "TENSORBOARD_MISSING", "UNSUPPORTED_DQN_KEYS",
+           "check_dqn_kwargs", "check_robust_kwargs", "check_tensorboard_log"]
 
 ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level", "perturbation",
                "pgd_steps", "rho_ramp", "eta_scale", "target_precision")
@@ -32,9 +34,33 @@ UNSUPPORTED_DQN_KEYS: dict[str, str] = {
     "replay_buffer_class": "a class cannot be written in the YAML config or saved in meta.json",
     "replay_buffer_kwargs": "robustrl trains with SB3's default replay buffer",
     "optimize_memory_usage": "SB3's replay buffer refuses it together with timeout handling",
-    "tensorboard_log": "each run logs its curve to curve.csv in its folder",
     "verbose": "robustrl sets it",
 }
+
+#: DQN keyword arguments that say where a run writes, not how it trains: a config may set them, but
+#: :class:`~robustrl.agents.AgentConfig` keeps them out of ``dqn_kwargs`` and out of the saved config, so a
+#: run trained with or without them is the same run.
+OUTPUT_DQN_KEYS = ("tensorboard_log",)
+#: The error when TensorBoard logging is asked for and TensorBoard is not installed.
+TENSORBOARD_MISSING = "TensorBoard logging needs the tensorboard package: pip install 'robustrl[tensorboard]'"
+
+
+def check_tensorboard_log(value: Any) -> str | None:
+    """Check a TensorBoard folder: None (no TensorBoard logging) or a non-empty path, returned as a string.
+
+    A folder is refused, with :data:`TENSORBOARD_MISSING`, when TensorBoard is not installed (the optional
+    extra ``robustrl[tensorboard]``), so that the run fails before any training rather than when SB3 sets up
+    its logger.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"tensorboard_log must be a folder path, got tensorboard_log={value!r}")
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (what SB3's logger writes with)
+    except ImportError:
+        raise ValueError(TENSORBOARD_MISSING) from None
+    return str(value)
 
 
 def _real(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> None:
@@ -107,10 +133,14 @@ def check_dqn_kwargs(kwargs: dict[str, Any], defaults: Mapping[str, Any]) -> dic
     """Check DQN keyword arguments; returns them with a ``train_freq`` pair as the tuple SB3 expects.
 
     ``defaults`` (SB3's defaults) stand in for unset keys in checks that relate two keys
-    (``buffer_size >= batch_size``). A key SB3 accepts that robustrl does not check is refused.
+    (``buffer_size >= batch_size``). A key SB3 accepts that robustrl does not check is refused, and so is an
+    output option (:data:`OUTPUT_DQN_KEYS`), which is no hyperparameter.
     """
     checked = dict(kwargs)
     for key, value in kwargs.items():
+        if key in OUTPUT_DQN_KEYS:
+            raise ValueError(f"{key!r} is an output option, not a DQN hyperparameter: AgentConfig holds it "
+                             f"apart from dqn_kwargs")
         if key in UNSUPPORTED_DQN_KEYS:
             raise ValueError(f"hyperparameter {key!r} is not supported: {UNSUPPORTED_DQN_KEYS[key]}")
         if key not in _DQN_CHECKS:

@@ -176,6 +176,8 @@ class RobustDQN(HookedDQN):
         self._target_stats: dict[str, list[float]] = {}
         #: one row per ``train`` call: ``{"timesteps", "q_spread", "target_gap"}`` (see :meth:`train`)
         self.target_history: list[dict[str, float]] = []
+        #: per target computed in the current ``train`` call, the next states it evaluated per transition
+        self._samples_per_update: list[int] = []
         self._target_estimator: Estimator = make_estimator(
             self.estimator, m=self.n_samples, L=self.mlmc_level
         )
@@ -189,19 +191,25 @@ class RobustDQN(HookedDQN):
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_perturbation_generator", "_target_estimator", "_scale_tensor",
-                "_target_stats", "target_history", "_target_body"]
+                "_target_stats", "target_history", "_target_body", "_samples_per_update"]
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """:class:`~robustrl.agents.base.HookedDQN`'s ``train``; afterwards the means over its gradient steps of
         what explains the robust target are logged (``train/q_spread``: the max - min of ``Q_target`` over the
         sampled ball, averaged over next states and actions; ``train/target_gap``: the plain DQN target minus the
-        robust one, before the discount) and appended to :attr:`target_history` (the training loop saves it)."""
+        robust one, before the discount) and appended to :attr:`target_history` (the training loop saves it).
+        ``train/samples_per_update`` is logged too, not kept in the history: the perturbed next states the
+        target evaluated per replay transition (``n_samples`` for the saa estimator, the ``2**level`` drawn for
+        mlmc, ``pgd_steps`` for PGD, 0 while the radius is 0), the mean over the gradient steps."""
         self._target_stats: dict[str, list[float]] = {}
+        self._samples_per_update = []
         self._refresh_target_body()  # the target network is fixed within one call
         super().train(gradient_steps, batch_size)
         row = {name: float(np.mean(values)) for name, values in self._target_stats.items() if values}
         for name, value in row.items():
             self.logger.record(f"train/{name}", value)
+        if self._samples_per_update:
+            self.logger.record("train/samples_per_update", float(np.mean(self._samples_per_update)))
         if row:
             self.target_history.append({"timesteps": int(self.num_timesteps), **row})
 
@@ -212,12 +220,15 @@ class RobustDQN(HookedDQN):
             rho = self.current_rho()
             if rho == 0:
                 next_q_values = self.q_net_target(next_obs)
+                self._samples_per_update.append(0)
             elif self.perturbation == "pgd":
                 next_q_values = self._worst_case_q_values(next_obs, rho)
+                self._samples_per_update.append(self.pgd_steps)
             else:
                 spreads: list[th.Tensor] = []
 
                 def negative_q(z: th.Tensor) -> th.Tensor:
+                    self._samples_per_update.append(int(z.shape[1]))  # m for saa, the 2**level drawn for mlmc
                     q = self._sampled_q(z.flatten(0, 1)).view(*z.shape[:2], -1)
                     if z.shape[1] > 1:  # how much Q varies across the sampled ball, per next state and action
                         spreads.append((q.amax(dim=1) - q.amin(dim=1)).mean())
@@ -244,6 +255,7 @@ class RobustDQN(HookedDQN):
         the samples) taken per next state and action: the scale-free temperature of ``eta_scale="spread"``."""
         z = perturb(next_obs, rho, self.n_samples, norm=self.norm, scale=self._scale_tensor,
                     generator=self._perturbation_generator)
+        self._samples_per_update.append(self.n_samples)
         q = self._sampled_q(z.flatten(0, 1)).view(*z.shape[:2], -1)
         spread = q.amax(dim=1, keepdim=True) - q.amin(dim=1, keepdim=True)
         spreads.append(spread.mean())

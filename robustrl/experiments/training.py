@@ -105,7 +105,10 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     ``keep_checkpoints`` every evaluated model is also kept, as ``checkpoints/{timesteps:07d}.pt``
     (saving does not touch the training's random state, so the run trains identically).
     ``progress_bar`` shows the steps trained (the budget rounded up to whole ``train_freq`` rollouts) when
-    no pool or command already collects the progress of this process's runs.
+    no pool or command already collects the progress of this process's runs. With the config's
+    ``tensorboard_log`` (an output option, not part of the saved config) SB3 also writes TensorBoard event
+    files into ``tensorboard_log/{spec.name}_1`` (``_2``, ... for later trainings of the same name); a
+    complete run that is reused writes none.
     """
     check_env_id(spec.env_id)
     cfg = spec.resolve(config)
@@ -131,11 +134,16 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
             selection = NominalSelectionCallback(
                 run_dir / f"best{CHECKPOINT_SUFFIX}", cfg.eval_freq, cfg.eval_episodes, ties=cfg.selection_ties,
                 checkpoint_dir=checkpoint_dir, serialize=functools.partial(checkpoint_bytes, config=cfg))
-            with training_reports(progress_bar) as report:
-                progress = [TrainingProgress(spec.name, report)] if report else []
-                model.learn(cfg.n_timesteps, callback=[selection, *progress])
-            if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
-                selection.evaluate_now()
+            try:
+                with training_reports(progress_bar) as report:
+                    progress = [TrainingProgress(spec.name, report)] if report else []
+                    # tb_log_name: the run's TensorBoard subfolder is named after it (with _1, _2 ...)
+                    model.learn(cfg.n_timesteps, callback=[selection, *progress], tb_log_name=spec.name)
+                if not selection.curve or selection.curve[-1][0] != model.num_timesteps:
+                    selection.evaluate_now()
+            finally:
+                if cfg.tensorboard_log is not None:
+                    _close_tensorboard(model)
             train_seconds = time.perf_counter() - start
             checkpoints = save_final_checkpoint(checkpoint_bytes(model, cfg), run_dir)
             atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
@@ -160,6 +168,16 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
                 run_dir.rmdir()
         raise
     return run_dir
+
+
+def _close_tensorboard(model: Any) -> None:
+    """Write what the model logged since SB3's last dump (the last ``train`` call's values, the final
+    evaluation) and close its logger, so the event files are complete and no writer stays open in a process
+    that trains more runs."""
+    logger = getattr(model, "_logger", None)
+    if logger is not None:
+        logger.dump(model.num_timesteps)
+        logger.close()
 
 
 def save_final_checkpoint(final: bytes, run_dir: Path) -> dict[str, str]:

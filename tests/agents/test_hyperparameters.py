@@ -71,7 +71,7 @@ def resolve(agent="robust", **overrides):
     ("verbose", 1, "'verbose' is not supported"),
     ("optimize_memory_usage", True, "'optimize_memory_usage' is not supported"),
     ("replay_buffer_kwargs", {}, "'replay_buffer_kwargs' is not supported"),
-    ("tensorboard_log", "tb", "'tensorboard_log' is not supported"),
+    ("tensorboard_log", 3, "tensorboard_log=3"),
 ])
 def test_bad_values_raise_naming_key_and_value(key, value, message):
     with pytest.raises(ValueError) as err:
@@ -109,6 +109,18 @@ def test_every_dqn_keyword_is_checked_or_refused():
         value = object()
         with pytest.raises(ValueError, match=name):
             check_dqn_kwargs({name: value}, {"buffer_size": 10, "batch_size": 1})
+
+
+def test_tensorboard_log_is_an_output_option_kept_out_of_the_dqn_kwargs_and_the_saved_config():
+    pytest.importorskip("tensorboard")
+    plain = resolve()
+    in_file = {NOMINAL: {**load_config()[NOMINAL], "tensorboard_log": "tb"}}
+    for cfg in (resolve(tensorboard_log="tb"), AgentConfig.resolve(in_file, NOMINAL, "robust")):
+        assert cfg.tensorboard_log == "tb" and "tensorboard_log" not in cfg.dqn_kwargs
+        assert cfg.to_dict() == plain.to_dict()  # the same run, with or without it
+    assert resolve(tensorboard_log=None).tensorboard_log is None
+    with pytest.raises(ValueError, match="'tensorboard_log' is an output option"):
+        check_dqn_kwargs({"tensorboard_log": "tb"}, {"buffer_size": 10, "batch_size": 1})
 
 
 def test_config_file_values_and_unknown_keys_are_checked_too():

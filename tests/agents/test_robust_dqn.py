@@ -259,6 +259,29 @@ def test_the_robust_target_records_the_spread_of_q_over_the_ball_and_its_gap_to_
     assert model.target_history and set(model.target_history[-1]) == {"timesteps", "q_spread", "target_gap"}
 
 
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(n_samples=8), 8),
+    (dict(n_samples=4, eta_scale="spread"), 4),
+    (dict(estimator="mlmc", mlmc_level=3), None),  # the 2**level of the level drawn
+    (dict(perturbation="pgd", pgd_steps=3), 3),
+    (dict(rho=0.0), 0),
+])
+def test_train_logs_the_next_states_the_target_evaluated_per_transition(tmp_path, kwargs, expected):
+    from stable_baselines3.common.logger import configure
+
+    from robustrl.estimators import RTMLMC
+
+    model = RobustDQN("MlpPolicy", env(), **{"rho": 0.1, **kwargs}, seed=0, **TINY)
+    if expected is None:  # the level RT-MLMC draws first, read from a copy of the perturbation generator
+        copy = torch.Generator().set_state(model._perturbation_generator.get_state())
+        expected = 2 ** RTMLMC(3).draw_level(copy)
+    model.set_logger(configure(str(tmp_path), [""]))
+    model.replay_buffer.sample = lambda batch_size, env=None: batch(batch_size)
+    model.train(1, 8)
+    assert model.logger.name_to_value["train/samples_per_update"] == expected
+    assert all("samples_per_update" not in row for row in model.target_history)  # target_stats.csv unchanged
+
+
 def test_rho_ramp_grows_the_radius_from_zero():
     ramped = RobustDQN("MlpPolicy", env(), rho=0.2, rho_ramp=0.5, state_scale=SCALE, seed=0, **TINY)
     for remaining, expected in ((1.0, 0.0), (0.75, 0.1), (0.5, 0.2), (0.0, 0.2)):
