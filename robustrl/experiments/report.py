@@ -264,13 +264,17 @@ def write_report(
 
     lines += ["## Plots", ""]
     _image(
-        lines, results, "training_curves.png", "Nominal greedy return during training (robustrl reproduce)"
+        lines,
+        results,
+        "training_curves.png",
+        "Nominal greedy return during training, 95% bootstrap CI of the mean over seeds (robustrl reproduce)",
     )
     _image(
         lines,
         results,
         "robustness_curves.png",
-        "Return versus pole mass, length, gravity (robustrl reproduce)",
+        "Return versus pole mass, length, gravity, 95% bootstrap CI of the mean over seeds "
+        "(robustrl reproduce)",
     )
     _image(
         lines,

@@ -339,7 +339,9 @@ def plot_performance_profiles(profiles: Mapping[str, np.ndarray], path: str | Pa
                               resamples: int = 2000, seed: int = 0) -> Path:
     """Plot the performance profile of each agent with a stratified-bootstrap CI band; write a PNG atomically.
 
-    :param profiles: ``{agent label: normalized score matrix (n_runs, n_tasks)}`` (see :func:`normalize`).
+    :param profiles: ``{agent label: normalized score matrix (n_runs, n_tasks)}`` (see :func:`normalize`), one
+        row per run (seed): the legend gives each agent's number of seeds, the colours are
+        :func:`robustrl.experiments.plots.agent_palette`'s.
     :param path: output PNG path (the folder is created if needed).
     :param taus: thresholds on the x axis (default 101 points in [0, 1]).
     :param title: figure title; the CI level and resample count are appended.
@@ -349,17 +351,20 @@ def plot_performance_profiles(profiles: Mapping[str, np.ndarray], path: str | Pa
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend state, renders with Agg
 
+    from robustrl.experiments.plots import agent_order, agent_palette, seeds_label
+
     if not profiles:
         raise ValueError("profiles is empty; need at least one agent")
     taus = np.linspace(0.0, 1.0, 101) if taus is None else np.sort(_taus(taus))
     level, resamples = _check_level(level), _check_resamples(resamples)
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
-    for agent, scores in profiles.items():
-        scores = _matrix(scores, f"profiles[{agent!r}]")
+    for agent, colour in agent_palette(agent_order(profiles)).items():
+        scores = _matrix(profiles[agent], f"profiles[{agent!r}]")
         lo, hi = performance_profile_ci(scores, taus, level, resamples, seed)
-        ax.plot(taus, performance_profile(scores, taus), label=f"{agent} (n={scores.shape[0]})")
-        ax.fill_between(taus, lo, hi, alpha=0.2)
+        ax.plot(taus, performance_profile(scores, taus), color=colour,
+                label=seeds_label(agent, scores.shape[0]))
+        ax.fill_between(taus, lo, hi, color=colour, alpha=0.2, lw=0)
     ax.set_xlabel("normalized return τ")
     ax.set_ylabel("fraction of runs with score > τ")
     if taus[-1] > taus[0]:

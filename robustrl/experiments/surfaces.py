@@ -3,8 +3,8 @@
 The surfaces are computed and cached by :func:`robustrl.experiments.curves.surface_run` (re-exported here),
 in the same per-run cache as the reward table's robustness curves. Every grid is one batched rollout on the
 vectorized CartPole, so a 15-point curve with 10 episodes per point is a single 150-env rollout. The plots
-show, per agent, the mean across seeds with a 95% bootstrap band (curves) or the mean across seeds (pair
-heatmaps).
+show, per agent, the mean across seeds with a band of its 95 % bootstrap CI (curves, each agent in its colour
+of :func:`robustrl.experiments.plots.agent_color`) or the mean across seeds (pair heatmaps).
 """
 
 from __future__ import annotations
@@ -19,9 +19,21 @@ from matplotlib.figure import Figure
 
 from robustrl.envs import NOMINAL_PARAMETERS
 from robustrl.experiments.curves import SURFACE_GRID, SURFACE_PAIRS, read_views, surface_run
-from robustrl.experiments.plots import PARAMETER_LABELS, check_views, save_figure
+from robustrl.experiments.plots import (
+    BAND_NOTE,
+    PARAMETER_LABELS,
+    add_caption,
+    agent_order,
+    agent_palette,
+    check_views,
+    outside_note,
+    save_figure,
+    seed_band,
+    seeds_label,
+    set_return_limits,
+)
 from robustrl.experiments.records import read_meta
-from robustrl.experiments.tables import agent_label, bootstrap_ci
+from robustrl.experiments.tables import agent_label
 
 __all__ = [
     "SURFACE_GRID",
@@ -53,7 +65,9 @@ def plot_surface_curves(
     out_path: str | Path,
     title: str = "Return versus each physical parameter",
 ) -> Path:
-    """One panel per parameter: mean return across seeds per agent, with a 95% bootstrap band."""
+    """One panel per parameter: per agent, the mean return over seeds and a band of its 95 % bootstrap CI
+    (:func:`~robustrl.experiments.plots.seed_band`, 2,000 resamples); ``title`` heads the figure. Saved as a
+    PNG at ``out_path``."""
     if not surfaces:
         raise ValueError("no surfaces to plot (no run has cached surfaces; run robustrl surfaces first)")
     order = list(SURFACE_GRID)
@@ -64,14 +78,18 @@ def plot_surface_curves(
     rows = -(-len(parameters) // cols)
     fig = Figure(figsize=(4.6 * cols, 3.4 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
+    colours = agent_palette(agent_order(surfaces))
+    outside = False
     for ax, parameter in zip(axes.flat, parameters):
-        for agent, runs in surfaces.items():
+        seed_returns = []
+        for agent, colour in colours.items():
+            runs = surfaces[agent]
             values = runs[0]["curves"][parameter]["values"]
             matrix = np.array([run["curves"][parameter]["mean_returns"] for run in runs])
-            mean = matrix.mean(0)
-            bands = np.array([bootstrap_ci(matrix[:, i], resamples=2000) for i in range(matrix.shape[1])])
-            ax.plot(values, mean, marker=".", label=f"{agent} (n={len(runs)})")
-            ax.fill_between(values, bands[:, 0], bands[:, 1], alpha=0.2)
+            mean, low, high = seed_band(matrix, resamples=2000)
+            ax.plot(values, mean, marker=".", color=colour, label=seeds_label(agent, len(runs)))
+            ax.fill_between(values, low, high, color=colour, alpha=0.2, lw=0)
+            seed_returns.append(matrix)
         ax.axvline(NOMINAL_PARAMETERS[parameter], color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ticks = values[:: max(1, len(values) // 5)]
@@ -79,13 +97,14 @@ def plot_surface_curves(
         ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
         ax.set_xlabel(PARAMETER_LABELS.get(parameter, parameter) + " (log scale; dotted: nominal)")
         ax.set_ylabel("greedy return")
-        ax.set_ylim(0, 520)
+        outside = set_return_limits(ax, *seed_returns) or outside
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(parameters) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"{title}: mean across seeds, 95% bootstrap band")
+    fig.suptitle(title)
     fig.tight_layout()
+    add_caption(fig, BAND_NOTE + outside_note(outside))
     return save_figure(fig, Path(out_path))
 
 
@@ -115,7 +134,7 @@ def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str 
             ax.set_yticks(range(len(data["y"])), [f"{v:g}" for v in data["y"]], fontsize=7)
             ax.set_xlabel(PARAMETER_LABELS.get(first, first), fontsize=8)
             ax.set_ylabel(PARAMETER_LABELS.get(second, second), fontsize=8)
-            ax.set_title(f"{agent} (n={len(runs)})", fontsize=9)
+            ax.set_title(seeds_label(agent, len(runs)), fontsize=9)
     fig.subplots_adjust(hspace=0.55, wspace=0.45)
     fig.colorbar(image, ax=axes, shrink=0.6, label="mean greedy return")
     fig.suptitle("Return over pairs of physical parameters (mean across seeds)")

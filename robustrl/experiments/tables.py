@@ -18,6 +18,7 @@ __all__ = [
     "TableRow",
     "agent_label",
     "bootstrap_ci",
+    "bootstrap_ci_columns",
     "bootstrap_diff_ci",
     "collect_evaluations",
     "reward_table",
@@ -51,6 +52,27 @@ def bootstrap_ci(values: np.ndarray, level: float = 0.95, resamples: int = BOOTS
     means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def bootstrap_ci_columns(values: np.ndarray, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bootstrap_ci` of every column of ``values`` ``(n_seeds, n_points)`` at once: ``(low, high)``.
+
+    Rows (seeds) are resampled with the same draws as :func:`bootstrap_ci` with the same ``seed``, so
+    column ``k`` gets the interval of ``bootstrap_ci(values[:, k])`` (up to rounding). The resampled means
+    are weighted averages of the column's values, so the interval lies within the column's [min, max].
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise ValueError(f"bootstrap_ci_columns needs a (n_seeds >= 1, n_points) array, "
+                         f"got shape {values.shape}")
+    n = values.shape[0]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(resamples, n))
+    counts = np.bincount((draws + n * np.arange(resamples)[:, None]).ravel(), minlength=resamples * n)
+    means = counts.reshape(resamples, n) @ values / n
+    alpha = (1 - level) / 2
+    return np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
 
 
 def bootstrap_diff_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95,
