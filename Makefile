@@ -1,10 +1,10 @@
-# Four targets for a fresh machine: `make reproduce` (the main job), `make quick` (its small preset),
-# `make verify` (re-evaluate the committed runs) and `make test`.
+# Five targets for a fresh machine: `make reproduce` (the main job), `make quick` (its small preset),
+# `make verify` (re-evaluate the committed runs), `make test` and `make docs` (the API reference).
 # reproduce and quick train from scratch into runs/ (untracked) and compare every run with the committed one.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup reproduce quick verify test
+.PHONY: setup reproduce quick verify test docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,3 +26,12 @@ verify: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The API reference from the docstrings (Sphinx + autodoc) into docs/_build/html (untracked); a warning is an error.
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e ".[docs]" "torch==2.13.0"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "API reference: docs/_build/html/index.html"

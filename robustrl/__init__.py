@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from robustrl.agents import RobustDQN, load_agent, make_agent
     from robustrl.estimators import RTMLMC, SAA, SG, entropic_risk, entropic_softmin, perturb, sample_unit_ball
 
+#: The package version.
 __version__ = "0.1.0"
 
 __all__ = [

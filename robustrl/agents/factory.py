@@ -29,6 +29,7 @@ from robustrl.checks import check_int
 
 __all__ = ["AGENT_CLASSES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
+#: The classes an agent's ``algo`` (in the YAML config) names, by that name.
 AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN, "SADQN": SADQN}
 #: Keys RobustDQN and SADQN share (the others decide which of the two an agent is).
 _SHARED_KEYS = ("norm", "state_scale")

@@ -32,6 +32,7 @@ __all__ = [
     "register_envs",
 ]
 
+#: The nominal id (Gymnasium's CartPole physics), on which agents are trained and their models selected.
 NOMINAL_ID = "robustrl/CartPole-v1"
 #: Registered id -> the physical parameters it changes from the nominal CartPole (all others stay nominal).
 #: The three perturbed ids are the test conditions of the reward table; training uses the nominal id.
@@ -41,6 +42,7 @@ VARIANTS: dict[str, dict[str, float]] = {
     "robustrl/CartPoleShort-v1": {"length": 0.1},
     "robustrl/CartPoleStrongGravity-v1": {"gravity": 40.0},
 }
+#: The four registered ids, nominal first: the keys of :data:`VARIANTS`.
 ENV_IDS: tuple[str, ...] = tuple(VARIANTS)
 
 

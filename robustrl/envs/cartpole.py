@@ -25,6 +25,7 @@ __all__ = [
     "check_physical_parameters",
 ]
 
+#: The physical parameters of Gymnasium's ``CartPole-v1``, by name: the defaults of the constructors.
 NOMINAL_PARAMETERS: dict[str, float] = {
     "gravity": 9.8,
     "masscart": 1.0,
@@ -33,6 +34,7 @@ NOMINAL_PARAMETERS: dict[str, float] = {
     "force_mag": 10.0,
     "tau": 0.02,
 }
+#: The names of the six physical parameters, in the order of :data:`NOMINAL_PARAMETERS`.
 PHYSICAL_PARAMETERS: tuple[str, ...] = tuple(NOMINAL_PARAMETERS)
 
 

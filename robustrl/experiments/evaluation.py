@@ -38,6 +38,7 @@ __all__ = [
 #: Seeds of the evaluation and model-selection episodes; training seeds are small integers, so the
 #: three sets never meet: no reported return comes from initial states the agent was trained or selected on.
 EVALUATION_SEED = 2_000_003
+#: The seed of the model-selection episodes (see :data:`EVALUATION_SEED`).
 SELECTION_SEED = 1_000_003
 #: The floating-point types a greedy policy can run its Q-network in (see :func:`greedy_policy`).
 PRECISIONS: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}

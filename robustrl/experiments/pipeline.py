@@ -59,6 +59,8 @@ class ReproduceConfig:
             AgentConfig.resolve(config, NOMINAL_ID, agent, self.overrides)  # checks names and values
 
 
+#: The few-minute preset of ``robustrl reproduce --quick``: fields of :class:`ReproduceConfig` (2 seeds of the
+#: regular and robust agents, 15k steps, 20 evaluation episodes, output ``runs/quick``).
 QUICK = dict(seeds=2, agents=("regular", "robust"), episodes=20, robustness_episodes=5, out=Path("runs/quick"),
              overrides={"n_timesteps": 15_000, "eval_freq": 2_500, "eval_episodes": 10})
 

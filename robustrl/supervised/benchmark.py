@@ -97,6 +97,8 @@ def _attacks(linf: Sequence[float], l2: Sequence[float], steps: int, restarts: i
     return out
 
 
+#: The benchmark presets by name (``robustrl supervised benchmark --preset NAME``); the names are
+#: :data:`robustrl.supervised.names.PRESET_NAMES`.
 PRESETS: dict[str, BenchmarkConfig] = {
     "digits": BenchmarkConfig(
         name="digits",

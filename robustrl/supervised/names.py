@@ -11,11 +11,15 @@ from robustrl.checks import NORMS
 
 __all__ = ["ARCHS", "ATTACKS", "DATASETS", "METHODS", "NORMS", "PRESET_NAMES"]
 
+#: The datasets (``--dataset``), all loaded without a download at run time.
 DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "mnist", "idx")
+#: The model architectures (``--arch``).
 ARCHS: tuple[str, ...] = ("paper-cnn", "small-cnn")
+#: The training methods (``--method``): ERM, the adversarial-training baselines and Entropic-AT.
 METHODS: tuple[str, ...] = (
     "erm", "fgm-at", "ifgm-at", "entropic-saa", "entropic-sg", "entropic-mlmc", "adt-exp", "mmc", "mmc-at",
 )
+#: The attacks of the evaluation (``--attack``).
 ATTACKS: tuple[str, ...] = ("fgm", "pgd", "pgd-margin", "noise")
 #: The keys of :data:`robustrl.supervised.benchmark.PRESETS`, in its order.
 PRESET_NAMES: tuple[str, ...] = ("digits", "fashion-mnist", "fashion-mnist-l2", "digits-entropic-ablation")
