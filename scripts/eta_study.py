@@ -59,6 +59,8 @@ def eta_runs(folders: list[Path], seeds: list[int]) -> dict[float, list[Path]]:
                 continue
             if kwargs.get("perturbation", "sample") != "sample":
                 continue
+            if not (run / "eval.json").exists():
+                raise ValueError(f"{run} is not evaluated yet: robustrl evaluate --runs {folder}")
             eta = float(kwargs.pop("eta"))
             others = {**kwargs, **{k: v for k, v in meta["config"].items() if k not in ("robust_kwargs", "agent")}}
             if reference is None:
