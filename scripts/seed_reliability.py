@@ -5,7 +5,7 @@ An agent that balances forever has Q = 1 / (1 - gamma) = 100 at the upright stat
 target lowers it to the value of the worst case over the ball, and a Q above 100 has diverged. The action gap
 |Q(s, left) - Q(s, right)| says how firmly the greedy policy chooses.
 
-Writes ``OUT/seed_reliability.md``: one row per agent (runs that reach ``--threshold`` on the nominal selection,
+Writes ``OUT/seed_reliability.md``: one row per agent (and per folder, when several are given) (runs that reach ``--threshold`` on the nominal selection,
 the failed seeds with their scores) and a per-run table.
 
 Usage::
@@ -50,11 +50,15 @@ def main() -> None:
     torch.set_num_threads(1)
     rows: dict[str, list[tuple]] = {}
     for folder in args.runs:
+        path = Path(folder)
+        source = path.parent.name if path.name == "runs" else path.name  # results/runs -> "results"
         for run in complete_runs(folder):
             meta = read_meta(run)
             label = agent_label(meta["agent"], meta.get("tag"))
             if args.agents and label not in args.agents:
                 continue
+            if len(args.runs) > 1:  # the same agent may come from two folders
+                label = f"{label} ({source})"
             q_final, gap_final = q_near_upright(run, "final")
             rows.setdefault(label, []).append((meta["seed"], float(meta["best_selection_mean"]),
                                                int(meta["best_timesteps"]), q_final, gap_final))
