@@ -38,12 +38,13 @@ from robustrl.experiments.records import complete_runs
 from robustrl.experiments.run_files import checkpoint_files
 from robustrl.experiments.report import write_benchmark_section
 
-#: what is timed: (label, packaged agent, overrides); "robust fast" is the fast sweep's setting
-#: (robustrl/configs/sweeps/fast.yml: m = 8, the target's hidden layers in bfloat16)
+#: what is timed: (label, packaged agent, overrides); "robust fast" and "robust mlmc" are the settings of the
+#: fast and mlmc sweeps (robustrl/configs/sweeps/: m = 8 with the target's hidden layers in bfloat16; RT-MLMC)
 AGENTS: tuple[tuple[str, str, dict], ...] = (
     ("regular", "regular", {}),
     ("robust", "robust", {}),
-    ("robust fast", "robust", {"n_samples": 8, "target_precision": "bfloat16"}),
+    ("robust fast", "robust", {"n_samples": 8, "target_precision": "bfloat16", "rho_ramp": 0.0}),
+    ("robust mlmc", "robust", {"estimator": "mlmc", "mlmc_level": 4}),
 )
 
 
@@ -120,7 +121,8 @@ def main() -> None:
         lines += [
             "",
             "Target: robust ≤ 1.3× regular. `robust` is the table's agent (m = 16, float32); `robust fast` is "
-            "m = 8 with the target's hidden layers in bfloat16 (robustrl/configs/sweeps/fast.yml).",
+            "m = 8 with the target's hidden layers in bfloat16 (robustrl/configs/sweeps/fast.yml); `robust mlmc` "
+            "the RT-MLMC estimator over levels 0-4 (robustrl/configs/sweeps/mlmc.yml).",
             "",
             f"Floor in float32: the robust target evaluates the hidden {width}×{width} layer on {rows} rows "
             f"(m × batch) at every one of the {updates} gradient steps. That product alone takes "
