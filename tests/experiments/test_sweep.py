@@ -136,6 +136,7 @@ def test_unreachable_ray_address_fails_fast():
         check_ray_address("nonsense")
 
 
+@pytest.mark.slow  # starts a real local Ray (10-30 s idle, minutes on a loaded machine): pytest -m slow
 def test_ray_backend_gives_the_same_tables_as_local(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed here (pip install 'robustrl[ray]')")
     spec = load_sweep_spec(_spec(agents=["robust"], seeds=2, grid={"learning_rate": [0.0023]}))
