@@ -113,7 +113,7 @@ def plot_suite_sets(grouped: SuiteResults, suite: Any, path: str | Path, checkpo
         ax.grid(alpha=0.3, axis="y")
     outside = set_return_limits(axes[0], *drawn)
     axes[0].set_ylabel(f"greedy return ({checkpoint} checkpoint)")
-    axes[0].legend(fontsize=8)
+    axes[-1].legend(fontsize=8, loc="upper right")  # the last panel's worst-case bars are low: room for it
     fig.suptitle("Uncertainty sets: mean, worst case and CVaR 10 % over the settings of the seed-averaged "
                  "return")
     add_caption(fig, "bar: the statistic over the settings of the mean over seeds; error bar: its 95 % "
