@@ -11,6 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]" "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[ray]" "torch==2.13.0" || echo "Ray could not be installed: the Ray sweep test will be skipped"
+	$(PY) -m pip install -q -e ".[tensorboard]" "torch==2.13.0" || echo "tensorboard could not be installed: its tests will be skipped"
 	touch $@
 
 setup: $(VENV)/.installed
