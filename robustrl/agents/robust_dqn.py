@@ -37,19 +37,20 @@ ETA_SCALES = ("absolute", "spread")
 TARGET_PRECISIONS = ("float32", "bfloat16")
 
 
+def _check_option(value: Any, choices: tuple[str, ...], name: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {name}={value!r}")
+    return value
+
+
 def check_target_precision(target_precision: Any) -> str:
     """Validate the precision of the sampled target's hidden layers: one of :data:`TARGET_PRECISIONS`."""
-    if target_precision not in TARGET_PRECISIONS:
-        raise ValueError(f"target_precision must be one of {TARGET_PRECISIONS}, "
-                         f"got target_precision={target_precision!r}")
-    return target_precision
+    return _check_option(target_precision, TARGET_PRECISIONS, "target_precision")
 
 
 def check_eta_scale(eta_scale: Any) -> str:
     """Validate the unit of eta: one of :data:`ETA_SCALES`."""
-    if eta_scale not in ETA_SCALES:
-        raise ValueError(f"eta_scale must be one of {ETA_SCALES}, got eta_scale={eta_scale!r}")
-    return eta_scale
+    return _check_option(eta_scale, ETA_SCALES, "eta_scale")
 
 
 def check_rho_ramp(rho_ramp: Any) -> float:
@@ -61,16 +62,12 @@ def check_rho_ramp(rho_ramp: Any) -> float:
 
 def check_perturbation(perturbation: Any) -> str:
     """Validate how the robust target perturbs the next state: one of :data:`PERTURBATIONS`."""
-    if perturbation not in PERTURBATIONS:
-        raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got perturbation={perturbation!r}")
-    return perturbation
+    return _check_option(perturbation, PERTURBATIONS, "perturbation")
 
 
 def check_target_estimator(estimator: Any) -> str:
     """Validate the robust target's estimator: one of :data:`TARGET_ESTIMATORS`."""
-    if estimator not in TARGET_ESTIMATORS:
-        raise ValueError(f"estimator must be one of {TARGET_ESTIMATORS}, got estimator={estimator!r}")
-    return estimator
+    return _check_option(estimator, TARGET_ESTIMATORS, "estimator")
 
 
 def check_state_scale(state_scale: Any, obs_size: int | None = None) -> list[float] | None:
