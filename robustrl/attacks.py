@@ -31,6 +31,7 @@ __all__ = [
     "ATTACK_LOSSES",
     "LOSSES",
     "NORMS",
+    "SCHEDULES",
     "FGM",
     "PGD",
     "PGDEnsemble",
@@ -42,6 +43,7 @@ __all__ = [
     "frozen",
     "margin",
     "project",
+    "ranked_margin",
 ]
 
 #: The losses an attack ascends: cross-entropy on softmax(scores) and the margin loss (see :func:`margin`).
@@ -49,6 +51,9 @@ LOSSES: tuple[str, ...] = ("ce", "margin")
 #: Every loss an attack can take: :data:`LOSSES` and ``"score"``, which lowers the labelled score itself (for a
 #: Q-network with label ``a``: the worst point of the ball for ``Q(., a)``, as in a worst-case TD target).
 ATTACK_LOSSES: tuple[str, ...] = (*LOSSES, "score")
+#: PGD's step-size schedules: ``constant`` (``alpha`` at every step) and ``cosine`` (``alpha`` decayed to
+#: ~1/100 of it over the run, as the step-size decay of APGD does; Croce and Hein, ICML 2020).
+SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
 
 def check_labels(y: Tensor, batch: int, num_classes: int, name: str = "labels") -> Tensor:
@@ -75,6 +80,17 @@ def margin(scores: Tensor, labels: Tensor) -> Tensor:
     true = scores.gather(1, labels[:, None]).squeeze(1)
     other = scores.masked_fill(F.one_hot(labels, scores.shape[1]).bool(), float("-inf")).amax(1)
     return true - other
+
+
+def ranked_margin(scores: Tensor, labels: Tensor, rank: int = 1) -> Tensor:
+    """Per example ``z_y - z_(k)``, with ``z_(k)`` the ``rank``-th highest score among the other classes
+    (``rank = 1`` is :func:`margin`). Ascending ``-ranked_margin`` with rank 2, 3, ... aims each run of an
+    attack at another runner-up class, as the targeted runs of multi-targeted PGD do (Gowal et al., "An
+    Alternative Surrogate Loss for PGD-based Adversarial Testing", 2019)."""
+    true = scores.gather(1, labels[:, None]).squeeze(1)
+    other = scores.masked_fill(F.one_hot(labels, scores.shape[1]).bool(), float("-inf"))
+    rank = min(rank, scores.shape[1] - 1)
+    return true - other.topk(rank, dim=1).values[:, -1]
 
 
 def _per_example_norm(t: Tensor) -> Tensor:
@@ -335,13 +351,38 @@ class PGD(Attack):
                  norm: str = "linf", random_start: bool = True, restarts: int = 1,
                  generator: torch.Generator | None = None, loss: str = "ce", *,
                  scale: Sequence[float] | Tensor | None = None,
-                 clip: tuple[float, float] | None = (0.0, 1.0), stop_on_flip: bool = False) -> None:
+                 clip: tuple[float, float] | None = (0.0, 1.0), stop_on_flip: bool = False,
+                 schedule: str = "constant", box_aware: bool = False, target_rank: int = 1) -> None:
         super().__init__(model, eps, norm, generator, loss, scale=scale, clip=clip)
         self.steps = check_int(steps, "steps", 1)
         self.restarts = check_int(restarts, "restarts", 1)
-        self.alpha = check_eps(2.5 * self.eps / steps if alpha is None else alpha, "alpha")
+        self.schedule = check_choice(schedule, SCHEDULES, "step schedule")
+        default_alpha = 2.5 * self.eps / steps if self.schedule == "constant" else 2.0 * self.eps
+        self.alpha = check_eps(default_alpha if alpha is None else alpha, "alpha")
         self.random_start = bool(random_start)
         self.stop_on_flip = bool(stop_on_flip)
+        self.box_aware = bool(box_aware)
+        self.target_rank = check_int(target_rank, "target_rank", 1)
+
+    def loss_of(self, scores: Tensor, labels: Tensor) -> Tensor:  # noqa: D102
+        if self.loss_name == "margin" and self.target_rank > 1:
+            return -ranked_margin(scores, labels, self.target_rank).sum()
+        return super().loss_of(scores, labels)
+
+    def step_factor(self, t: int) -> float:
+        """The multiplier of ``alpha`` at step ``t``: 1 (``constant``), or ``(1 + cos(pi t / steps)) / 2 +
+        1/100`` (``cosine``: large steps first, then fine ones near the boundary)."""
+        if self.schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * t / self.steps)) + 0.01
+
+    def usable(self, grad: Tensor, adv: Tensor) -> Tensor:
+        """``grad`` with the coordinates zeroed that sit on a bound of ``clip`` and point out of it (with
+        ``box_aware``): for ℓ2 the step then spends its length on coordinates that can move."""
+        if not self.box_aware or self.clip is None:
+            return grad
+        low, high = self.clip
+        return grad * ~(((adv <= low) & (grad < 0)) | ((adv >= high) & (grad > 0)))
 
     def step_size(self, eps: float | Tensor) -> float | Tensor:
         """``alpha`` for the attack's own budget; for per-example budgets, ``alpha`` in proportion to each
@@ -360,18 +401,20 @@ class PGD(Attack):
         scale, size = self.scale_like(inputs), self.step_size(eps)
         adv = self.random_points(inputs, eps) if self.random_start else inputs
         if not self.stop_on_flip:
-            for _ in range(self.steps):
-                adv = adv + self.step(self.gradient(adv, labels), size, scale)
+            for t in range(self.steps):
+                grad = self.usable(self.gradient(adv, labels), adv)
+                adv = adv + self.step(grad, size * self.step_factor(t), scale)
                 adv = self.clipped(inputs + project(adv - inputs, eps, self.norm, scale)).detach()
             return adv
         adv, active = adv.clone(), torch.arange(len(inputs), device=inputs.device)
-        for _ in range(self.steps):
+        for t in range(self.steps):
             scores, grad = self.scores_and_gradient(adv[active], labels[active])
             moving = scores.argmax(1) == labels[active]
             active, grad = active[moving], grad[moving]
             if len(active) == 0:
                 break
-            adv[active] = self.step_rows(adv, inputs, active, grad, eps, size, scale)
+            grad = self.usable(grad, adv[active])
+            adv[active] = self.step_rows(adv, inputs, active, grad, eps, size * self.step_factor(t), scale)
         return adv.detach()
 
     def step_rows(self, adv: Tensor, inputs: Tensor, active: Tensor, grad: Tensor, eps: float | Tensor,
@@ -398,8 +441,10 @@ class PGD(Attack):
         return best
 
     def __repr__(self) -> str:
+        extra = "" if self.schedule == "constant" else f", schedule={self.schedule!r}"
+        extra += f", target_rank={self.target_rank}" if self.target_rank > 1 else ""
         return (f"PGD(eps={self.eps}, alpha={self.alpha:.4g}, steps={self.steps}, norm={self.norm!r}, "
-                f"restarts={self.restarts}, loss={self.loss_name!r})")
+                f"restarts={self.restarts}, loss={self.loss_name!r}{extra})")
 
 
 class PGDEnsemble(PGD):

@@ -180,3 +180,43 @@ def test_the_ensemble_names_its_losses():
         PGDEnsemble(nn.Linear(4, 2), 0.1, losses=["hinge"])
     with pytest.raises(ValueError, match="at least one loss"):
         PGDEnsemble(nn.Linear(4, 2), 0.1, losses=[])
+
+
+def test_ranked_margin_aims_at_the_kth_runner_up():
+    from robustrl.attacks import ranked_margin
+
+    scores = torch.tensor([[5.0, 1.0, 3.0, 2.0]])
+    labels = torch.tensor([0])
+    assert [ranked_margin(scores, labels, k).item() for k in (1, 2, 3, 9)] == [2.0, 3.0, 4.0, 4.0]
+    assert ranked_margin(scores, labels, 1).item() == margin(scores, labels).item()
+
+
+def test_cosine_schedule_decays_the_step_and_defaults_alpha_to_two_eps(q_net, states):
+    pgd = PGD(q_net, 0.1, steps=10, schedule="cosine", clip=None)
+    assert pgd.alpha == pytest.approx(0.2)
+    factors = [pgd.step_factor(t) for t in range(10)]
+    assert factors[0] == pytest.approx(1.01) and all(a > b for a, b in zip(factors, factors[1:]))
+    assert factors[-1] < 0.05
+    assert PGD(q_net, 0.1, steps=10).step_factor(7) == 1.0
+    with pytest.raises(ValueError, match="'linear'"):
+        PGD(q_net, 0.1, schedule="linear")
+    adv = pgd(states)
+    assert (adv - states).abs().amax() <= 0.1 + 1e-6
+
+
+def test_box_aware_steps_spend_the_l2_budget_on_coordinates_that_can_move():
+    # A linear score whose gradient points out of the box on the saturated half of the pixels: a plain
+    # l2 step wastes its length there (clipped away), a box-aware one moves the free pixels the full eps.
+    w = torch.cat([torch.ones(8), torch.ones(8)])
+    model = nn.Linear(16, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.stack([w, -w]))
+    x = torch.cat([torch.ones(8), torch.full((8,), 0.5)])[None]  # first half on the upper bound
+    label = torch.tensor([1])  # the ascent direction is +w: up, out of the box for the first half
+    moved = {}
+    for aware in (False, True):
+        atk = PGD(model, 0.4, alpha=0.4, steps=1, norm="l2", random_start=False, loss="margin", box_aware=aware)
+        adv = atk(x, label)
+        moved[aware] = float((adv - x).norm())
+        assert 0 <= adv.min() and adv.max() <= 1 and moved[aware] <= 0.4 + 1e-6
+    assert moved[True] == pytest.approx(0.4, abs=1e-5) and moved[False] < 0.3

@@ -100,7 +100,7 @@ def test_sweep_spec_validates_and_its_command_parses():
 def test_supervised_digits_prints_clean_and_attacked_accuracy(run_example):
     lines, _ = run_example("supervised_digits.py", "--epochs", "1", "--train-size", "128",
                            "--test-size", "99")
-    pattern = rf"(\S+): clean accuracy {NUMBER}, under PGD eps 0\.1 {NUMBER}"
+    pattern = rf"(\S+): clean accuracy {NUMBER}, under the ensemble at eps 0\.1 {NUMBER}"
     found = [re.fullmatch(pattern, line) for line in lines]
     assert all(found) and [m[1] for m in found] == ["erm", "entropic-saa"], lines
     assert all(0 <= float(m[k]) <= 1 for m in found for k in (2, 3)), lines

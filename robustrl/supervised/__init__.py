@@ -18,10 +18,16 @@ from typing import TYPE_CHECKING
 from robustrl.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from robustrl.supervised.attacks import ATTACKS, FGM, PGD, Attack, RandomNoise, make_attack
+    from robustrl.supervised.attacks import ATTACKS, FGM, PGD, Attack, RandomNoise, attack_ensemble, make_attack
     from robustrl.supervised.benchmark import PRESETS, BenchmarkConfig, load_runs, make_table, run_benchmark
     from robustrl.supervised.data import DATASETS, Dataset, load_dataset
-    from robustrl.supervised.linear import adversarial_logistic_loss, train_logistic, worst_case_linf
+    from robustrl.supervised.linear import (
+        LINEAR_NORMS,
+        adversarial_logistic_loss,
+        dual_norm,
+        train_logistic,
+        worst_case_linf,
+    )
     from robustrl.supervised.methods import (
         ADTEXP,
         ERM,
@@ -41,6 +47,7 @@ __all__ = [
     "DATASETS",
     "ERM",
     "FGM",
+    "LINEAR_NORMS",
     "METHODS",
     "PGD",
     "PRESETS",
@@ -60,6 +67,8 @@ __all__ = [
     "SmallCNN",
     "TrainConfig",
     "adversarial_logistic_loss",
+    "attack_ensemble",
+    "dual_norm",
     "evaluate",
     "load_dataset",
     "load_runs",
@@ -74,10 +83,12 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {
-    "robustrl.supervised.attacks": ["ATTACKS", "FGM", "PGD", "Attack", "RandomNoise", "make_attack"],
+    "robustrl.supervised.attacks": ["ATTACKS", "FGM", "PGD", "Attack", "RandomNoise", "attack_ensemble",
+                                    "make_attack"],
     "robustrl.supervised.benchmark": ["PRESETS", "BenchmarkConfig", "load_runs", "make_table", "run_benchmark"],
     "robustrl.supervised.data": ["DATASETS", "Dataset", "load_dataset"],
-    "robustrl.supervised.linear": ["adversarial_logistic_loss", "train_logistic", "worst_case_linf"],
+    "robustrl.supervised.linear": ["LINEAR_NORMS", "adversarial_logistic_loss", "dual_norm", "train_logistic",
+                                   "worst_case_linf"],
     "robustrl.supervised.methods": ["ADTEXP", "ERM", "METHODS", "AdversarialTraining", "EntropicAT",
                                     "MethodConfig", "MMCLoss", "make_method"],
     "robustrl.supervised.models": ["BinaryLogistic", "MMCNet", "PaperCNN", "SmallCNN", "make_model"],

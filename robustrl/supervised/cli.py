@@ -74,7 +74,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     specs = [AttackSpec(**a) for a in _attack_dicts(args)]
     data = subset(load_dataset(cfg["dataset"], cfg["root"]), cfg["n_train"], cfg["n_test"], seed=0)
     model = make_model(cfg["arch"], data.num_classes,
-                       head="mmc" if needs_mmc_head(record["method"]) else "softmax",
+                       head="mmc" if needs_mmc_head(record.get("base_method", record["method"])) else "softmax",
                        mmc_C=record["method_config"].get("mmc_C", MethodConfig.mmc_C))
     load_checkpoint(model, path.parent / record["checkpoint"])
     acc = evaluate(model, data.x_test, data.y_test, specs, seed=record["seed"], progress=not args.no_progress)
@@ -105,7 +105,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     config = preset(args.preset, seeds=args.seeds)
-    run_benchmark(config, args.out, command=_command(), progress=not args.no_progress)
+    run_benchmark(config, args.out, command=_command(), progress=not args.no_progress, jobs=args.jobs)
     return cmd_table(argparse.Namespace(runs=f"{args.out}/{RECORDS_DIR}", out=args.out))
 
 
@@ -115,11 +115,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _attack_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--attack", choices=ATTACKS, default="pgd")
+    p.add_argument("--attack", choices=ATTACKS, default="ensemble",
+                   help="default ensemble: per point the worst of cross-entropy and margin-loss PGD")
     p.add_argument("--norm", choices=NORMS, default="linf")
     p.add_argument("--eps", type=float, nargs="+", required=required, help="attack budgets")
-    p.add_argument("--steps", type=int, default=20, help="PGD steps")
-    p.add_argument("--restarts", type=int, default=2, help="PGD random restarts")
+    p.add_argument("--steps", type=int, default=50, help="PGD steps (default 50)")
+    p.add_argument("--restarts", type=int, default=3, help="PGD random restarts, per loss for the ensemble "
+                   "(default 3)")
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -168,6 +170,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="digits")
     p.add_argument("--out", default=None, help="default results/supervised/<preset>")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--jobs", type=int, default=1, help="worker processes, one torch thread each (default 1)")
     _common(p)
     p.set_defaults(func=cmd_benchmark, output_folders=("out",), resolve_defaults=_benchmark_defaults)
 

@@ -84,21 +84,40 @@ class EntropicAT(Method):
     The ball centre ``c(x)`` is the clean input when ``center_steps == 0`` (the paper's formula) and,
     when ``center_steps = k > 0``, a k-step PGD point inside ``B_eps(x)`` (found without gradient to
     theta), so samples then lie in ``B_{eps+rho}(x)``: the practical "start from a PGD point" variant.
+    With ``match_budget=True`` the centre is searched in ``B_{eps-rho}(x)`` instead (and a clean centre needs
+    ``rho <= eps``), so every sample lies in ``B_eps(x)``, the ball adversarial training with budget ``eps``
+    trains in (clamping to [0, 1] only moves a sample closer to ``x``, which lies in [0, 1]).
     With ``groups = G > 1`` the batch is split into G sub-batches, each estimated by its own call (so
     RT-MLMC draws an independent level per sub-batch instead of one level for the whole batch; the
     estimate stays unbiased and its variance drops).
     """
 
     def __init__(self, estimator: Estimator, rho: float, eta: float, norm: str = "linf",
-                 center_steps: int = 0, eps: float = 0.0, name: str = "entropic", groups: int = 1) -> None:
+                 center_steps: int = 0, eps: float = 0.0, name: str = "entropic", groups: int = 1,
+                 match_budget: bool = False) -> None:
         self.estimator, self.rho, self.eta, self.norm = estimator, check_rho(rho), check_eta(eta), norm
         self.center_steps, self.eps, self.name = center_steps, eps, name
         self.groups = check_int(groups, "groups", 1)
+        self.match_budget = bool(match_budget)
+        if self.match_budget and rho > eps:
+            raise ValueError(f"match_budget needs rho <= eps so that samples stay in the eps-ball, got "
+                             f"rho={rho}, eps={eps}")
+
+    @property
+    def center_eps(self) -> float:
+        """The radius the ball centre is searched in: ``eps``, or ``eps - rho`` with ``match_budget``."""
+        return self.eps - self.rho if self.match_budget else self.eps
+
+    @property
+    def reach(self) -> float:
+        """The largest distance from the clean input any sample can have: ``rho`` plus the centre's radius
+        (``center_eps``, or 0 for a clean centre)."""
+        return self.rho + (self.center_eps if self.center_steps > 0 else 0.0)
 
     def loss(self, model, x, y, generator=None):  # noqa: D102
         centre = x
-        if self.center_steps > 0:
-            centre = PGD(model, self.eps, steps=self.center_steps, norm=self.norm, generator=generator)(x, y)
+        if self.center_steps > 0 and self.center_eps > 0:
+            centre = PGD(model, self.center_eps, steps=self.center_steps, norm=self.norm, generator=generator)(x, y)
 
         risks = []
         for c, t in zip(centre.tensor_split(self.groups), y.tensor_split(self.groups)):
@@ -188,7 +207,8 @@ class MethodConfig:
     centre; ``rho``/``eta``: the entropic ball radius and temperature; ``m``: SAA samples; ``L``: SG and
     RT-MLMC level; ``center_steps``: PGD steps to the Entropic-AT ball centre (0 = clean centre);
     ``groups``: Entropic-AT sub-batches with independent estimator calls; ``adt_lambda``/``adt_lr``:
-    ADT-EXP entropy bonus (on the per-dimension entropy) and inner step size; ``mmc_C``: MMC center norm.
+    ADT-EXP entropy bonus (on the per-dimension entropy) and inner step size; ``mmc_C``: MMC center norm;
+    ``match_budget``: Entropic-AT's samples stay in ``B_eps(x)`` (centre searched in ``B_{eps-rho}(x)``).
     """
 
     eps: float = 0.1
@@ -203,6 +223,7 @@ class MethodConfig:
     adt_lambda: float = 0.01
     adt_lr: float = 0.3
     mmc_C: float = 10.0
+    match_budget: bool = False
 
     def validate(self) -> MethodConfig:
         """Raise ``ValueError`` on a bad value; return ``self``."""
@@ -217,6 +238,11 @@ class MethodConfig:
         check_eta(self.eta)
         if not math.isfinite(self.mmc_C) or self.mmc_C <= 0:
             raise ValueError(f"mmc_C must be finite and > 0, got mmc_C={self.mmc_C}")
+        if not isinstance(self.match_budget, bool):
+            raise ValueError(f"match_budget must be true or false, got match_budget={self.match_budget!r}")
+        if self.match_budget and self.rho > self.eps:
+            raise ValueError(f"match_budget needs rho <= eps so that samples stay in the eps-ball, got "
+                             f"rho={self.rho}, eps={self.eps}")
         return self
 
     def to_dict(self) -> dict:
@@ -237,7 +263,8 @@ def make_method(name: str, config: MethodConfig | None = None) -> Method:
     if name.startswith("entropic-"):
         kind = name.split("-", 1)[1]
         est = make_estimator(kind, m=c.m, L=c.L)
-        return EntropicAT(est, c.rho, c.eta, c.norm, c.center_steps, c.eps, name=name, groups=c.groups)
+        return EntropicAT(est, c.rho, c.eta, c.norm, c.center_steps, c.eps, name=name, groups=c.groups,
+                          match_budget=c.match_budget)
     if name == "adt-exp":
         if c.norm != "linf":
             raise ValueError(f"adt-exp supports norm='linf' only, got norm={c.norm!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +15,8 @@ from robustrl.supervised._checks import check_choice, check_eps, check_images, c
 from robustrl.supervised.attacks import ATTACKS, NORMS, make_attack
 from robustrl.supervised.methods import Method
 
-__all__ = ["AttackSpec", "NonFiniteLossError", "TrainConfig", "accuracy", "evaluate", "train"]
+__all__ = ["AttackSpec", "GradientCounter", "NonFiniteLossError", "TrainConfig", "accuracy", "attacked_correct",
+           "convergence", "evaluate", "evaluate_points", "train"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -106,14 +107,16 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> f
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One evaluation column: attack ``name`` in ``norm`` with budget ``eps`` (PGD: ``steps``,
-    ``restarts``)."""
+    """One evaluation column: attack ``name`` in ``norm`` with budget ``eps`` (PGD and the ensemble:
+    ``steps`` and ``restarts``); ``label`` replaces ``name`` in the column key, so one table can hold the same
+    attack at several strengths (e.g. ``label="pgd5"`` for a 5-step PGD)."""
 
     name: str
     norm: str
     eps: float
     steps: int = 20
     restarts: int = 1
+    label: str | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.name, ATTACKS, "attack")
@@ -121,32 +124,121 @@ class AttackSpec:
         check_eps(self.eps)
         check_int(self.steps, "steps", 1)
         check_int(self.restarts, "restarts", 1)
+        if self.label is not None and (not isinstance(self.label, str) or not self.label
+                                       or "_" in self.label):
+            raise ValueError(f"label must be a non-empty string without '_', got label={self.label!r}")
 
     @property
     def key(self) -> str:
-        """Column key such as ``pgd_linf_0.1``."""
-        return f"{self.name}_{self.norm}_{self.eps:g}"
+        """Column key such as ``ensemble_linf_0.1`` (``{label or name}_{norm}_{eps}``)."""
+        return f"{self.label or self.name}_{self.norm}_{self.eps:g}"
+
+    def stronger(self, factor: int = 2) -> AttackSpec:
+        """The same attack with ``factor`` times the steps and the restarts (the convergence check)."""
+        return replace(self, steps=self.steps * factor, restarts=self.restarts * factor)
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (``label`` only when set, so records without labels stay as they were)."""
+        out = asdict(self)
+        if out["label"] is None:
+            del out["label"]
+        return out
 
 
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec], *, seed: int = 0,
-             batch_size: int = 250, progress: bool = True) -> dict[str, float]:
-    """Clean accuracy (key ``clean``) and accuracy under each attack in ``specs`` (keys ``spec.key``).
+def _attack_generator(seed: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1000 + index)
+
+
+def attacked_correct(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, generator: torch.Generator,
+                     batch_size: int = 250) -> Tensor:
+    """Per point, whether ``model`` still classifies ``x`` correctly under the attack ``spec`` (a bool
+    tensor of shape ``(len(x),)``); points misclassified clean count as not robust without being attacked."""
+    atk = make_attack(spec.name, model, spec.eps, spec.norm, steps=spec.steps, restarts=spec.restarts,
+                      generator=generator)
+    out = torch.zeros(len(x), dtype=torch.bool)
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        with torch.no_grad():
+            right = (model(xb).argmax(1) == yb).nonzero().squeeze(1)
+        if len(right) == 0:
+            continue
+        adv = atk(xb[right], yb[right])
+        with torch.no_grad():
+            out[start + right] = model(adv).argmax(1) == yb[right]
+    return out
+
+
+def evaluate_points(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec], *, seed: int = 0,
+                    batch_size: int = 250, progress: bool = True) -> dict[str, Tensor]:
+    """Per-point correctness, clean (key ``clean``) and under each attack of ``specs`` (keys ``spec.key``),
+    as bool tensors; the accuracies of :func:`evaluate` are their means.
 
     Each attack gets its own generator seeded from ``seed`` and the column index, so results do not
     depend on the order or number of columns.
     """
     check_images(x, "x")
     check_labels(y, len(x), _num_classes(model, x), "y")
-    results = {"clean": accuracy(model, x, y, batch_size)}
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        clean = torch.cat([model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]
+                           for i in range(0, len(x), batch_size)])
+    results = {"clean": clean}
     for i, spec in enumerate(tqdm(specs, desc="evaluate", disable=not progress, leave=False)):
-        gen = torch.Generator().manual_seed(seed * 1000 + i)
-        atk = make_attack(spec.name, model, spec.eps, spec.norm, steps=spec.steps, restarts=spec.restarts,
-                          generator=gen)
-        correct = 0
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            adv = atk(xb, yb)
-            with torch.no_grad():
-                correct += int((model(adv).argmax(1) == yb).sum())
-        results[spec.key] = correct / len(x)
+        results[spec.key] = attacked_correct(model, x, y, spec, _attack_generator(seed, i), batch_size)
+    model.train(was)
     return results
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec], *, seed: int = 0,
+             batch_size: int = 250, progress: bool = True) -> dict[str, float]:
+    """Clean accuracy (key ``clean``) and accuracy under each attack in ``specs`` (keys ``spec.key``): the
+    means of :func:`evaluate_points`."""
+    points = evaluate_points(model, x, y, specs, seed=seed, batch_size=batch_size, progress=progress)
+    return {k: float(v.float().mean()) for k, v in points.items()}
+
+
+def convergence(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec],
+                base: dict[str, Tensor], *, seed: int = 0, factor: int = 2, batch_size: int = 250,
+                progress: bool = True) -> dict[str, dict[str, float]]:
+    """How much stronger attacks change each column: for every spec, the attack with ``factor`` times its
+    steps and restarts (:meth:`AttackSpec.stronger`, fresh random starts) is run on the points ``base`` (the
+    per-point result of :func:`evaluate_points` on the same ``x``) counts as robust, so the point counts only
+    if both attacks fail. Returns ``{key: {"base": acc, "stronger": acc, "change": points}}`` (accuracies as
+    fractions, the change in percentage points)."""
+    out = {}
+    for i, spec in enumerate(tqdm(specs, desc="convergence", disable=not progress, leave=False)):
+        survived = base[spec.key].nonzero().squeeze(1)
+        still = torch.zeros(len(x), dtype=torch.bool)
+        if len(survived):
+            gen = _attack_generator(seed + 7919, i)
+            still[survived] = attacked_correct(model, x[survived], y[survived], spec.stronger(factor), gen,
+                                               batch_size)
+        b, s = float(base[spec.key].float().mean()), float(still.float().mean())
+        out[spec.key] = dict(base=b, stronger=s, change=100.0 * (b - s), steps=spec.steps * factor,
+                             restarts=spec.restarts * factor)
+    return out
+
+
+class GradientCounter:
+    """Counts, per input row, the model's forward passes that build a graph (each is followed by one
+    backward pass in training: an attack step, an entropic sample, the loss itself). Use as a context
+    manager; :attr:`rows` is the total. The count is taken at the model's first layer with parameters,
+    which every forward path goes through (also :meth:`MMCNet.embedding`, which skips the head)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        layers = [m for m in model.modules() if not list(m.children()) and list(m.parameters(recurse=False))]
+        if not layers:
+            raise ValueError(f"{type(model).__name__} has no layer with parameters to count passes at")
+        self.model, self.layer, self.rows, self._handle = model, layers[0], 0, None
+
+    def _hook(self, module: nn.Module, inputs: tuple, output: Tensor) -> None:
+        if torch.is_grad_enabled() and isinstance(output, Tensor) and output.requires_grad:
+            self.rows += len(output)
+
+    def __enter__(self) -> GradientCounter:
+        self._handle = self.layer.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()

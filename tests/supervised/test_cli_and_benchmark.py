@@ -50,10 +50,11 @@ def test_train_evaluate_table_end_to_end(tmp_path):
         rec = runs / f"digits__{name}__0.json"
         assert main(["supervised", "evaluate", "--run", str(rec), "--eps", "0.1", "0.2", "--steps", "2",
                      "--no-progress"]) == 0
-        assert set(json.loads(rec.read_text())["accuracy"]) == {"clean", "pgd_linf_0.1", "pgd_linf_0.2"}
+        assert set(json.loads(rec.read_text())["accuracy"]) == {"clean", "ensemble_linf_0.1",
+                                                                "ensemble_linf_0.2"}
     assert main(["supervised", "table", "--runs", str(runs), "--out", str(tmp_path / "t")]) == 0
     md = (tmp_path / "t" / "table.md").read_text()
-    assert "Made by: robustrl" in md and "| ifgm-at | 1 |" in md and "pgd_linf_0.2" in md
+    assert "Made by: robustrl" in md and "| ifgm-at | 1 |" in md and "ensemble_linf_0.2" in md
     assert (tmp_path / "t" / "accuracy_vs_budget.png").exists()
 
 
@@ -62,14 +63,18 @@ def test_benchmark_resume_and_checks(tmp_path):
                           n_train=64, n_test=32,
                           train=dict(epochs=1, batch_size=32, lr=1e-3),
                           method=dict(eps=0.2, steps=2, rho=0.1, eta=0.5, m=2, center_steps=1),
-                          attacks=[dict(name="pgd", norm=n, eps=e, steps=2, restarts=1)
-                                   for n, e in (("linf", 0.1), ("linf", 0.2), ("l2", 0.5), ("l2", 1.0))])
+                          attacks=[dict(name="ensemble", norm=n, eps=e, steps=2, restarts=1)
+                                   for n, e in (("linf", 0.1), ("linf", 0.2), ("l2", 0.5), ("l2", 1.0))]
+                          + [dict(name="fgm", norm="linf", eps=0.35)], convergence_seeds=[0])
     first = run_benchmark(cfg, tmp_path, command="c", progress=False)
     second = run_benchmark(cfg, tmp_path, command="c", progress=False)
     assert [r["train_seconds"] for r in first] == [r["train_seconds"] for r in second]
     write_benchmark_tables(load_runs(tmp_path / "records"), tmp_path, "c")
     md = (tmp_path / "table.md").read_text()
-    assert "Ordering entropic-saa vs ifgm-at" in md and "l2 eps=1: ERM" in md
+    assert "entropic-saa >= ifgm-at" in md and "- ensemble_l2_1: ERM" in md
+    assert "| ensemble_linf_0.2 |" in md and "(one seed: no CI)" in md  # one seed: no verdict but TIE
+    assert "Largest change:" in md and "| erm | 1.00 |" in md  # convergence and cost sections
+    assert "paper (MNIST)" in md and "fgm_linf_0.35" in md
     csv_text = (tmp_path / "table.csv").read_text()
     assert csv_text.startswith("# Made by: c") and "clean_mean" in csv_text
     with pytest.raises(ValueError, match="'bogus'"):

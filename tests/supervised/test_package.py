@@ -30,7 +30,7 @@ def test_digits_sanity_floor_erm_and_ifgm():
     """The full digits preset (see :func:`test_adversarial_training_is_robust_on_a_tiny_budget` for the fast one)."""
     cfg = preset("digits")
     cfg.methods = ["erm", "ifgm-at"]
-    key = "pgd_linf_0.15"
+    key = "ensemble_linf_0.15"
     acc = {m: run_one(cfg, m, 0, progress=False)["accuracy"] for m in cfg.methods}
     drop = acc["erm"]["clean"] - acc["erm"][key]
     assert drop >= 0.5
@@ -62,14 +62,16 @@ def test_presets_validate_and_each_broken_part_is_refused(name):
 def test_adversarial_training_is_robust_on_a_tiny_budget(digits):
     """Two epochs on 400 digits, same seed: ERM collapses under PGD, the robust methods keep far more.
 
-    The fast counterpart of the slow preset test: the entropic objective (SAA, samples around a PGD
-    centre) and IFGM-AT each gain over 0.1 accuracy under the attack ERM loses over half its accuracy to.
+    The fast counterpart of the slow preset test: the budget-matched entropic objective (SAA, samples in
+    the eps-ball around a PGD centre) and IFGM-AT each gain over 0.1 accuracy under the attack ERM loses
+    over half its accuracy to.
     """
     from robustrl.supervised.methods import MethodConfig, make_method
     from robustrl.supervised.models import make_model
     from robustrl.supervised.training import AttackSpec, TrainConfig, evaluate, train
 
-    config = MethodConfig(eps=0.15, norm="linf", steps=3, rho=0.05, eta=0.5, m=4, center_steps=3)
+    config = MethodConfig(eps=0.15, norm="linf", steps=3, rho=0.05, eta=0.5, m=4, center_steps=3,
+                          match_budget=True)
     attack = AttackSpec("pgd", "linf", 0.15, steps=5, restarts=1)
     accuracy = {}
     for method in ("erm", "ifgm-at", "entropic-saa"):
