@@ -1,11 +1,14 @@
-"""Exact adversarial logistic regression, class 0 versus class 1: test error under the exact ℓ∞ attack.
+"""Exact adversarial logistic regression, class 0 versus class 1: test error under exact ℓ∞, ℓ2, ℓ1 attacks.
 
     .venv/bin/python scripts/supervised_logistic.py
 
-Standard (eps = 0) and adversarially trained (closed-form inner maximum) models on digits 0-vs-1 and on
+Standard (eps = 0) and adversarially trained (closed-form inner maximum: eps times the dual norm of theta,
+``||theta||_1`` for ℓ∞, ``||theta||_2`` for ℓ2, ``||theta||_inf`` for ℓ1) models on digits 0-vs-1 and on
 Fashion-MNIST 0-vs-1 (T-shirt/top vs trouser, skipped if the Debian package is missing); SGD lr 1,
-batch 100, 10 epochs, zero init (the Kolter-Madry tutorial's setup). Writes
-results/supervised/logistic/table.{csv,md} and one JSON record of all numbers.
+batch 100, 10 epochs, zero init (the Kolter-Madry tutorial's setup) for every norm. Each model is attacked
+by the exact worst case of its norm (unclamped and within [0, 1]) and, in a cross-norm table, by the exact
+[0, 1]-clipped attack of every norm and budget. Writes results/supervised/logistic/table.{csv,md},
+cross_norm.csv and one JSON record of all numbers.
 """
 
 from __future__ import annotations
