@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 __all__ = [
+    "LINEAR_NORMS",
     "MAX_SEED",
     "NORMS",
     "check_choice",
@@ -30,6 +31,9 @@ __all__ = [
 #: The norms of the perturbation balls, shared by the robust agents and the supervised attacks (here, free
 #: of torch, so that the command line can offer them without importing torch).
 NORMS: tuple[str, ...] = ("linf", "l2")
+#: The norms of exact adversarial logistic regression (:mod:`robustrl.supervised.linear`): :data:`NORMS` and
+#: ``"l1"``, whose worst case is closed-form for a linear model only.
+LINEAR_NORMS: tuple[str, ...] = (*NORMS, "l1")
 #: The largest seed NumPy's and Stable-Baselines3's seeding accept.
 MAX_SEED = 2**32 - 1
 

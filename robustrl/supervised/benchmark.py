@@ -41,6 +41,7 @@ __all__ = [
     "PRESETS",
     "RECORDS_DIR",
     "BenchmarkConfig",
+    "attack_cost_lines",
     "comparison_lines",
     "convergence_lines",
     "cost_lines",
@@ -259,14 +260,15 @@ def run_one(config: BenchmarkConfig, method: str, seed: int, data: Dataset | Non
         history = train(model, training, data.x_train, data.y_train, tcfg, generator=gen, progress=progress)
     t1 = time.perf_counter()
     specs = config.attack_specs()
-    points = evaluate_points(model, data.x_test, data.y_test, specs, seed=seed, progress=progress)
+    costs: dict[str, dict[str, float]] = {}
+    points = evaluate_points(model, data.x_test, data.y_test, specs, seed=seed, progress=progress, costs=costs)
     t2 = time.perf_counter()
     record = dict(
         run=run_name(config, method, seed), method=method, base_method=base, seed=seed,
         config=config.to_dict(), method_config=mcfg.to_dict(), train_loss=history,
         accuracy={k: float(v.float().mean()) for k, v in points.items()},
         points={k: pack_points(v) for k, v in points.items()},
-        grad_evals_per_example=counter.rows / (tcfg.epochs * len(data.y_train)),
+        grad_evals_per_example=counter.rows / (tcfg.epochs * len(data.y_train)), eval_costs=costs,
         train_seconds=t1 - t0, eval_seconds=t2 - t1, n_train=len(data.y_train), n_test=len(data.y_test),
         torch_version=torch.__version__, threads=torch.get_num_threads(),
     )
@@ -454,6 +456,30 @@ def cost_lines(runs: Sequence[dict]) -> list[str]:
             where = f"{mc['eps']:g}"
         ev = f"{np.mean(evals):.2f}" if evals else "not recorded"
         lines.append(f"| {m} | {ev} | {where} | {np.mean([r['train_seconds'] for r in rows]):.1f} |")
+    return lines
+
+
+def attack_cost_lines(runs: Sequence[dict]) -> list[str]:
+    """Markdown table of what each robust column cost: gradient evaluations (forward-backward passes) per
+    test point and seconds per run, means over the runs that recorded them, for the most and the least
+    robust row."""
+    recorded = [r for r in runs if "eval_costs" in r]
+    if not recorded:
+        return ["- the cost of each column was not recorded in these run records (older records)"]
+    lines = ["| column | passes per test point (mean over runs) | range over rows | seconds per run (mean) |",
+             "|---|---|---|---|"]
+    for spec in robust_columns(runs):
+        vals = [(r["method"], r["eval_costs"][spec.key]) for r in recorded if spec.key in r["eval_costs"]]
+        if not vals:
+            continue
+        per_row: dict[str, list[float]] = {}
+        for m, c in vals:
+            per_row.setdefault(m, []).append(c["passes_per_point"])
+        means = {m: float(np.mean(v)) for m, v in per_row.items()}
+        lo, hi = min(means, key=means.get), max(means, key=means.get)
+        lines.append(f"| {spec.key} | {np.mean([c['passes_per_point'] for _, c in vals]):.0f} | "
+                     f"{means[lo]:.0f} ({lo}) to {means[hi]:.0f} ({hi}) | "
+                     f"{np.mean([c['seconds'] for _, c in vals]):.1f} |")
     return lines
 
 
@@ -657,8 +683,15 @@ def write_benchmark_tables(runs: Sequence[dict], out_dir: Path | str, command: s
     """:func:`make_table` with the target checks: the sanity floor, the cost of each row, the convergence
     of the ensemble, Entropic-AT versus IFGM-AT (paired CI over seeds) for each entropic row, and the
     paper's claim at l-inf 0.35."""
-    checks = ["Sanity floor (largest ensemble budget per norm):", ""] + sanity_lines(runs)
+    n_test = runs[0]["n_test"]
+    worst_se = max(100.0 * float(np.sqrt(r["accuracy"][k] * (1 - r["accuracy"][k]) / n_test))
+                   for r in runs for k in r["accuracy"])
+    checks = [f"Test set: {n_test} points per run, so the binomial standard error of one run's cell is at most "
+              f"{worst_se:.2f} points here ({100 * 0.5 / np.sqrt(n_test):.2f} at 50 % accuracy).", ""]
+    checks += ["Sanity floor (largest ensemble budget per norm):", ""] + sanity_lines(runs)
     checks += ["", "Cost of each row (measured while training):", ""] + cost_lines(runs)
+    checks += ["", "Cost of the attack ensemble per cell (a robust point costs every run's full steps; "
+               "a point stops costing at its first flip):", ""] + attack_cost_lines(runs)
     checks += ["", "Convergence of the attack ensemble:", ""] + convergence_lines(runs)
     methods = {r["method"] for r in runs}
     for m in sorted(x for x in methods if x.startswith("entropic-")):

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustrl.checks import check_choice, check_int
+from robustrl.checks import LINEAR_NORMS, check_choice, check_int
 from robustrl.supervised._checks import check_eps
 from robustrl.supervised.data import Dataset
 from robustrl.supervised.models import BinaryLogistic
@@ -43,10 +43,6 @@ __all__ = [
     "worst_case",
     "worst_case_linf",
 ]
-
-#: The attack norms of the exact linear attacks. The shared :data:`robustrl.checks.NORMS` has no ``"l1"``
-#: (the neural-network attacks have no ℓ1 version), so the linear models keep their own tuple.
-LINEAR_NORMS: tuple[str, ...] = ("linf", "l2", "l1")
 
 
 class BinaryData(NamedTuple):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -169,12 +170,14 @@ def attacked_correct(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, g
 
 
 def evaluate_points(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec], *, seed: int = 0,
-                    batch_size: int = 250, progress: bool = True) -> dict[str, Tensor]:
+                    batch_size: int = 250, progress: bool = True,
+                    costs: dict[str, dict[str, float]] | None = None) -> dict[str, Tensor]:
     """Per-point correctness, clean (key ``clean``) and under each attack of ``specs`` (keys ``spec.key``),
     as bool tensors; the accuracies of :func:`evaluate` are their means.
 
     Each attack gets its own generator seeded from ``seed`` and the column index, so results do not
-    depend on the order or number of columns.
+    depend on the order or number of columns. When ``costs`` is a dict, it receives per column the
+    seconds and the gradient evaluations (forward-backward passes) per test point the attack took.
     """
     check_images(x, "x")
     check_labels(y, len(x), _num_classes(model, x), "y")
@@ -185,7 +188,11 @@ def evaluate_points(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[Atta
                            for i in range(0, len(x), batch_size)])
     results = {"clean": clean}
     for i, spec in enumerate(tqdm(specs, desc="evaluate", disable=not progress, leave=False)):
-        results[spec.key] = attacked_correct(model, x, y, spec, _attack_generator(seed, i), batch_size)
+        start = time.perf_counter()
+        with GradientCounter(model) as counter:
+            results[spec.key] = attacked_correct(model, x, y, spec, _attack_generator(seed, i), batch_size)
+        if costs is not None:
+            costs[spec.key] = dict(seconds=time.perf_counter() - start, passes_per_point=counter.rows / len(x))
     model.train(was)
     return results
 

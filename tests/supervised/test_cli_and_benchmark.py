@@ -86,3 +86,13 @@ def test_estimator_benchmark_quick():
     rows = {r["estimator"]: r for r in result["rows"]}
     assert rows["SG"]["measured_samples"] == 4
     assert rows["RT-MLMC"]["expected_samples"] == pytest.approx(12 / 7)
+
+
+@pytest.mark.slow
+def test_benchmark_records_do_not_depend_on_jobs(tmp_path):
+    cfg = BenchmarkConfig(name="t", methods=["erm", "ifgm-at"], seeds=[0], n_train=64, n_test=32,
+                          train=dict(epochs=1, batch_size=32, lr=1e-3), method=dict(eps=0.2, steps=2),
+                          attacks=[dict(name="ensemble", norm="linf", eps=0.1, steps=3, restarts=1)])
+    one = run_benchmark(cfg, tmp_path / "one", progress=False, jobs=1)
+    two = run_benchmark(cfg, tmp_path / "two", progress=False, jobs=2)
+    assert [(r["accuracy"], r["points"]) for r in one] == [(r["accuracy"], r["points"]) for r in two]
