@@ -1,6 +1,6 @@
 """Rebuild every supervised result under results/supervised/, one job after another (1 torch thread).
 
-    nice -n 10 .venv/bin/python scripts/supervised_all.py            # everything (about 1.5 hours, 2 cores)
+    nice -n 10 .venv/bin/python scripts/supervised_all.py            # everything (about 1 hour on 2 cores: Fashion-MNIST 43 min, digits 10 min)
     nice -n 10 .venv/bin/python scripts/supervised_all.py --quick    # skip the Fashion-MNIST benchmark
 
 Order: exact logistic regression, worst-case figure and regularization check, estimator benchmark, digits
