@@ -43,17 +43,32 @@ def _values(lines: list[str], pattern: str) -> dict[str, float]:
     return {m[1]: float(m[2]) for m in found}
 
 
-def test_quickstart_trains_both_agents_and_prints_heavy_pole_returns(run_example):
+def test_quickstart_trains_both_agents_and_prints_heavy_pole_returns(run_example, monkeypatch, tmp_path):
+    import json
+
     from robustrl.agents import RobustDQN
 
+    monkeypatch.chdir(tmp_path)  # the runs go to ./runs/quickstart
     lines, namespace = run_example("quickstart.py", "1024")
     returns = _values(lines, rf"(\w+): mean return {NUMBER} \+- [\d.]+ on the heavy pole")
     assert list(returns) == ["regular", "robust"]
     assert all(0 < r <= 500 for r in returns.values()), returns
-    model = namespace["model"]  # the last one trained: the robust agent, with the packaged settings
+    model = namespace["model"]  # the last one loaded: the robust agent's best checkpoint, packaged settings
     assert isinstance(model, RobustDQN)
     assert model.state_scale == [2.4, 3.0, 0.21, 3.0] and model.rho > 0
-    assert model.num_timesteps > model.learning_starts  # it made gradient steps, not only rollouts
+    meta = json.loads((namespace["run"] / "meta.json").read_text())
+    assert meta["agent"] == "robust" and meta["config"]["n_timesteps"] == 1024
+    assert meta["best_timesteps"] > model.learning_starts  # it made gradient steps, not only rollouts
+    run_example("quickstart.py", "1024")  # a second call reuses the saved runs: it trains nothing
+    assert json.loads((namespace["run"] / "meta.json").read_text()) == meta
+
+
+def test_readme_quickstart_is_the_example_file():
+    source = (EXAMPLES / "quickstart.py").read_text()
+    code = source.split('"""', 2)[2].lstrip("\n")
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    block = readme.split("## Quickstart", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert block == code
 
 
 def test_quickstart_stays_short():
