@@ -4,18 +4,17 @@
 
 Both agents use the packaged hyperparameters (robustrl/configs/dqn.yml) and seed 0, and each keeps its best
 checkpoint on the nominal CartPole (scored every 2500 steps), as the reward table does. The runs are saved
-under runs/quickstart/ (delete it to retrain); a second call reuses them.
+under runs/quickstart/ (delete it to retrain); a second call reuses them and their seeded evaluation.
 """
 import sys
 
-import gymnasium as gym
-from stable_baselines3.common.evaluation import evaluate_policy
+import numpy as np
 
-from robustrl.experiments import RunSpec, load_run_model, train_run  # registers the robustrl/ CartPole ids
+from robustrl.experiments import RunSpec, evaluate_run, train_run
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
 for agent in ("regular", "robust"):  # regular: SB3's DQN; robust: RobustDQN (rho 0.05, eta 0.01, state scale)
     run = train_run(RunSpec(agent, 0, overrides={"n_timesteps": steps}, tag=f"{steps}"), "runs/quickstart")
-    model = load_run_model(run)  # the best checkpoint on the nominal CartPole
-    mean, std = evaluate_policy(model, gym.make("robustrl/CartPoleHeavy-v1"), n_eval_episodes=20, warn=False)
-    print(f"{agent}: mean return {mean:.1f} +- {std:.1f} on the heavy pole")
+    heavy = evaluate_run(run, ("robustrl/CartPoleHeavy-v1",), episodes=20)["returns"]["robustrl/CartPoleHeavy-v1"]
+    best = np.array(heavy["best"])  # greedy returns of the best checkpoint, 20 seeded episodes
+    print(f"{agent}: mean return {best.mean():.1f} +- {best.std():.1f} on the heavy pole")

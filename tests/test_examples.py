@@ -53,14 +53,16 @@ def test_quickstart_trains_both_agents_and_prints_heavy_pole_returns(run_example
     returns = _values(lines, rf"(\w+): mean return {NUMBER} \+- [\d.]+ on the heavy pole")
     assert list(returns) == ["regular", "robust"]
     assert all(0 < r <= 500 for r in returns.values()), returns
-    model = namespace["model"]  # the last one loaded: the robust agent's best checkpoint, packaged settings
+    from robustrl.experiments import load_run_model
+
+    model = load_run_model(namespace["run"])  # the last run: the robust agent's best checkpoint
     assert isinstance(model, RobustDQN)
     assert model.state_scale == [2.4, 3.0, 0.21, 3.0] and model.rho > 0
     meta = json.loads((namespace["run"] / "meta.json").read_text())
     assert meta["agent"] == "robust" and meta["config"]["n_timesteps"] == 1024
     assert meta["best_timesteps"] > model.learning_starts  # it made gradient steps, not only rollouts
-    run_example("quickstart.py", "1024")  # a second call reuses the saved runs: it trains nothing
-    assert json.loads((namespace["run"] / "meta.json").read_text()) == meta
+    again, _ = run_example("quickstart.py", "1024")  # a second call reuses the runs and their evaluation
+    assert again == lines and json.loads((namespace["run"] / "meta.json").read_text()) == meta
 
 
 def test_readme_quickstart_is_the_example_file():
