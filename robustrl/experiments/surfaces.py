@@ -105,7 +105,7 @@ def plot_surface_curves(
     fig.suptitle(title)
     fig.tight_layout()
     add_caption(fig, BAND_NOTE + outside_note(outside))
-    return save_figure(fig, Path(out_path))
+    return save_figure(fig, Path(out_path), dpi=90)  # six panels of seven agents' bands: under 300 KB
 
 
 def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str | Path) -> Path:
@@ -138,4 +138,4 @@ def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str 
     fig.subplots_adjust(hspace=0.55, wspace=0.45)
     fig.colorbar(image, ax=axes, shrink=0.6, label="mean greedy return")
     fig.suptitle("Return over pairs of physical parameters (mean across seeds)")
-    return save_figure(fig, Path(out_path))
+    return save_figure(fig, Path(out_path), dpi=90)
