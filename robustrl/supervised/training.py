@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from robustrl.attacks import eval_mode
 from robustrl.checks import check_int
 from robustrl.supervised._checks import check_choice, check_eps, check_images, check_labels
 from robustrl.supervised.attacks import ATTACKS, NORMS, make_attack
@@ -153,19 +154,21 @@ def _attack_generator(seed: int, index: int) -> torch.Generator:
 def attacked_correct(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, generator: torch.Generator,
                      batch_size: int = 250) -> Tensor:
     """Per point, whether ``model`` still classifies ``x`` correctly under the attack ``spec`` (a bool
-    tensor of shape ``(len(x),)``); points misclassified clean count as not robust without being attacked."""
+    tensor of shape ``(len(x),)``); points misclassified clean count as not robust without being attacked.
+    The model is in eval mode throughout (its mode is restored)."""
     atk = make_attack(spec.name, model, spec.eps, spec.norm, steps=spec.steps, restarts=spec.restarts,
                       generator=generator)
     out = torch.zeros(len(x), dtype=torch.bool)
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        with torch.no_grad():
-            right = (model(xb).argmax(1) == yb).nonzero().squeeze(1)
-        if len(right) == 0:
-            continue
-        adv = atk(xb[right], yb[right])
-        with torch.no_grad():
-            out[start + right] = model(adv).argmax(1) == yb[right]
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            with torch.no_grad():
+                right = (model(xb).argmax(1) == yb).nonzero().squeeze(1)
+            if len(right) == 0:
+                continue
+            adv = atk(xb[right], yb[right])
+            with torch.no_grad():
+                out[start + right] = model(adv).argmax(1) == yb[right]
     return out
 
 
@@ -181,9 +184,7 @@ def evaluate_points(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[Atta
     """
     check_images(x, "x")
     check_labels(y, len(x), _num_classes(model, x), "y")
-    was = model.training
-    model.eval()
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         clean = torch.cat([model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]
                            for i in range(0, len(x), batch_size)])
     results = {"clean": clean}
@@ -193,7 +194,6 @@ def evaluate_points(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[Atta
             results[spec.key] = attacked_correct(model, x, y, spec, _attack_generator(seed, i), batch_size)
         if costs is not None:
             costs[spec.key] = dict(seconds=time.perf_counter() - start, passes_per_point=counter.rows / len(x))
-    model.train(was)
     return results
 
 

@@ -107,6 +107,15 @@ def _in_ball_box(z, x, eps, norm, clip):
         assert ((z >= 0) & (z <= 1)).all()
 
 
+def _attained_closed_form(model, x, y, eps, norm):
+    """The closed-form worst-case loss, after checking that ``worst_case``'s point lies in the ball and attains it."""
+    closed = adversarial_logistic_loss(model, x, y, eps, norm)
+    point = worst_case(model, x, y, eps, norm)
+    _in_ball_box(point, x, eps, norm, clip=False)
+    torch.testing.assert_close(_loss(model, y, point), closed, rtol=1e-12, atol=1e-12)
+    return closed
+
+
 def _ascent(model, x, y, eps, starts=8, steps=50, seed=0):
     """Projected gradient ascent of the logistic loss on the l2 ball from random starts (no closed form)."""
     gen = torch.Generator().manual_seed(seed)
@@ -126,10 +135,7 @@ def _ascent(model, x, y, eps, starts=8, steps=50, seed=0):
 def test_l1_closed_form_equals_vertex_brute_force(d, eps):
     """The l1 ball is the convex hull of its 2d vertices +-eps e_j: a linear objective peaks at one of them."""
     model, x, y, gen = _problem(d, seed=d)
-    closed = adversarial_logistic_loss(model, x, y, eps, "l1")
-    point = worst_case(model, x, y, eps, "l1")
-    _in_ball_box(point, x, eps, "l1", clip=False)
-    torch.testing.assert_close(_loss(model, y, point), closed, rtol=1e-12, atol=1e-12)
+    closed = _attained_closed_form(model, x, y, eps, "l1")
     vertices = eps * torch.cat([torch.eye(d), -torch.eye(d)]).to(x.dtype)
     torch.testing.assert_close(_loss_at(model, y, x[:, None] + vertices[None]).amax(1), closed,
                                rtol=1e-12, atol=1e-12)
@@ -142,10 +148,7 @@ def test_l1_closed_form_equals_vertex_brute_force(d, eps):
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.7])
 def test_l2_closed_form_equals_dense_circle_in_2d(eps):
     model, x, y, _ = _problem(2, seed=1)
-    closed = adversarial_logistic_loss(model, x, y, eps, "l2")
-    point = worst_case(model, x, y, eps, "l2")
-    _in_ball_box(point, x, eps, "l2", clip=False)
-    torch.testing.assert_close(_loss(model, y, point), closed, rtol=1e-12, atol=1e-12)
+    closed = _attained_closed_form(model, x, y, eps, "l2")
     angle = torch.linspace(0, 2 * torch.pi, 20001, dtype=x.dtype)[:-1]
     circle = eps * torch.stack([angle.cos(), angle.sin()], 1)
     on_circle = _loss_at(model, y, x[:, None] + circle[None]).amax(1)
@@ -157,10 +160,7 @@ def test_l2_closed_form_equals_dense_circle_in_2d(eps):
 @pytest.mark.parametrize("eps", [0.1, 0.7])
 def test_l2_closed_form_beats_random_points_and_gradient_ascent(d, eps):
     model, x, y, gen = _problem(d, seed=d)
-    closed = adversarial_logistic_loss(model, x, y, eps, "l2")
-    point = worst_case(model, x, y, eps, "l2")
-    _in_ball_box(point, x, eps, "l2", clip=False)
-    torch.testing.assert_close(_loss(model, y, point), closed, rtol=1e-12, atol=1e-12)
+    closed = _attained_closed_form(model, x, y, eps, "l2")
     direction = torch.randn(len(x), 4000, d, generator=gen, dtype=x.dtype)
     radius = eps * torch.rand(len(x), 4000, 1, generator=gen, dtype=x.dtype) ** (1 / d)
     ball = radius * direction / direction.norm(dim=-1, keepdim=True)
