@@ -17,8 +17,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Terminated", "build_parser", "main", "parse_overrides"]
+__all__ = ["OUTPUTS", "RUNS", "Terminated", "build_parser", "main", "parse_overrides"]
 
+#: Where a command writes its tables and plots unless told otherwise: runs/ is untracked, the scratch twin of
+#: results/ (which only ``--out results`` writes into).
+OUTPUTS = "runs"
+#: The runs folder of ``train`` and of every command that reads runs, unless told otherwise (results/runs: the
+#: committed ones).
+RUNS = "runs/runs"
 
 
 def _agents_help() -> str:
@@ -85,13 +91,15 @@ def _env_ids() -> list[str]:
 def _cmd_train(args: argparse.Namespace) -> int:
     from robustrl.agents import load_config
     from robustrl.experiments import RunSpec, train_run
+    from robustrl.experiments.training import is_complete
 
     overrides = parse_overrides(args.set)
     if args.tensorboard is not None:  # the folder as typed: --set would read a name like 1e3 as a number
         overrides["tensorboard_log"] = args.tensorboard
     spec = RunSpec(args.agent, args.seed, args.env, overrides, args.tag)
+    already = is_complete(Path(args.out) / spec.name)  # then train_run only checks its configuration
     run_dir = train_run(spec, args.out, load_config(args.config), progress_bar=not args.no_progress)
-    print(f"trained {spec.name} -> {run_dir}")
+    print(f"already complete: {run_dir}" if already else f"trained {spec.name} -> {run_dir}")
     return 0
 
 
@@ -202,8 +210,8 @@ def _sweep_defaults(args: argparse.Namespace) -> None:
     from robustrl.experiments.sweep_spec import load_sweep_spec
 
     args.spec = load_sweep_spec(args.spec)  # the default folders are named after the sweep
-    args.runs = args.runs or Path("runs/sweeps") / args.spec.name
-    args.out = args.out or Path("results/sweeps") / args.spec.name
+    args.runs = args.runs or Path(OUTPUTS, "sweeps", args.spec.name)
+    args.out = args.out or Path(OUTPUTS, "sweeps", args.spec.name)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -313,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--agent", required=True, help=agents_help)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--env", default=env_ids[0], choices=env_ids)
-    train.add_argument("--out", default="results/runs", help="folder of run folders")
+    train.add_argument("--out", default=RUNS, help="folder of run folders (default: %(default)s; results/runs "
+                                                  "holds the committed runs)")
     train.add_argument("--config", default=None, help="YAML hyperparameters (default: packaged configs/dqn.yml)")
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override hyperparameters, e.g. eta=0.5")
     train.add_argument("--tag", default="", help="suffix for the agent in the run name")
@@ -324,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train, output_folders=("out", "tensorboard"))
 
     evaluate = sub.add_parser("evaluate", help="greedy evaluation of trained runs on every id")
-    evaluate.add_argument("--runs", default="results/runs", help="folder of run folders")
+    evaluate.add_argument("--runs", default=RUNS, help="folder of run folders (default: %(default)s)")
     evaluate.add_argument("--run", nargs="*", help="specific run folders (default: all complete runs)")
     evaluate.add_argument("--episodes", type=int, default=100)
     evaluate.add_argument("--env", nargs="*", default=env_ids, choices=env_ids)
@@ -337,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_cmd_evaluate)
 
     table = sub.add_parser("table", help="reward table (CSV, Markdown, LaTeX) from evaluated runs")
-    table.add_argument("--runs", default="results/runs", help="folder of evaluated run folders")
-    table.add_argument("--out", default="results", help="folder for reward_table.csv/.md/.tex")
+    table.add_argument("--runs", default=RUNS, help="folder of evaluated run folders (default: %(default)s)")
+    table.add_argument("--out", default=OUTPUTS, help="folder for reward_table.csv/.md/.tex (default: %(default)s)")
     table.add_argument("--baseline", default=None,
                        help="agent label the differences are taken to (default regular; a sweep run's label "
                             "includes its tag, e.g. regular-n_timesteps100000)")
@@ -348,8 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.set_defaults(func=_cmd_table, output_folders=("out",))
 
     plot = sub.add_parser("plot", help="training and robustness curves from saved runs")
-    plot.add_argument("--runs", default="results/runs", help="folder of evaluated run folders")
-    plot.add_argument("--out", default="results", help="folder for training_curves.png and robustness_curves.png")
+    plot.add_argument("--runs", default=RUNS, help="folder of evaluated run folders (default: %(default)s)")
+    plot.add_argument("--out", default=OUTPUTS,
+                      help="folder for training_curves.png and robustness_curves.png (default: %(default)s)")
     plot.set_defaults(func=_cmd_plot, output_folders=("out",))
 
     rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
@@ -381,12 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     sweep.add_argument("--jobs", type=int, default=None, help="parallel runs (default: cores)")
     sweep.add_argument("--runs", default=None, help="folder of run folders (default runs/sweeps/NAME)")
-    sweep.add_argument("--out", default=None, help="tables and plots (default results/sweeps/NAME)")
+    sweep.add_argument("--out", default=None, help="tables and plots (default runs/sweeps/NAME)")
     sweep.set_defaults(func=_cmd_sweep, output_folders=("runs", "out"), resolve_defaults=_sweep_defaults)
 
     surf = sub.add_parser("surfaces", help="return over dense grids of every physical parameter and of pairs")
-    surf.add_argument("--runs", default="results/runs", help="folder of trained run folders")
-    surf.add_argument("--out", default="results", help="folder for surface_curves.png and surface_pairs.png")
+    surf.add_argument("--runs", default=RUNS, help="folder of trained run folders (default: %(default)s)")
+    surf.add_argument("--out", default=OUTPUTS,
+                      help="folder for surface_curves.png and surface_pairs.png (default: %(default)s)")
     surf.add_argument("--episodes", type=int, default=10, help="episodes per grid point")
     surf.add_argument("--checkpoint", default="best", choices=["best", "final"])
     surf.add_argument("--parameters", nargs="*", choices=["masspole", "length", "gravity", "masscart",
@@ -396,27 +407,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     robust = sub.add_parser("robustness", help="robustness suite of every run: observation attacks, noise, "
                                                "random actions, uncertainty sets (cached per run)")
-    robust.add_argument("--runs", default="results/runs", help="folder of trained run folders")
+    robust.add_argument("--runs", default=RUNS, help="folder of trained run folders (default: %(default)s)")
     robust.add_argument("--suite", default=None,
                         help="suite YAML file or packaged suite name (default: robustrl/configs/suites/default.yml)")
     robust.add_argument("--jobs", type=int, default=1, help="runs evaluated in parallel (one process each)")
-    robust.add_argument("--out", default="results",
+    robust.add_argument("--out", default=OUTPUTS,
                         help="folder for robustness_table.csv/.md/.tex, robustness_suite.png, robustness_sets.png "
-                             "and decision_table.md (per condition: who wins, and the robust agent against it)")
+                             "and decision_table.md (per condition: who wins, and the robust agent against it; "
+                             "default: %(default)s)")
     robust.add_argument("--baseline", default="regular", help="agent label the differences are taken to")
     robust.set_defaults(func=_cmd_robustness, output_folders=("out",))
 
     stats = sub.add_parser("stats", help="IQM, median, mean, optimality gap, P(improvement), profiles of runs")
-    stats.add_argument("--runs", default="results/runs", help="any folder of evaluated run folders")
-    stats.add_argument("--out", default="results", help="folder for statistics.csv/.md and profile plots")
+    stats.add_argument("--runs", default=RUNS, help="any folder of evaluated run folders (default: %(default)s)")
+    stats.add_argument("--out", default=OUTPUTS,
+                       help="folder for statistics.csv/.md and profile plots (default: %(default)s)")
     stats.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     stats.add_argument("--allow-partial", action="store_true",
                        help="leave out runs not trained or not evaluated on every id (listed in the "
                             "header) instead of refusing")
     stats.set_defaults(func=_cmd_stats, output_folders=("out",))
 
-    report = sub.add_parser("report", help="gather tables, statistics and plots into results/REPORT.md")
-    report.add_argument("--results", default="results", help="folder the other commands wrote into")
+    report = sub.add_parser("report", help="gather tables, statistics and plots into one REPORT.md")
+    report.add_argument("--results", default=OUTPUTS,
+                        help="folder the other commands wrote into, with the runs in RESULTS/runs "
+                             "(default: %(default)s; results for the committed report)")
     report.add_argument("--out", default=None, help="report file (default RESULTS/REPORT.md)")
     report.set_defaults(func=_cmd_report)
 

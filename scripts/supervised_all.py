@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     _script("estimator_benchmark").main([])
     presets = ["digits"] + ([] if args.quick else ["fashion-mnist"])
     for preset in presets:
-        if robustrl(["supervised", "benchmark", "--preset", preset, "--jobs", str(args.jobs), "--no-progress"]):
+        if robustrl(["supervised", "benchmark", "--preset", preset, "--out", f"results/supervised/{preset}",
+                     "--jobs", str(args.jobs), "--no-progress"]):
             return 2
     return 0
 

@@ -122,7 +122,7 @@ def test_a_read_only_output_folder_is_one_line(tmp_path, capsys, monkeypatch):
     (["reproduce", "--quick", "--seeds", "1", "--agents", "regular"], "runs/quick"),
     (["reproduce", "--seeds", "1", "--agents", "regular"], "runs/reproduce"),
     (["sweep", SWEEP], "runs/sweeps/samples"),
-    (["supervised", "benchmark", "--no-progress"], "results/supervised/digits"),
+    (["supervised", "benchmark", "--no-progress"], "runs/supervised/digits"),
 ])
 def test_the_default_output_folder_is_the_one_checked(tmp_path, capsys, monkeypatch, command, default):
     monkeypatch.chdir(tmp_path)

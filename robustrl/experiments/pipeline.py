@@ -15,13 +15,13 @@ from tqdm.auto import tqdm
 
 from robustrl.agents import AgentConfig, available_agents, load_config, read_checkpoint
 from robustrl.checks import check_int
-from robustrl.envs import ENV_IDS, NOMINAL_ID, VARIANTS
+from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import EVALUATION_SEED
 from robustrl.experiments.io import atomic_write_json
 from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.ray_backend import check_backend, run_calls_on_ray
 from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
-from robustrl.experiments.tables import write_reward_tables
+from robustrl.experiments.tables import config_summary, write_reward_tables
 from robustrl.experiments.curves import robustness_run
 from robustrl.experiments.run_files import CHECKPOINT_SUFFIX, checkpoint_files
 from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, load_run_model, train_run
@@ -134,7 +134,7 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, jobs=cfg.jobs, backend=cfg.backend,
                   address=cfg.address)
     command = command or "robustrl " + shlex.join(sys.argv[1:])
-    summary = {agent: _agent_summary(AgentConfig.resolve(config, NOMINAL_ID, agent, cfg.overrides))
+    summary = {agent: config_summary(AgentConfig.resolve(config, NOMINAL_ID, agent, cfg.overrides).to_dict())
                for agent in cfg.agents}
     outputs = write_reward_tables(runs_dir, cfg.out, command, summary)
     outputs.append(plot_training_curves(runs_dir, cfg.out / "training_curves.png"))
@@ -144,18 +144,3 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
         "evaluation_seed": EVALUATION_SEED}))
     return outputs
 
-
-def _agent_summary(agent: AgentConfig) -> str:
-    robust = ", ".join(f"{k}={v}" for k, v in agent.robust_kwargs.items())
-    if agent.domain_randomization:
-        ranges = agent.domain_randomization
-        box = ", ".join(f"{k} [{low:g}, {high:g}]" for k, (low, high) in ranges.items())
-        inside = [env_id for env_id, change in VARIANTS.items() if change and all(
-            k in ranges and ranges[k][0] <= v <= ranges[k][1] for k, v in change.items())]
-        tested = ", ".join(f"{k} {v:g}" for change in VARIANTS.values() for k, v in change.items())
-        reach = (f"contains the test physics of {', '.join(inside)}" if inside
-                 else f"contains none of the test physics ({tested})")
-        robust = ", ".join(filter(None, [robust, f"physics drawn at every reset from: {box}; the box {reach}"]))
-    selection = (f"selection: every {agent.eval_freq} steps, {agent.eval_episodes} nominal episodes, "
-                 f"ties={agent.selection_ties}")
-    return f"{agent.algo}(n_timesteps={agent.n_timesteps}{', ' + robust if robust else ''}; {selection})"

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from robustrl.envs import ENV_IDS
+from robustrl.envs import ENV_IDS, VARIANTS
 from robustrl.experiments.io import atomic_write_text
-from robustrl.experiments.records import collect_evaluated_runs
+from robustrl.experiments.records import EvaluatedRun, collect_evaluated_runs
 
 __all__ = [
     "TableRow",
@@ -21,6 +21,7 @@ __all__ = [
     "bootstrap_ci_columns",
     "bootstrap_diff_ci",
     "collect_evaluations",
+    "config_summary",
     "reward_table",
     "write_reward_tables",
 ]
@@ -115,13 +116,57 @@ def collect_evaluations(
     (:func:`robustrl.experiments.records.collect_evaluated_runs`).
     """
     runs, missing = collect_evaluated_runs(runs_dir, allow_partial=allow_partial)
+    return _seed_means(runs), (runs[0].episodes if runs else 0), missing
+
+
+def _seed_means(runs: list[EvaluatedRun]) -> dict[str, dict[str, dict[str, list[float]]]]:
     grouped: dict[str, dict[str, dict[str, list[float]]]] = {}
     for run in runs:
         agent = grouped.setdefault(agent_label(run.meta["agent"], run.meta.get("tag")), {})
         for env_id, by_checkpoint in run.returns.items():
             for checkpoint, returns in by_checkpoint.items():
                 agent.setdefault(env_id, {}).setdefault(checkpoint, []).append(float(np.mean(returns)))
-    return grouped, (runs[0].episodes if runs else 0), missing
+    return grouped
+
+
+#: The keys of a saved configuration (``meta.json``'s ``config``) that :func:`config_summary` reads.
+_SUMMARY_KEYS = ("algo", "n_timesteps", "eval_freq", "eval_episodes")
+
+
+def config_summary(config: dict[str, Any]) -> str:
+    """One line saying what a configuration trains, for a table header: the algorithm, the budget, the
+    robust settings, the domain-randomization box and the model selection.
+
+    ``config`` is :meth:`robustrl.agents.AgentConfig.to_dict` or a run's saved ``config`` (``meta.json``);
+    the robust settings are listed in its key order (the config file's, or sorted in ``meta.json``).
+    """
+    robust = ", ".join(f"{k}={v}" for k, v in (config.get("robust_kwargs") or {}).items())
+    ranges = config.get("domain_randomization") or {}
+    if ranges:
+        box = ", ".join(f"{k} [{low:g}, {high:g}]" for k, (low, high) in ranges.items())
+        inside = [env_id for env_id, change in VARIANTS.items() if change and all(
+            k in ranges and ranges[k][0] <= v <= ranges[k][1] for k, v in change.items())]
+        tested = ", ".join(f"{k} {v:g}" for change in VARIANTS.values() for k, v in change.items())
+        reach = (f"contains the test physics of {', '.join(inside)}" if inside
+                 else f"contains none of the test physics ({tested})")
+        robust = ", ".join(filter(None, [robust, f"physics drawn at every reset from: {box}; the box {reach}"]))
+    selection = (f"selection: every {config['eval_freq']} steps, {config['eval_episodes']} nominal episodes, "
+                 f"ties={config.get('selection_ties', 'latest')}")
+    return f"{config['algo']}(n_timesteps={config['n_timesteps']}{', ' + robust if robust else ''}; {selection})"
+
+
+def _run_configs(runs: list[EvaluatedRun], labels: list[str]) -> dict[str, str]:
+    """``{agent label: config_summary}`` from the runs' saved configurations, for the labels whose runs saved
+    one; runs of one label with different configurations are all named."""
+    summaries: dict[str, dict[str, None]] = {}
+    for run in runs:
+        config = run.meta.get("config")
+        if isinstance(config, dict) and all(key in config for key in _SUMMARY_KEYS):
+            label = agent_label(run.meta["agent"], run.meta.get("tag"))
+            summaries.setdefault(label, {})[config_summary(config)] = None
+    return {label: (next(iter(found)) if len(found) == 1
+                    else f"{len(found)} configurations: " + " | ".join(found))
+            for label in labels if (found := summaries.get(label))}
 
 
 def reward_table(runs_dir: str | Path, baseline: str | None = None,
@@ -137,8 +182,10 @@ def reward_table(runs_dir: str | Path, baseline: str | None = None,
 
 
 def _reward_table(runs_dir: str | Path, baseline: str | None,
-                  allow_partial: bool) -> tuple[list[TableRow], dict[str, str]]:
-    grouped, episodes, missing = collect_evaluations(runs_dir, allow_partial)
+                  allow_partial: bool) -> tuple[list[TableRow], dict[str, str], dict[str, str]]:
+    """The rows, the incomplete runs left out and each agent's saved configuration (:func:`_run_configs`)."""
+    runs, missing = collect_evaluated_runs(runs_dir, allow_partial=allow_partial)
+    grouped, episodes = _seed_means(runs), (runs[0].episodes if runs else 0)
     if not grouped:
         raise ValueError(f"no evaluated runs under {runs_dir}; run `robustrl train` and `robustrl evaluate` first")
     if baseline is None:
@@ -162,7 +209,7 @@ def _reward_table(runs_dir: str | Path, baseline: str | None,
                     row.diff = float(seed_means.mean() - base.mean())
                     row.diff_ci_low, row.diff_ci_high = bootstrap_diff_ci(seed_means, base)
                 rows.append(row)
-    return rows, missing
+    return rows, missing, _run_configs(runs, order)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -263,10 +310,12 @@ def write_reward_tables(runs_dir: str | Path, out_dir: str | Path, command: str,
     """Write ``{stem}.csv``, ``.md`` and ``.tex`` into ``out_dir`` (atomically), from saved evaluations.
 
     Differences are to ``baseline`` (see :func:`reward_table`). With ``allow_partial``, incomplete runs
-    are left out and the header of every file names them; without it they are a ``ValueError``.
+    are left out and the header of every file names them; without it they are a ``ValueError``. The header
+    has a ``Config`` line per agent: ``config`` (``{agent: summary}``) or, by default, the
+    :func:`config_summary` of the configuration each run saved in its ``meta.json``.
     """
-    rows, missing = _reward_table(runs_dir, baseline, allow_partial)
-    header = _header_lines(command, config or {}, rows, missing)
+    rows, missing, saved = _reward_table(runs_dir, baseline, allow_partial)
+    header = _header_lines(command, saved if config is None else config, rows, missing)
     out_dir = Path(out_dir)
     return [
         atomic_write_text(out_dir / f"{stem}.csv", _csv(rows, header)),

@@ -168,7 +168,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("benchmark", help="run a benchmark preset and build its tables")
     p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="digits")
-    p.add_argument("--out", default=None, help="default results/supervised/<preset>")
+    p.add_argument("--out", default=None, help="default runs/supervised/<preset> (results/supervised/<preset> "
+                                               "holds the committed tables)")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--jobs", type=int, default=1, help="worker processes, one torch thread each (default 1)")
     _common(p)
@@ -177,4 +178,4 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
 def _benchmark_defaults(args: argparse.Namespace) -> None:
     if args.out is None:
-        args.out = f"results/supervised/{args.preset}"
+        args.out = f"runs/supervised/{args.preset}"
