@@ -7,9 +7,13 @@ Stable-Baselines3 (the estimators and the agents) are imported on first use.
 
 from typing import TYPE_CHECKING
 
-from robustrl import envs
-from robustrl.envs import ENV_IDS, PerturbedCartPoleEnv, PerturbedCartPoleVectorEnv, make_vector_env
-from robustrl.lazy import lazy_attributes
+from robustrl.kernels import pin_kernels
+
+pin_kernels()  # before anything imports numpy or torch: see robustrl.kernels
+
+from robustrl import envs  # noqa: E402
+from robustrl.envs import ENV_IDS, PerturbedCartPoleEnv, PerturbedCartPoleVectorEnv, make_vector_env  # noqa: E402
+from robustrl.lazy import lazy_attributes  # noqa: E402
 
 if TYPE_CHECKING:
     from robustrl import estimators

@@ -44,6 +44,7 @@ from robustrl.experiments.run_files import (
     model_checksums,
 )
 from robustrl.experiments.tables import agent_label
+from robustrl.kernels import kernel_report
 
 __all__ = [
     "RunSpec",
@@ -92,7 +93,7 @@ TARGET_STATS = "target_stats.csv"
 
 
 def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None = None, *,
-              progress_bar: bool = False, torch_threads: int | None = None,
+              progress_bar: bool = False, torch_threads: int | None = 1,
               keep_checkpoints: bool = False) -> Path:
     """Train ``spec`` into ``runs_dir/spec.name``; skip it if a complete run with the same config exists.
 
@@ -104,6 +105,10 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     it raises :class:`~robustrl.experiments.locks.RunInUseError` (a ``ValueError``) naming it. With
     ``keep_checkpoints`` every evaluated model is also kept, as ``checkpoints/{timesteps:07d}.pt``
     (saving does not touch the training's random state, so the run trains identically).
+    Training uses ``torch_threads`` torch threads (default 1; None keeps the process's setting): the split of a
+    reduction over threads changes its last bits, so the same seed gives the same run on any machine only at a
+    fixed count, and robustrl's networks are too small to gain from more. The CPU kernels the run trained with
+    are recorded in ``meta.json`` (``kernels``: :func:`robustrl.kernels.kernel_report`).
     ``progress_bar`` shows the steps trained (the budget rounded up to whole ``train_freq`` rollouts) when
     no pool or command already collects the progress of this process's runs. With the config's
     ``tensorboard_log`` (an output option, not part of the saved config) SB3 also writes TensorBoard event
@@ -161,6 +166,7 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
                 "best_timesteps": selection.best_timesteps, "best_selection_mean": selection.best_mean,
                 "best_selection_margin": round(selection.best_margin, 6),
                 "robustrl": robustrl.__version__, "torch": torch.__version__, "command": " ".join(sys.argv),
+                "kernels": kernel_report(),
             })
     except BaseException:
         if created:  # an interrupted or failed first training leaves no empty folder behind

@@ -1,0 +1,94 @@
+"""Pinned CPU kernels: training gives the same bytes under emulated CPUs, and a user's variables mean what we say."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robustrl.kernels import KERNELS_VARIABLE, PINNED_VARIABLES, kernel_mode
+
+#: Two emulated CPUs: an AVX2 machine, and a machine whose MKL, ATen and NumPy use pre-AVX2 kernels.
+AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+OLDER = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "NPY_DISABLE_CPU_FEATURES": "X86_V3"}
+
+TINY_RUN = """
+import hashlib, sys
+import robustrl
+from robustrl.experiments import RunSpec, train_run
+overrides = {"n_timesteps": 700, "learning_starts": 200, "train_freq": 64, "gradient_steps": 16, "eval_freq": 350,
+             "eval_episodes": 3, "policy_kwargs": {"net_arch": [64, 64]}}
+run = train_run(RunSpec("robust", 0, overrides=overrides), sys.argv[1])
+print(hashlib.sha256((run / "best.pt").read_bytes() + (run / "curve.csv").read_bytes()).hexdigest())
+"""
+
+REPORT = """
+import json, os
+import robustrl, torch
+from robustrl.kernels import kernel_report
+print(json.dumps({"report": kernel_report(), "environ": {k: os.environ.get(k) for k in
+      ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES", "MKL_ENABLE_INSTRUCTIONS")}}))
+"""
+
+
+def _environ(**changes: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in (*PINNED_VARIABLES, KERNELS_VARIABLE,
+                                                             "MKL_ENABLE_INSTRUCTIONS")}
+    return {**env, **changes}
+
+
+def _python(code: str, env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _output(process: subprocess.Popen) -> str:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return out.strip().splitlines()[-1]
+
+
+def test_tiny_training_gives_the_same_bytes_under_two_emulated_cpus(tmp_path: Path) -> None:
+    runs = {name: _python(TINY_RUN, _environ(**cpu, **mode), str(tmp_path / name))
+            for name, cpu, mode in (("pinned-avx2", AVX2, {}), ("pinned-older", OLDER, {}),
+                                    ("native-avx2", AVX2, {KERNELS_VARIABLE: "native"}),
+                                    ("native-older", OLDER, {KERNELS_VARIABLE: "native"}))}
+    digests = {name: _output(process) for name, process in runs.items()}
+    assert digests["pinned-avx2"] == digests["pinned-older"]
+    # the emulation bites: left to the machine's kernels, the two "CPUs" train to other bytes
+    assert digests["native-avx2"] != digests["native-older"]
+    meta = json.loads(next((tmp_path / "pinned-older").glob("*/meta.json")).read_text())
+    assert meta["kernels"]["mode"] == "pinned" and meta["kernels"]["aten_capability"] != "DEFAULT"
+
+
+def test_pinned_mode_overrides_the_users_kernel_variables() -> None:
+    seen = json.loads(_output(_python(REPORT, _environ(ATEN_CPU_CAPABILITY="avx512", MKL_CBWR="AVX512",
+                                                         MKL_ENABLE_INSTRUCTIONS="AVX512"))))
+    assert seen["environ"] == {**PINNED_VARIABLES, "MKL_ENABLE_INSTRUCTIONS": None}
+    assert seen["report"]["mode"] == "pinned"
+
+
+def test_native_mode_leaves_the_users_kernel_variables() -> None:
+    seen = json.loads(_output(_python(REPORT, _environ(ROBUSTRL_KERNELS="native", ATEN_CPU_CAPABILITY="default"))))
+    assert seen["environ"]["ATEN_CPU_CAPABILITY"] == "default" and seen["environ"]["MKL_CBWR"] is None
+    assert seen["report"]["mode"] == "native" and seen["report"]["aten_capability"] == "DEFAULT"
+
+
+def test_torch_imported_first_is_reported_late() -> None:
+    seen = json.loads(_output(_python("import torch\n" + REPORT, _environ())))
+    assert seen["report"]["mode"] == "late" and "torch" in seen["report"]["imported_before"]
+    assert seen["environ"]["MKL_CBWR"] is None  # not set: the process does not run the pinned kernels
+
+
+def test_unknown_mode_is_an_error_naming_the_variable_and_import_warns() -> None:
+    with pytest.raises(ValueError, match="ROBUSTRL_KERNELS.*'fast'"):
+        kernel_mode({KERNELS_VARIABLE: "fast"})
+    assert kernel_mode({KERNELS_VARIABLE: ""}) == "pinned"
+    process = _python(REPORT, _environ(ROBUSTRL_KERNELS="fast"))
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0 and "ROBUSTRL_KERNELS" in err and "'fast'" in err
+    assert json.loads(out)["report"]["mode"] == "pinned"
