@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,10 @@ def main() -> None:
                 continue
             if len(args.runs) > 1:  # the same agent may come from two folders
                 label = f"{label} ({source})"
-            q_final, gap_final = q_near_upright(run, "final")
+            try:
+                q_final, gap_final = q_near_upright(run, "final")
+            except ValueError as err:  # e.g. a sweep committed without its weights: the message names the rebuild
+                sys.exit(f"seed_reliability.py: {err}")
             rows.setdefault(label, []).append((meta["seed"], float(meta["best_selection_mean"]),
                                                int(meta["best_timesteps"]), q_final, gap_final))
     command = "python scripts/seed_reliability.py " + shlex.join(

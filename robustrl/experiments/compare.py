@@ -1,7 +1,8 @@
 """Compare runs with reference runs (training is deterministic per seed), and compact older runs.
 
 :func:`compare_runs` says, per run, whether a retrained run is identical to the committed one: same
-``curve.csv`` bytes, same weights of the best and final models, same evaluation returns.
+``curve.csv`` bytes, same weights of the best and final models, same evaluation returns. A reference
+without its weights (a committed sweep run) is compared through the checksums its ``eval.json`` records.
 :func:`compact_run` converts a run saved with Stable-Baselines3 ``.zip`` files to compact checkpoints.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, read_checkpoint
@@ -22,11 +24,18 @@ from robustrl.experiments.run_files import (
     CHECKPOINTS,
     checkpoint_files,
     is_complete,
+    is_trained,
+    is_weightless,
     model_checksums,
 )
+from robustrl.experiments.tables import SHORT_NAMES
 from robustrl.experiments.training import load_run_model, save_final_checkpoint
 
-__all__ = ["compact_run", "compare_run", "compare_runs", "preset_difference", "q_net_weights"]
+__all__ = ["CROSS_CPU_DOC", "cell_moves", "compact_run", "compare_run", "compare_runs", "preset_difference",
+           "q_net_weights"]
+
+#: The docs paragraph on why a run replayed on another CPU can differ from the committed one.
+CROSS_CPU_DOC = 'docs/guide/setup.rst, "Replaying a run on another CPU"'
 
 def q_net_weights(run_dir: str | Path, checkpoint: str) -> dict[str, torch.Tensor]:
     """The Q-network ``state_dict`` of a run's ``best`` or ``final`` model (compact or ``.zip``)."""
@@ -38,6 +47,59 @@ def q_net_weights(run_dir: str | Path, checkpoint: str) -> dict[str, torch.Tenso
 
 def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _weights_differences(run_dir: Path, reference_dir: Path) -> list[str]:
+    """Which checkpoints' weights differ; through the recorded checksums when either side is weightless."""
+    by_checksum = is_weightless(run_dir) or is_weightless(reference_dir)
+    how = " (by checksum: the reference has no weights)" if is_weightless(reference_dir) else ""
+    differ = []
+    for checkpoint in CHECKPOINTS:
+        if by_checksum:
+            same = (model_checksums(run_dir, (checkpoint,))[checkpoint]["sha256"]
+                    == model_checksums(reference_dir, (checkpoint,))[checkpoint]["sha256"])
+        else:
+            same = _same_weights(q_net_weights(run_dir, checkpoint), q_net_weights(reference_dir, checkpoint))
+        if not same:
+            differ.append(f"{checkpoint} weights differ{how}")
+    return differ
+
+
+def cell_moves(new: dict[str, dict[str, list[float]]], old: dict[str, dict[str, list[float]]]) -> str:
+    """How far each table cell (an id's mean return of one checkpoint) moved between two ``eval.json`` returns,
+    e.g. ``table cells moved: Heavy pole best 487.3 -> 492.1 (7 other cells unchanged)``."""
+    moved, unchanged = [], 0
+    for env_id in dict.fromkeys([*old, *new]):
+        for checkpoint in dict.fromkeys([*old.get(env_id, {}), *new.get(env_id, {})]):
+            a, b = old.get(env_id, {}).get(checkpoint), new.get(env_id, {}).get(checkpoint)
+            label = f"{SHORT_NAMES.get(env_id, env_id)} {checkpoint}"
+            if a == b:
+                unchanged += 1
+            elif a is None or b is None:
+                moved.append(f"{label} {'only in this run' if a is None else 'only in the reference'}")
+            else:
+                moved.append(f"{label} {np.mean(a):.1f} -> {np.mean(b):.1f}"
+                             + (" (same mean, other episodes)" if np.mean(a) == np.mean(b) else ""))
+    rest = f" ({unchanged} other cell{'s' * (unchanged != 1)} unchanged)" if unchanged else ""
+    return "table cells moved: " + ", ".join(moved) + rest
+
+
+def _curve_moves(name: str, new: dict[str, Any], old: dict[str, Any]) -> str:
+    """Which curves (or surfaces) of a robustness cache moved, and by how much at most."""
+    def returns(curve: Any) -> Any:  # a surface curve holds its grid values beside its mean returns
+        return curve["mean_returns"] if isinstance(curve, dict) else curve
+
+    moved = []
+    for key in sorted(set(new) | set(old)):
+        if new.get(key) == old.get(key):
+            continue
+        try:
+            a, b = (np.asarray(returns(side[key]), dtype=float) for side in (new, old))
+            gap = float(np.max(np.abs(a - b)))
+            moved.append(f"{key} by up to {gap:.1f}")
+        except (KeyError, ValueError, TypeError):  # absent on one side, or another grid: name it only
+            moved.append(key)
+    return f"{name} moved ({', '.join(moved)})"
 
 
 def _curve_difference(new: Path, old: Path) -> str | None:
@@ -55,26 +117,25 @@ def _curve_difference(new: Path, old: Path) -> str | None:
 def compare_run(run_dir: str | Path, reference_dir: str | Path) -> list[str]:
     """What differs between a run and a reference run of the same name; an empty list if identical.
 
-    Compares the configuration (first: other settings make the rest meaningless), the ``curve.csv``
-    bytes, the weights of the best and final models, and the returns of ``eval.json`` and of the
+    Compares the configuration (first: other settings make the rest meaningless), the weights of the
+    best and final models (their checksums when a side is weightless), the ``curve.csv`` bytes, and the
+    returns of ``eval.json`` (as the table cells that moved, old -> new: :func:`cell_moves`) and of the
     robustness curves and surfaces (``robustness.json``) where both were made with the same request.
+    When anything differs, the last entry points to the docs on replaying a run on another CPU.
     """
     run_dir, reference_dir = Path(run_dir), Path(reference_dir)
-    if not is_complete(reference_dir):
+    if not is_trained(reference_dir):
         return [f"no complete reference run at {reference_dir}"]
-    if not is_complete(run_dir):
+    if not is_trained(run_dir):
         return [f"{run_dir} is not a complete run"]
     config = config_differences(read_meta(run_dir, ("config",))["config"],
                                 read_meta(reference_dir, ("config",))["config"], ("this run", "the reference"))
     if config:
         return [f"configuration differs ({'; '.join(config)}); nothing else compared"]
-    differences = []
+    differences = _weights_differences(run_dir, reference_dir)
     curve = _curve_difference(run_dir / "curve.csv", reference_dir / "curve.csv")
     if curve:
         differences.append(curve)
-    for checkpoint in CHECKPOINTS:
-        if not _same_weights(q_net_weights(run_dir, checkpoint), q_net_weights(reference_dir, checkpoint)):
-            differences.append(f"{checkpoint} weights differ")
     results: dict[Path, dict[str, Any]] = {}
     stale: dict[str, list[str]] = {}
     for folder, side in ((run_dir, "this run"), (reference_dir, "the reference")):
@@ -101,9 +162,10 @@ def compare_run(run_dir: str | Path, reference_dir: str | Path) -> list[str]:
         if new["request"] != old["request"]:
             differences.append(f"{name} made with other settings: not compared")
         elif new["values"] != old["values"]:
-            new, old = new["values"], old["values"]
-            differing = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
-            differences.append(f"{name} returns differ ({', '.join(differing)})")
+            differences.append(cell_moves(new["values"], old["values"]) if name == "eval.json"
+                               else _curve_moves(name, new["values"], old["values"]))
+    if differences:
+        differences.append(f"see {CROSS_CPU_DOC}")
     return differences
 
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
 from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
-from robustrl.experiments.run_files import find_entry, is_complete, model_checksums, renew_models
+from robustrl.experiments.run_files import find_entry, is_complete, is_trained, model_checksums, renew_models
 
 __all__ = [
     "CACHE_NAME",
@@ -216,7 +216,7 @@ def _view_of(run_dir: Path, view: str) -> tuple[dict[str, Any] | None, str]:
     if result is None:
         return None, NOT_COMPUTED
     checkpoint = result["request"]["checkpoint"]
-    if not is_complete(run_dir) or cache.get("models", {}).get(checkpoint) != model_checksums(
+    if not is_trained(run_dir) or cache.get("models", {}).get(checkpoint) != model_checksums(
             run_dir, (checkpoint,))[checkpoint]:
         return None, STALE
     return result, ""

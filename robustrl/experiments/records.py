@@ -16,7 +16,7 @@ from typing import Any
 
 from robustrl.checks import is_number, is_of
 from robustrl.experiments.io import read_json
-from robustrl.experiments.run_files import checkpoint_files, model_checksums
+from robustrl.experiments.run_files import checkpoint_files, is_weightless, model_checksums
 
 __all__ = ["EvaluatedRun", "collect_evaluated_runs", "complete_runs", "find_runs", "read_evaluation", "read_meta"]
 
@@ -69,8 +69,10 @@ def find_runs(runs_dir: str | Path) -> tuple[list[Path], dict[str, str]]:
     ``{run name: what is missing}``.
 
     A sub-folder holding a ``meta.json`` or an ``eval.json`` is a run folder; its run is complete once its
-    ``meta.json`` (written last) and every model file it names exist. A malformed ``meta.json`` is a
-    ``ValueError`` naming it (:func:`read_meta`), not an incomplete run.
+    ``meta.json`` (written last) and every model file it names exist, or when it is weightless (none of its
+    model files, their checksums recorded in ``eval.json``: its results can be read, and what needs its
+    weights says how to rebuild them). A malformed ``meta.json`` is a ``ValueError`` naming it
+    (:func:`read_meta`), not an incomplete run.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -82,8 +84,9 @@ def find_runs(runs_dir: str | Path) -> tuple[list[Path], dict[str, str]]:
                 incomplete[folder.name] = "not trained to the end (no meta.json)"
             continue
         read_meta(folder)
-        absent = sorted({str(path) for path in checkpoint_files(folder).values() if not path.is_file()})
-        if absent:
+        absent = sorted({str(path) for path in checkpoint_files(folder, weights=False).values()
+                         if not path.is_file()})
+        if absent and not is_weightless(folder):
             incomplete[folder.name] = (f"model file {absent[0]} does not exist" if len(absent) == 1
                                        else f"model files {', '.join(absent)} do not exist")
         else:

@@ -1,17 +1,27 @@
 """The model files of a run folder: which ones ``meta.json`` names, whether they exist, their checksums.
 
+A run is *complete* when its ``meta.json`` and model files exist: it can be evaluated and it is reused
+as it is. A *weightless* run is a committed copy without its model files (a sweep under ``results/``
+commits what its tables need, not its weights): its ``eval.json`` records the checksums of the model
+files it was evaluated from, so its caches can still be read, and a rebuild is checked against them.
 Imports neither torch nor Stable-Baselines3, so caches can be checked against the model files cheaply.
 """
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 from robustrl.experiments.io import file_sha256, read_json
 
-__all__ = ["CHECKPOINTS", "CHECKPOINT_SUFFIX", "checkpoint_files", "check_checkpoint", "find_entry",
-           "is_complete", "model_checksums", "renew_models"]
+__all__ = ["CHECKPOINTS", "CHECKPOINT_SUFFIX", "MissingWeightsError", "checkpoint_files", "check_checkpoint",
+           "find_entry", "is_complete", "is_trained", "is_weightless", "model_checksums", "rebuild_command",
+           "recorded_models", "renew_models"]
+
+
+class MissingWeightsError(ValueError):
+    """A weightless run's model files are needed (to evaluate it, or to compare weights); names the rebuild."""
 
 CHECKPOINTS = ("best", "final")
 #: Suffix of the compact checkpoints (:func:`robustrl.agents.load_checkpoint`) a run is saved as.
@@ -25,13 +35,25 @@ def check_checkpoint(checkpoint: str) -> str:
     return checkpoint
 
 
-def checkpoint_files(run_dir: str | Path) -> dict[str, Path]:
+def checkpoint_files(run_dir: str | Path, *, weights: bool = True) -> dict[str, Path]:
     """The model file of each checkpoint (``best``, ``final``) of a run, as its ``meta.json`` names them.
 
     When training ends on its best model, ``final`` names the same file as ``best`` (stored once).
     Runs saved before compact checkpoints have no ``checkpoints`` entry: theirs are ``best.zip`` and
-    ``final.zip`` (Stable-Baselines3).
+    ``final.zip`` (Stable-Baselines3). For a weightless run (:func:`is_weightless`) this is a
+    :class:`MissingWeightsError` naming the command that rebuilds them, unless ``weights`` is false (then
+    the names are returned whether the files exist or not).
     """
+    files = _named_files(run_dir)
+    if weights and not any(path.is_file() for path in files.values()) and is_weightless(run_dir):
+        command = rebuild_command(run_dir)
+        unknown = " (SPEC: the sweep file that made these runs)" if " SPEC " in command else ""
+        raise MissingWeightsError(f"{Path(run_dir)}: weights not committed; rebuild them with: {command}{unknown}")
+    return files
+
+
+def _named_files(run_dir: str | Path) -> dict[str, Path]:
+    """The model files ``meta.json`` names, whether they exist or not."""
     run_dir = Path(run_dir)
     meta_path = run_dir / "meta.json"
     meta = read_json(meta_path)
@@ -45,22 +67,79 @@ def checkpoint_files(run_dir: str | Path) -> dict[str, Path]:
 
 
 def is_complete(run_dir: str | Path) -> bool:
-    """A run is complete once its ``meta.json`` (written last) and every model file it names exist."""
+    """A run is complete once its ``meta.json`` (written last) and every model file it names exist.
+
+    A weightless run is not complete: training it again rebuilds its model files.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "meta.json").is_file():
         return False
-    return all(path.is_file() for path in checkpoint_files(run_dir).values())
+    return all(path.is_file() for path in _named_files(run_dir).values())
+
+
+def recorded_models(run_dir: str | Path) -> dict[str, dict[str, str]] | None:
+    """The checksums of the model files that ``eval.json`` records (``{checkpoint: {"file", "sha256"}}``),
+    or None if there is no readable record of every file ``meta.json`` names."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "eval.json").is_file() or not (run_dir / "meta.json").is_file():
+        return None
+    try:
+        models = read_json(run_dir / "eval.json").get("models")
+        files = _named_files(run_dir)
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(models, dict) or not all(
+            isinstance(models.get(c), dict) and models[c].get("file") == files[c].name
+            and isinstance(models[c].get("sha256"), str) for c in CHECKPOINTS):
+        return None
+    return {c: {"file": models[c]["file"], "sha256": models[c]["sha256"]} for c in CHECKPOINTS}
+
+
+def is_weightless(run_dir: str | Path) -> bool:
+    """Whether a run was trained to the end but holds none of its model files, and its ``eval.json`` records
+    their checksums (a committed sweep run: its tables and caches can be read, its weights rebuilt)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "meta.json").is_file() or recorded_models(run_dir) is None:
+        return False
+    return not any(path.is_file() for path in _named_files(run_dir).values())
+
+
+def is_trained(run_dir: str | Path) -> bool:
+    """Whether a run was trained to the end: complete, or weightless (its results can be read)."""
+    return is_complete(run_dir) or is_weightless(run_dir)
+
+
+def rebuild_command(run_dir: str | Path) -> str:
+    """The command that rebuilds a weightless run's model files: ``robustrl sweep SPEC --runs RUNS``.
+
+    SPEC is the sweep file named by the ``status.json`` beside the runs folder (a sweep's output folder),
+    if there is one.
+    """
+    runs_dir = Path(run_dir).parent
+    spec = "SPEC"
+    status = runs_dir.parent / "status.json"
+    try:
+        words = shlex.split(read_json(status).get("command") or "") if status.is_file() else []
+    except (ValueError, AttributeError):
+        words = []
+    if len(words) > 2 and words[1] == "sweep" and Path(words[0]).name == "robustrl":
+        spec = words[2]
+    return f"robustrl sweep {spec} --runs {runs_dir}"
 
 
 def model_checksums(run_dir: str | Path, checkpoints: tuple[str, ...] = CHECKPOINTS) -> dict[str, dict[str, str]]:
     """``{checkpoint: {"file", "sha256"}}`` of a run's model files, saved beside every evaluation.
 
     A cached evaluation is used only while these still match, so a replaced or damaged model file is
-    evaluated again (and a damaged one then fails, naming the file).
+    evaluated again (and a damaged one then fails, naming the file). A weightless run's are the ones its
+    ``eval.json`` records, so its caches stay readable as long as they agree with that record.
     """
     for checkpoint in checkpoints:
         check_checkpoint(checkpoint)
-    files = checkpoint_files(run_dir)
+    files = _named_files(run_dir)
+    recorded = None if any(path.is_file() for path in files.values()) else recorded_models(run_dir)
+    if recorded is not None:
+        return {c: recorded[c] for c in checkpoints}
     return {c: {"file": files[c].name, "sha256": file_sha256(files[c])} for c in checkpoints}
 
 

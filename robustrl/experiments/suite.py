@@ -63,7 +63,7 @@ from robustrl.experiments.run_files import (
     check_checkpoint,
     checkpoint_files,
     find_entry,
-    is_complete,
+    is_trained,
     renew_models,
 )
 from robustrl.experiments.uncertainty import UncertaintySet, load_uncertainty_set, uncertainty_run
@@ -311,9 +311,9 @@ def suite_run(run_dir: str | Path, suite: Suite, checkpoint: str = "best", seed:
     run_dir = Path(run_dir)
     check_checkpoint(checkpoint)
     seed = EVALUATION_SEED if seed is None else check_int(seed, "seed", 0)
-    if not is_complete(run_dir):
+    if not is_trained(run_dir):
         raise ValueError(f"{run_dir} is not a complete run (meta.json or a model file is missing)")
-    files = checkpoint_files(run_dir)
+    files = checkpoint_files(run_dir, weights=False)  # a weightless run's cached entries can still be read
     same_model = files["final"] == files["best"]
     cache = _read_cache(run_dir)
     models = {c: renew_models(cache, run_dir, c, ("entries",)) for c in ("best", "final")}

@@ -9,11 +9,16 @@ A run whose outputs are complete is skipped, a run that raises is recorded with 
 Ray tasks (``pip install robustrl[ray]``; on a multi-node cluster the runs folder must be on storage that
 every node sees). Every run uses one torch thread and its own seed, so the two
 backends produce identical numbers.
+
+A sweep committed under ``results/`` keeps its runs' records but not their weights (``.gitignore``). Such a
+weightless run still counts in the tables; a sweep over its folder rebuilds its weights
+(:func:`rebuild_run`) and keeps them only if they match the checksums its ``eval.json`` recorded.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -26,18 +31,73 @@ from robustrl.checks import check_int
 from robustrl.experiments.io import atomic_write_json, remove_temporaries
 from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.ray_backend import BACKENDS, check_backend, check_ray_address, run_calls_on_ray
+from robustrl.experiments.records import read_evaluation, read_meta
+from robustrl.experiments.run_files import (
+    CHECKPOINTS,
+    checkpoint_files,
+    is_weightless,
+    model_checksums,
+    recorded_models,
+)
 from robustrl.experiments.sweep_report import write_sweep_outputs
 from robustrl.experiments.sweep_spec import SweepSpec, SweepTask
-from robustrl.experiments.training import evaluate_run, is_complete, is_evaluated, train_run
+from robustrl.experiments.training import evaluate_run, is_complete, is_evaluated, jsonable, train_run
 
-__all__ = ["BACKENDS", "check_ray_address", "run_sweep", "run_sweep_task"]
+__all__ = ["BACKENDS", "REBUILD_FOLDER", "check_ray_address", "rebuild_run", "run_sweep",
+           "run_sweep_task"]
+
+#: Where a weightless run's weights are rebuilt, inside its runs folder (skipped by every reader of runs).
+REBUILD_FOLDER = ".rebuild"
+
+
+def rebuild_run(task: SweepTask) -> str:
+    """Train a weightless run again and give it the rebuilt model files if they match its records.
+
+    The run is trained into ``RUNS/.rebuild/NAME``; when the checksums of its model files equal the ones
+    the weightless run's ``eval.json`` recorded, the files move into the run folder (its committed files
+    stay as they are) and the scratch run is removed. Returns what was done.
+
+    :raises ValueError: if the run was made with another configuration, or if the rebuilt weights differ
+        from the recorded ones (then the rebuilt run is evaluated like the sweep's runs and kept, the run
+        is left weightless, and the message says how far each evaluation moved).
+    """
+    from robustrl.experiments.compare import CROSS_CPU_DOC, compare_run
+
+    run_dir = task.run_dir
+    if read_meta(run_dir, ("config",))["config"] != jsonable(task.spec.resolve(task.config).to_dict()):
+        raise ValueError(f"{run_dir} holds a run with another configuration; remove it or use another --runs")
+    recorded = recorded_models(run_dir)
+    scratch = Path(task.runs_dir) / REBUILD_FOLDER
+    rebuilt = train_run(task.spec, scratch, task.config, torch_threads=1)
+    if model_checksums(rebuilt) != recorded:
+        evaluate_run(rebuilt, task.eval_ids, task.episodes)
+        found = compare_run(rebuilt, run_dir) or ["its model files are named otherwise", f"see {CROSS_CPU_DOC}"]
+        raise ValueError(f"rebuilt weights do not match the checksums in {run_dir / 'eval.json'} (the rebuilt "
+                         f"run is kept in {rebuilt}): {'; '.join(found)}")
+    for path in set(checkpoint_files(rebuilt).values()):
+        os.replace(path, run_dir / path.name)
+    shutil.rmtree(rebuilt)
+    try:
+        scratch.rmdir()
+    except OSError:  # other runs are being rebuilt there
+        pass
+    return f"weights rebuilt; they match the checksums in {run_dir / 'eval.json'}"
+
+
+def _recorded(task: SweepTask) -> bool:
+    """Whether a weightless run's ``eval.json`` holds this sweep's evaluation (its tables can be made)."""
+    if not is_weightless(task.run_dir):
+        return False
+    returns = read_evaluation(task.run_dir)["returns"]
+    return all(len(returns.get(e, {}).get(c, [])) == task.episodes for e in task.eval_ids for c in CHECKPOINTS)
 
 
 
 def run_sweep_task(task: SweepTask) -> dict[str, Any]:
     """Train and evaluate one run; never raises: a failure is returned and saved with its traceback.
 
-    Returns ``{"run", "status" ("done" | "skipped" | "failed"), "seconds", "error"}``.
+    Returns ``{"run", "status" ("done" | "rebuilt" | "skipped" | "failed"), "seconds", "error", "note"}``;
+    a weightless run is rebuilt (:func:`rebuild_run`) before it is evaluated.
     """
     import torch
 
@@ -45,7 +105,10 @@ def run_sweep_task(task: SweepTask) -> dict[str, Any]:
     run_dir = task.run_dir
     start = time.perf_counter()
     was_complete = is_complete(run_dir) and is_evaluated(run_dir, task.eval_ids, task.episodes)
+    note = None
     try:
+        if is_weightless(run_dir):
+            note = rebuild_run(task)
         train_run(task.spec, task.runs_dir, task.config, torch_threads=1)
         evaluate_run(run_dir, task.eval_ids, task.episodes)
         if task.surfaces:
@@ -63,10 +126,12 @@ def run_sweep_task(task: SweepTask) -> dict[str, Any]:
             "status": "failed",
             "seconds": time.perf_counter() - start,
             "error": error,
+            "note": None,
         }
     (run_dir / "failed.json").unlink(missing_ok=True)
-    status = "skipped" if was_complete else "done"
-    return {"run": task.spec.name, "status": status, "seconds": time.perf_counter() - start, "error": None}
+    status = "rebuilt" if note else "skipped" if was_complete else "done"
+    return {"run": task.spec.name, "status": status, "seconds": time.perf_counter() - start, "error": None,
+            "note": note}
 
 
 def _run_local(tasks: list[SweepTask], jobs: int, progress: Callable[[dict[str, Any]], None]) -> None:
@@ -96,7 +161,8 @@ def run_sweep(
     :param backend: ``"local"`` (process pool) or ``"ray"``.
     :param jobs: parallel runs (default: the number of cores).
     :param address: Ray cluster address (``ray`` backend only; default: start a local instance).
-    :returns: the status: runs done, skipped and failed (with their errors).
+    :returns: the status: runs done, skipped, rebuilt (weightless runs whose rebuilt weights match their
+        records) and failed (with their errors).
     """
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     check_int(jobs, "jobs", 1)
@@ -115,6 +181,8 @@ def run_sweep(
             bar.update(1)
             if result["status"] == "failed":
                 bar.write(f"run {result['run']} failed: {result['error']}")
+            elif result["note"]:
+                bar.write(f"run {result['run']}: {result['note']}")
 
         if todo:
             if backend == "local":
@@ -130,11 +198,12 @@ def run_sweep(
         "runs": len(tasks),
         "ran": len(todo),
         "failed": failed,
+        "rebuilt": sorted(r["run"] for r in results if r["status"] == "rebuilt"),
         "wall_seconds": round(wall, 2),
         "run_seconds": round(sum(r["seconds"] for r in results), 2),
         "command": command,
     }
-    done = [t for t in tasks if t.finished()]
+    done = [t for t in tasks if t.finished() or _recorded(t)]  # a run left weightless keeps its records
     write_sweep_outputs(spec, done, out, command, missing=len(tasks) - len(done))
     atomic_write_json(out / "status.json", status)
     return status

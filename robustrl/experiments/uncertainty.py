@@ -49,7 +49,7 @@ from robustrl.experiments.io import (
     read_packaged_yaml,
     remove_temporaries,
 )
-from robustrl.experiments.run_files import check_checkpoint, find_entry, is_complete, renew_models
+from robustrl.experiments.run_files import check_checkpoint, find_entry, is_trained, renew_models
 
 __all__ = [
     "UNCERTAINTY_CACHE",
@@ -225,7 +225,7 @@ def uncertainty_run(run_dir: str | Path, uncertainty_set: UncertaintySet | str |
     check_checkpoint(checkpoint)
     check_int(episodes, "episodes", 1)
     seed = EVALUATION_SEED if seed is None else check_int(seed, "seed", 0)
-    if not is_complete(run_dir):
+    if not is_trained(run_dir):
         raise ValueError(f"{run_dir} is not a complete run (meta.json or a model file is missing)")
     key = {"set": uncertainty_set.name, "grid": uncertainty_set.grid(), "episodes": episodes, "seed": seed,
            "checkpoint": checkpoint, "precision": EVALUATION_PRECISION}

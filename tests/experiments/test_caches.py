@@ -134,7 +134,9 @@ def test_one_helper_lists_complete_runs_and_names_a_missing_model_file(runs, tmp
     (runs / "interrupted").mkdir()  # a training that has not written meta.json yet is not a run
     (runs / "interrupted" / "curve.csv").write_text("")
     assert complete_runs(runs) == sorted(p for p in runs.iterdir() if p.name != "interrupted")
-    (runs / "CartPole-v1__robust__1" / "best.pt").unlink()
+    (runs / "CartPole-v1__robust__1" / "best.pt").unlink()  # weightless: its eval.json records the checksums
+    assert runs / "CartPole-v1__robust__1" in complete_runs(runs)
+    (runs / "CartPole-v1__robust__1" / "eval.json").unlink()  # no record of the missing file: damaged
     with pytest.raises(ValueError, match=str(runs / "CartPole-v1__robust__1" / "best.pt")):
         complete_runs(runs)
     with pytest.raises(ValueError, match="does not exist"):
