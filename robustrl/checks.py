@@ -6,9 +6,11 @@ the agents and the experiments can all use the same checks without importing eac
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "is_int",
     "is_number",
     "is_of",
+    "load_yaml",
+    "read_yaml",
 ]
 
 #: The norms of the perturbation balls, shared by the robust agents and the supervised attacks (here, free
@@ -116,3 +120,68 @@ def check_mapping(source: str, path: str, data: Any, valid: tuple[str, ...]) -> 
         if key not in valid:
             raise file_error(source, f"{path}.{key}" if path else str(key), f"unknown key (valid: {', '.join(valid)})")
     return data
+
+
+@functools.cache
+def _unique_key_loader() -> type:
+    """:class:`yaml.SafeLoader` that refuses a key given twice in one mapping (made on first use: importing
+    robustrl does not import yaml)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """``yaml.SafeLoader`` whose mappings refuse a key given twice; YAML itself keeps the later value
+        silently. Keys merged in by ``<<: *anchor`` may be overridden, as YAML intends."""
+
+        source = "<yaml>"
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if isinstance(node, yaml.MappingNode):
+                lines: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    line = key_node.start_mark.line + 1
+                    try:
+                        if key in lines:
+                            raise ValueError(f"{self.source}: line {line}: key {key!r} given twice (first on "
+                                             f"line {lines[key]}); YAML would keep only the later value")
+                        lines[key] = line
+                    except TypeError:  # an unhashable key: SafeLoader refuses it below, naming it
+                        continue
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML ``text`` read from ``source`` (a file name, for the messages) as ``yaml.safe_load`` does,
+    except that a key given twice in one mapping is an error: YAML keeps the later value silently, so a file
+    would not mean what it seems to say. Invalid YAML and a repeated key are a one-line ``ValueError``
+    naming ``source`` (and the key and its lines)."""
+    import yaml
+
+    loader = _unique_key_loader()(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as err:
+        problem = str(err).splitlines()[0]
+        if isinstance(err, yaml.MarkedYAMLError) and err.problem and err.problem_mark:
+            problem = f"{err.problem} (line {err.problem_mark.line + 1})"
+        raise ValueError(f"{source}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path, source: str | None = None) -> Any:
+    """:func:`load_yaml` of the file at ``path``, named ``source`` in messages (default: the path); text
+    that is not UTF-8 is a ``ValueError`` naming it (``FileNotFoundError`` if there is no file)."""
+    path = Path(path)
+    source = str(path) if source is None else source
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{source}: not UTF-8 text (byte 0x{data[err.start]:02x} at position {err.start})") from None
+    return load_yaml(text, source)

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import yaml
+from robustrl.checks import load_yaml
 
 __all__ = ["OUTPUTS", "RUNS", "Terminated", "build_parser", "main", "parse_overrides"]
 
@@ -31,7 +31,7 @@ def _agents_help() -> str:
     """The ``--agent(s)`` help, naming the agents of the packaged config (read, not typed here)."""
     from importlib import resources
 
-    config = yaml.safe_load(resources.files("robustrl").joinpath("configs/dqn.yml").read_text())
+    config = load_yaml(resources.files("robustrl").joinpath("configs/dqn.yml").read_text(), "configs/dqn.yml")
     names = ", ".join(config["robustrl/CartPole-v1"]["agents"])
     return f"agent names from the config (default config: {names})"
 
@@ -43,10 +43,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ValueError(f"--set {key}: {value!r} is not a valid value (YAML)") from None
+        parsed = load_yaml(value, f"--set {item}")  # invalid YAML or a key given twice: an error naming it
         if isinstance(parsed, str):
             try:
                 parsed = float(parsed)

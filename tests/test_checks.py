@@ -30,3 +30,31 @@ def test_every_module_uses_the_one_check():
     hand_written = [str(p.relative_to(root)) for p in root.rglob("*.py")
                     if p.name != "checks.py" and ", bool) or not isinstance(" in p.read_text()]
     assert not hand_written
+
+
+def test_yaml_naming_a_key_twice_is_refused_naming_the_key_its_lines_and_the_file():
+    from robustrl.checks import load_yaml
+
+    with pytest.raises(ValueError, match=r"^grid\.yml: line 3: key 'rho' given twice \(first on line 2\)"):
+        load_yaml("grid:\n  rho: [0.1]\n  rho: [0.2]\n", "grid.yml")
+    with pytest.raises(ValueError, match=r"^s\.yml: line 1: key 'eta' given twice \(first on line 1\)"):
+        load_yaml("{eta: 1, eta: 2}", "s.yml")
+
+
+def test_yaml_keys_repeated_in_other_mappings_or_merged_in_are_no_duplicates():
+    from robustrl.checks import load_yaml
+
+    text = "base: &base {rho: 0.1, eta: 1}\nrobust:\n  <<: *base\n  eta: 2\nother: {rho: 0.3}\n"
+    assert load_yaml(text, "f.yml") == {"base": {"rho": 0.1, "eta": 1}, "robust": {"rho": 0.1, "eta": 2},
+                                        "other": {"rho": 0.3}}
+    with pytest.raises(ValueError, match=r"^f\.yml: not valid YAML: "):
+        load_yaml("a: [", "f.yml")
+
+
+def test_a_yaml_file_that_is_not_utf8_is_refused_naming_it(tmp_path):
+    from robustrl.checks import read_yaml
+
+    path = tmp_path / "latin1.yml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"^{path}: not UTF-8 text \(byte 0xe9 at position 9\)$"):
+        read_yaml(path)

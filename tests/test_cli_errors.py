@@ -170,3 +170,48 @@ def test_an_os_error_that_is_no_user_mistake_keeps_its_traceback(tmp_path, monke
     monkeypatch.setattr(robustrl.experiments, "evaluate_runs", broken)
     with pytest.raises(OSError, match="Input/output"):
         main(["evaluate", "--run", str(tmp_path)])
+
+
+DUPLICATE = {  # a user's YAML file naming a key twice, for each command that reads one
+    "sweep": "name: twice\nagents: [robust]\nseeds: 1\ngrid:\n  rho: [0.05]\n  rho: [0.1]\n"
+             "overrides: {n_timesteps: 64, eval_freq: 64, eval_episodes: 1}\n"
+             "evaluation: {ids: [robustrl/CartPole-v1], episodes: 1}\n",
+    "train --config": "robustrl/CartPole-v1:\n  n_timesteps: 64\n  learning_starts: 32\n  n_timesteps: 128\n"
+                      "  model_selection: {eval_freq: 64, eval_episodes: 1}\n  agents: {regular: {}}\n",
+    "robustness --suite": "name: twice\nepisodes: 2\nchannels:\n  pgd-linf: [0.1]\n  pgd-linf: [0.2]\n",
+    "robustness --suite (set)": "name: twice\nparameters:\n  masspole: {range: [0.1, 1], values: [0.1]}\n"
+                                "  masspole: {range: [0.1, 2], values: [2]}\n",
+}
+
+
+def _reading(command: str, path: Path, tmp_path: Path) -> list[str]:
+    if command == "robustness --suite (set)":  # the uncertainty set is named by a suite
+        suite = tmp_path / "suite.yml"
+        suite.write_text(f"name: s\nepisodes: 2\nsets: {{names: [{path}], episodes: 1}}\n")
+        path = suite
+    return {"sweep": ["sweep", str(path), "--runs", str(tmp_path / "out"), "--out", str(tmp_path / "out")],
+            "train --config": ["train", "--agent", "regular", "--config", str(path), "--out", str(tmp_path / "out"),
+                               "--no-progress"],
+            }.get(command, ["robustness", "--suite", str(path), "--runs", str(tmp_path / "out"),
+                            "--out", str(tmp_path / "out")])
+
+
+@pytest.mark.parametrize("command", list(DUPLICATE))
+def test_a_yaml_file_naming_a_key_twice_is_one_line_naming_the_key_and_the_file(tmp_path, capsys, command):
+    """YAML alone keeps the later value silently: a sweep would run other settings than the file seems to say."""
+    path = tmp_path / "twice.yml"
+    path.write_text(DUPLICATE[command])
+    assert main(_reading(command, path, tmp_path)) == 2
+    err = one_line_error(capsys)
+    key = {"sweep": "rho", "train --config": "n_timesteps", "robustness --suite": "pgd-linf"}.get(command, "masspole")
+    assert f"{path}: line " in err and f"key {key!r} given twice" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [c for c in DUPLICATE if c != "robustness --suite (set)"])
+def test_a_yaml_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys, command):
+    path = tmp_path / "latin1.yml"
+    path.write_bytes(DUPLICATE[command].replace("name: twice", "name: caf\xe9").encode("latin-1") + b"# \xe9\n")
+    assert main(_reading(command, path, tmp_path)) == 2
+    assert f"{path}: not UTF-8 text" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import yaml
 from stable_baselines3 import DQN
 
 from robustrl.agents.hyperparameters import (
@@ -25,7 +24,7 @@ from robustrl.agents.hyperparameters import (
 )
 from robustrl.agents.robust_dqn import RobustDQN
 from robustrl.agents.sa_dqn import SA_KEYS, SADQN, check_sa_kwargs
-from robustrl.checks import check_int
+from robustrl.checks import check_int, load_yaml, read_yaml
 
 __all__ = ["AGENT_CLASSES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
@@ -45,16 +44,12 @@ _DQN_KEYS = tuple(_DQN_DEFAULTS)
 def load_config(path: str | Path | None = None) -> dict[str, Any]:
     """Read the YAML config (the packaged ``configs/dqn.yml`` by default), keyed by env id."""
     if path is None:
-        text = resources.files("robustrl").joinpath("configs/dqn.yml").read_text()
+        config = load_yaml(resources.files("robustrl").joinpath("configs/dqn.yml").read_text(), "configs/dqn.yml")
     else:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"config file {path} does not exist")
-        text = path.read_text()
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+        config = read_yaml(path)  # invalid YAML, a key given twice, not UTF-8: a ValueError naming the file
     if not isinstance(config, dict) or not config:
         raise ValueError(f"config file {path} must map env ids to hyperparameters")
     return config

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from robustrl.checks import load_yaml, read_yaml
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; temporaries are told apart by their age there
@@ -189,23 +191,16 @@ def packaged_names(folder: str) -> list[str]:
 
 def read_packaged_yaml(name_or_path: str | Path, folder: str, what: str) -> tuple[Any, str]:
     """The parsed YAML of a packaged file by name (``folder/NAME.yml``) or of a user's file by path, and where
-    it was read from. ``FileNotFoundError`` names ``what`` and the packaged names; invalid YAML is a
-    ``ValueError`` naming the file."""
+    it was read from. ``FileNotFoundError`` names ``what`` and the packaged names; invalid YAML, a key given
+    twice and text that is not UTF-8 are a ``ValueError`` naming the file (:func:`robustrl.checks.read_yaml`)."""
     from importlib import resources
-
-    import yaml
 
     text = str(name_or_path)
     names = packaged_names(folder)
     if isinstance(name_or_path, str) and text in names:
         source = f"{folder}/{text}.yml"
-        content = resources.files("robustrl").joinpath(source).read_text()
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{what} {text!r} is neither a file nor a packaged {what} ({', '.join(names)})")
-        source, content = str(path), path.read_text()
-    try:
-        return yaml.safe_load(content), source
-    except yaml.YAMLError as err:
-        raise ValueError(f"{source}: not valid YAML: {str(err).splitlines()[0]}") from None
+        return load_yaml(resources.files("robustrl").joinpath(source).read_text(), source), source
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {text!r} is neither a file nor a packaged {what} ({', '.join(names)})")
+    return read_yaml(path), str(path)

@@ -39,11 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from robustrl.agents.factory import ROBUST_KEYS, AgentConfig, load_config
 from robustrl.agents.sa_dqn import SA_KEYS
-from robustrl.checks import MAX_SEED, check_seed, is_int
+from robustrl.checks import MAX_SEED, check_seed, is_int, read_yaml
 from robustrl.experiments.curves import surfaces_cached
 from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
 from robustrl.experiments.training import RunSpec, is_complete, is_evaluated
@@ -175,10 +173,7 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
         source = source or str(path)
         if not path.is_file():
             raise FileNotFoundError(f"sweep file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ValueError(f"{source}: not valid YAML: {str(err).splitlines()[0]}") from None
+        data = read_yaml(path, source)
     data = _check_keys(source, "", data, _TOP_KEYS)
     for key in ("name", "agents", "seeds"):
         if key not in data:
