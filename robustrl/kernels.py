@@ -2,13 +2,15 @@
 
 The math libraries under PyTorch and NumPy pick their kernels by CPU, and kernels for different instruction sets
 sum in different orders, so a training run that is bit-identical twice on one machine parts from itself on
-another (a sampled robust target amplifies the last bit within a few thousand steps). Three libraries choose:
+another (a sampled robust target amplifies the last bit within a few thousand steps). Four libraries choose:
 
 - oneMKL (PyTorch's BLAS on x86-64: every linear layer) takes its code branch from ``MKL_CBWR`` (conditional
   numerical reproducibility); ``AVX2`` pins the AVX2 branch on every CPU that has AVX2, Intel or AMD, whatever
   ``MKL_ENABLE_INSTRUCTIONS`` says;
 - ATen (PyTorch's own vectorised kernels: reductions, ``exp``, ``log1p`` ...) takes its width from
   ``ATEN_CPU_CAPABILITY``; ``avx2`` uses the 256-bit kernels on AVX2 and AVX-512 machines alike;
+- oneDNN (PyTorch's convolutions, the supervised half's CNNs) takes its widest instruction set from
+  ``ONEDNN_MAX_CPU_ISA``; ``AVX2`` keeps AVX-512 machines on the AVX2 kernels;
 - NumPy (the environments' physics) dispatches some ufuncs to AVX-512 code; ``NPY_DISABLE_CPU_FEATURES`` turns
   those targets off, so AVX2 and AVX-512 machines run the same loops.
 
@@ -42,13 +44,15 @@ KERNEL_MODES = ("pinned", "native")
 PINNED_VARIABLES = MappingProxyType({
     "MKL_CBWR": "AVX2",
     "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
 })
 #: What the pinned mode removes: it would otherwise narrow MKL below the pinned branch on some CPUs.
 UNSET_WHEN_PINNED = ("MKL_ENABLE_INSTRUCTIONS",)
 
 #: Libraries that read the variables at import: the mode is ``late`` for the ones imported before the pin.
-_READERS = {"torch": ("MKL_CBWR", "ATEN_CPU_CAPABILITY"), "numpy": ("NPY_DISABLE_CPU_FEATURES",)}
+_READERS = {"torch": ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"),
+            "numpy": ("NPY_DISABLE_CPU_FEATURES",)}
 _state: dict[str, Any] = {}
 
 
@@ -81,7 +85,7 @@ def pin_kernels() -> str:
     late = sorted(name for name in _READERS if name in sys.modules)
     if mode == "pinned":
         for name, value in PINNED_VARIABLES.items():
-            if name in ("MKL_CBWR", "ATEN_CPU_CAPABILITY") and "torch" in late:
+            if name in _READERS["torch"] and "torch" in late:
                 continue  # too late to act; leave the environment saying what the process really runs
             if name == "NPY_DISABLE_CPU_FEATURES" and "numpy" in late:
                 continue

@@ -14,7 +14,8 @@ from robustrl.kernels import KERNELS_VARIABLE, PINNED_VARIABLES, kernel_mode
 
 #: Two emulated CPUs: an AVX2 machine, and a machine whose MKL, ATen and NumPy use pre-AVX2 kernels.
 AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-OLDER = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "NPY_DISABLE_CPU_FEATURES": "X86_V3"}
+OLDER = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "NPY_DISABLE_CPU_FEATURES": "X86_V3",
+         "ONEDNN_MAX_CPU_ISA": "SSE41"}
 
 TINY_RUN = """
 import hashlib, sys
@@ -31,7 +32,8 @@ import json, os
 import robustrl, torch
 from robustrl.kernels import kernel_report
 print(json.dumps({"report": kernel_report(), "environ": {k: os.environ.get(k) for k in
-      ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES", "MKL_ENABLE_INSTRUCTIONS")}}))
+      ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES",
+       "MKL_ENABLE_INSTRUCTIONS")}}))
 """
 
 
