@@ -142,17 +142,27 @@ def perturb(
     scale: Tensor | Sequence[float] | None = None,
     generator: torch.Generator | None = None,
     clip: tuple[float, float] | None = None,
+    antithetic: bool = False,
 ) -> Tensor:
     """``m`` perturbations ``z = x + rho * scale * u`` of each row of ``x`` (shape ``(B, *feat)``).
 
     Returns shape ``(B, m, *feat)``. ``scale`` is a per-feature scale broadcast against ``*feat``
     (default all ones); ``clip=(lo, hi)`` clamps the result to a valid input range (images in [0, 1]).
+    With ``antithetic`` (``m`` even) the second half of each row's directions are the first half negated,
+    ``u_{j + m/2} = -u_j``: each ``u`` is still uniform in the ball (it is symmetric), and the pairs cancel the
+    linear part of ``f`` in the sample, which lowers the variance of the estimate for a nearly linear ``f``.
     """
     rho = check_rho(rho)
     check_int(m, "m", 1)
+    if antithetic and m % 2:
+        raise ValueError(f"antithetic perturbations come in pairs: m must be even, got m={m}")
     batch, feat = x.shape[0], tuple(x.shape[1:])
-    u = sample_unit_ball(batch * m, feat, norm, generator=generator, device=x.device, dtype=x.dtype)
-    delta = rho * u.view(batch, m, *feat)
+    draws = m // 2 if antithetic else m
+    u = sample_unit_ball(batch * draws, feat, norm, generator=generator, device=x.device, dtype=x.dtype)
+    u = u.view(batch, draws, *feat)
+    if antithetic:
+        u = torch.cat([u, -u], dim=1)
+    delta = rho * u
     if scale is not None:
         delta = delta * torch.as_tensor(scale, dtype=x.dtype, device=x.device)
     z = x.unsqueeze(1) + delta
@@ -191,13 +201,19 @@ class Estimator:
 class SAA(Estimator):
     """Sample average approximation: ``R_eta`` over ``m`` uniform perturbations per input.
 
-    Biased for ``F`` (bias O(1/m)); its gradient is the gradient of the SAA objective.
+    Biased for ``F`` (bias O(1/m)); its gradient is the gradient of the SAA objective. With ``antithetic``
+    the m samples are m/2 antithetic pairs (:func:`perturb`).
     """
 
     m: int = 16
+    antithetic: bool = False
 
     def __post_init__(self) -> None:
         check_int(self.m, "m", 1)
+        if not isinstance(self.antithetic, bool):
+            raise ValueError(f"antithetic must be True or False, got antithetic={self.antithetic!r}")
+        if self.antithetic and self.m % 2:
+            raise ValueError(f"antithetic perturbations come in pairs: m must be even, got m={self.m}")
 
     @property
     def expected_samples(self) -> float:  # type: ignore[override]
@@ -205,7 +221,8 @@ class SAA(Estimator):
 
     def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None):  # noqa: D102
         check_eta(eta)
-        z = perturb(x, rho, self.m, norm=norm, scale=scale, generator=generator, clip=clip)
+        z = perturb(x, rho, self.m, norm=norm, scale=scale, generator=generator, clip=clip,
+                    antithetic=self.antithetic)
         return entropic_risk(f(z), eta, dim=1)
 
 

@@ -243,3 +243,28 @@ def test_a_tensor_eta_is_one_temperature_per_group_and_must_be_positive():
     torch.testing.assert_close(scaled, 10.0 * entropic_softmin(values, 0.2 * spread, dim=1))
     with pytest.raises(ValueError, match="finite temperatures > 0"):
         entropic_risk(values, torch.zeros(4, 1, 3), dim=1)
+
+
+def test_antithetic_pairs_are_negated_directions_in_the_ball():
+    x = torch.zeros(3, 4)
+    z = perturb(x, 0.5, 6, scale=torch.tensor([1.0, 2.0, 1.0, 1.0]), generator=torch.Generator().manual_seed(0),
+                antithetic=True)
+    assert z.shape == (3, 6, 4)
+    torch.testing.assert_close(z[:, 3:], -z[:, :3], rtol=0, atol=0)
+    assert (z[..., 1].abs() <= 1.0).all() and (z[..., 0].abs() <= 0.5).all()
+    assert len({tuple(row) for row in z[:, :3].reshape(-1, 4).tolist()}) == 9  # the halves are fresh draws
+    with pytest.raises(ValueError, match="m must be even, got m=5"):
+        perturb(x, 0.5, 5, antithetic=True)
+    with pytest.raises(ValueError, match="m must be even, got m=3"):
+        SAA(3, antithetic=True)
+
+
+def test_antithetic_saa_is_exact_for_a_linear_f_in_the_mean_limit():
+    # eta = inf: the mean of a linear f over antithetic pairs is f(x) exactly, whatever the draws
+    a = torch.tensor([1.5, -2.0, 0.25])
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    estimate = SAA(4, antithetic=True).estimate(lambda z: z @ a, x, rho=0.3, eta=math.inf,
+                                                generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(estimate, x @ a, rtol=0, atol=1e-6)
+    plain = SAA(4).estimate(lambda z: z @ a, x, rho=0.3, eta=math.inf, generator=torch.Generator().manual_seed(2))
+    assert (plain - x @ a).abs().max() > 1e-3  # independent draws do not cancel
