@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from robustrl.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from robustrl.agents.checkpoint import checkpoint_bytes, load_checkpoint, read_checkpoint
+    from robustrl.agents.checkpoint import checkpoint_bytes, encode_checkpoint, load_checkpoint, read_checkpoint
     from robustrl.agents.factory import (
         AGENT_CLASSES,
         AgentConfig,
@@ -30,6 +30,7 @@ __all__ = [
     "SADQN",
     "available_agents",
     "checkpoint_bytes",
+    "encode_checkpoint",
     "load_agent",
     "load_checkpoint",
     "load_config",
@@ -43,5 +44,5 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.agents.base": ["HookedDQN"],
     "robustrl.agents.robust_dqn": ["RobustDQN"],
     "robustrl.agents.sa_dqn": ["SADQN"],
-    "robustrl.agents.checkpoint": ["checkpoint_bytes", "load_checkpoint", "read_checkpoint"],
+    "robustrl.agents.checkpoint": ["checkpoint_bytes", "encode_checkpoint", "load_checkpoint", "read_checkpoint"],
 })

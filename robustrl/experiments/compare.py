@@ -8,16 +8,17 @@ without its weights (a committed sweep run) is compared through the checksums it
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, read_checkpoint
+from robustrl.agents import AgentConfig, checkpoint_bytes, encode_checkpoint, load_agent, read_checkpoint
 from robustrl.experiments.adopt import config_differences
 from robustrl.experiments.curves import STALE, VIEWS, read_views
-from robustrl.experiments.io import atomic_write_bytes, atomic_write_json, read_json
+from robustrl.experiments.io import atomic_write_bytes, atomic_write_json, file_sha256, read_json
 from robustrl.experiments.records import complete_runs, find_runs, read_evaluation, read_meta
 from robustrl.experiments.run_files import (
     CHECKPOINT_SUFFIX,
@@ -31,8 +32,8 @@ from robustrl.experiments.run_files import (
 from robustrl.experiments.tables import SHORT_NAMES
 from robustrl.experiments.training import load_run_model, save_final_checkpoint
 
-__all__ = ["CROSS_CPU_DOC", "cell_moves", "compact_run", "compare_run", "compare_runs", "preset_difference",
-           "q_net_weights"]
+__all__ = ["CROSS_CPU_DOC", "cell_moves", "checkpoint_encodings", "compact_final", "compact_run", "compare_run",
+           "compare_runs", "preset_difference", "q_net_weights"]
 
 #: The docs paragraph on why a run replayed on another CPU can differ from the committed one.
 CROSS_CPU_DOC = 'docs/guide/setup.rst, "Replaying a run on another CPU"'
@@ -49,15 +50,37 @@ def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def checkpoint_encodings(run_dir: str | Path, checkpoint: str) -> dict[str, bytes]:
+    """A checkpoint's model file in every encoding a run may store its weights in, by checksum: as it is,
+    as a full compact checkpoint, and (the final one) against the run's best checkpoint."""
+    files = checkpoint_files(run_dir)
+    path = files[checkpoint]
+    options = [path.read_bytes()]
+    if path.suffix == CHECKPOINT_SUFFIX:
+        state = read_checkpoint(path)
+        options.append(encode_checkpoint(state))
+        if files["best"] != path:
+            options.append(encode_checkpoint(state, files["best"]))
+    return {hashlib.sha256(data).hexdigest(): data for data in options}
+
+
+def _same_checksum(run_dir: Path, reference_dir: Path, checkpoint: str) -> bool:
+    """Whether the recorded checksum of a weightless side is one of the other side's encodings."""
+    recorded = model_checksums(reference_dir, (checkpoint,))[checkpoint]["sha256"]
+    if is_weightless(run_dir):
+        return model_checksums(run_dir, (checkpoint,))[checkpoint]["sha256"] == recorded
+    return recorded in checkpoint_encodings(run_dir, checkpoint)
+
+
 def _weights_differences(run_dir: Path, reference_dir: Path) -> list[str]:
     """Which checkpoints' weights differ; through the recorded checksums when either side is weightless."""
-    by_checksum = is_weightless(run_dir) or is_weightless(reference_dir)
     how = " (by checksum: the reference has no weights)" if is_weightless(reference_dir) else ""
     differ = []
     for checkpoint in CHECKPOINTS:
-        if by_checksum:
-            same = (model_checksums(run_dir, (checkpoint,))[checkpoint]["sha256"]
-                    == model_checksums(reference_dir, (checkpoint,))[checkpoint]["sha256"])
+        if is_weightless(reference_dir):
+            same = _same_checksum(run_dir, reference_dir, checkpoint)
+        elif is_weightless(run_dir):
+            same = _same_checksum(reference_dir, run_dir, checkpoint)
         else:
             same = _same_weights(q_net_weights(run_dir, checkpoint), q_net_weights(reference_dir, checkpoint))
         if not same:
@@ -222,4 +245,44 @@ def compact_run(run_dir: str | Path) -> bool:
     atomic_write_json(run_dir / "meta.json", {**meta, "checkpoints": names})
     for path in set(files.values()):
         path.unlink()
+    return True
+
+
+def compact_final(run_dir: str | Path) -> bool:
+    """Store a run's final checkpoint as the entries that differ from its best one (version 2), in place.
+
+    The new file must read back to the final weights bit for bit (else a ``ValueError``, nothing written).
+    The run's caches keep their numbers and name the new file's checksum instead of the old one's (the
+    weights they were computed from are unchanged). Returns False if there is nothing to do: a ``.zip``
+    run, a final model stored as the best one, or one already stored against it.
+    """
+    run_dir = Path(run_dir)
+    if not is_complete(run_dir):
+        raise ValueError(f"{run_dir} is not a complete run")
+    files = checkpoint_files(run_dir)
+    final = files["final"]
+    if final == files["best"] or {p.suffix for p in files.values()} != {CHECKPOINT_SUFFIX}:
+        return False
+    state = read_checkpoint(final)
+    if state["version"] != 1:
+        return False
+    data, old = encode_checkpoint(state, files["best"]), final.read_bytes()
+    check = atomic_write_bytes(final.with_name(f".{final.name}.check"), data)
+    try:
+        stored = read_checkpoint(check)  # read as the run will read it, beside its best checkpoint
+    finally:
+        check.unlink()
+    if encode_checkpoint(stored) != old:  # the same bytes once encoded in full: the same weights, bit for bit
+        raise ValueError(f"{final}: the compact encoding does not read back to its weights")
+    old = hashlib.sha256(old).hexdigest()
+    atomic_write_bytes(final, data)
+    new = file_sha256(final)
+    for cache in sorted(run_dir.glob("*.json")):
+        content = read_json(cache)
+        models = content.get("models") if isinstance(content, dict) else None
+        entries = [e for e in (models or {}).values() if e == {"file": final.name, "sha256": old}]
+        for entry in entries:
+            entry["sha256"] = new
+        if entries:
+            atomic_write_json(cache, content)
     return True

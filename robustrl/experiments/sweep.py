@@ -28,7 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from robustrl.checks import check_int
-from robustrl.experiments.io import atomic_write_json, remove_temporaries
+from robustrl.experiments.io import atomic_write_bytes, atomic_write_json, remove_temporaries
 from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.ray_backend import BACKENDS, check_backend, check_ray_address, run_calls_on_ray
 from robustrl.experiments.records import read_evaluation, read_meta
@@ -54,14 +54,15 @@ def rebuild_run(task: SweepTask) -> str:
     """Train a weightless run again and give it the rebuilt model files if they match its records.
 
     The run is trained into ``RUNS/.rebuild/NAME``; when the checksums of its model files equal the ones
-    the weightless run's ``eval.json`` recorded, the files move into the run folder (its committed files
-    stay as they are) and the scratch run is removed. Returns what was done.
+    the weightless run's ``eval.json`` recorded (a final model stored in full or against the best one
+    counts in either encoding: it is written in the recorded one), the files move into the run folder (its
+    committed files stay as they are) and the scratch run is removed. Returns what was done.
 
     :raises ValueError: if the run was made with another configuration, or if the rebuilt weights differ
         from the recorded ones (then the rebuilt run is evaluated like the sweep's runs and kept, the run
         is left weightless, and the message says how far each evaluation moved).
     """
-    from robustrl.experiments.compare import CROSS_CPU_DOC, compare_run
+    from robustrl.experiments.compare import CROSS_CPU_DOC, checkpoint_encodings, compare_run
 
     run_dir = task.run_dir
     if read_meta(run_dir, ("config",))["config"] != jsonable(task.spec.resolve(task.config).to_dict()):
@@ -69,6 +70,10 @@ def rebuild_run(task: SweepTask) -> str:
     recorded = recorded_models(run_dir)
     scratch = Path(task.runs_dir) / REBUILD_FOLDER
     rebuilt = train_run(task.spec, scratch, task.config, torch_threads=1)
+    for checkpoint, now in model_checksums(rebuilt).items():  # the same weights, stored in the recorded encoding
+        alternative = checkpoint_encodings(rebuilt, checkpoint).get(recorded[checkpoint]["sha256"])
+        if now != recorded[checkpoint] and now["file"] == recorded[checkpoint]["file"] and alternative:
+            atomic_write_bytes(rebuilt / now["file"], alternative)
     if model_checksums(rebuilt) != recorded:
         evaluate_run(rebuilt, task.eval_ids, task.episodes)
         found = compare_run(rebuilt, run_dir) or ["its model files are named otherwise", f"see {CROSS_CPU_DOC}"]

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from robustrl.agents import encode_checkpoint, read_checkpoint
 from robustrl.cli import main
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.compare import cell_moves, compare_runs
-from robustrl.experiments.io import atomic_write_json
+from robustrl.experiments.io import atomic_write_json, file_sha256
 from robustrl.experiments.records import find_runs
 from robustrl.experiments.run_files import is_complete, is_trained, is_weightless
 from robustrl.experiments.sweep import run_sweep
@@ -43,7 +44,8 @@ def test_a_weightless_run_is_read_from_its_records_and_says_how_to_rebuild_its_w
     run = sorted(runs.iterdir())[0]
     assert is_weightless(run) and is_trained(run) and not is_complete(run)
     assert main(["table", "--runs", str(runs), "--out", str(tmp_path / "without")]) == 0
-    assert (tmp_path / "with" / "reward_table.csv").read_text() == (tmp_path / "without" / "reward_table.csv").read_text()
+    table = (tmp_path / "with" / "reward_table.csv").read_text()
+    assert (tmp_path / "without" / "reward_table.csv").read_text() == table
     atomic_write_json(runs.parent / "status.json", {"command": "robustrl sweep sweeps/tiny.yml --jobs 2"})
     assert main(["evaluate", "--runs", str(runs)]) == 2
     assert one_line_error(capsys).endswith(
@@ -83,11 +85,13 @@ def test_compare_with_a_weightless_reference_uses_its_checksums_and_says_what_mo
     _drop_weights(reference)
     run = next(p for p in runs.iterdir() if p.is_dir())
     assert compare_runs(runs, reference) == {run.name: []}
-    (run / "best.pt").write_bytes((run / "best.pt").read_bytes() + b"\0")
+    state = read_checkpoint(run / "best.pt")
+    next(iter(state["q_net"].values()))[0] += 1.0
+    (run / "best.pt").write_bytes(encode_checkpoint(state))
     evaluation = json.loads((run / "eval.json").read_text())
     evaluation["returns"][NOMINAL_ID]["final"] = [v + 1.0 for v in evaluation["returns"][NOMINAL_ID]["final"]]
-    atomic_write_json(run / "eval.json", {**evaluation, "models": {**evaluation["models"], "best": {
-        "file": "best.pt", "sha256": __import__("hashlib").sha256((run / "best.pt").read_bytes()).hexdigest()}}})
+    best = {"file": "best.pt", "sha256": file_sha256(run / "best.pt")}
+    atomic_write_json(run / "eval.json", {**evaluation, "models": {**evaluation["models"], "best": best}})
     assert main(["compare", str(runs), str(reference)]) == 1
     line, summary = capsys.readouterr().out.strip().splitlines()
     old = sum(json.loads((reference / run.name / "eval.json").read_text())["returns"][NOMINAL_ID]["final"]) / 3
@@ -101,7 +105,7 @@ def test_a_sweep_rebuilds_weightless_runs_and_keeps_weights_only_if_they_match(s
     spec_file, original, _ = swept
     runs, out = _copy(swept, tmp_path)
     run = next(p for p in runs.iterdir() if p.is_dir())
-    tables = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".csv", ".json") and p.name != "status.json"}
+    tables = {p.name: p.read_bytes() for p in out.iterdir() if p.name in ("runs.csv", "settings.csv", "best.json")}
     _drop_weights(runs)
     spec = load_sweep_spec(str(spec_file))
     status = run_sweep(spec, runs, out, jobs=1)
