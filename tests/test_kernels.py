@@ -67,6 +67,19 @@ def test_tiny_training_gives_the_same_bytes_under_two_emulated_cpus(tmp_path: Pa
     assert meta["kernels"]["mode"] == "pinned" and meta["kernels"]["aten_capability"] != "DEFAULT"
 
 
+def test_tiny_supervised_training_gives_the_same_bytes_under_two_emulated_cpus(tmp_path: Path) -> None:
+    robustrl = str(Path(sys.executable).parent / "robustrl")
+    runs = {name: subprocess.Popen(
+        [robustrl, "supervised", "train", "--dataset", "digits", "--method", "ifgm-at", "--epochs", "1",
+         "--n-train", "200", "--n-test", "20", "--threads", "1", "--no-progress", "--out", str(tmp_path / name)],
+        env=_environ(**cpu), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for name, cpu in (("avx2", AVX2), ("older", OLDER))}
+    for process in runs.values():
+        assert process.wait(timeout=300) == 0, process.stderr.read() if process.stderr else ""
+    weights = [(tmp_path / name / "digits__ifgm-at__0.pt").read_bytes() for name in runs]
+    assert weights[0] == weights[1]
+
+
 def test_pinned_mode_overrides_the_users_kernel_variables() -> None:
     seen = json.loads(_output(_python(REPORT, _environ(ATEN_CPU_CAPABILITY="avx512", MKL_CBWR="AVX512",
                                                          MKL_ENABLE_INSTRUCTIONS="AVX512"))))
