@@ -6,10 +6,12 @@ the agents and the experiments can all use the same checks without importing eac
 
 from __future__ import annotations
 
+import argparse
 import functools
 import math
 import numbers
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ __all__ = [
     "check_probability",
     "check_seed",
     "file_error",
+    "int_option",
     "is_int",
     "is_number",
     "is_of",
@@ -105,6 +108,22 @@ def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
     return value
+
+
+def int_option(minimum: int = 1) -> Callable[[str], int]:
+    """An argparse ``type`` for a count (episodes, seeds, jobs, steps ...): the integer given if it is at least
+    ``minimum``, else a usage error naming the option, e.g. ``argument --jobs: expected an integer >= 1, got '0'``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
 def file_error(source: str, path: str, problem: str) -> ValueError:

@@ -13,9 +13,9 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from robustrl.checks import load_yaml
+from robustrl.checks import int_option, load_yaml
 
 __all__ = ["OUTPUTS", "RUNS", "Terminated", "build_parser", "main", "parse_overrides"]
 
@@ -251,18 +251,16 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
 
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
-    from robustrl.checks import check_int
     from robustrl.experiments.records import complete_runs
     from robustrl.experiments.suite import load_suite, suite_runs
     from robustrl.experiments.suite_plots import plot_suite_curves, plot_suite_sets
     from robustrl.experiments.suite_table import collect_suite, write_suite_tables
 
     suite = load_suite(args.suite)
-    jobs = check_int(args.jobs, "--jobs", 1)
     run_dirs = complete_runs(args.runs)
     if not run_dirs:
         raise ValueError(f"no complete runs under {args.runs} (run `robustrl train` or `robustrl reproduce` first)")
-    grouped = collect_suite(suite_runs(run_dirs, suite, jobs))
+    grouped = collect_suite(suite_runs(run_dirs, suite, args.jobs))
     if args.baseline != "regular" and args.baseline not in grouped:
         raise ValueError(f"baseline {args.baseline!r} is not an agent under {args.runs}; choose from {sorted(grouped)}")
     out = Path(args.out)
@@ -307,9 +305,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser (and its subcommands') whose usage errors are one line, like every other error of
+    the command line, pointing to the command's ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("robustrl").strip()
+        self.exit(2, f"robustrl: error: {command + ': ' if command else ''}{message} "
+                     f"(`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``robustrl`` argument parser (subcommands train, evaluate, table, plot, reproduce, ...)."""
-    parser = argparse.ArgumentParser(prog="robustrl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="robustrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     env_ids = _env_ids()
     agents_help = _agents_help()
@@ -321,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=RUNS, help="folder of run folders (default: %(default)s; results/runs "
                                                   "holds the committed runs)")
     train.add_argument("--config", default=None, help="YAML hyperparameters (default: packaged configs/dqn.yml)")
-    train.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override hyperparameters, e.g. eta=0.5")
+    train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override hyperparameters, e.g. eta=0.5")
     train.add_argument("--tag", default="", help="suffix for the agent in the run name")
     train.add_argument("--no-progress", action="store_true")
     train.add_argument("--tensorboard", default=None, metavar="DIR",
@@ -331,12 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="greedy evaluation of trained runs on every id")
     evaluate.add_argument("--runs", default=RUNS, help="folder of run folders (default: %(default)s)")
-    evaluate.add_argument("--run", nargs="*", help="specific run folders (default: all complete runs)")
-    evaluate.add_argument("--episodes", type=int, default=100)
-    evaluate.add_argument("--env", nargs="*", default=env_ids, choices=env_ids)
+    evaluate.add_argument("--run", nargs="+", help="specific run folders (default: all complete runs)")
+    evaluate.add_argument("--episodes", type=int_option(1), default=100)
+    evaluate.add_argument("--env", nargs="+", default=env_ids, choices=env_ids)
     evaluate.add_argument("--robustness", action="store_true", help="also sweep pole mass, length, gravity")
-    evaluate.add_argument("--robustness-episodes", type=int, default=20)
-    evaluate.add_argument("--jobs", type=int, default=1, help="parallel evaluation processes")
+    evaluate.add_argument("--robustness-episodes", type=int_option(1), default=20)
+    evaluate.add_argument("--jobs", type=int_option(1), default=1, help="parallel evaluation processes")
     evaluate.add_argument("--verify", action="store_true",
                           help="write nothing: evaluate every run again as its eval.json says and print per run "
                                "'identical' or what differs (exit code 1 if any differs)")
@@ -360,18 +368,18 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=_cmd_plot, output_folders=("out",))
 
     rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
-    rep.add_argument("--seeds", type=int, default=None, help="seeds per agent (default 10; quick: 2)")
+    rep.add_argument("--seeds", type=int_option(1), default=None, help="seeds per agent (default 10; quick: 2)")
     rep.add_argument("--quick", action="store_true", help="few-minute preset into runs/quick")
-    rep.add_argument("--agents", nargs="*", help=agents_help)
-    rep.add_argument("--episodes", type=int, default=None, help="evaluation episodes per seed and id")
-    rep.add_argument("--jobs", type=int, default=None, help="parallel training processes (default: cores)")
+    rep.add_argument("--agents", nargs="+", help=agents_help)
+    rep.add_argument("--episodes", type=int_option(1), default=None, help="evaluation episodes per seed and id")
+    rep.add_argument("--jobs", type=int_option(1), default=None, help="parallel training processes (default: cores)")
     rep.add_argument("--out", default=None, help="output folder (default runs/reproduce, quick: runs/quick; "
                                                  "name results to regenerate the committed results)")
     rep.add_argument("--compare", default=None, metavar="RESULTS",
                      help="finally compare every run with its namesake in RESULTS/runs (e.g. results), "
                           "printing 'identical' or what differs; exit code 1 if any differs")
     rep.add_argument("--config", default=None)
-    rep.add_argument("--set", nargs="*", metavar="KEY=VALUE")
+    rep.add_argument("--set", nargs="+", metavar="KEY=VALUE")
     rep.add_argument("--backend", default="local", choices=["local", "ray"],
                      help="train and evaluate on a local process pool or as Ray tasks (pip install 'robustrl[ray]')")
     rep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
@@ -386,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("spec", help="sweep file (see robustrl/configs/sweeps/)")
     sweep.add_argument("--backend", default="local", choices=["local", "ray"])
     sweep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    sweep.add_argument("--jobs", type=int, default=None, help="parallel runs (default: cores)")
+    sweep.add_argument("--jobs", type=int_option(1), default=None, help="parallel runs (default: cores)")
     sweep.add_argument("--runs", default=None, help="folder of run folders (default runs/sweeps/NAME)")
     sweep.add_argument("--out", default=None, help="tables and plots (default runs/sweeps/NAME)")
     sweep.set_defaults(func=_cmd_sweep, output_folders=("runs", "out"), resolve_defaults=_sweep_defaults)
@@ -395,9 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     surf.add_argument("--runs", default=RUNS, help="folder of trained run folders (default: %(default)s)")
     surf.add_argument("--out", default=OUTPUTS,
                       help="folder for surface_curves.png and surface_pairs.png (default: %(default)s)")
-    surf.add_argument("--episodes", type=int, default=10, help="episodes per grid point")
+    surf.add_argument("--episodes", type=int_option(1), default=10, help="episodes per grid point")
     surf.add_argument("--checkpoint", default="best", choices=["best", "final"])
-    surf.add_argument("--parameters", nargs="*", choices=["masspole", "length", "gravity", "masscart",
+    surf.add_argument("--parameters", nargs="+", choices=["masspole", "length", "gravity", "masscart",
                                                           "force_mag", "tau"], help="default: all six")
     surf.add_argument("--no-pairs", action="store_true", help="skip the pair surfaces")
     surf.set_defaults(func=_cmd_surfaces, output_folders=("out",))
@@ -407,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     robust.add_argument("--runs", default=RUNS, help="folder of trained run folders (default: %(default)s)")
     robust.add_argument("--suite", default=None,
                         help="suite YAML file or packaged suite name (default: robustrl/configs/suites/default.yml)")
-    robust.add_argument("--jobs", type=int, default=1, help="runs evaluated in parallel (one process each)")
+    robust.add_argument("--jobs", type=int_option(1), default=1, help="runs evaluated in parallel (one process each)")
     robust.add_argument("--out", default=OUTPUTS,
                         help="folder for robustness_table.csv/.md/.tex, robustness_suite.png, robustness_sets.png "
                              "and decision_table.md (per condition: who wins, and the robust agent against it; "
@@ -419,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--runs", default=RUNS, help="any folder of evaluated run folders (default: %(default)s)")
     stats.add_argument("--out", default=OUTPUTS,
                        help="folder for statistics.csv/.md and profile plots (default: %(default)s)")
-    stats.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    stats.add_argument("--resamples", type=int_option(1), default=2000, help="bootstrap resamples")
     stats.add_argument("--allow-partial", action="store_true",
                        help="leave out runs not trained or not evaluated on every id (listed in the "
                             "header) instead of refusing")

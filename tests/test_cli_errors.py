@@ -215,3 +215,69 @@ def test_a_yaml_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys, co
     assert main(_reading(command, path, tmp_path)) == 2
     assert f"{path}: not UTF-8 text" in one_line_error(capsys)
     assert not (tmp_path / "out").exists()
+
+
+def usage_error(capsys, argv: list[str]) -> str:
+    """The one-line error of a command line that does not parse (argparse exits with 2)."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    return one_line_error(capsys)
+
+
+@pytest.mark.parametrize("argv, flag, minimum", [
+    (["evaluate", "--jobs", "0"], "--jobs", 1),
+    (["evaluate", "--episodes", "0"], "--episodes", 1),
+    (["evaluate", "--robustness", "--robustness-episodes", "-1"], "--robustness-episodes", 1),
+    (["surfaces", "--episodes", "-3"], "--episodes", 1),
+    (["robustness", "--jobs", "0"], "--jobs", 1),
+    (["sweep", SWEEP, "--jobs", "0"], "--jobs", 1),
+    (["reproduce", "--seeds", "0"], "--seeds", 1),
+    (["reproduce", "--episodes", "-2"], "--episodes", 1),
+    (["reproduce", "--jobs", "0"], "--jobs", 1),
+    (["stats", "--resamples", "0"], "--resamples", 1),
+    (["supervised", "train", "--epochs", "0"], "--epochs", 1),
+    (["supervised", "train", "--threads", "0"], "--threads", 1),
+    (["supervised", "train", "--batch-size", "0"], "--batch-size", 1),
+    (["supervised", "train", "--n-train", "0"], "--n-train", 1),
+    (["supervised", "train", "--center-steps", "-1"], "--center-steps", 0),
+    (["supervised", "train", "--L", "-1"], "--L", 0),
+    (["supervised", "evaluate", "--run", "r.json", "--eps", "0.1", "--steps", "0"], "--steps", 1),
+    (["supervised", "evaluate", "--run", "r.json", "--eps", "0.1", "--restarts", "0"], "--restarts", 1),
+    (["supervised", "benchmark", "--jobs", "0"], "--jobs", 1),
+    (["evaluate", "--jobs", "two"], "--jobs", 1),
+])
+def test_a_count_below_its_minimum_is_refused_at_parsing_naming_the_flag(tmp_path, capsys, monkeypatch, argv, flag,
+                                                                         minimum):
+    """Not `negative dimensions are not allowed` from deep inside, nor a command that exits 0 having done nothing."""
+    monkeypatch.chdir(tmp_path)
+    err = usage_error(capsys, argv)
+    assert f"argument {flag}: expected an integer >= {minimum}, got {argv[-1]!r}" in err
+    assert files_under(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "--env"], ["evaluate", "--run"], ["reproduce", "--agents"],
+                                  ["surfaces", "--parameters"], ["train", "--agent", "nobody", "--set"]])
+def test_a_list_flag_given_without_a_value_is_refused(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    assert f"argument {argv[-1]}: expected at least one argument" in usage_error(capsys, argv)
+    assert files_under(tmp_path) == []
+
+
+def test_no_count_flag_takes_any_integer():
+    """Every integer option of every command is checked at parsing (seeds: by the seed check, naming them)."""
+    import argparse
+
+    from robustrl.cli import build_parser
+
+    def leaves(parser, words=()):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield " ".join(words), parser
+        for action in subs:
+            for name, sub in action.choices.items():
+                yield from leaves(sub, (*words, name))
+
+    unchecked = [f"{command} {action.option_strings[0]}" for command, parser in leaves(build_parser())
+                 for action in parser._actions if action.type is int and action.dest not in ("seed", "seeds")]
+    assert unchecked == []

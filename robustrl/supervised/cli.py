@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from robustrl.checks import int_option
 from robustrl.experiments.io import atomic_write_json
 from robustrl.supervised.names import ARCHS, ATTACKS, DATASETS, METHODS, NORMS, PRESET_NAMES
 
@@ -110,7 +111,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int_option(1), default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -119,8 +120,8 @@ def _attack_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="default ensemble: per point the worst of cross-entropy and margin-loss PGD")
     p.add_argument("--norm", choices=NORMS, default="linf")
     p.add_argument("--eps", type=float, nargs="+", required=required, help="attack budgets")
-    p.add_argument("--steps", type=int, default=50, help="PGD steps (default 50)")
-    p.add_argument("--restarts", type=int, default=3, help="PGD random restarts, per loss for the ensemble "
+    p.add_argument("--steps", type=int_option(1), default=50, help="PGD steps (default 50)")
+    p.add_argument("--restarts", type=int_option(1), default=3, help="PGD random restarts, per loss for the ensemble "
                    "(default 3)")
 
 
@@ -136,20 +137,20 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", choices=ARCHS, default=None, help="default small-cnn for digits, else paper-cnn")
     p.add_argument("--method", choices=METHODS, default="erm")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int_option(1), default=10)
+    p.add_argument("--batch-size", type=int_option(1), default=64)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--n-train", type=int, default=None, help="random training subset size")
-    p.add_argument("--n-test", type=int, default=None, help="random test subset size")
+    p.add_argument("--n-train", type=int_option(1), default=None, help="random training subset size")
+    p.add_argument("--n-test", type=int_option(1), default=None, help="random test subset size")
     p.add_argument("--train-eps", type=float, default=0.1, help="training budget")
     p.add_argument("--train-norm", choices=NORMS, default="linf")
-    p.add_argument("--train-steps", type=int, default=7, help="PGD steps in training")
+    p.add_argument("--train-steps", type=int_option(1), default=7, help="PGD steps in training")
     p.add_argument("--rho", type=float, default=0.1, help="entropic ball radius")
     p.add_argument("--eta", type=float, default=0.5, help="entropic temperature")
-    p.add_argument("--m", type=int, default=8, help="SAA samples")
-    p.add_argument("--L", type=int, default=3, help="SG / RT-MLMC level")
-    p.add_argument("--center-steps", type=int, default=0, help="PGD steps to the entropic ball centre")
-    p.add_argument("--groups", type=int, default=1,
+    p.add_argument("--m", type=int_option(1), default=8, help="SAA samples")
+    p.add_argument("--L", type=int_option(0), default=3, help="SG / RT-MLMC level")
+    p.add_argument("--center-steps", type=int_option(0), default=0, help="PGD steps to the entropic ball centre")
+    p.add_argument("--groups", type=int_option(1), default=1,
                    help="entropic sub-batches with independent estimator calls (RT-MLMC: one level each)")
     p.add_argument("--out", default="runs/supervised")
     _common(p)
@@ -171,7 +172,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="default runs/supervised/<preset> (results/supervised/<preset> "
                                                "holds the committed tables)")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--jobs", type=int, default=1, help="worker processes, one torch thread each (default 1)")
+    p.add_argument("--jobs", type=int_option(1), default=1, help="worker processes, one torch thread each (default 1)")
     _common(p)
     p.set_defaults(func=cmd_benchmark, output_folders=("out",), resolve_defaults=_benchmark_defaults)
 

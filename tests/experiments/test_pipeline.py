@@ -113,7 +113,7 @@ def test_reproduce_end_to_end_and_rerun_skips(tmp_path):
         (["train", "--agent", "robot"], "unknown agent 'robot'"),
         (["train", "--agent", "robust", "--set", "etaa=1"], "unknown hyperparameter 'etaa'"),
         (["train", "--agent", "robust", "--set", "rho=-1"], "rho=-1"),
-        (["reproduce", "--seeds", "0"], "seeds=0"),
+        (["reproduce", "--set", "n_timesteps=0"], "n_timesteps=0"),
         (["evaluate", "--runs", "/nonexistent/runs"], "/nonexistent/runs"),
         (["table", "--runs", "/nonexistent/runs"], "no evaluated runs"),
     ],
