@@ -11,6 +11,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, NoReturn
@@ -53,18 +54,39 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
-def _check_output_folder(path: str | Path) -> Path:
-    """Refuse an output folder that cannot be created or written into, before any work; creates nothing."""
+def _check_output_folder(path: str | Path) -> list[Path]:
+    """Refuse an output folder that cannot be created or written into, before any work; leaves nothing.
+
+    Returns the folders that do not exist yet (the deepest first): the command may make them, and
+    :func:`_remove_empty_folders` takes them away again if it fails. Beside the permissions, a folder is
+    made (and removed) in the deepest existing one, which some file systems refuse whatever they say
+    (``/proc`` takes no new folder, even from root).
+    """
     path = Path(path)
-    existing = path
+    existing, missing = path, []
     while not existing.is_dir():
         if existing.exists() or existing.is_symlink():
             where = "is a file" if existing == path else f"cannot be created: {existing} is a file"
             raise ValueError(f"output folder {path} {where}")
+        missing.append(existing)
         existing = existing.parent
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"output folder {path} is not writable (permission denied on {existing})")
-    return path
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".robustrl-check-", dir=existing))
+    except OSError as err:
+        what = "cannot be created" if missing else "is not writable"
+        raise ValueError(f"output folder {path} {what}: {err.strerror} (in {existing})") from None
+    return missing
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Remove those of ``folders`` that are empty (the deepest first): what a failed command made and left."""
+    for folder in sorted(set(folders), key=lambda f: len(f.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, gone, or not ours to remove: it stays
+            pass
 
 
 #: OS errors that come from what the user asked for (a path), reported in one line rather than a traceback.
@@ -475,19 +497,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    made: list[Path] = []  # output folders that did not exist: removed again if the command fails and leaves them empty
     try:
         if hasattr(args, "resolve_defaults"):  # output folders whose default depends on other arguments
             args.resolve_defaults(args)
         for name in getattr(args, "output_folders", ()):
             if getattr(args, name) is not None:
-                _check_output_folder(getattr(args, name))
+                made += _check_output_folder(getattr(args, name))
         return int(args.func(args) or 0)
     except (ValueError, OSError) as err:
+        _remove_empty_folders(made)
         if isinstance(err, OSError) and not (isinstance(err, _USER_OS_ERRORS) or err.errno in _USER_ERRNOS):
             raise
         print(f"robustrl: error: {_error_text(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
+        _remove_empty_folders(made)
         print(_interrupted_message(err, argv), file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
     finally:

@@ -281,3 +281,33 @@ def test_no_count_flag_takes_any_integer():
     unchecked = [f"{command} {action.option_strings[0]}" for command, parser in leaves(build_parser())
                  for action in parser._actions if action.type is int and action.dest not in ("seed", "seeds")]
     assert unchecked == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made")
+def test_a_tensorboard_folder_that_cannot_be_made_is_refused_before_the_run_folder_exists(tmp_path, capsys):
+    """/proc passes a permission check (root may write anywhere) but takes no new folder."""
+    out = tmp_path / "runs"
+    assert main(["train", "--agent", "regular", "--tensorboard", "/proc/x", "--out", str(out), "--no-progress",
+                 "--set", *TINY]) == 2
+    assert "output folder /proc/x cannot be created" in one_line_error(capsys)
+    assert files_under(tmp_path) == []
+
+
+def test_a_command_that_fails_removes_the_empty_folders_it_made(tmp_path, capsys, monkeypatch):
+    """Errors the up-front checks cannot foresee leave no empty output folder behind (a folder that was
+    there before, or holds anything, stays)."""
+    import robustrl.experiments
+
+    def refuse(*args, **kwargs):
+        Path(args[1], "run").mkdir(parents=True)  # as train_run makes its run folder, then fails
+        Path(args[1], "run").rmdir()
+        raise ValueError("something the checks could not see")
+
+    monkeypatch.setattr(robustrl.experiments, "train_run", refuse)
+    out = tmp_path / "new" / "runs"
+    assert main(["train", "--agent", "regular", "--out", str(out), "--no-progress", "--set", *TINY]) == 2
+    assert "something the checks could not see" in one_line_error(capsys)
+    assert files_under(tmp_path) == []
+    (tmp_path / "kept").mkdir()
+    assert main(["train", "--agent", "regular", "--out", str(tmp_path / "kept"), "--no-progress"]) == 2
+    assert files_under(tmp_path) == [tmp_path / "kept"]
