@@ -480,10 +480,27 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+#: What a rerun of an interrupted command does, by command (the commands that train, those that only evaluate
+#: trained runs into caches in their folders, the supervised benchmark); the others simply start again.
+_TRAINS = ("complete runs and evaluations are kept and skipped, runs that were interrupted are trained again "
+           "from step 0")
+_RERUN = {"train": _TRAINS, "reproduce": _TRAINS, "sweep": _TRAINS,
+          "evaluate": "runs whose evaluation is cached (eval.json, robustness.json) are skipped, a run whose "
+                      "evaluation was interrupted is evaluated again; nothing is trained",
+          "surfaces": "runs whose surfaces are cached (robustness.json) are skipped, a run that was interrupted is "
+                      "computed again; nothing is trained",
+          "robustness": "what each run has cached is kept and reused (suite.json: a checkpoint's channels, "
+                        "uncertainty.json: each set), the part that was interrupted is computed again; "
+                        "nothing is trained",
+          "supervised benchmark": "run records already written are kept and reused, runs that were interrupted "
+                                  "are trained again from the first epoch"}
+
+
 def _interrupted_message(err: KeyboardInterrupt, argv: list[str]) -> str:
     what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-    return (f"robustrl: {what}. Rerun `robustrl {shlex.join(argv)}` to go on: complete runs and evaluations "
-            "are kept and skipped, runs that were interrupted are trained again from step 0")
+    command = " ".join(argv[:2]) if argv[:1] == ["supervised"] else " ".join(argv[:1])
+    rerun = _RERUN.get(command, "it starts again (every file is written whole, so none is half-written)")
+    return f"robustrl: {what}. Rerun `robustrl {shlex.join(argv)}` to go on: {rerun}"
 
 
 def main(argv: list[str] | None = None) -> int:

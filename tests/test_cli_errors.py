@@ -311,3 +311,35 @@ def test_a_command_that_fails_removes_the_empty_folders_it_made(tmp_path, capsys
     (tmp_path / "kept").mkdir()
     assert main(["train", "--agent", "regular", "--out", str(tmp_path / "kept"), "--no-progress"]) == 2
     assert files_under(tmp_path) == [tmp_path / "kept"]
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command, patch", [
+    ("robustness", "robustrl.experiments.suite.suite_runs"),
+    ("evaluate", "robustrl.experiments.evaluate_runs"),
+    ("surfaces", "robustrl.experiments.surfaces.surface_run"),
+])
+def test_ctrl_c_of_an_evaluation_says_the_caches_are_kept_and_nothing_is_trained(tmp_path, capsys, monkeypatch,
+                                                                                   command, patch):
+    """These commands train nothing: a rerun reuses what each run cached and computes the rest again."""
+    from .experiments.test_records import fake_run
+
+    runs = tmp_path / "runs"
+    fake_run(runs, "regular", 0)
+    monkeypatch.setattr(patch, _interrupt)
+    argv = [command, "--runs", str(runs)] + ([] if command == "evaluate" else ["--out", str(tmp_path / "out")])
+    assert main(argv) == 130
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()  # a progress bar may come first
+    err = lines[-1]
+    assert err.startswith(f"robustrl: interrupted. Rerun `robustrl {command} --runs") and "Traceback" not in lines
+    assert "trained again" not in err and "nothing is trained" in err
+    assert "cached" in err and "again" in err
+
+
+def test_ctrl_c_of_a_training_says_interrupted_runs_are_trained_again(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("robustrl.experiments.train_run", _interrupt)
+    assert main(["train", "--agent", "regular", "--out", str(tmp_path / "runs"), "--no-progress"]) == 130
+    assert "interrupted are trained again from step 0" in capsys.readouterr().err
