@@ -1,6 +1,7 @@
 """The robust agent on an environment of your own: Gymnasium's Acrobot, tested with a heavier second link.
 
     python examples/custom_env.py [--steps 50000] [--episodes 10]    # a few minutes
+    python examples/custom_env.py --steps 1010 --episodes 1          # a tiny try: seconds, learns nothing yet
 
 RobustDQN needs nothing CartPole-specific: its TD target takes the entropic soft-min over next states drawn
 from a ball of radius rho, stretched per dimension by `state_scale`, here half the range of each observation.
@@ -12,9 +13,10 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from robustrl.agents import RobustDQN
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--steps", type=int, default=50_000, help="training steps")
-parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per setting")
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--steps", type=int, default=50_000, help="training steps (default: %(default)s)")
+parser.add_argument("--episodes", type=int, default=10,
+                    help="evaluation episodes per setting (default: %(default)s)")
 args = parser.parse_args()
 
 env = gym.make("Acrobot-v1")

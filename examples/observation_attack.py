@@ -1,6 +1,7 @@
 """How far a white-box attack on the observed state drops a trained agent's greedy return on CartPole.
 
     python examples/observation_attack.py [--agent robust] [--steps 50000] [--episodes 20] [--eps 0.05]
+    python examples/observation_attack.py --steps 300 --episodes 2    # a tiny try: seconds, untrained
 
 The agent acts on an attacked state inside the eps-ball around the true one (eps in units of the state
 scale), while the env moves from the true state. On any Gymnasium env, the same attack goes into
@@ -16,11 +17,14 @@ from robustrl.experiments import EVALUATION_SEED, greedy_policy, greedy_rollout
 from robustrl.experiments.evaluation import greedy_q_network
 from robustrl.wrappers import ObservationAttackTransform
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--agent", default="robust", help="an agent of robustrl/configs/dqn.yml")
-parser.add_argument("--steps", type=int, default=50_000, help="training steps")
-parser.add_argument("--episodes", type=int, default=20, help="greedy episodes per attack")
-parser.add_argument("--eps", type=float, default=0.05, help="attack budget, in units of the state scale")
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--agent", default="robust",
+                    help="an agent of robustrl/configs/dqn.yml (default: %(default)s)")
+parser.add_argument("--steps", type=int, default=50_000, help="training steps (default: %(default)s)")
+parser.add_argument("--episodes", type=int, default=20,
+                    help="greedy episodes per attack (default: %(default)s)")
+parser.add_argument("--eps", type=float, default=0.05,
+                    help="attack budget, in units of the state scale (default: %(default)s)")
 args = parser.parse_args()
 
 cfg = AgentConfig.resolve(load_config(), "robustrl/CartPole-v1", args.agent)

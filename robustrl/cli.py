@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import shlex
 import signal
 import sys
@@ -337,9 +338,15 @@ class _Parser(argparse.ArgumentParser):
                      f"(`{self.prog} --help` lists the options)\n")
 
 
+def _plain_text(text: str) -> str:
+    """``text`` (a docstring) without its reST markup, for a terminal: ``literal`` and :mod:`robustrl.x` read
+    as literal and robustrl.x."""
+    return re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text).replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``robustrl`` argument parser (subcommands train, evaluate, table, plot, reproduce, ...)."""
-    parser = _Parser(prog="robustrl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="robustrl", description=_plain_text(__doc__.splitlines()[0]))
     sub = parser.add_subparsers(dest="command", required=True)
     env_ids = _env_ids()
     agents_help = _agents_help()
@@ -348,8 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--agent", required=True, help=agents_help)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--env", default=env_ids[0], choices=env_ids)
-    train.add_argument("--out", default=RUNS, help="folder of run folders (default: %(default)s; results/runs "
-                                                  "holds the committed runs)")
+    train.add_argument("--out", default=RUNS,
+                       help="folder of run folders (default: %(default)s; the committed runs: results/runs)")
     train.add_argument("--config", default=None, help="YAML hyperparameters (default: packaged configs/dqn.yml)")
     train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override hyperparameters, e.g. eta=0.5")
     train.add_argument("--tag", default="", help="suffix for the agent in the run name")
@@ -374,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = sub.add_parser("table", help="reward table (CSV, Markdown, LaTeX) from evaluated runs")
     table.add_argument("--runs", default=RUNS, help="folder of evaluated run folders (default: %(default)s)")
-    table.add_argument("--out", default=OUTPUTS, help="folder for reward_table.csv/.md/.tex (default: %(default)s)")
+    table.add_argument("--out", default=OUTPUTS,
+                       help="folder for reward_table.csv/.md/.tex (default: %(default)s)")
     table.add_argument("--baseline", default=None,
                        help="agent label the differences are taken to (default regular; a sweep run's label "
                             "includes its tag, e.g. regular-n_timesteps100000)")
@@ -390,11 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=_cmd_plot, output_folders=("out",))
 
     rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
-    rep.add_argument("--seeds", type=int_option(1), default=None, help="seeds per agent (default 10; quick: 2)")
+    rep.add_argument("--seeds", type=int_option(1), default=None,
+                     help="seeds per agent (default 10; quick: 2)")
     rep.add_argument("--quick", action="store_true", help="few-minute preset into runs/quick")
     rep.add_argument("--agents", nargs="+", help=agents_help)
-    rep.add_argument("--episodes", type=int_option(1), default=None, help="evaluation episodes per seed and id")
-    rep.add_argument("--jobs", type=int_option(1), default=None, help="parallel training processes (default: cores)")
+    rep.add_argument("--episodes", type=int_option(1), default=None,
+                     help="evaluation episodes per seed and id")
+    rep.add_argument("--jobs", type=int_option(1), default=None,
+                     help="parallel training processes (default: cores)")
     rep.add_argument("--out", default=None, help="output folder (default runs/reproduce, quick: runs/quick; "
                                                  "name results to regenerate the committed results)")
     rep.add_argument("--compare", default=None, metavar="RESULTS",
@@ -437,16 +448,18 @@ def build_parser() -> argparse.ArgumentParser:
     robust.add_argument("--runs", default=RUNS, help="folder of trained run folders (default: %(default)s)")
     robust.add_argument("--suite", default=None,
                         help="suite YAML file or packaged suite name (default: robustrl/configs/suites/default.yml)")
-    robust.add_argument("--jobs", type=int_option(1), default=1, help="runs evaluated in parallel (one process each)")
+    robust.add_argument("--jobs", type=int_option(1), default=1,
+                        help="runs evaluated in parallel (one process each)")
     robust.add_argument("--out", default=OUTPUTS,
                         help="folder for robustness_table.csv/.md/.tex, robustness_suite.png, robustness_sets.png "
-                             "and decision_table.md (per condition: who wins, and the robust agent against it; "
-                             "default: %(default)s)")
+                             "and decision_table.md (per condition: who wins, and the robust agent against "
+                             "it; default: %(default)s)")
     robust.add_argument("--baseline", default="regular", help="agent label the differences are taken to")
     robust.set_defaults(func=_cmd_robustness, output_folders=("out",))
 
     stats = sub.add_parser("stats", help="IQM, median, mean, optimality gap, P(improvement), profiles of runs")
-    stats.add_argument("--runs", default=RUNS, help="any folder of evaluated run folders (default: %(default)s)")
+    stats.add_argument("--runs", default=RUNS,
+                       help="any folder of evaluated run folders (default: %(default)s)")
     stats.add_argument("--out", default=OUTPUTS,
                        help="folder for statistics.csv/.md and profile plots (default: %(default)s)")
     stats.add_argument("--resamples", type=int_option(1), default=2000, help="bootstrap resamples")
@@ -487,13 +500,13 @@ _TRAINS = ("complete runs and evaluations are kept and skipped, runs that were i
 _RERUN = {"train": _TRAINS, "reproduce": _TRAINS, "sweep": _TRAINS,
           "evaluate": "runs whose evaluation is cached (eval.json, robustness.json) are skipped, a run whose "
                       "evaluation was interrupted is evaluated again; nothing is trained",
-          "surfaces": "runs whose surfaces are cached (robustness.json) are skipped, a run that was interrupted is "
-                      "computed again; nothing is trained",
+          "surfaces": "runs whose surfaces are cached (robustness.json) are skipped, a run that was "
+                      "interrupted is computed again; nothing is trained",
           "robustness": "what each run has cached is kept and reused (suite.json: a checkpoint's channels, "
                         "uncertainty.json: each set), the part that was interrupted is computed again; "
                         "nothing is trained",
-          "supervised benchmark": "run records already written are kept and reused, runs that were interrupted "
-                                  "are trained again from the first epoch"}
+          "supervised benchmark": "run records already written are kept and reused, runs that were "
+                                  "interrupted are trained again from the first epoch"}
 
 
 def _interrupted_message(err: KeyboardInterrupt, argv: list[str]) -> str:
@@ -514,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
-    made: list[Path] = []  # output folders that did not exist: removed again if the command fails and leaves them empty
+    made: list[Path] = []  # output folders that did not exist: removed if a failed command leaves them empty
     try:
         if hasattr(args, "resolve_defaults"):  # output folders whose default depends on other arguments
             args.resolve_defaults(args)

@@ -16,7 +16,7 @@ SWEEP = str(Path(__file__).parents[1] / "robustrl" / "configs" / "sweeps" / "sam
 
 
 def leaf_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
-    """``(command words, parser)`` of every subcommand that runs something (``train``, ``supervised train`` ...)."""
+    """``(command words, parser)`` of every command that runs something (``train``, ``supervised train``)."""
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not actions:
         yield prefix, parser
@@ -79,8 +79,8 @@ def test_a_plain_table_writes_under_runs_with_each_agents_config_and_leaves_resu
     assert main(["table"]) == 0
     assert committed.read_text() == "the committed table\n"
     assert capsys.readouterr().out.split() == [f"runs/reward_table.{s}" for s in ("csv", "md", "tex")]
-    header = [line for line in Path("runs/reward_table.md").read_text().splitlines() if line.startswith("<!--")]
-    configs = [line for line in header if line.startswith("<!-- Config ")]
+    table = Path("runs/reward_table.md").read_text().splitlines()
+    configs = [line for line in table if line.startswith("<!-- Config ")]
     assert [line.split(":")[0] for line in configs] == ["<!-- Config regular", "<!-- Config robust"]
     assert configs[0] == ("<!-- Config regular: DQN(n_timesteps=50000; selection: every 2500 steps, "
                           "20 nominal episodes, ties=margin) -->")
@@ -97,3 +97,29 @@ def test_train_writes_under_runs_and_says_when_a_run_was_already_complete(tmp_pa
     assert main(argv) == 0
     assert capsys.readouterr().out == f"already complete: {run}\n"
     assert (run / "meta.json").stat().st_mtime_ns == stamp
+
+
+#: Sphinx markup that reads as noise in a terminal: ``literal``, :mod:`x`, :func:`~x.y` ...
+SPHINX = r"``|:[a-z]+:`"
+
+
+def test_every_help_text_is_plain_text():
+    """Docstrings reused as help lose their reST markup."""
+    import re
+
+    parsers = [(("robustrl",), build_parser())]
+    marked = []
+    while parsers:
+        words, parser = parsers.pop()
+        if re.search(SPHINX, parser.format_help()):
+            marked.append(" ".join(words))
+        parsers += [((*words, name), sub) for action in parser._actions
+                    if isinstance(action, argparse._SubParsersAction) for name, sub in action.choices.items()]
+    assert marked == []
+
+
+def test_train_help_shows_where_the_run_goes(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--help"])
+    assert stop.value.code == 0
+    assert "(default: runs/runs;" in " ".join(capsys.readouterr().out.split())

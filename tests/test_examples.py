@@ -21,6 +21,20 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NUMBER = r"(-?\d+\.\d+)"  # a printed return or accuracy, e.g. -500.0 or 0.904
+#: Each example's tiny budget: the one its --help suggests, and the one these tests run.
+TINY = {
+    "quickstart.py": ["1024"],
+    "custom_env.py": ["--steps", "1010", "--episodes", "1"],
+    "observation_attack.py": ["--steps", "300", "--episodes", "2"],
+    "supervised_digits.py": ["--epochs", "1", "--train-size", "128", "--test-size", "99"],
+}
+#: Each example's default budget, as its --help shows it.
+DEFAULT_BUDGET = {
+    "quickstart.py": ["steps per agent (default: 50000)"],
+    "custom_env.py": ["training steps (default: 50000)", "evaluation episodes per setting (default: 10)"],
+    "observation_attack.py": ["training steps (default: 50000)", "greedy episodes per attack (default: 20)"],
+    "supervised_digits.py": ["training epochs (default: 7)"],
+}
 
 
 @pytest.fixture
@@ -49,7 +63,7 @@ def test_quickstart_trains_both_agents_and_prints_heavy_pole_returns(run_example
     from robustrl.agents import RobustDQN
 
     monkeypatch.chdir(tmp_path)  # the runs go to ./runs/quickstart
-    lines, namespace = run_example("quickstart.py", "1024")
+    lines, namespace = run_example("quickstart.py", *TINY["quickstart.py"])
     returns = _values(lines, rf"(\w+): mean return {NUMBER} \+- [\d.]+ on the heavy pole")
     assert list(returns) == ["regular", "robust"]
     assert all(0 < r <= 500 for r in returns.values()), returns
@@ -61,7 +75,7 @@ def test_quickstart_trains_both_agents_and_prints_heavy_pole_returns(run_example
     meta = json.loads((namespace["run"] / "meta.json").read_text())
     assert meta["agent"] == "robust" and meta["config"]["n_timesteps"] == 1024
     assert meta["best_timesteps"] > model.learning_starts  # it made gradient steps, not only rollouts
-    again, _ = run_example("quickstart.py", "1024")  # a second call reuses the runs and their evaluation
+    again, _ = run_example("quickstart.py", *TINY["quickstart.py"])  # a second call reuses the runs
     assert again == lines and json.loads((namespace["run"] / "meta.json").read_text()) == meta
 
 
@@ -74,15 +88,16 @@ def test_readme_quickstart_is_the_example_file():
 
 
 def test_quickstart_stays_short():
-    """The README shows the file whole: at most 10 lines of code besides the docstring and comments."""
+    """The README shows the file whole: at most 12 lines of code besides the docstring and comments (three
+    of them the argparse lines that give it a --help)."""
     source = (EXAMPLES / "quickstart.py").read_text()
     lines = source.splitlines()
     code = {i for node in ast.parse(source).body[1:] for i in range(node.lineno - 1, node.end_lineno)}
-    assert len([i for i in code if lines[i].strip() and not lines[i].lstrip().startswith("#")]) <= 10
+    assert len([i for i in code if lines[i].strip() and not lines[i].lstrip().startswith("#")]) <= 12
 
 
 def test_custom_env_scales_the_ball_to_acrobot_and_tests_a_heavier_link(run_example):
-    lines, namespace = run_example("custom_env.py", "--steps", "1010", "--episodes", "1")
+    lines, namespace = run_example("custom_env.py", *TINY["custom_env.py"])
     returns = _values(lines, rf"link 2 mass ([\d.]+): mean return {NUMBER} \+- [\d.]+")
     assert list(returns) == ["1.0", "2.0"]
     assert all(-500 <= r <= 0 for r in returns.values()), returns  # Acrobot: -1 per step, 500 steps at most
@@ -92,7 +107,7 @@ def test_custom_env_scales_the_ball_to_acrobot_and_tests_a_heavier_link(run_exam
 
 
 def test_observation_attack_prints_clean_and_attacked_returns(run_example):
-    lines, _ = run_example("observation_attack.py", "--steps", "300", "--episodes", "2")
+    lines, _ = run_example("observation_attack.py", *TINY["observation_attack.py"])
     returns = _values(lines, rf"(.+): mean greedy return {NUMBER}")
     assert list(returns) == ["no attack", "FGSM, eps 0.05", "PGD, eps 0.05"]
     assert all(0 < r <= 500 for r in returns.values()), returns
@@ -115,8 +130,7 @@ def test_sweep_spec_validates_and_its_command_parses():
 
 
 def test_supervised_digits_prints_clean_and_attacked_accuracy(run_example):
-    lines, _ = run_example("supervised_digits.py", "--epochs", "1", "--train-size", "128",
-                           "--test-size", "99")
+    lines, _ = run_example("supervised_digits.py", *TINY["supervised_digits.py"])
     pattern = rf"(\S+): clean accuracy {NUMBER}, under the ensemble at eps 0\.1 {NUMBER}"
     found = [re.fullmatch(pattern, line) for line in lines]
     assert all(found) and [m[1] for m in found] == ["erm", "entropic-saa"], lines
@@ -131,3 +145,28 @@ def test_examples_use_only_public_names(script):
                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("robustrl")
                for alias in node.names if alias.name not in importlib.import_module(node.module).__all__]
     assert not private
+
+
+def test_every_example_has_a_tiny_budget_here():
+    assert sorted(TINY) == sorted(DEFAULT_BUDGET) == sorted(p.name for p in EXAMPLES.glob("*.py"))
+
+
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_help_shows_the_default_budget_and_suggests_the_tiny_one(script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), "--help"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    flat = " ".join(text.split())
+    assert all(default in flat for default in DEFAULT_BUDGET[script]), text
+    assert f"python examples/{script} {' '.join(TINY[script])}" in text
+
+
+def test_quickstart_shows_the_progress_of_its_training(one_torch_thread, monkeypatch, tmp_path, capsys):
+    """A bar of the steps trained (on stderr), as ``robustrl train`` shows."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / "quickstart.py"), "200"])
+    runpy.run_path(str(EXAMPLES / "quickstart.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert "CartPole-v1__regular-200__0" in err and "CartPole-v1__robust-200__0" in err and "/256" in err, err
