@@ -111,8 +111,9 @@ def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
 
 
 def int_option(minimum: int = 1) -> Callable[[str], int]:
-    """An argparse ``type`` for a count (episodes, seeds, jobs, steps ...): the integer given if it is at least
-    ``minimum``, else a usage error naming the option, e.g. ``argument --jobs: expected an integer >= 1, got '0'``."""
+    """An argparse ``type`` for a count (episodes, seeds, jobs, steps ...): the integer given if it is at
+    least ``minimum``, else a usage error naming the option, e.g.
+    ``argument --jobs: expected an integer >= 1, got '0'``."""
 
     def parse(text: str) -> int:
         try:
@@ -202,5 +203,6 @@ def read_yaml(path: str | Path, source: str | None = None) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(f"{source}: not UTF-8 text (byte 0x{data[err.start]:02x} at position {err.start})") from None
+        byte = f"0x{data[err.start]:02x}"
+        raise ValueError(f"{source}: not UTF-8 text (byte {byte} at position {err.start})") from None
     return load_yaml(text, source)

@@ -190,20 +190,21 @@ def _reading(command: str, path: Path, tmp_path: Path) -> list[str]:
         suite.write_text(f"name: s\nepisodes: 2\nsets: {{names: [{path}], episodes: 1}}\n")
         path = suite
     return {"sweep": ["sweep", str(path), "--runs", str(tmp_path / "out"), "--out", str(tmp_path / "out")],
-            "train --config": ["train", "--agent", "regular", "--config", str(path), "--out", str(tmp_path / "out"),
-                               "--no-progress"],
+            "train --config": ["train", "--agent", "regular", "--config", str(path),
+                               "--out", str(tmp_path / "out"), "--no-progress"],
             }.get(command, ["robustness", "--suite", str(path), "--runs", str(tmp_path / "out"),
                             "--out", str(tmp_path / "out")])
 
 
 @pytest.mark.parametrize("command", list(DUPLICATE))
 def test_a_yaml_file_naming_a_key_twice_is_one_line_naming_the_key_and_the_file(tmp_path, capsys, command):
-    """YAML alone keeps the later value silently: a sweep would run other settings than the file seems to say."""
+    """YAML alone keeps the later value silently: a sweep would run other settings than the file says."""
     path = tmp_path / "twice.yml"
     path.write_text(DUPLICATE[command])
     assert main(_reading(command, path, tmp_path)) == 2
     err = one_line_error(capsys)
-    key = {"sweep": "rho", "train --config": "n_timesteps", "robustness --suite": "pgd-linf"}.get(command, "masspole")
+    keys = {"sweep": "rho", "train --config": "n_timesteps", "robustness --suite": "pgd-linf"}
+    key = keys.get(command, "masspole")
     assert f"{path}: line " in err and f"key {key!r} given twice" in err
     assert not (tmp_path / "out").exists()
 
@@ -211,7 +212,8 @@ def test_a_yaml_file_naming_a_key_twice_is_one_line_naming_the_key_and_the_file(
 @pytest.mark.parametrize("command", [c for c in DUPLICATE if c != "robustness --suite (set)"])
 def test_a_yaml_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys, command):
     path = tmp_path / "latin1.yml"
-    path.write_bytes(DUPLICATE[command].replace("name: twice", "name: caf\xe9").encode("latin-1") + b"# \xe9\n")
+    text = DUPLICATE[command].replace("name: twice", "name: caf\xe9")
+    path.write_bytes(text.encode("latin-1") + b"# \xe9\n")
     assert main(_reading(command, path, tmp_path)) == 2
     assert f"{path}: not UTF-8 text" in one_line_error(capsys)
     assert not (tmp_path / "out").exists()
@@ -247,9 +249,9 @@ def usage_error(capsys, argv: list[str]) -> str:
     (["supervised", "benchmark", "--jobs", "0"], "--jobs", 1),
     (["evaluate", "--jobs", "two"], "--jobs", 1),
 ])
-def test_a_count_below_its_minimum_is_refused_at_parsing_naming_the_flag(tmp_path, capsys, monkeypatch, argv, flag,
-                                                                         minimum):
-    """Not `negative dimensions are not allowed` from deep inside, nor a command that exits 0 having done nothing."""
+def test_a_count_below_its_minimum_is_refused_at_parsing_naming_the_flag(tmp_path, capsys, monkeypatch, argv,
+                                                                         flag, minimum):
+    """Not `negative dimensions are not allowed` from deep inside, nor an exit 0 having done nothing."""
     monkeypatch.chdir(tmp_path)
     err = usage_error(capsys, argv)
     assert f"argument {flag}: expected an integer >= {minimum}, got {argv[-1]!r}" in err
@@ -283,12 +285,12 @@ def test_no_count_flag_takes_any_integer():
     assert unchecked == []
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made")
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, which takes no new folder")
 def test_a_tensorboard_folder_that_cannot_be_made_is_refused_before_the_run_folder_exists(tmp_path, capsys):
     """/proc passes a permission check (root may write anywhere) but takes no new folder."""
     out = tmp_path / "runs"
-    assert main(["train", "--agent", "regular", "--tensorboard", "/proc/x", "--out", str(out), "--no-progress",
-                 "--set", *TINY]) == 2
+    assert main(["train", "--agent", "regular", "--tensorboard", "/proc/x", "--out", str(out),
+                 "--no-progress", "--set", *TINY]) == 2
     assert "output folder /proc/x cannot be created" in one_line_error(capsys)
     assert files_under(tmp_path) == []
 
@@ -322,19 +324,21 @@ def _interrupt(*args, **kwargs):
     ("evaluate", "robustrl.experiments.evaluate_runs"),
     ("surfaces", "robustrl.experiments.surfaces.surface_run"),
 ])
-def test_ctrl_c_of_an_evaluation_says_the_caches_are_kept_and_nothing_is_trained(tmp_path, capsys, monkeypatch,
-                                                                                   command, patch):
+def test_ctrl_c_of_an_evaluation_says_the_caches_are_kept_and_nothing_is_trained(
+        tmp_path, capsys, monkeypatch, command, patch):
     """These commands train nothing: a rerun reuses what each run cached and computes the rest again."""
     from .experiments.test_records import fake_run
 
     runs = tmp_path / "runs"
     fake_run(runs, "regular", 0)
     monkeypatch.setattr(patch, _interrupt)
-    argv = [command, "--runs", str(runs)] + ([] if command == "evaluate" else ["--out", str(tmp_path / "out")])
+    out = [] if command == "evaluate" else ["--out", str(tmp_path / "out")]
+    argv = [command, "--runs", str(runs), *out]
     assert main(argv) == 130
     lines = capsys.readouterr().err.replace("\r", "\n").splitlines()  # a progress bar may come first
     err = lines[-1]
-    assert err.startswith(f"robustrl: interrupted. Rerun `robustrl {command} --runs") and "Traceback" not in lines
+    assert err.startswith(f"robustrl: interrupted. Rerun `robustrl {command} --runs")
+    assert "Traceback" not in "".join(lines)
     assert "trained again" not in err and "nothing is trained" in err
     assert "cached" in err and "again" in err
 

@@ -12,7 +12,7 @@ COMMAND = re.compile(r"(?:^ {4}|^```\w*\n|`)(python3?|robustrl) ", re.MULTILINE)
 
 
 def test_the_venv_is_activated_before_the_first_python_or_robustrl_command():
-    """``make setup`` installs into .venv: a bare ``python`` or ``robustrl`` would miss gymnasium and torch."""
+    """``make setup`` installs into .venv: a bare ``python`` or ``robustrl`` misses gymnasium and torch."""
     text = README.read_text()
     activate = text.find(". .venv/bin/activate")
     commands = list(COMMAND.finditer(text))

@@ -44,7 +44,8 @@ _DQN_KEYS = tuple(_DQN_DEFAULTS)
 def load_config(path: str | Path | None = None) -> dict[str, Any]:
     """Read the YAML config (the packaged ``configs/dqn.yml`` by default), keyed by env id."""
     if path is None:
-        config = load_yaml(resources.files("robustrl").joinpath("configs/dqn.yml").read_text(), "configs/dqn.yml")
+        packaged = "configs/dqn.yml"
+        config = load_yaml(resources.files("robustrl").joinpath(packaged).read_text(), packaged)
     else:
         path = Path(path)
         if not path.is_file():

@@ -192,7 +192,8 @@ def packaged_names(folder: str) -> list[str]:
 def read_packaged_yaml(name_or_path: str | Path, folder: str, what: str) -> tuple[Any, str]:
     """The parsed YAML of a packaged file by name (``folder/NAME.yml``) or of a user's file by path, and where
     it was read from. ``FileNotFoundError`` names ``what`` and the packaged names; invalid YAML, a key given
-    twice and text that is not UTF-8 are a ``ValueError`` naming the file (:func:`robustrl.checks.read_yaml`)."""
+    twice and text that is not UTF-8 are a ``ValueError`` naming the file
+    (:func:`robustrl.checks.read_yaml`)."""
     from importlib import resources
 
     text = str(name_or_path)
@@ -202,5 +203,6 @@ def read_packaged_yaml(name_or_path: str | Path, folder: str, what: str) -> tupl
         return load_yaml(resources.files("robustrl").joinpath(source).read_text(), source), source
     path = Path(name_or_path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {text!r} is neither a file nor a packaged {what} ({', '.join(names)})")
+        raise FileNotFoundError(f"{what} {text!r} is neither a file nor a packaged {what} "
+                                f"({', '.join(names)})")
     return read_yaml(path), str(path)

@@ -149,10 +149,12 @@ def config_summary(config: dict[str, Any]) -> str:
         tested = ", ".join(f"{k} {v:g}" for change in VARIANTS.values() for k, v in change.items())
         reach = (f"contains the test physics of {', '.join(inside)}" if inside
                  else f"contains none of the test physics ({tested})")
-        robust = ", ".join(filter(None, [robust, f"physics drawn at every reset from: {box}; the box {reach}"]))
+        drawn = f"physics drawn at every reset from: {box}; the box {reach}"
+        robust = ", ".join(filter(None, [robust, drawn]))
     selection = (f"selection: every {config['eval_freq']} steps, {config['eval_episodes']} nominal episodes, "
                  f"ties={config.get('selection_ties', 'latest')}")
-    return f"{config['algo']}(n_timesteps={config['n_timesteps']}{', ' + robust if robust else ''}; {selection})"
+    settings = ", ".join(filter(None, [f"n_timesteps={config['n_timesteps']}", robust]))
+    return f"{config['algo']}({settings}; {selection})"
 
 
 def _run_configs(runs: list[EvaluatedRun], labels: list[str]) -> dict[str, str]:

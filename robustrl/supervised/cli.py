@@ -121,8 +121,8 @@ def _attack_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--norm", choices=NORMS, default="linf")
     p.add_argument("--eps", type=float, nargs="+", required=required, help="attack budgets")
     p.add_argument("--steps", type=int_option(1), default=50, help="PGD steps (default 50)")
-    p.add_argument("--restarts", type=int_option(1), default=3, help="PGD random restarts, per loss for the ensemble "
-                   "(default 3)")
+    p.add_argument("--restarts", type=int_option(1), default=3,
+                   help="PGD random restarts, per loss for the ensemble (default 3)")
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -149,7 +149,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eta", type=float, default=0.5, help="entropic temperature")
     p.add_argument("--m", type=int_option(1), default=8, help="SAA samples")
     p.add_argument("--L", type=int_option(0), default=3, help="SG / RT-MLMC level")
-    p.add_argument("--center-steps", type=int_option(0), default=0, help="PGD steps to the entropic ball centre")
+    p.add_argument("--center-steps", type=int_option(0), default=0,
+                   help="PGD steps to the entropic ball centre")
     p.add_argument("--groups", type=int_option(1), default=1,
                    help="entropic sub-batches with independent estimator calls (RT-MLMC: one level each)")
     p.add_argument("--out", default="runs/supervised")
@@ -169,10 +170,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("benchmark", help="run a benchmark preset and build its tables")
     p.add_argument("--preset", choices=sorted(PRESET_NAMES), default="digits")
-    p.add_argument("--out", default=None, help="default runs/supervised/<preset> (results/supervised/<preset> "
-                                               "holds the committed tables)")
+    p.add_argument("--out", default=None,
+                   help="default runs/supervised/<preset> (committed tables: results/supervised/<preset>)")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--jobs", type=int_option(1), default=1, help="worker processes, one torch thread each (default 1)")
+    p.add_argument("--jobs", type=int_option(1), default=1,
+                   help="worker processes, one torch thread each (default 1)")
     _common(p)
     p.set_defaults(func=cmd_benchmark, output_folders=("out",), resolve_defaults=_benchmark_defaults)
 

@@ -150,7 +150,7 @@ def test_ctrl_c_stops_a_parallel_sweep_within_seconds(tmp_path):
     assert "leaked" not in err and "Traceback" not in err, err
     started = {m for line in lines for m in re.findall(r"(\S+__\d): [\d,]+/", line)}
     assert len(started) == 2, f"the queued run was started: {sorted(started)}"
-    # no interrupted run leaves an empty run folder (and a runs folder the command made and left empty goes too)
+    # no interrupted run leaves an empty run folder (and an emptied runs folder the command made goes too)
     assert not runs.exists() or all(any(d.iterdir()) for d in runs.iterdir()), "an empty run folder is left"
     assert not list(runs.rglob(LOCK_NAME)), "the stopped runs kept their locks"
     _assert_nothing_half_written(tmp_path)

@@ -39,7 +39,8 @@ def test_value_errors_are_one_line_exit_2(tmp_path, capsys):
     assert "none.json" in err and "\n" not in err
     with pytest.raises(SystemExit) as stop:  # refused by argparse: a count of at least 1
         main(["supervised", "train", "--epochs", "0", "--out", str(tmp_path)])
-    assert stop.value.code == 2 and "argument --epochs: expected an integer >= 1, got '0'" in capsys.readouterr().err
+    assert stop.value.code == 2
+    assert "argument --epochs: expected an integer >= 1, got '0'" in capsys.readouterr().err
     assert main(["supervised", "train", "--lr", "-1", "--out", str(tmp_path)]) == 2
     assert "lr=-1" in capsys.readouterr().err
 
