@@ -42,8 +42,8 @@ def checkpoint_bytes(model: DQN, config: AgentConfig, base: str | Path | None = 
     """The compact checkpoint of ``model`` (trained with ``config``) as bytes, ready to be written.
 
     The bytes depend only on the weights and the config (plain data, keys sorted), so equal models give
-    equal files. With ``base`` (the run's best checkpoint, a full one), the entries that differ from it
-    (:func:`encode_checkpoint`).
+    equal files. With ``base`` (the run's best checkpoint, a full one), only the entries that differ from it
+    are stored (:func:`encode_checkpoint`).
     """
     weights = {name: tensor.detach().to("cpu", torch.float32).clone()
                for name, tensor in model.q_net.state_dict().items()}

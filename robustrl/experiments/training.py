@@ -150,7 +150,8 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
                 if cfg.tensorboard_log is not None:
                     _close_tensorboard(model)
             train_seconds = time.perf_counter() - start
-            checkpoints = save_final_checkpoint(checkpoint_bytes(model, cfg), run_dir)
+            checkpoints = save_final_checkpoint(
+                checkpoint_bytes(model, cfg, base=run_dir / f"best{CHECKPOINT_SUFFIX}"), run_dir)
             atomic_write_text(run_dir / "curve.csv", "timesteps,mean_return,std_return\n" + "".join(
                 f"{t},{m:.2f},{s:.2f}\n" for t, m, s in selection.curve))
             history = getattr(model, "target_history", None)
