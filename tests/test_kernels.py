@@ -67,6 +67,7 @@ def test_tiny_training_gives_the_same_bytes_under_two_emulated_cpus(tmp_path: Pa
     assert meta["kernels"]["mode"] == "pinned" and meta["kernels"]["aten_capability"] != "DEFAULT"
 
 
+@pytest.mark.slow  # two CNN trainings: the RL test above already shows the mechanism in the default suite
 def test_tiny_supervised_training_gives_the_same_bytes_under_two_emulated_cpus(tmp_path: Path) -> None:
     robustrl = str(Path(sys.executable).parent / "robustrl")
     runs = {name: subprocess.Popen(
@@ -80,30 +81,49 @@ def test_tiny_supervised_training_gives_the_same_bytes_under_two_emulated_cpus(t
     assert weights[0] == weights[1]
 
 
-def test_pinned_mode_overrides_the_users_kernel_variables() -> None:
-    seen = json.loads(_output(_python(REPORT, _environ(ATEN_CPU_CAPABILITY="avx512", MKL_CBWR="AVX512",
-                                                         MKL_ENABLE_INSTRUCTIONS="AVX512"))))
-    assert seen["environ"] == {**PINNED_VARIABLES, "MKL_ENABLE_INSTRUCTIONS": None}
-    assert seen["report"]["mode"] == "pinned"
+#: What a fresh interpreter sees after ``import robustrl``, per environment (all started at once: one import each).
+SETTINGS = {
+    "pinned": (REPORT, {"ATEN_CPU_CAPABILITY": "avx512", "MKL_CBWR": "AVX512", "MKL_ENABLE_INSTRUCTIONS": "AVX512"}),
+    "native": (REPORT, {"ROBUSTRL_KERNELS": "native", "ATEN_CPU_CAPABILITY": "default"}),
+    "late": ("import torch\n" + REPORT, {}),
+    "unknown": (REPORT, {"ROBUSTRL_KERNELS": "fast"}),
+}
 
 
-def test_native_mode_leaves_the_users_kernel_variables() -> None:
-    seen = json.loads(_output(_python(REPORT, _environ(ROBUSTRL_KERNELS="native", ATEN_CPU_CAPABILITY="default"))))
-    assert seen["environ"]["ATEN_CPU_CAPABILITY"] == "default" and seen["environ"]["MKL_CBWR"] is None
-    assert seen["report"]["mode"] == "native" and seen["report"]["aten_capability"] == "DEFAULT"
+@pytest.fixture(scope="module")
+def seen() -> dict[str, tuple[dict, str]]:
+    """``{setting: (the printed report, stderr)}`` of one interpreter per :data:`SETTINGS` entry."""
+    processes = {name: _python(code, _environ(**env)) for name, (code, env) in SETTINGS.items()}
+    results = {}
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        results[name] = (json.loads(out.strip().splitlines()[-1]), err)
+    return results
 
 
-def test_torch_imported_first_is_reported_late() -> None:
-    seen = json.loads(_output(_python("import torch\n" + REPORT, _environ())))
-    assert seen["report"]["mode"] == "late" and "torch" in seen["report"]["imported_before"]
-    assert seen["environ"]["MKL_CBWR"] is None  # not set: the process does not run the pinned kernels
+def test_pinned_mode_overrides_the_users_kernel_variables(seen) -> None:
+    report = seen["pinned"][0]
+    assert report["environ"] == {**PINNED_VARIABLES, "MKL_ENABLE_INSTRUCTIONS": None}
+    assert report["report"]["mode"] == "pinned"
 
 
-def test_unknown_mode_is_an_error_naming_the_variable_and_import_warns() -> None:
+def test_native_mode_leaves_the_users_kernel_variables(seen) -> None:
+    report = seen["native"][0]
+    assert report["environ"]["ATEN_CPU_CAPABILITY"] == "default" and report["environ"]["MKL_CBWR"] is None
+    assert report["report"]["mode"] == "native" and report["report"]["aten_capability"] == "DEFAULT"
+
+
+def test_torch_imported_first_is_reported_late(seen) -> None:
+    report = seen["late"][0]
+    assert report["report"]["mode"] == "late" and "torch" in report["report"]["imported_before"]
+    assert report["environ"]["MKL_CBWR"] is None  # not set: the process does not run the pinned kernels
+
+
+def test_unknown_mode_is_an_error_naming_the_variable_and_import_warns(seen) -> None:
     with pytest.raises(ValueError, match="ROBUSTRL_KERNELS.*'fast'"):
         kernel_mode({KERNELS_VARIABLE: "fast"})
     assert kernel_mode({KERNELS_VARIABLE: ""}) == "pinned"
-    process = _python(REPORT, _environ(ROBUSTRL_KERNELS="fast"))
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0 and "ROBUSTRL_KERNELS" in err and "'fast'" in err
-    assert json.loads(out)["report"]["mode"] == "pinned"
+    report, err = seen["unknown"]
+    assert "ROBUSTRL_KERNELS" in err and "'fast'" in err
+    assert report["report"]["mode"] == "pinned"
