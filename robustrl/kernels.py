@@ -33,8 +33,8 @@ import warnings
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["KERNELS_VARIABLE", "KERNEL_MODES", "PINNED_VARIABLES", "UNSET_WHEN_PINNED", "kernel_mode",
-           "kernel_report", "pin_kernels"]
+__all__ = ["KERNELS_VARIABLE", "KERNEL_MODES", "PINNED_VARIABLES", "UNSET_WHEN_PINNED", "kernel_environment",
+           "kernel_mode", "kernel_report", "pin_kernels"]
 
 #: The environment variable that chooses the mode: ``pinned`` (default) or ``native``.
 KERNELS_VARIABLE = "ROBUSTRL_KERNELS"
@@ -94,6 +94,16 @@ def pin_kernels() -> str:
             os.environ.pop(name, None)
     _state.update(mode=mode, late=late)
     return mode
+
+
+def kernel_environment() -> dict[str, str]:
+    """The variables a worker process started elsewhere (a Ray worker on another node, which does not inherit this
+    process's environment) needs to run this process's kernels: the pinned ones and the mode, or only
+    ``ROBUSTRL_KERNELS=native``. ``MKL_ENABLE_INSTRUCTIONS`` cannot be unset that way; it is set to the pinned
+    branch, which it then cannot narrow."""
+    if pin_kernels() == "native":
+        return {KERNELS_VARIABLE: "native"}
+    return {KERNELS_VARIABLE: "pinned", **PINNED_VARIABLES, "MKL_ENABLE_INSTRUCTIONS": PINNED_VARIABLES["MKL_CBWR"]}
 
 
 def kernel_report() -> dict[str, Any]:

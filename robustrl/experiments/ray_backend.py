@@ -3,7 +3,8 @@ process pool, submitted as Ray tasks of one CPU each (``pip install 'robustrl[ra
 
 Without an address a local Ray instance is started with as many CPUs as jobs, and shut down afterwards; with one
 (``HOST:PORT``, ``ray://HOST:PORT`` or ``auto``) the calls go to that cluster, whose nodes must all see the runs
-folder. Every call seeds itself and uses one torch thread, so the numbers do not depend on the backend.
+folder. Every call seeds itself and uses one torch thread, and its worker gets this process's CPU kernels
+(:func:`robustrl.kernels.kernel_environment`), so the numbers do not depend on the backend.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from robustrl.kernels import kernel_environment
 
 __all__ = ["BACKENDS", "check_backend", "check_ray_address", "require_ray", "run_calls_on_ray"]
 
@@ -68,7 +71,8 @@ def run_calls_on_ray(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], j
         else:
             ray.init(num_cpus=jobs, **kwargs)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(fn)
+        # a cluster's workers do not inherit this process's environment: hand them the pinned CPU kernels
+        remote = ray.remote(num_cpus=1, max_retries=0, runtime_env={"env_vars": kernel_environment()})(fn)
         pending = [remote.remote(*args) for args in calls]
         try:
             while pending:

@@ -18,6 +18,7 @@ from robustrl.experiments import (
     reward_table,
     train_run,
 )
+from robustrl.kernels import PINNED_VARIABLES
 
 TINY = {"n_timesteps": 600, "eval_freq": 300, "eval_episodes": 3, "learning_starts": 100,
         "train_freq": 64, "gradient_steps": 4, "batch_size": 16, "buffer_size": 1000,
@@ -207,7 +208,9 @@ class _FakeRay:
         self.initialized = False
 
     def remote(self, **options):
-        assert options == {"num_cpus": 1, "max_retries": 0}
+        assert options == {"num_cpus": 1, "max_retries": 0,
+                           "runtime_env": {"env_vars": {**PINNED_VARIABLES, "ROBUSTRL_KERNELS": "pinned",
+                                                        "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}}
 
         def wrap(fn):
             fake = self
