@@ -12,7 +12,8 @@ another (a sampled robust target amplifies the last bit within a few thousand st
 - oneDNN (PyTorch's convolutions, the supervised half's CNNs) takes its widest instruction set from
   ``ONEDNN_MAX_CPU_ISA``; ``AVX2`` keeps AVX-512 machines on the AVX2 kernels;
 - NumPy (the environments' physics) dispatches some ufuncs to AVX-512 code; ``NPY_DISABLE_CPU_FEATURES`` turns
-  those targets off, so AVX2 and AVX-512 machines run the same loops.
+  those targets off, so AVX2 and AVX-512 machines run the same loops (the target names are NumPy 2.4's; an older
+  NumPy, whose AVX-512 targets have other names, keeps its AVX-512 loops).
 
 Each variable acts only when set before the library is first imported. ``import robustrl`` calls
 :func:`pin_kernels` first thing, and sets them in ``os.environ``, so every process robustrl starts (process pools,
