@@ -108,9 +108,10 @@ def update_fingerprint(agent: str = "robust", seed: int = 0, updates: int = 4, *
     """Hashes of every stage of ``updates`` gradient steps of ``agent`` (from the packaged config) trained
     with ``seed`` on ``env_id``, after collecting ``learning_starts`` transitions.
 
-    One thread, the run's own seeding: the numbers are those of the first gradient steps of
-    ``robustrl train --agent AGENT --seed SEED``. The robust agent's radius is taken at its full value (no ramp),
-    so the perturbation stages are exercised from the first step. Returns ``{"agent", "seed", "env_id",
+    One thread and the run's own seeding and code path (the agent's ``train`` step, one gradient step at a time),
+    so a machine whose fingerprint equals the reference's computes what ``robustrl train`` computes there. The
+    robust agent's radius is taken at its full value (no ramp), so the perturbation stages are exercised from
+    the first step. Returns ``{"agent", "seed", "env_id",
     "kernels", "machine", "transitions", "steps": [{stage: hash}, ...], "evaluation"}``.
     """
     check_seed(seed)
