@@ -29,13 +29,14 @@ kernels) train to other bits; the evaluation of a committed model (float64 greed
 from __future__ import annotations
 
 import os
+import platform
 import sys
 import warnings
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["KERNELS_VARIABLE", "KERNEL_MODES", "PINNED_VARIABLES", "UNSET_WHEN_PINNED", "kernel_environment",
-           "kernel_mode", "kernel_report", "pin_kernels"]
+__all__ = ["KERNELS_VARIABLE", "KERNEL_MODES", "PINNED_VARIABLES", "UNSET_WHEN_PINNED", "cpu_name",
+           "kernel_environment", "kernel_mode", "kernel_report", "pin_kernels"]
 
 #: The environment variable that chooses the mode: ``pinned`` (default) or ``native``.
 KERNELS_VARIABLE = "ROBUSTRL_KERNELS"
@@ -95,6 +96,18 @@ def pin_kernels() -> str:
             os.environ.pop(name, None)
     _state.update(mode=mode, late=late)
     return mode
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one), for the records of kernel measurements."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def kernel_environment() -> dict[str, str]:

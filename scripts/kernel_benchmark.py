@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from robustrl.experiments.report import write_benchmark_section
-from robustrl.kernels import KERNELS_VARIABLE, PINNED_VARIABLES
+from robustrl.kernels import KERNELS_VARIABLE, PINNED_VARIABLES, cpu_name
 
 MODES = ("pinned", "native")
 
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> None:
                     value, kernels[mode] = train_seconds(agent, mode, args.steps, round_, Path(tmp))
                     seconds[agent, mode].append(value)
                     print(f"round {round_}: {agent} {mode} {value:.1f} s", flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").is_file() else "unknown"
+    cpu = cpu_name()
     command = f"python scripts/kernel_benchmark.py --steps {args.steps} --repeats {args.repeats} " \
               f"--agents {' '.join(args.agents)}"
     regular = float(np.median(seconds["regular", "pinned"])) if "regular" in args.agents else None

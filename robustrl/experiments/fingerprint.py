@@ -38,7 +38,7 @@ from robustrl.agents import AgentConfig, load_config, make_agent
 from robustrl.checks import check_int, check_seed
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.evaluation import greedy_q_network
-from robustrl.kernels import kernel_report
+from robustrl.kernels import cpu_name, kernel_report
 
 __all__ = ["FINGERPRINT_STAGES", "compare_fingerprints", "update_fingerprint"]
 
@@ -141,21 +141,9 @@ def update_fingerprint(agent: str = "robust", seed: int = 0, updates: int = 4, *
         observations = torch.as_tensor(buffer.observations[:size].reshape(size, -1), dtype=torch.float64)
         evaluation = _digest(greedy_q_network(model)(observations))
     return {"agent": agent, "seed": seed, "env_id": env_id, "kernels": kernel_report(),
-            "machine": {"cpu": _cpu_name(), "arch": platform.machine(), "torch": torch.__version__,
+            "machine": {"cpu": cpu_name(), "arch": platform.machine(), "torch": torch.__version__,
                         "numpy": np.__version__},
             "transitions": transitions, "steps": steps, "evaluation": evaluation}
-
-
-def _cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def compare_fingerprints(new: dict[str, Any], reference: dict[str, Any]) -> str | None:
