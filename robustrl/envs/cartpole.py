@@ -8,17 +8,18 @@ can never disagree.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv, CartPoleVectorEnv
 
-from robustrl.checks import check_int, is_number
+from robustrl.checks import check_int
+from robustrl.envs.params import Parameter, ParametricEnv, check_parameter_value, check_parameters
 
 __all__ = [
     "NOMINAL_PARAMETERS",
+    "PARAMETERS",
     "PHYSICAL_PARAMETERS",
     "PerturbedCartPoleEnv",
     "PerturbedCartPoleVectorEnv",
@@ -38,47 +39,15 @@ NOMINAL_PARAMETERS: dict[str, float] = {
 PHYSICAL_PARAMETERS: tuple[str, ...] = tuple(NOMINAL_PARAMETERS)
 
 
-def _check_type(name: str, value: Any) -> None:
-    """``TypeError`` unless ``value`` is a real number (Python or numpy int/float, not bool)."""
-    is_real = is_number(value)
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        is_real = value.dtype.kind in "iuf"
-    if not is_real:
-        raise TypeError(f"{name} must be a real number (int or float), got {name}={value!r} "
-                        f"({type(value).__name__}); a physical parameter is a number, and strings, booleans "
-                        "and None are not converted to one")
-
-
-def _check_array_type(name: str, value: Any) -> None:
-    """``TypeError`` unless ``value`` is an int/float array or a sequence of real numbers."""
-    if isinstance(value, np.ndarray) and value.dtype.kind != "O":
-        if value.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must hold real numbers (int or float), got {name}={value!r} (dtype "
-                            f"{value.dtype}); a physical parameter is a number, and strings and booleans are "
-                            "not converted to one")
-        return
-    for index, item in enumerate(np.asarray(value, dtype=object).ravel()):
-        _check_type(f"{name}[{index}]", item)
-
-
-def _check_value(name: str, value: Any, num_envs: int | None) -> float | np.ndarray:
-    """Validate one parameter: a real number (``TypeError`` otherwise), finite and > 0 (``ValueError``
-    otherwise); for vector envs also an array of shape ``(num_envs,)``."""
-    if num_envs is None or np.ndim(value) == 0:
-        _check_type(name, value)
-        scalar = float(value)
-        if not math.isfinite(scalar) or scalar <= 0:
-            raise ValueError(f"{name} must be finite and > 0, got {name}={value!r}")
-        return scalar
-    _check_array_type(name, value)
-    array = np.asarray(value, dtype=np.float64)
-    if array.shape != (num_envs,):
-        raise ValueError(f"{name} must be a scalar or have shape ({num_envs},), got shape {array.shape}")
-    bad = ~np.isfinite(array) | (array <= 0)
-    if bad.any():
-        first = int(np.argmax(bad))
-        raise ValueError(f"{name} must be finite and > 0, got {name}[{first}]={float(array[first])!r}")
-    return array.copy()
+#: The six parameters as :class:`~robustrl.envs.params.Parameter` records (each finite and > 0).
+PARAMETERS: dict[str, Parameter] = {
+    "gravity": Parameter("gravity", 9.8, "gravitational acceleration (m/s²)"),
+    "masscart": Parameter("masscart", 1.0, "cart mass (kg)"),
+    "masspole": Parameter("masspole", 0.1, "pole mass (kg)"),
+    "length": Parameter("length", 0.5, "pole half-length (m)"),
+    "force_mag": Parameter("force_mag", 10.0, "push force (N)"),
+    "tau": Parameter("tau", 0.02, "time step (s)"),
+}
 
 
 def check_physical_parameters(parameters: Mapping[str, Any], num_envs: int | None = None) -> dict[str, Any]:
@@ -87,18 +56,16 @@ def check_physical_parameters(parameters: Mapping[str, Any], num_envs: int | Non
     Unknown names and values that are not finite and > 0 raise ``ValueError``; values that are not real
     numbers (strings, booleans, None, complex) raise ``TypeError``.
     """
-    unknown = sorted(set(parameters) - set(PHYSICAL_PARAMETERS))
-    if unknown:
-        raise ValueError(f"unknown CartPole parameter(s) {unknown}; valid: {list(PHYSICAL_PARAMETERS)}")
-    return {name: _check_value(name, value, num_envs) for name, value in parameters.items()}
+    return check_parameters(parameters, PARAMETERS, "CartPole", num_envs)
 
 
 def _physical_parameter(name: str) -> property:
     def getter(self: _PhysicsMixin) -> Any:
-        return self.__dict__["_physics"][name]
+        return self.__dict__["_params"][name]
 
     def setter(self: _PhysicsMixin, value: Any) -> None:
-        self.__dict__.setdefault("_physics", {})[name] = _check_value(name, value, self._parameter_num_envs)
+        checked = check_parameter_value(PARAMETERS[name], value, self._parameter_num_envs)
+        self.__dict__.setdefault("_params", {})[name] = checked
 
     return property(getter, setter, doc=f"Physical parameter ``{name}`` (validated: a real number, finite, > 0).")
 
@@ -112,10 +79,11 @@ def _derived(name: str, compute: Any) -> property:
     return property(compute, setter, doc=f"``{name}``, recomputed from the physical parameters on access.")
 
 
-class _PhysicsMixin:
+class _PhysicsMixin(ParametricEnv):
     """Validated physical parameters and always-consistent derived quantities."""
 
-    _parameter_num_envs: int | None = None
+    PARAMETERS = PARAMETERS
+    FAMILY = "CartPole"
 
     gravity = _physical_parameter("gravity")
     masscart = _physical_parameter("masscart")
@@ -126,16 +94,17 @@ class _PhysicsMixin:
     total_mass = _derived("total_mass", lambda self: self.masspole + self.masscart)
     polemass_length = _derived("polemass_length", lambda self: self.masspole * self.length)
 
+    def _apply_params(self, params: dict[str, Any]) -> None:
+        """Nothing to write: the properties read the stored values and derive the rest on access."""
+
     @property
     def parameters(self) -> dict[str, Any]:
-        """The six physical parameters as a dict (copies of arrays)."""
-        return {name: np.copy(value) if isinstance(value, np.ndarray) else value
-                for name, value in self.__dict__["_physics"].items()}
+        """The six physical parameters as a dict (copies of arrays): :meth:`get_params`."""
+        return self.get_params()
 
     def set_parameters(self, **parameters: Any) -> None:
-        """Set several physical parameters at once; all are validated before any is changed."""
-        checked = check_physical_parameters(parameters, self._parameter_num_envs)
-        self.__dict__["_physics"].update(checked)
+        """Set several physical parameters at once; all are validated before any is changed (:meth:`set_params`)."""
+        self.set_params(**parameters)
 
 
 class PerturbedCartPoleEnv(_PhysicsMixin, CartPoleEnv):
@@ -155,7 +124,8 @@ class PerturbedCartPoleEnv(_PhysicsMixin, CartPoleEnv):
     ``force_mag`` (10.0), ``tau`` (0.02 s): each a real number (int or float, numpy ones included; a string
     or a bool raises ``TypeError``), finite and > 0 (else ``ValueError``).
     ``total_mass`` and ``polemass_length`` are derived on access and always consistent.
-    Parameters may be changed later through ``env.unwrapped`` (attributes or :meth:`set_parameters`).
+    Parameters may be changed later through ``env.unwrapped`` (attributes, :meth:`set_params`, or
+    ``reset(options={"params": {...}})``); :meth:`get_params` reads them.
 
     ## Registered ids
     ``robustrl/CartPole-v1`` (nominal, any parameter as a kwarg), ``robustrl/CartPoleHeavy-v1``
