@@ -6,6 +6,7 @@ Importing :mod:`robustrl` registers ``robustrl/CartPole-v1``, ``robustrl/CartPol
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +21,7 @@ from robustrl.envs.cartpole import (
 
 __all__ = [
     "ENV_IDS",
+    "FAMILY_MODULES",
     "NOMINAL_ID",
     "NOMINAL_PARAMETERS",
     "PHYSICAL_PARAMETERS",
@@ -46,8 +48,18 @@ VARIANTS: dict[str, dict[str, float]] = {
 ENV_IDS: tuple[str, ...] = tuple(VARIANTS)
 
 
+#: Modules of the other environment families: each defines ``REGISTRATIONS``, registered id -> the keyword
+#: arguments of ``gymnasium.register`` (entry points as strings, so registering imports no simulator).
+FAMILY_MODULES: tuple[str, ...] = ()
+
+
 def register_envs() -> None:
-    """Register the four ids with Gymnasium (idempotent)."""
+    """Register every robustrl id with Gymnasium (idempotent): CartPole's four and each family's."""
+    for module_name in FAMILY_MODULES:
+        module = importlib.import_module(module_name)
+        for env_id, spec in module.REGISTRATIONS.items():
+            if env_id not in gym.registry:
+                gym.register(id=env_id, **spec)
     for env_id, change in VARIANTS.items():
         if env_id in gym.registry:
             continue
