@@ -10,6 +10,9 @@ import importlib
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+
+from robustrl.checks import check_int
 
 from robustrl.envs.cartpole import (
     NOMINAL_PARAMETERS,
@@ -32,6 +35,7 @@ __all__ = [
     "check_physical_parameters",
     "make_vector_env",
     "register_envs",
+    "robustrl_ids",
 ]
 
 #: The nominal id (Gymnasium's CartPole physics), on which agents are trained and their models selected.
@@ -73,22 +77,47 @@ def register_envs() -> None:
         )
 
 
+def robustrl_ids() -> tuple[str, ...]:
+    """Every id registered under the ``robustrl`` namespace."""
+    return tuple(env_id for env_id in gym.registry if env_id.startswith("robustrl/"))
+
+
 def check_env_id(env_id: str) -> str:
     """Return ``env_id`` if it is one of ours, else raise ``ValueError`` listing the valid ids."""
-    if env_id not in VARIANTS:
-        raise ValueError(f"unknown env id {env_id!r}; valid: {', '.join(ENV_IDS)}")
+    if not isinstance(env_id, str) or not env_id.startswith("robustrl/") or env_id not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}; valid: {', '.join(robustrl_ids())}")
     return env_id
 
 
-def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int = 500,
-                    **parameters: Any) -> PerturbedCartPoleVectorEnv:
-    """A :class:`PerturbedCartPoleVectorEnv` with the physics of ``env_id``, then ``parameters`` on top.
+def _load(entry_point: str) -> Any:
+    module, _, name = entry_point.partition(":")
+    return getattr(importlib.import_module(module), name)
 
-    ``parameters`` may be scalars or arrays of shape ``(num_envs,)`` (one value per sub-environment);
-    ``max_episode_steps`` is the registered ids' 500 unless given.
+
+def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = None,
+                    **parameters: Any) -> gym.vector.VectorEnv:
+    """``num_envs`` sub-environments with the physics of ``env_id``, then ``parameters`` on top.
+
+    ``parameters`` may be scalars or arrays of shape ``(num_envs,)`` (one value per sub-environment), so a whole
+    parameter sweep is one batched rollout; ``max_episode_steps`` is the registered limit unless given. Where the
+    family has a vector environment (CartPole) it is used; otherwise a Gymnasium ``SyncVectorEnv`` of one
+    environment per sub-environment (``reset(seed=s)`` seeds sub-environment ``i`` with ``s + i``). Both reset
+    a finished sub-environment on the step after it ends (Gymnasium's next-step mode).
     """
-    physics = {**VARIANTS[check_env_id(env_id)], **parameters}
-    return PerturbedCartPoleVectorEnv(num_envs=num_envs, max_episode_steps=max_episode_steps, **physics)
+    check_int(num_envs, "num_envs", 1)
+    spec = gym.spec(check_env_id(env_id))
+    steps = spec.max_episode_steps if max_episode_steps is None else max_episode_steps
+    physics = {**spec.kwargs, **parameters}
+    if isinstance(spec.vector_entry_point, str):
+        return _load(spec.vector_entry_point)(num_envs=num_envs, max_episode_steps=steps, **physics)
+    family = _load(spec.entry_point)
+    checked = family.check_params(physics, num_envs)
+
+    def make(index: int) -> Any:
+        own = {name: value[index] if isinstance(value, np.ndarray) else value for name, value in checked.items()}
+        return lambda: gym.make(env_id, max_episode_steps=steps, **own)
+
+    return gym.vector.SyncVectorEnv([make(i) for i in range(num_envs)])
 
 
 register_envs()

@@ -41,7 +41,7 @@ PHYSICAL_PARAMETERS: tuple[str, ...] = tuple(NOMINAL_PARAMETERS)
 
 #: The six parameters as :class:`~robustrl.envs.params.Parameter` records (each finite and > 0).
 PARAMETERS: dict[str, Parameter] = {
-    "gravity": Parameter("gravity", 9.8, "gravitational acceleration (m/s²)"),
+    "gravity": Parameter("gravity", 9.8, "gravity (m/s²)"),
     "masscart": Parameter("masscart", 1.0, "cart mass (kg)"),
     "masspole": Parameter("masspole", 0.1, "pole mass (kg)"),
     "length": Parameter("length", 0.5, "pole half-length (m)"),
@@ -93,6 +93,14 @@ class _PhysicsMixin(ParametricEnv):
     tau = _physical_parameter("tau")
     total_mass = _derived("total_mass", lambda self: self.masspole + self.masscart)
     polemass_length = _derived("polemass_length", lambda self: self.masspole * self.length)
+
+    def safety_margin(self, observations: np.ndarray) -> np.ndarray:
+        """``1 - max(|x| / x_threshold, |theta| / theta_threshold)`` per row of observations: 1 with the cart
+        centred and the pole upright, 0 at the edge of termination (either limit). Model selection breaks ties
+        of the nominal return by its mean over an episode's states (the task setting ``selection.margin``)."""
+        observations = np.asarray(observations)
+        return 1.0 - np.maximum(np.abs(observations[:, 0]) / self.x_threshold,
+                                np.abs(observations[:, 2]) / self.theta_threshold_radians)
 
     def _apply_params(self, params: dict[str, Any]) -> None:
         """Nothing to write: the properties read the stored values and derive the rest on access."""
