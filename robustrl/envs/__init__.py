@@ -21,6 +21,12 @@ from robustrl.envs.cartpole import (
     PerturbedCartPoleVectorEnv,
     check_physical_parameters,
 )
+from robustrl.envs.classic import (
+    PerturbedAcrobotEnv,
+    PerturbedContinuousMountainCarEnv,
+    PerturbedMountainCarEnv,
+    PerturbedPendulumEnv,
+)
 
 __all__ = [
     "ENV_IDS",
@@ -29,8 +35,12 @@ __all__ = [
     "NOMINAL_PARAMETERS",
     "PHYSICAL_PARAMETERS",
     "VARIANTS",
+    "PerturbedAcrobotEnv",
     "PerturbedCartPoleEnv",
     "PerturbedCartPoleVectorEnv",
+    "PerturbedContinuousMountainCarEnv",
+    "PerturbedMountainCarEnv",
+    "PerturbedPendulumEnv",
     "check_env_id",
     "check_physical_parameters",
     "make_vector_env",
@@ -54,7 +64,7 @@ ENV_IDS: tuple[str, ...] = tuple(VARIANTS)
 
 #: Modules of the other environment families: each defines ``REGISTRATIONS``, registered id -> the keyword
 #: arguments of ``gymnasium.register`` (entry points as strings, so registering imports no simulator).
-FAMILY_MODULES: tuple[str, ...] = ()
+FAMILY_MODULES: tuple[str, ...] = ("robustrl.envs.classic",)
 
 
 def register_envs() -> None:
