@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]" "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[ray]" "torch==2.13.0" || echo "Ray could not be installed: the Ray sweep test will be skipped"
 	$(PY) -m pip install -q -e ".[tensorboard]" "torch==2.13.0" || echo "tensorboard could not be installed: its tests will be skipped"
+	$(PY) -m pip install -q -e ".[box2d]" "torch==2.13.0" || echo "Box2D could not be installed: the LunarLander tests will be skipped"
+	$(PY) -m pip install -q -e ".[mujoco]" "torch==2.13.0" || echo "MuJoCo could not be installed: the MuJoCo tests will be skipped"
 	touch $@
 
 setup: $(VENV)/.installed

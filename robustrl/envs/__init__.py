@@ -64,7 +64,7 @@ ENV_IDS: tuple[str, ...] = tuple(VARIANTS)
 
 #: Modules of the other environment families: each defines ``REGISTRATIONS``, registered id -> the keyword
 #: arguments of ``gymnasium.register`` (entry points as strings, so registering imports no simulator).
-FAMILY_MODULES: tuple[str, ...] = ("robustrl.envs.classic",)
+FAMILY_MODULES: tuple[str, ...] = ("robustrl.envs.classic", "robustrl.envs.box2d", "robustrl.envs.mujoco")
 
 
 def register_envs() -> None:
