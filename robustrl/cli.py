@@ -103,9 +103,24 @@ def _error_text(err: Exception) -> str:
 
 
 def _env_ids() -> list[str]:
-    from robustrl.envs import ENV_IDS
+    from robustrl.envs import robustrl_ids
 
-    return list(ENV_IDS)
+    return list(robustrl_ids())
+
+
+def _task(args: argparse.Namespace, run_dirs: list[Path] | None = None) -> Any:
+    """The task of ``--task`` (``ValueError`` naming the packaged ones for an unknown name); with ``run_dirs``,
+    also a ``ValueError`` if those runs belong to another task."""
+    from robustrl.tasks import get_task
+
+    task = get_task(args.task)
+    if run_dirs:
+        from robustrl.experiments.run_files import runs_task
+
+        found = runs_task(run_dirs)
+        if found.name != task.name:
+            raise ValueError(f"the runs are of task {found.name!r}, not {task.name!r}: pass --task {found.name}")
+    return task
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -116,9 +131,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if args.tensorboard is not None:  # the folder as typed: --set would read a name like 1e3 as a number
         overrides["tensorboard_log"] = args.tensorboard
-    spec = RunSpec(args.agent, args.seed, args.env, overrides, args.tag)
+    task = _task(args)
+    env_id = args.env or task.nominal_id
+    spec = RunSpec(args.agent, args.seed, env_id, overrides, args.tag)
     already = is_complete(Path(args.out) / spec.name)  # then train_run only checks its configuration
-    run_dir = train_run(spec, args.out, load_config(args.config), progress_bar=not args.no_progress)
+    run_dir = train_run(spec, args.out, load_config(args.config, task.hyperparameters),
+                        progress_bar=not args.no_progress)
     print(f"already complete: {run_dir}" if already else f"trained {spec.name} -> {run_dir}")
     return 0
 
@@ -128,9 +146,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from robustrl.experiments.records import complete_runs
 
     run_dirs = [Path(p) for p in args.run] if args.run else complete_runs(args.runs)
+    task = _task(args, run_dirs)
     if args.verify:
         return _verify_evaluations(run_dirs)
-    evaluate_runs(run_dirs, args.episodes, args.robustness_episodes if args.robustness else 0, tuple(args.env),
+    env_ids = tuple(task.check_id(env_id) for env_id in args.env) if args.env else task.ids
+    evaluate_runs(run_dirs, args.episodes, args.robustness_episodes if args.robustness else 0, env_ids,
                   jobs=args.jobs)
     print(f"evaluated {len(run_dirs)} run(s)")
     return 0
@@ -152,7 +172,9 @@ def _verify_evaluations(run_dirs: list[Path]) -> int:
 
 def _cmd_table(args: argparse.Namespace) -> int:
     from robustrl.experiments import write_reward_tables
+    from robustrl.experiments.records import complete_runs
 
+    _task(args, complete_runs(args.runs) if Path(args.runs).is_dir() else None)
     paths = write_reward_tables(args.runs, args.out, "robustrl " + shlex.join(sys.argv[1:]),
                                 baseline=args.baseline, allow_partial=args.allow_partial)
     print("\n".join(str(p) for p in paths))
@@ -165,6 +187,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from robustrl.experiments.records import complete_runs
 
     out = Path(args.out)
+    _task(args, complete_runs(args.runs))
     views, left_out = read_views(complete_runs(args.runs), "robustness")
     # Robustness curves are drawn once any run has them; then every run must (the plot names the others).
     robustness = plot_robustness_curves(args.runs, out / "robustness_curves.png") if views or any(
@@ -201,7 +224,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     preset["out"] = Path(args.out)
     preset["backend"], preset["address"] = args.backend, args.address
     overrides = {**preset.pop("overrides", {}), **parse_overrides(args.set)}
-    cfg = ReproduceConfig(**preset, overrides=overrides, config_path=args.config)
+    cfg = ReproduceConfig(**preset, overrides=overrides, config_path=args.config, task=_task(args).name)
     for path in reproduce(cfg):
         print(path)
     if args.compare is None:
@@ -251,7 +274,6 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from robustrl.experiments.surfaces import (
-        SURFACE_GRID,
         collect_surfaces,
         plot_surface_curves,
         plot_surface_pairs,
@@ -261,15 +283,20 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
     from robustrl.experiments.records import complete_runs
 
     run_dirs = complete_runs(args.runs)
-    grid = {p: SURFACE_GRID[p] for p in args.parameters} if args.parameters else None
+    task = _task(args, run_dirs)
+    unknown = [p for p in args.parameters or [] if p not in task.surface_grid]
+    if unknown:
+        raise ValueError(f"--parameters: {', '.join(unknown)} not among the parameters of task {task.name!r} "
+                         f"({', '.join(task.surface_grid)})")
+    grid = {p: task.surface_grid[p] for p in args.parameters} if args.parameters else None
     pairs = [] if args.no_pairs else None
     for run_dir in tqdm(run_dirs, desc="robustness surfaces", unit="run"):
         surface_run(run_dir, grid, pairs, args.episodes, checkpoint=args.checkpoint)
     surfaces = collect_surfaces(run_dirs)
     out = Path(args.out)
-    print(plot_surface_curves(surfaces, out / "surface_curves.png"))
+    print(plot_surface_curves(surfaces, out / "surface_curves.png", task=task))
     if not args.no_pairs and next(iter(surfaces.values()))[0]["pairs"]:
-        print(plot_surface_pairs(surfaces, out / "surface_pairs.png"))
+        print(plot_surface_pairs(surfaces, out / "surface_pairs.png", task=task))
     return 0
 
 
@@ -279,8 +306,10 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     from robustrl.experiments.suite_plots import plot_suite_curves, plot_suite_sets
     from robustrl.experiments.suite_table import collect_suite, write_suite_tables
 
-    suite = load_suite(args.suite)
+    task = _task(args)
+    suite = load_suite(args.suite, task)
     run_dirs = complete_runs(args.runs)
+    _task(args, run_dirs)
     if not run_dirs:
         raise ValueError(f"no complete runs under {args.runs} (run `robustrl train` or `robustrl reproduce` first)")
     grouped = collect_suite(suite_runs(run_dirs, suite, args.jobs))
@@ -297,9 +326,9 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         rows = decision_rows(conditions(grouped, evaluations), baseline=args.baseline)
         paths.append(write_decision_table(rows, out / "decision_table.md", command, baseline=args.baseline))
     if suite.channels:
-        paths.append(plot_suite_curves(grouped, suite, out / "robustness_suite.png"))
+        paths.append(plot_suite_curves(grouped, suite, out / "robustness_suite.png", task=task))
     if suite.sets:
-        paths.append(plot_suite_sets(grouped, suite, out / "robustness_sets.png"))
+        paths.append(plot_suite_sets(grouped, suite, out / "robustness_sets.png", task=task))
     print("\n".join(str(p) for p in paths))
     return 0
 
@@ -308,9 +337,9 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from robustrl.experiments.records import complete_runs
     from robustrl.experiments.report import write_statistics
 
-    complete_runs(args.runs)
+    task = _task(args, complete_runs(args.runs))
     _, written = write_statistics(args.out, args.resamples, runs_dir=args.runs,
-                                  allow_partial=args.allow_partial)
+                                  allow_partial=args.allow_partial, task=task)
     if not written:
         raise ValueError(f"no evaluated runs under {args.runs} (run `robustrl evaluate` first)")
     print("\n".join(str(p) for p in written))
@@ -318,13 +347,16 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from robustrl.experiments.records import complete_runs
     from robustrl.experiments.report import write_report
 
     out = Path(args.out) if args.out is not None else Path(args.results) / "REPORT.md"
     if out.is_dir():
         raise ValueError(f"report file {out} is a folder")
     _check_output_folder(out.parent)
-    print(write_report(args.results, args.out, command="robustrl " + shlex.join(sys.argv[1:])))
+    runs = Path(args.results) / "runs"
+    task = _task(args, complete_runs(runs) if runs.is_dir() else None)
+    print(write_report(args.results, args.out, command="robustrl " + shlex.join(sys.argv[1:]), task=task))
     return 0
 
 
@@ -354,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one agent with nominal-env model selection")
     train.add_argument("--agent", required=True, help=agents_help)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--env", default=env_ids[0], choices=env_ids)
+    train.add_argument("--env", default=None, choices=env_ids, help="default: the task's nominal id")
+    _task_option(train)
     train.add_argument("--out", default=RUNS,
                        help="folder of run folders (default: %(default)s; the committed runs: results/runs)")
     train.add_argument("--config", default=None, help="YAML hyperparameters (default: packaged configs/dqn.yml)")
@@ -370,8 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--runs", default=RUNS, help="folder of run folders (default: %(default)s)")
     evaluate.add_argument("--run", nargs="+", help="specific run folders (default: all complete runs)")
     evaluate.add_argument("--episodes", type=int_option(1), default=100)
-    evaluate.add_argument("--env", nargs="+", default=env_ids, choices=env_ids)
-    evaluate.add_argument("--robustness", action="store_true", help="also sweep pole mass, length, gravity")
+    evaluate.add_argument("--env", nargs="+", default=None, choices=env_ids, help="default: every id of the task")
+    evaluate.add_argument("--robustness", action="store_true",
+                          help="also sweep each parameter of the task's robustness curves")
+    _task_option(evaluate)
     evaluate.add_argument("--robustness-episodes", type=int_option(1), default=20)
     evaluate.add_argument("--jobs", type=int_option(1), default=1, help="parallel evaluation processes")
     evaluate.add_argument("--verify", action="store_true",
@@ -389,12 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--allow-partial", action="store_true",
                        help="leave out runs not trained or not evaluated on every id (listed in the "
                             "header) instead of refusing")
+    _task_option(table)
     table.set_defaults(func=_cmd_table, output_folders=("out",))
 
     plot = sub.add_parser("plot", help="training and robustness curves from saved runs")
     plot.add_argument("--runs", default=RUNS, help="folder of evaluated run folders (default: %(default)s)")
     plot.add_argument("--out", default=OUTPUTS,
                       help="folder for training_curves.png and robustness_curves.png (default: %(default)s)")
+    _task_option(plot)
     plot.set_defaults(func=_cmd_plot, output_folders=("out",))
 
     rep = sub.add_parser("reproduce", help="the main job: train, evaluate, tabulate and plot, for N seeds")
@@ -416,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--backend", default="local", choices=["local", "ray"],
                      help="train and evaluate on a local process pool or as Ray tasks (pip install 'robustrl[ray]')")
     rep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    _task_option(rep)
     rep.set_defaults(func=_cmd_reproduce, output_folders=("out",), resolve_defaults=_reproduce_defaults)
 
     compare = sub.add_parser("compare", help="compare runs with reference runs: identical, or what differs")
@@ -438,8 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for surface_curves.png and surface_pairs.png (default: %(default)s)")
     surf.add_argument("--episodes", type=int_option(1), default=10, help="episodes per grid point")
     surf.add_argument("--checkpoint", default="best", choices=["best", "final"])
-    surf.add_argument("--parameters", nargs="+", choices=["masspole", "length", "gravity", "masscart",
-                                                          "force_mag", "tau"], help="default: all six")
+    surf.add_argument("--parameters", nargs="+", metavar="PARAMETER",
+                      help="parameters of the task's surface grid (default: all of them)")
+    _task_option(surf)
     surf.add_argument("--no-pairs", action="store_true", help="skip the pair surfaces")
     surf.set_defaults(func=_cmd_surfaces, output_folders=("out",))
 
@@ -455,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "and decision_table.md (per condition: who wins, and the robust agent against "
                              "it; default: %(default)s)")
     robust.add_argument("--baseline", default="regular", help="agent label the differences are taken to")
+    _task_option(robust)
     robust.set_defaults(func=_cmd_robustness, output_folders=("out",))
 
     stats = sub.add_parser("stats", help="IQM, median, mean, optimality gap, P(improvement), profiles of runs")
@@ -466,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--allow-partial", action="store_true",
                        help="leave out runs not trained or not evaluated on every id (listed in the "
                             "header) instead of refusing")
+    _task_option(stats)
     stats.set_defaults(func=_cmd_stats, output_folders=("out",))
 
     report = sub.add_parser("report", help="gather tables, statistics and plots into one REPORT.md")
@@ -473,10 +514,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder the other commands wrote into, with the runs in RESULTS/runs "
                              "(default: %(default)s; results for the committed report)")
     report.add_argument("--out", default=None, help="report file (default RESULTS/REPORT.md)")
+    _task_option(report)
     report.set_defaults(func=_cmd_report)
 
     _add_optional_subcommands(sub)
     return parser
+
+
+def _task_option(command: argparse.ArgumentParser) -> None:
+    from robustrl.tasks import DEFAULT_TASK
+
+    command.add_argument("--task", default=DEFAULT_TASK,
+                         help="a packaged task (robustrl/configs/tasks/NAME.yml) or a task file "
+                              "(default: %(default)s)")
 
 
 def _add_optional_subcommands(sub: Any) -> None:

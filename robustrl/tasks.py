@@ -3,8 +3,8 @@
 A task (``robustrl/configs/tasks/NAME.yml``) names its nominal id (where agents train and models are selected),
 its perturbed ids and their labels (the columns of the reward table), the physical parameters of its robustness
 curves and surfaces with their grids, its return range (normalised statistics, plot limits), the state scale of
-its perturbations, its model-selection settings, its uncertainty sets and the hyperparameter file of its agents
-(keyed by env id, in the manner of rl-baselines3-zoo)::
+its perturbations, its uncertainty sets (``configs/uncertainty/NAME/``) and the hyperparameter file of its agents
+(keyed by env id, in the manner of rl-baselines3-zoo, with the model-selection settings of the nominal id)::
 
     name: cartpole
     title: CartPole
@@ -16,11 +16,12 @@ its perturbations, its model-selection settings, its uncertainty sets and the hy
     parameters:
       masspole: {curve: [0.05, 0.1, 5.0], surface: [0.05, 0.1, 1.0, 5.0]}
     surface_pairs: [[masspole, length]]
-    selection: {margin: true}
 
 What a parameter *is* (its nominal value, valid range and unit) lives with the environment
 (:class:`robustrl.envs.params.Parameter`); what a perturbed id changes lives in its Gymnasium registration. The
-task refers to both and checks them when it is loaded, so nothing is said twice. Every experiment command takes
+task refers to both and checks them when it is loaded, so nothing is said twice. Model selection breaks ties of
+the nominal return by the environment's ``safety_margin`` where the family has one (CartPole), and by the latest
+checkpoint where it has none. Every experiment command takes
 ``--task NAME`` (default ``cartpole``); the experiment modules read the task and never name an environment.
 
 This module imports neither torch nor Stable-Baselines3.
@@ -34,9 +35,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from robustrl.checks import check_mapping, is_number, load_yaml
+from robustrl.checks import check_mapping, is_number
 
-__all__ = ["DEFAULT_TASK", "Task", "TaskParameter", "get_task", "load_task", "task_names", "task_of"]
+__all__ = ["DEFAULT_TASK", "Task", "TaskParameter", "get_task", "id_label", "load_task", "order_ids", "parse_task",
+           "task_names", "task_of"]
 
 #: The task of every command that is given none.
 DEFAULT_TASK = "cartpole"
@@ -77,7 +79,6 @@ class Task:
     hyperparameters: str
     parameters: Mapping[str, TaskParameter]
     surface_pairs: tuple[tuple[str, str], ...] = ()
-    selection_margin: bool = False
     description: str = ""
     source: str = field(default="", compare=False)
 
@@ -131,6 +132,11 @@ class Task:
 
         return dict(gym.spec(env_id).kwargs)
 
+    @property
+    def variants(self) -> dict[str, dict[str, float]]:
+        """Every id -> what it changes from the nominal physics (empty for the nominal id)."""
+        return {env_id: self.variant(env_id) for env_id in self.labels}
+
     def check_id(self, env_id: str) -> str:
         """``env_id`` if it is one of this task's ids, else ``ValueError`` listing them."""
         if env_id not in self.labels:
@@ -172,7 +178,7 @@ def _numbers(source: str, key: str, value: Any, length: int | None = None) -> tu
 
 
 _KEYS = {"name", "title", "description", "nominal_id", "ids", "return_range", "state_scale", "hyperparameters",
-         "parameters", "surface_pairs", "selection"}
+         "parameters", "surface_pairs"}
 
 
 def parse_task(data: Any, source: str) -> Task:
@@ -224,18 +230,11 @@ def parse_task(data: Any, source: str) -> Task:
             raise ValueError(f"{source}: a surface pair names two different parameters with a surface grid, "
                              f"got {pair!r}")
         pairs.append((str(pair[0]), str(pair[1])))
-    selection = data.get("selection") or {}
-    check_mapping(source, "selection", selection, ("margin",))
-    if set(selection) - {"margin"} or not isinstance(selection.get("margin", False), bool):
-        raise ValueError(f"{source}: selection takes only margin: true|false, got {selection!r}")
-    if selection.get("margin") and not hasattr(family, "safety_margin"):
-        raise ValueError(f"{source}: selection.margin needs an environment with a safety_margin method; "
-                         f"{family.__name__} has none")
     return Task(
         name=str(data["name"]), title=str(data["title"]), nominal_id=nominal, labels=dict(ids),
         return_range=(low, high), state_scale=_numbers(source, "state_scale", data["state_scale"]),
         hyperparameters=str(data["hyperparameters"]), parameters=parameters, surface_pairs=tuple(pairs),
-        selection_margin=bool(selection.get("margin", False)), description=str(data.get("description", "")),
+        description=str(data.get("description", "")),
         source=source)
 
 
@@ -275,3 +274,19 @@ def task_of(env_id: str) -> Task:
         if env_id in task.labels:
             return task
     raise ValueError(f"no packaged task has env id {env_id!r}; tasks: {', '.join(task_names())}")
+
+
+def id_label(env_id: str) -> str:
+    """The table label of ``env_id`` in its packaged task (e.g. ``"Heavy pole"``), or ``env_id`` itself."""
+    try:
+        return task_of(env_id).labels[env_id]
+    except ValueError:
+        return env_id
+
+
+def order_ids(env_ids: Any) -> list[str]:
+    """``env_ids`` without repeats in table order: each packaged task's ids in its order (nominal first), then
+    the ids of no packaged task in the order given."""
+    given = list(dict.fromkeys(env_ids))
+    known = [env_id for name in task_names() for env_id in _packaged(name).labels if env_id in given]
+    return known + [env_id for env_id in given if env_id not in known]

@@ -41,10 +41,11 @@ _DQN_DEFAULTS = {
 _DQN_KEYS = tuple(_DQN_DEFAULTS)
 
 
-def load_config(path: str | Path | None = None) -> dict[str, Any]:
-    """Read the YAML config (the packaged ``configs/dqn.yml`` by default), keyed by env id."""
+def load_config(path: str | Path | None = None, packaged: str = "dqn.yml") -> dict[str, Any]:
+    """Read the YAML config keyed by env id: the file at ``path``, or the packaged ``configs/PACKAGED`` (a task's
+    :attr:`~robustrl.tasks.Task.hyperparameters`; default ``dqn.yml``)."""
     if path is None:
-        packaged = "configs/dqn.yml"
+        packaged = f"configs/{packaged}"
         config = load_yaml(resources.files("robustrl").joinpath(packaged).read_text(), packaged)
     else:
         path = Path(path)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from robustrl.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from robustrl.experiments.curves import ROBUSTNESS_GRID, SURFACE_GRID, SURFACE_PAIRS, robustness_run, surface_run
+    from robustrl.experiments.curves import robustness_run, surface_run
     from robustrl.experiments.evaluation import (
         EVALUATION_SEED,
         SELECTION_SEED,
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVALUATION_SEED",
-    "SURFACE_GRID",
-    "SURFACE_PAIRS",
     "SweepSpec",
     "aggregate",
     "iqm",
@@ -60,7 +58,6 @@ __all__ = [
     "surface_run",
     "write_report",
     "QUICK",
-    "ROBUSTNESS_GRID",
     "SELECTION_SEED",
     "NominalSelectionCallback",
     "ReproduceConfig",
@@ -103,7 +100,7 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {
-    "robustrl.experiments.curves": ["ROBUSTNESS_GRID", "SURFACE_GRID", "SURFACE_PAIRS", "robustness_run",
+    "robustrl.experiments.curves": ["robustness_run",
                                     "surface_run"],
     "robustrl.experiments.evaluation": ["EVALUATION_SEED", "SELECTION_SEED", "NominalSelectionCallback",
                                         "greedy_policy", "greedy_returns", "greedy_rollout", "safety_margin"],

@@ -31,16 +31,20 @@ def strengthened(suite: Suite, factor: int = 2) -> Suite:
                  suite.source)
 
 
-def visited_states(model: Any, episodes: int = 10, steps: int = 200, seed: int | None = None) -> np.ndarray:
-    """States the greedy policy of ``model`` visits on the nominal env: the first ``steps`` steps of ``episodes``
-    episodes side by side (finished ones auto-reset), shape ``(episodes * steps, obs_dim)``."""
-    from robustrl.envs import NOMINAL_ID, make_vector_env
+def visited_states(model: Any, episodes: int = 10, steps: int = 200, seed: int | None = None,
+                   env_id: str | None = None) -> np.ndarray:
+    """States the greedy policy of ``model`` visits on the nominal env ``env_id`` (default: the default task's):
+    the first ``steps`` steps of ``episodes`` episodes side by side (finished ones auto-reset), shape
+    ``(episodes * steps, obs_dim)``."""
+    from robustrl.tasks import get_task
+
+    from robustrl.envs import make_vector_env
     from robustrl.experiments.evaluation import EVALUATION_PRECISION, EVALUATION_SEED, greedy_policy
 
     check_int(episodes, "episodes", 1)
     check_int(steps, "steps", 1)
     policy = greedy_policy(model, EVALUATION_PRECISION)
-    venv = make_vector_env(NOMINAL_ID, episodes)
+    venv = make_vector_env(get_task().nominal_id if env_id is None else env_id, episodes)
     obs, _ = venv.reset(seed=EVALUATION_SEED if seed is None else seed)
     states = []
     for _ in range(steps):

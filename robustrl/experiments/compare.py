@@ -29,7 +29,7 @@ from robustrl.experiments.run_files import (
     is_weightless,
     model_checksums,
 )
-from robustrl.experiments.tables import SHORT_NAMES
+from robustrl.tasks import id_label
 from robustrl.experiments.training import load_run_model, save_final_checkpoint
 
 __all__ = ["CROSS_CPU_DOC", "cell_moves", "checkpoint_encodings", "compact_final", "compact_run", "compare_run",
@@ -95,7 +95,7 @@ def cell_moves(new: dict[str, dict[str, list[float]]], old: dict[str, dict[str, 
     for env_id in dict.fromkeys([*old, *new]):
         for checkpoint in dict.fromkeys([*old.get(env_id, {}), *new.get(env_id, {})]):
             a, b = old.get(env_id, {}).get(checkpoint), new.get(env_id, {}).get(checkpoint)
-            label = f"{SHORT_NAMES.get(env_id, env_id)} {checkpoint}"
+            label = f"{id_label(env_id)} {checkpoint}"
             if a == b:
                 unchanged += 1
             elif a is None or b is None:

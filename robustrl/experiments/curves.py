@@ -5,11 +5,13 @@ nominal, computed as one batched rollout (one sub-environment per (value, episod
 same over the product of two parameters' values. Two views ask for them:
 
 - the robustness curves of the reward table (:func:`robustness_run`, ``robustrl evaluate --robustness``,
-  ``robustrl reproduce``; plotted as ``robustness_curves.png``): pole mass, length and gravity over
-  :data:`ROBUSTNESS_GRID`, 20 episodes per value;
+  ``robustrl reproduce``; plotted as ``robustness_curves.png``): the task's ``curve`` grids
+  (:attr:`robustrl.tasks.Task.curve_grid`), 20 episodes per value;
 - the robustness surfaces (:func:`surface_run`, ``robustrl surfaces`` and sweeps with ``surfaces:``;
-  plotted as ``surface_curves.png`` and ``surface_pairs.png``): all six parameters over
-  :data:`SURFACE_GRID` and pairs of them, 10 episodes per value.
+  plotted as ``surface_curves.png`` and ``surface_pairs.png``): the task's ``surface`` grids
+  (:attr:`robustrl.tasks.Task.surface_grid`) and its surface pairs, 10 episodes per value.
+
+The task is the run's (its training env id in ``meta.json``).
 
 Both read and extend one cache per run, ``robustness.json``::
 
@@ -41,17 +43,20 @@ from typing import Any
 
 import numpy as np
 
-from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
 from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
-from robustrl.experiments.run_files import find_entry, is_complete, is_trained, model_checksums, renew_models
+from robustrl.experiments.run_files import (
+    find_entry,
+    is_complete,
+    is_trained,
+    model_checksums,
+    renew_models,
+    run_task,
+)
 
 __all__ = [
     "CACHE_NAME",
     "NOT_COMPUTED",
-    "ROBUSTNESS_GRID",
     "STALE",
-    "SURFACE_GRID",
-    "SURFACE_PAIRS",
     "convert_cache",
     "models_in_use",
     "read_view",
@@ -68,24 +73,6 @@ VIEWS = ("robustness", "surfaces")
 #: Why :func:`read_views` leaves a run out: its cache holds no such view, or one of other model files.
 NOT_COMPUTED = "not computed"
 STALE = "model files changed since it was computed"
-
-#: Grids of the reward table's robustness curves (each includes the nominal value and the variant's).
-ROBUSTNESS_GRID: dict[str, list[float]] = {
-    "masspole": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0],
-    "length": [0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0],
-    "gravity": [5.0, 9.8, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0],
-}
-#: Dense grids around the nominal value of every CartPole parameter (nominal value included).
-SURFACE_GRID: dict[str, list[float]] = {
-    "masspole": [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0],
-    "length": [0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
-    "gravity": [2.5, 5.0, 9.8, 12.5, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 70.0, 80.0],
-    "masscart": [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0],
-    "force_mag": [2.0, 3.0, 4.0, 5.0, 6.0, 7.5, 10.0, 12.5, 15.0, 20.0, 25.0, 30.0],
-    "tau": [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.06],
-}
-#: Pairs evaluated on the product of their grids (the three perturbations of the reward table).
-SURFACE_PAIRS: list[list[str]] = [["masspole", "length"], ["masspole", "gravity"], ["length", "gravity"]]
 
 _PAIR_POINTS = 8  # values per axis of a pair surface (sub-sampled from the 1-D grid)
 
@@ -104,11 +91,9 @@ def _evaluation_defaults() -> tuple[int, str]:
     return EVALUATION_SEED, EVALUATION_PRECISION
 
 
-def _check_grid(grid: dict[str, list[float]]) -> dict[str, list[float]]:
+def _check_grid(grid: dict[str, list[float]], task: Any) -> dict[str, list[float]]:
     for parameter, values in grid.items():
-        if parameter not in PHYSICAL_PARAMETERS:
-            raise ValueError(f"unknown CartPole parameter {parameter!r}; valid: {list(PHYSICAL_PARAMETERS)}")
-        check_physical_parameters({parameter: values}, num_envs=len(values))
+        task.check_params({parameter: values}, num_envs=len(values))
     return {parameter: list(values) for parameter, values in grid.items()}
 
 
@@ -164,20 +149,19 @@ def _compute(run_dir: Path, view: str, request: dict[str, Any]) -> dict[str, Any
     if not missing_curves and not missing_pairs and cache["views"].get(view) == request:
         return cache
     if missing_curves or missing_pairs:
-        from robustrl.envs import NOMINAL_ID
         from robustrl.experiments.evaluation import greedy_policy, greedy_returns, mean_returns_over
         from robustrl.experiments.training import load_run_model
 
         remove_temporaries(run_dir)
         policy = greedy_policy(load_run_model(run_dir, request["checkpoint"]), precision)
-        episodes, seed = request["episodes"], request["seed"]
+        episodes, seed, task = request["episodes"], request["seed"], run_task(run_dir)
         for key in missing_curves:
-            means = mean_returns_over(policy, key["parameter"], key["values"], episodes, seed)
+            means = mean_returns_over(policy, key["parameter"], key["values"], episodes, seed, task)
             cache["curves"].append({**key, "mean_returns": means.tolist()})
         for key in missing_pairs:
             (first, second), xs, ys = key["parameters"], key["x"], key["y"]
             per_env = np.repeat(np.array(list(itertools.product(xs, ys)), dtype=float), episodes, axis=0)
-            returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed,
+            returns = greedy_returns(policy, task.nominal_id, len(per_env), seed,
                                      **{first: per_env[:, 0], second: per_env[:, 1]})
             cache["pairs"].append({**key, "mean_returns": returns.reshape(len(xs), len(ys), episodes).mean(2).tolist()})
         cache["models"][checkpoint] = models
@@ -246,22 +230,25 @@ def robustness_run(run_dir: str | Path, grid: dict[str, list[float]] | None = No
                    seed: int | None = None, checkpoint: str = "best") -> dict[str, Any]:
     """Mean greedy return of one run's model versus each physical parameter of ``grid``; cached.
 
-    :param grid: parameter -> values (default :data:`ROBUSTNESS_GRID`); the other parameters stay nominal.
+    :param grid: parameter -> values (default the run task's :attr:`~robustrl.tasks.Task.curve_grid`); the other
+        parameters stay nominal.
     :param episodes: episodes per value, initial states from ``seed`` (default the evaluation seed).
     :returns: ``{"run", "request", "mean_returns": {parameter: [mean return per value]}}``.
     """
-    grid = _check_grid(dict(grid or ROBUSTNESS_GRID))
+    task = run_task(run_dir)
+    grid = _check_grid(dict(grid or task.curve_grid), task)
     default_seed, precision = _evaluation_defaults()
     seed = default_seed if seed is None else seed
     request = {"grid": grid, "episodes": episodes, "seed": seed, "checkpoint": checkpoint, "precision": precision}
     return _assemble(_compute(Path(run_dir), "robustness", request), "robustness")  # type: ignore[return-value]
 
 
-def _surface_request(grid: dict[str, list[float]] | None, pairs: Iterable[Sequence[str]] | None, episodes: int,
-                     seed: int | None, checkpoint: str) -> dict[str, Any]:
-    grid = _check_grid(dict(grid or SURFACE_GRID))
+def _surface_request(run_dir: Path, grid: dict[str, list[float]] | None, pairs: Iterable[Sequence[str]] | None,
+                     episodes: int, seed: int | None, checkpoint: str) -> dict[str, Any]:
+    task = run_task(run_dir)
+    grid = _check_grid(dict(grid or task.surface_grid), task)
     if pairs is None:
-        pairs = [p for p in SURFACE_PAIRS if p[0] in grid and p[1] in grid]
+        pairs = [list(p) for p in task.surface_pairs if p[0] in grid and p[1] in grid]
     default_seed, precision = _evaluation_defaults()
     seed = default_seed if seed is None else seed
     return {"grid": grid, "pairs": _check_pairs(pairs, grid), "episodes": episodes, "seed": seed,
@@ -278,14 +265,15 @@ def surface_run(
 ) -> dict[str, Any]:
     """Mean greedy return of one run's model over each 1-D grid and each pair grid; cached.
 
-    :param grid: parameter -> values (default :data:`SURFACE_GRID`); the other parameters stay nominal.
+    :param grid: parameter -> values (default the run task's :attr:`~robustrl.tasks.Task.surface_grid`); the
+        other parameters stay nominal.
     :param pairs: pairs of parameters of ``grid`` evaluated on the product of (up to 8 of) their values
-        (default :data:`SURFACE_PAIRS` restricted to ``grid``).
+        (default the task's surface pairs restricted to ``grid``).
     :param episodes: episodes per grid point, initial states from ``seed`` (default the evaluation seed).
     :returns: ``{"curves": {p: {"values", "mean_returns"}}, "pairs": {"p|q": {"x", "y", "mean_returns"}}}``
         (``mean_returns[i][j]`` at ``x[i]``, ``y[j]``), with ``"run"`` and ``"request"``.
     """
-    request = _surface_request(grid, pairs, episodes, seed, checkpoint)
+    request = _surface_request(Path(run_dir), grid, pairs, episodes, seed, checkpoint)
     return _assemble(_compute(Path(run_dir), "surfaces", request), "surfaces")  # type: ignore[return-value]
 
 
@@ -297,7 +285,7 @@ def surfaces_cached(run_dir: str | Path, grid: dict[str, list[float]] | None = N
     if not (run_dir / CACHE_NAME).is_file():
         return False
     cache = _read_cache(run_dir)
-    request = _surface_request(grid, pairs, episodes, seed, checkpoint)
+    request = _surface_request(Path(run_dir), grid, pairs, episodes, seed, checkpoint)
     if cache.get("models", {}).get(checkpoint) != model_checksums(run_dir, (checkpoint,))[checkpoint]:
         return False
     return (all(find_entry(cache["curves"], _curve_key(p, v, request)) for p, v in request["grid"].items())

@@ -18,9 +18,17 @@ import numpy as np
 from robustrl.experiments.io import atomic_write_text
 from robustrl.experiments.stats import probability_of_improvement, probability_of_improvement_ci
 from robustrl.experiments.suite_table import SuiteResults
-from robustrl.experiments.tables import SHORT_NAMES
+from robustrl.tasks import id_label, task_of
 
 __all__ = ["conditions", "decision_rows", "write_decision_table"]
+
+
+def _perturbed(env_id: str) -> bool:
+    """Whether ``env_id`` is a perturbed id of a packaged task."""
+    try:
+        return task_of(env_id).nominal_id != env_id
+    except ValueError:
+        return False
 
 
 def conditions(suite_grouped: SuiteResults, evaluations: dict[str, dict[str, dict[str, list[float]]]],
@@ -31,8 +39,8 @@ def conditions(suite_grouped: SuiteResults, evaluations: dict[str, dict[str, dic
     result: dict[str, dict[str, np.ndarray]] = {}
     for agent, by_id in evaluations.items():
         for env_id, by_checkpoint in by_id.items():
-            if env_id in SHORT_NAMES and SHORT_NAMES[env_id] != "Original" and checkpoint in by_checkpoint:
-                result.setdefault(SHORT_NAMES[env_id], {})[agent] = np.asarray(by_checkpoint[checkpoint])[:, None]
+            if _perturbed(env_id) and checkpoint in by_checkpoint:
+                result.setdefault(id_label(env_id), {})[agent] = np.asarray(by_checkpoint[checkpoint])[:, None]
     for agent, by_checkpoint in suite_grouped.items():
         parts = by_checkpoint.get(checkpoint, {})
         for channel, matrix in parts.get("channels", {}).items():

@@ -1,4 +1,4 @@
-"""Batched greedy evaluation on the vectorized CartPole, and nominal-env model selection."""
+"""Batched greedy evaluation on a task's vectorized environment, and nominal-env model selection."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from torch import nn
 
 from robustrl.agents.factory import SELECTION_TIES
 from robustrl.checks import check_int
-from robustrl.envs import NOMINAL_ID, NOMINAL_PARAMETERS, VARIANTS, check_env_id, make_vector_env
+from robustrl.envs import check_env_id, make_vector_env
 from robustrl.experiments.io import atomic_write_bytes, model_bytes
+from robustrl.tasks import Task, get_task
 from robustrl.wrappers import ObservationNoiseTransform
 
 __all__ = [
@@ -88,27 +89,27 @@ def greedy_q_network(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION
     return nn.Sequential(q_net.features_extractor, q_net.q_net)
 
 
-def safety_margin(observations: np.ndarray, x_threshold: float, theta_threshold: float) -> np.ndarray:
-    """``1 - max(|x| / x_threshold, |theta| / theta_threshold)`` per row of CartPole observations.
+def safety_margin(venv: Any, observations: np.ndarray) -> np.ndarray:
+    """The environment's safety margin of each row of ``observations`` (its ``safety_margin`` method: 1 far from
+    termination, 0 at its edge), or zeros for a family that defines none (model selection then breaks ties by
+    the latest checkpoint)."""
+    margin = getattr(venv, "safety_margin", None)
+    return np.zeros(len(observations)) if margin is None else margin(observations)
 
-    1 with the cart centred and the pole upright, 0 at the edge of termination (either limit).
-    """
-    observations = np.asarray(observations)
-    return 1.0 - np.maximum(np.abs(observations[:, 0]) / x_threshold, np.abs(observations[:, 2]) / theta_threshold)
 
-
-def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, max_episode_steps: int = 500,
+def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, max_episode_steps: int | None = None,
                    observation_noise: np.ndarray | float | None = None, noise_seed: int = 0,
                    observation_transform: Transform | None = None, action_transform: Transform | None = None,
                    transform_running_only: bool = False, **parameters: Any) -> tuple[np.ndarray, np.ndarray]:
     """Returns and mean safety margins of ``n_episodes`` greedy episodes run side by side on ``env_id``.
 
     The margin of an episode is the mean of :func:`safety_margin` over the states the policy acted in;
-    it tells apart policies that all reach the 500-step limit (one that drifts to the edge of the track
-    from one that keeps the cart centred). ``parameters`` override the physics; arrays of shape
-    ``(n_episodes,)`` give each episode its own value. The initial states come from ``seed``.
+    it tells apart policies that all reach the step limit (one that drifts to the edge of termination
+    from one that keeps well inside it). ``max_episode_steps`` is the registered limit unless given.
+    ``parameters`` override the physics; arrays of shape ``(n_episodes,)`` give each episode its own value.
+    The initial states come from ``seed``.
     ``observation_noise`` (a per-dimension half-width) shows the policy ``s + noise * u`` with ``u``
-    uniform in [-1, 1]^4 drawn from ``noise_seed``, while the env, the margin and the return use ``s``.
+    uniform in [-1, 1]^d drawn from ``noise_seed``, while the env, the margin and the return use ``s``.
     More generally, ``observation_transform`` maps the batch of true states to what the policy sees and
     ``action_transform`` the policy's actions to the ones the env executes (the batched transforms of
     :mod:`robustrl.wrappers`: noise, attacks, random actions); ``observation_noise`` is the uniform
@@ -126,6 +127,7 @@ def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, m
     obs, _ = venv.reset(seed=seed)
     returns = np.zeros(n_episodes)
     margins = np.zeros(n_episodes)
+    steps = np.zeros(n_episodes)
     running = np.ones(n_episodes, dtype=bool)
     while running.any():
         if observation_transform is None:
@@ -136,14 +138,15 @@ def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, m
             seen[rows] = observation_transform(obs[rows], rows=rows)
         else:
             seen = observation_transform(obs)
-        margins += running * safety_margin(obs, venv.x_threshold, venv.theta_threshold_radians)
+        margins += running * safety_margin(venv, obs)
+        steps += running
         actions = policy(seen.astype(np.float32))
         obs, rewards, terminated, truncated, _ = venv.step(actions if action_transform is None
                                                            else action_transform(actions))
         returns += rewards * running
         running &= ~(terminated | truncated)
     venv.close()
-    return returns, margins / returns
+    return returns, margins / steps
 
 
 def greedy_returns(policy: Policy, env_id: str, n_episodes: int, seed: int, **parameters: Any) -> np.ndarray:
@@ -156,25 +159,42 @@ def greedy_returns(policy: Policy, env_id: str, n_episodes: int, seed: int, **pa
 
 
 def greedy_returns_by_id(policy: Policy, env_ids: tuple[str, ...], n_episodes: int, seed: int) -> dict[str, np.ndarray]:
-    """Returns on several registered ids from one batched rollout (``n_episodes`` sub-envs per id).
+    """Returns on several registered ids of one family from one batched rollout (``n_episodes`` sub-envs per id).
 
-    The ids differ only in their physics (:data:`robustrl.envs.VARIANTS`), so one vector env with per-env
-    parameter arrays runs them all at once: sub-envs ``[k * n_episodes, (k + 1) * n_episodes)`` have the
+    The ids differ only in their physics (the keyword arguments of their registrations), so one vector env with
+    per-env parameter arrays runs them all at once: sub-envs ``[k * n_episodes, (k + 1) * n_episodes)`` have the
     physics of ``env_ids[k]``. Initial states come from ``seed``.
     """
+    import gymnasium as gym
+
     env_ids = tuple(check_env_id(env_id) for env_id in env_ids)
     check_int(n_episodes, "n_episodes", 1)
-    names = sorted({name for env_id in env_ids for name in VARIANTS[env_id]})
-    physics = {name: np.repeat([VARIANTS[e].get(name, NOMINAL_PARAMETERS[name]) for e in env_ids], n_episodes)
-               for name in names}
-    returns = greedy_returns(policy, NOMINAL_ID, n_episodes * len(env_ids), seed, **physics)
+    specs = [gym.spec(env_id) for env_id in env_ids]
+    if len({(s.entry_point, s.max_episode_steps) for s in specs}) > 1:
+        raise ValueError(f"ids of one family and step limit are evaluated together, got {list(env_ids)}")
+    nominal = _family_nominal(env_ids[0])
+    names = sorted({name for s in specs for name in s.kwargs})
+    physics = {name: np.repeat([s.kwargs.get(name, nominal[name]) for s in specs], n_episodes) for name in names}
+    returns = greedy_returns(policy, env_ids[0], n_episodes * len(env_ids), seed, **physics)
     return {env_id: returns[k * n_episodes:(k + 1) * n_episodes] for k, env_id in enumerate(env_ids)}
 
 
-def mean_returns_over(policy: Policy, parameter: str, values: Any, episodes: int, seed: int) -> np.ndarray:
-    """Mean greedy return at each value of one physical parameter, the rest nominal (one batched rollout)."""
+def _family_nominal(env_id: str) -> dict[str, float]:
+    """The nominal parameters of ``env_id``'s family (its class's :class:`~robustrl.envs.params.Parameter` records)."""
+    import gymnasium as gym
+
+    module, _, name = gym.spec(env_id).entry_point.partition(":")
+    import importlib
+
+    return getattr(importlib.import_module(module), name).nominal_params()
+
+
+def mean_returns_over(policy: Policy, parameter: str, values: Any, episodes: int, seed: int,
+                      task: Task | str | None = None) -> np.ndarray:
+    """Mean greedy return at each value of one physical parameter, the rest nominal (one batched rollout on the
+    task's nominal id; default task: :data:`robustrl.tasks.DEFAULT_TASK`)."""
     per_env = np.repeat(np.asarray(values, dtype=float), episodes)
-    returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed, **{parameter: per_env})
+    returns = greedy_returns(policy, get_task(task).nominal_id, len(per_env), seed, **{parameter: per_env})
     return returns.reshape(-1, episodes).mean(axis=1)
 
 
@@ -185,7 +205,7 @@ class NominalSelectionCallback(BaseCallback):
     test conditions, and picking checkpoints by them would tune the agent on its test. The best
     model is saved atomically to ``best_path``; ``curve`` holds ``(timesteps, mean, std)`` rows.
     With ``ties="latest"`` (the default) a checkpoint replaces the best one when its mean is at least as
-    high: CartPole checkpoints often tie at the maximum 500, and the later one has trained on more data.
+    high: checkpoints often tie at the maximum return, and the later one has trained on more data.
     ``ties="first"`` is SB3's ``EvalCallback`` rule (strictly higher only). ``ties="margin"`` breaks
     ties of the mean return by the mean :func:`safety_margin` of the same episodes, then by the latest.
     With ``checkpoint_dir``, every evaluated model is also saved there as ``{timesteps:07d}`` with the
@@ -194,7 +214,7 @@ class NominalSelectionCallback(BaseCallback):
     """
 
     def __init__(self, best_path: str | Path, eval_freq: int = 2500, n_episodes: int = 20,
-                 seed: int = SELECTION_SEED, env_id: str = NOMINAL_ID, ties: str = "latest",
+                 seed: int = SELECTION_SEED, env_id: str | None = None, ties: str = "latest",
                  checkpoint_dir: str | Path | None = None,
                  serialize: Callable[[BaseAlgorithm], bytes] = model_bytes) -> None:
         super().__init__()
@@ -205,7 +225,7 @@ class NominalSelectionCallback(BaseCallback):
         self.eval_freq = eval_freq
         self.n_episodes = n_episodes
         self.seed = seed
-        self.env_id = env_id
+        self.env_id = get_task().nominal_id if env_id is None else check_env_id(env_id)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.serialize = serialize
         self.best_mean = -np.inf

@@ -36,7 +36,6 @@ import torch
 
 from robustrl.agents import AgentConfig, load_config, make_agent
 from robustrl.checks import check_int, check_seed
-from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.evaluation import greedy_q_network
 from robustrl.kernels import cpu_name, kernel_report
 
@@ -103,10 +102,11 @@ def _recording(model: Any, step: dict[str, str]) -> Iterator[None]:
             del model._compute_target
 
 
-def update_fingerprint(agent: str = "robust", seed: int = 0, updates: int = 4, *, env_id: str = NOMINAL_ID,
+def update_fingerprint(agent: str = "robust", seed: int = 0, updates: int = 4, *, env_id: str | None = None,
                        config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Hashes of every stage of ``updates`` gradient steps of ``agent`` (from the packaged config) trained
-    with ``seed`` on ``env_id``, after collecting ``learning_starts`` transitions.
+    with ``seed`` on ``env_id`` (default: the default task's nominal id), after collecting ``learning_starts``
+    transitions.
 
     One thread and the run's own seeding and code path (the agent's ``train`` step, one gradient step at a time),
     so a machine whose fingerprint equals the reference's computes what ``robustrl train`` computes there. The
@@ -116,6 +116,9 @@ def update_fingerprint(agent: str = "robust", seed: int = 0, updates: int = 4, *
     """
     check_seed(seed)
     check_int(updates, "updates", 1)
+    from robustrl.tasks import get_task
+
+    env_id = get_task().nominal_id if env_id is None else env_id
     config = config or load_config()
     ramped = "rho_ramp" in (config.get(env_id, {}).get("agents", {}).get(agent) or {})
     cfg = AgentConfig.resolve(config, env_id, agent, {"rho_ramp": 0.0} if ramped else {})

@@ -15,7 +15,6 @@ from tqdm.auto import tqdm
 
 from robustrl.agents import AgentConfig, available_agents, load_config, read_checkpoint
 from robustrl.checks import check_int
-from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import EVALUATION_SEED
 from robustrl.experiments.io import atomic_write_json
 from robustrl.experiments.parallel import run_calls
@@ -25,6 +24,7 @@ from robustrl.experiments.tables import config_summary, write_reward_tables
 from robustrl.experiments.curves import robustness_run
 from robustrl.experiments.run_files import CHECKPOINT_SUFFIX, checkpoint_files
 from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, load_run_model, train_run
+from robustrl.tasks import DEFAULT_TASK, Task, get_task
 
 __all__ = ["ReproduceConfig", "QUICK", "evaluate_runs", "reproduce", "train_runs"]
 
@@ -45,6 +45,17 @@ class ReproduceConfig:
     #: ``"local"`` (a process pool) or ``"ray"`` (Ray tasks; ``address`` names a cluster, default a local Ray)
     backend: str = "local"
     address: str | None = None
+    #: the task (a packaged task's name or a task file): its nominal id trains, its ids are evaluated
+    task: str = DEFAULT_TASK
+
+    @property
+    def resolved_task(self) -> Task:
+        """The :class:`~robustrl.tasks.Task` of :attr:`task`."""
+        return get_task(self.task)
+
+    def load_config(self) -> dict[str, Any]:
+        """The hyperparameters: :attr:`config_path`, or the task's packaged file."""
+        return load_config(self.config_path, self.resolved_task.hyperparameters)
 
     def validate(self) -> None:
         """Raise ``ValueError`` for values that cannot work, before anything runs."""
@@ -52,11 +63,11 @@ class ReproduceConfig:
             value = getattr(self, name)
             check_int(value, name, 1)
         check_backend(self.backend, self.address)
-        config = load_config(self.config_path)
+        config, nominal = self.load_config(), self.resolved_task.nominal_id
         if not self.agents:
-            raise ValueError(f"no agents given; valid: {', '.join(available_agents(config, NOMINAL_ID))}")
+            raise ValueError(f"no agents given; valid: {', '.join(available_agents(config, nominal))}")
         for agent in self.agents:
-            AgentConfig.resolve(config, NOMINAL_ID, agent, self.overrides)  # checks names and values
+            AgentConfig.resolve(config, nominal, agent, self.overrides)  # checks names and values
 
 
 #: The few-minute preset of ``robustrl reproduce --quick``: fields of :class:`ReproduceConfig` (2 seeds of the
@@ -95,7 +106,7 @@ def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any],
     return [runs_dir / s.name for s in specs]
 
 
-def _evaluate_worker(run_dir: Path, episodes: int, robustness_episodes: int, env_ids: tuple[str, ...]) -> str:
+def _evaluate_worker(run_dir: Path, episodes: int, robustness_episodes: int, env_ids: tuple[str, ...] | None) -> str:
     torch.set_num_threads(1)
     evaluate_run(run_dir, env_ids, episodes, EVALUATION_SEED)
     if robustness_episodes:
@@ -104,9 +115,10 @@ def _evaluate_worker(run_dir: Path, episodes: int, robustness_episodes: int, env
 
 
 def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_episodes: int = 20,
-                  env_ids: tuple[str, ...] = ENV_IDS, jobs: int = 1, backend: str = "local",
+                  env_ids: tuple[str, ...] | None = None, jobs: int = 1, backend: str = "local",
                   address: str | None = None) -> None:
-    """Evaluate each run on every id (``eval.json``) and over the robustness grid (``robustness.json``).
+    """Evaluate each run on every id (``eval.json``; default: every id of the run's task) and over the robustness
+    grid (``robustness.json``).
 
     With ``jobs > 1`` the runs are split over that many processes (one torch thread each). Every model
     file of every run is read first (the weights of a compact checkpoint, a whole ``.zip`` model), so a
@@ -127,14 +139,15 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
 def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     """Train, evaluate, tabulate and plot; resumable (complete runs and evaluations are reused)."""
     cfg.validate()
-    config = load_config(cfg.config_path)
+    config, task = cfg.load_config(), cfg.resolved_task
     runs_dir = cfg.out / "runs"
-    specs = [RunSpec(agent, seed, overrides=dict(cfg.overrides)) for agent in cfg.agents for seed in range(cfg.seeds)]
+    specs = [RunSpec(agent, seed, task.nominal_id, overrides=dict(cfg.overrides))
+             for agent in cfg.agents for seed in range(cfg.seeds)]
     run_dirs = train_runs(specs, runs_dir, config, cfg.jobs, cfg.backend, cfg.address)
-    evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, jobs=cfg.jobs, backend=cfg.backend,
+    evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, task.ids, jobs=cfg.jobs, backend=cfg.backend,
                   address=cfg.address)
     command = command or "robustrl " + shlex.join(sys.argv[1:])
-    summary = {agent: config_summary(AgentConfig.resolve(config, NOMINAL_ID, agent, cfg.overrides).to_dict())
+    summary = {agent: config_summary(AgentConfig.resolve(config, task.nominal_id, agent, cfg.overrides).to_dict())
                for agent in cfg.agents}
     outputs = write_reward_tables(runs_dir, cfg.out, command, summary)
     outputs.append(plot_training_curves(runs_dir, cfg.out / "training_curves.png"))

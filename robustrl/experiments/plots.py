@@ -7,8 +7,8 @@ open figures are left untouched.
 Shared by every plot of agents in :mod:`robustrl.experiments`: one colour per agent (:func:`agent_color`,
 :func:`agent_palette`), legend entries with the number of seeds (:func:`seeds_label`), the band of a curve
 over seeds (:func:`seed_band`: the 95 % percentile bootstrap CI of the mean over seeds, which lies within
-the seeds' values at each point and so within [0, 500] for CartPole returns, with no clipping), y limits
-that show every value even outside [0, 500] (:func:`set_return_limits`) and a caption (:func:`add_caption`).
+the seeds' values at each point and so within the task's return range, with no clipping), y limits
+that show every value even outside the task's return range (:func:`set_return_limits`) and a caption (:func:`add_caption`).
 """
 
 from __future__ import annotations
@@ -22,18 +22,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import offset_copy
 
-from robustrl.envs import NOMINAL_PARAMETERS, VARIANTS
-from robustrl.experiments.curves import NOT_COMPUTED, ROBUSTNESS_GRID, read_views
+from robustrl.experiments.curves import NOT_COMPUTED, read_views
 from robustrl.experiments.io import atomic_write_with
 from robustrl.experiments.records import complete_runs, read_meta
 from robustrl.experiments.tables import BOOTSTRAP_RESAMPLES, agent_label, bootstrap_ci_columns
+from robustrl.experiments.run_files import runs_task
+from robustrl.tasks import Task, get_task
 
 __all__ = [
     "AGENT_COLORS",
     "BAND_NOTE",
     "FALLBACK_COLORS",
-    "PARAMETER_LABELS",
-    "RETURN_RANGE",
     "add_caption",
     "agent_color",
     "agent_order",
@@ -65,19 +64,9 @@ FALLBACK_COLORS: tuple[str, ...] = (
     "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31",
     "#843c39", "#7b4173", "#e7ba52", "#6b6ecf", "#b5cf6b", "#ce6dbd",
 )
-#: The range of CartPole-v1 returns (one per step, 500 steps at most).
-RETURN_RANGE: tuple[float, float] = (0.0, 500.0)
 #: What the lines and bands of curves over seeds are, for captions.
 BAND_NOTE = "line: mean over seeds; band: 95 % bootstrap CI of the mean over seeds"
 
-PARAMETER_LABELS = {
-    "masspole": "pole mass (kg)",
-    "length": "pole half-length (m)",
-    "gravity": "gravity (m/s²)",
-    "masscart": "cart mass (kg)",
-    "force_mag": "push force (N)",
-    "tau": "time step (s)",
-}
 
 
 def _meta_label(meta: dict) -> str:
@@ -135,11 +124,13 @@ def seed_band(returns: np.ndarray, level: float = 0.95, resamples: int = BOOTSTR
     return returns.mean(axis=0), low, high
 
 
-def set_return_limits(ax: Axes, *values: np.ndarray, low: float = RETURN_RANGE[0],
-                      high: float = RETURN_RANGE[1]) -> bool:
-    """Set the y limits of ``ax`` to [``low``, ``high``] with a small margin, widened to every finite value
-    of ``values`` so that none is hidden (nothing is clipped); returns whether any value lies outside
-    [``low``, ``high``] by more than rounding."""
+def set_return_limits(ax: Axes, *values: np.ndarray, low: float | None = None, high: float | None = None) -> bool:
+    """Set the y limits of ``ax`` to [``low``, ``high``] (default: the default task's return range) with a small
+    margin, widened to every finite value of ``values`` so that none is hidden (nothing is clipped); returns
+    whether any value lies outside [``low``, ``high``] by more than rounding."""
+    default_low, default_high = get_task().return_range
+    low = default_low if low is None else low
+    high = default_high if high is None else high
     finite = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in values] + [np.array([low, high])])
     finite = finite[np.isfinite(finite)]
     bottom, top = float(finite.min()), float(finite.max())
@@ -155,11 +146,12 @@ def add_caption(fig: Figure, text: str) -> None:
     fig.text(0.5, 0.0, text, ha="center", va="top", fontsize=8, color="0.25", transform=below)
 
 
-def outside_note(outside: bool) -> str:
-    """The caption's last line when values lie outside :data:`RETURN_RANGE` (``outside``, as returned by
-    :func:`set_return_limits`), else ``""``."""
-    low, high = RETURN_RANGE
-    return (f"\nSome values lie outside [{low:g}, {high:g}], the range of CartPole-v1 returns: "
+def outside_note(outside: bool, task: Task | None = None) -> str:
+    """The caption's last line when values lie outside the task's return range (``outside``, as returned by
+    :func:`set_return_limits`; default task: :data:`robustrl.tasks.DEFAULT_TASK`), else ``""``."""
+    task = get_task(task)
+    low, high = task.return_range
+    return (f"\nSome values lie outside [{low:g}, {high:g}], the range of {task.title} returns: "
             "nothing is clipped, the y axis is widened to show them." if outside else "")
 
 
@@ -175,6 +167,7 @@ def training_curves_figure(runs_dir: str | Path) -> Figure:
     """The figure of :func:`plot_training_curves` (not saved): nominal greedy return versus training steps,
     per agent the mean over seeds and its 95 % bootstrap CI (:func:`seed_band`)."""
     curves: dict[str, list[np.ndarray]] = {}
+    task = runs_task(complete_runs(runs_dir))
     for run_dir in complete_runs(runs_dir):
         data = np.loadtxt(run_dir / "curve.csv", delimiter=",", skiprows=1, ndmin=2)
         curves.setdefault(_meta_label(read_meta(run_dir)), []).append(data)
@@ -190,13 +183,13 @@ def training_curves_figure(runs_dir: str | Path) -> Figure:
         ax.plot(steps, mean, color=colour, label=seeds_label(agent, len(runs)))
         ax.fill_between(steps, low, high, color=colour, alpha=0.2, lw=0)
         seed_returns.append(returns)
-    outside = set_return_limits(ax, *seed_returns)
+    outside = set_return_limits(ax, *seed_returns, low=task.return_range[0], high=task.return_range[1])
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("greedy return, nominal CartPole")
-    ax.set_title("Training curves: greedy return on nominal CartPole during training")
+    ax.set_ylabel(f"greedy return, nominal {task.title}")
+    ax.set_title(f"Training curves: greedy return on nominal {task.title} during training")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    add_caption(fig, BAND_NOTE + outside_note(outside))
+    add_caption(fig, BAND_NOTE + outside_note(outside, task))
     return fig
 
 
@@ -223,7 +216,8 @@ def robustness_curves_figure(runs_dir: str | Path) -> Figure:
     for run_dir, result in views.items():
         grid, checkpoint = result["request"]["grid"], result["request"].get("checkpoint", checkpoint)
         by_agent.setdefault(_meta_label(read_meta(run_dir)), []).append(result["mean_returns"])
-    order = list(ROBUSTNESS_GRID)
+    task = runs_task(views)
+    order = list(task.curve_grid)
     grid = {p: grid[p] for p in sorted(grid, key=lambda p: (order.index(p) if p in order else len(order), p))}
     colours = agent_palette(agent_order(by_agent))
     fig = Figure(figsize=(5 * len(grid), 4))
@@ -237,26 +231,26 @@ def robustness_curves_figure(runs_dir: str | Path) -> Figure:
             ax.plot(values, mean, marker="o", ms=3, color=colour, label=seeds_label(agent, len(results)))
             ax.fill_between(values, low, high, color=colour, alpha=0.2, lw=0)
             seed_returns.append(returns)
-        ax.axvline(NOMINAL_PARAMETERS[parameter], color="k", ls=":", lw=1)
-        for change in VARIANTS.values():
+        ax.axvline(task.nominal_params()[parameter], color="k", ls=":", lw=1)
+        for change in task.variants.values():
             if parameter in change:
                 ax.axvline(change[parameter], color="0.35", ls="--", lw=1)
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(values[::2], [f"{v:g}" for v in values[::2]])
-        ax.set_xlabel(PARAMETER_LABELS.get(parameter, parameter) + " (log scale)")
+        ax.set_xlabel(task.parameter_labels.get(parameter, parameter) + " (log scale)")
         ax.grid(alpha=0.3)
-    outside = set_return_limits(axes[0], *seed_returns)
+    outside = set_return_limits(axes[0], *seed_returns, low=task.return_range[0], high=task.return_range[1])
     axes[0].set_ylabel(f"greedy return ({checkpoint} checkpoint)")
     axes[0].legend(fontsize=8)
-    fig.suptitle("Robustness curves: greedy return versus the physical parameters of CartPole")
+    fig.suptitle(f"Robustness curves: greedy return versus the physical parameters of {task.title}")
     add_caption(fig, BAND_NOTE + "; dotted: nominal value; dashed: the registered variant's value"
-                + outside_note(outside))
+                + outside_note(outside, task))
     return fig
 
 
 def plot_robustness_curves(runs_dir: str | Path, out_path: str | Path) -> Path:
-    """Return versus pole mass, pole length and gravity, per agent: the mean over seeds and a band of the
+    """Return versus each parameter of the task's curve grid, per agent: the mean over seeds and a band of the
     95 % bootstrap CI of that mean (:func:`robustness_curves_figure`), saved as a PNG at ``out_path``.
 
     Every complete run under ``runs_dir`` must have current robustness curves: a ``ValueError`` names the

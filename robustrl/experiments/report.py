@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.io import atomic_write_text, read_json
 from robustrl.experiments.records import collect_evaluated_runs
 from robustrl.experiments.stats import (
@@ -31,7 +30,8 @@ from robustrl.experiments.stats import (
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
-from robustrl.experiments.tables import SHORT_NAMES, agent_label
+from robustrl.experiments.tables import agent_label
+from robustrl.tasks import Task, get_task, id_label
 
 __all__ = ["agent_scores", "statistics_rows", "write_benchmark_section", "write_report", "write_statistics"]
 
@@ -55,18 +55,21 @@ def agent_scores(
     return {agent: np.array(rows) for agent, rows in scores.items()}
 
 
-def statistics_rows(scores: dict[str, np.ndarray], resamples: int = 2000) -> list[dict[str, Any]]:
-    """Aggregate metrics with stratified-bootstrap CIs, and P(agent > regular), for each agent."""
+def statistics_rows(scores: dict[str, np.ndarray], resamples: int = 2000,
+                    return_range: tuple[float, float] | None = None) -> list[dict[str, Any]]:
+    """Aggregate metrics with stratified-bootstrap CIs, and P(agent > regular), for each agent; scores are
+    normalized by ``return_range`` (default: the default task's)."""
+    bottom, top = return_range or get_task().return_range
     rows = []
     for agent, matrix in scores.items():
-        norm = normalize(matrix)
+        norm = normalize(matrix, bottom, top)
         row: dict[str, Any] = {"agent": agent, "runs": matrix.shape[0], "tasks": matrix.shape[1]}
         point = aggregate(norm)
         for name, statistic in _METRICS.items():
             low, high = stratified_bootstrap_ci(norm, statistic, resamples=resamples, seed=0)
             row[name], row[f"{name}_low"], row[f"{name}_high"] = point[name], low, high
         if _REFERENCE in scores and agent != _REFERENCE:
-            reference = normalize(scores[_REFERENCE])
+            reference = normalize(scores[_REFERENCE], bottom, top)
             row["p_improve"] = probability_of_improvement(norm, reference)
             row["p_improve_low"], row["p_improve_high"] = probability_of_improvement_ci(
                 norm, reference, resamples=resamples, seed=0
@@ -120,6 +123,7 @@ def write_statistics(
     resamples: int = 2000,
     runs_dir: str | Path | None = None,
     allow_partial: bool = False,
+    task: Task | str | None = None,
 ) -> tuple[list[str], list[Path]]:
     """Statistics of a set of evaluated runs: Markdown lines, ``statistics.csv``/``.md`` and profile plots.
 
@@ -131,17 +135,18 @@ def write_statistics(
     """
     results = Path(results)
     runs_dir = Path(runs_dir) if runs_dir is not None else results / "runs"
-    perturbed = tuple(e for e in ENV_IDS if e != NOMINAL_ID)
+    task = get_task(task)
+    perturbed, every = task.perturbed_ids, task.ids
     lines: list[str] = []
     written: list[Path] = []
     csv_rows: list[dict[str, Any]] = []
     for checkpoint in ("best", "final"):
         by_ids: dict[str, dict[str, np.ndarray]] = {}
-        for label, ids in (("perturbed ids", perturbed), ("all four ids", ENV_IDS)):
+        for label, ids in (("perturbed ids", perturbed), (f"all {_count(len(every))} ids", every)):
             scores = by_ids[label] = agent_scores(runs_dir, ids, checkpoint, allow_partial)
             if not scores:
                 return [], []
-            rows = statistics_rows(scores, resamples)
+            rows = statistics_rows(scores, resamples, task.return_range)
             for row in rows:
                 csv_rows.append(
                     {
@@ -151,9 +156,10 @@ def write_statistics(
                     }
                 )
             lines += _statistics_markdown(
-                rows, f"{checkpoint} checkpoint, {label} ({', '.join(SHORT_NAMES[i] for i in ids)})"
+                rows, f"{checkpoint} checkpoint, {label} ({', '.join(id_label(i) for i in ids)})"
             )
-        profiles = {agent: normalize(matrix) for agent, matrix in by_ids["perturbed ids"].items()}
+        profiles = {agent: normalize(matrix, *task.return_range)
+                    for agent, matrix in by_ids["perturbed ids"].items()}
         lines += _pairwise_markdown(profiles, f"{checkpoint} checkpoint, perturbed ids", resamples)
         written.append(
             plot_performance_profiles(
@@ -168,12 +174,22 @@ def write_statistics(
     writer.writeheader()
     writer.writerows(csv_rows)
     written.insert(0, atomic_write_text(results / "statistics.csv", buffer.getvalue()))
-    _, missing = collect_evaluated_runs(runs_dir, ENV_IDS, allow_partial=True)
+    _, missing = collect_evaluated_runs(runs_dir, every, allow_partial=True)
     if missing:
         lines.insert(0, f"**Partial: {len(missing)} incomplete run(s) left out**: "
                      + "; ".join(f"{name} ({why})" for name, why in sorted(missing.items())) + "\n")
     written.insert(1, atomic_write_text(results / "statistics.md", "# Statistics\n\n" + "\n".join(lines)))
     return lines, written
+
+
+def _count(n: int) -> str:
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[n] if n < len(words) else str(n)
+
+
+def _normalization(task: Task) -> str:
+    low, high = task.return_range
+    return f"return / {high:g}" if low == 0 else f"(return - ({low:g})) / {high - low:g}"
 
 
 def write_benchmark_section(results: str | Path, name: str, text: str) -> Path:
@@ -204,13 +220,16 @@ def _image(lines: list[str], results: Path, name: str, caption: str) -> None:
 
 
 def write_report(
-    results: str | Path = "results", out: str | Path | None = None, command: str = "robustrl report"
+    results: str | Path = "results", out: str | Path | None = None, command: str = "robustrl report",
+    task: Task | str | None = None,
 ) -> Path:
-    """Write ``REPORT.md`` (default ``results/REPORT.md``) from everything under ``results``.
+    """Write ``REPORT.md`` (default ``results/REPORT.md``) from everything under ``results`` (the runs of
+    ``task``, default :data:`robustrl.tasks.DEFAULT_TASK`).
 
     :raises ValueError: if ``results`` holds no reward table (run ``robustrl reproduce`` first).
     """
     results = Path(results)
+    task = get_task(task)
     table = results / "reward_table.md"
     if not table.is_file():
         raise ValueError(f"{table} does not exist; run `robustrl reproduce` first")
@@ -237,13 +256,13 @@ def write_report(
     lines += [
         "## Statistics",
         "",
-        "Normalized score = return / 500. Aggregates over all (seed, id) pairs with stratified-bootstrap "
+        f"Normalized score = {_normalization(task)}. Aggregates over all (seed, id) pairs with stratified-bootstrap "
         "95% CIs (2000 resamples; runs resampled within each id), and the probability that a run of "
         "the agent beats a run of the regular agent on a random id (Agarwal et al., 2021). "
         f"Made by `{command}`; numbers in `statistics.csv`.",
         "",
     ]
-    stat_lines, _ = write_statistics(results)
+    stat_lines, _ = write_statistics(results, task=task)
     lines += stat_lines or ["No evaluated runs under `runs/`.", ""]
 
     lines += ["## Robustness suite", ""]
@@ -273,7 +292,8 @@ def write_report(
         lines,
         results,
         "robustness_curves.png",
-        "Return versus pole mass, length, gravity, 95% bootstrap CI of the mean over seeds "
+        f"Return versus {', '.join(task.parameter_labels[p] for p in task.curve_grid)}, 95% bootstrap CI of the "
+        "mean over seeds "
         "(robustrl reproduce)",
     )
     _image(

@@ -15,7 +15,9 @@ from typing import Any
 
 from robustrl.experiments.io import file_sha256, read_json
 
-__all__ = ["CHECKPOINTS", "CHECKPOINT_SUFFIX", "MissingWeightsError", "checkpoint_files", "check_checkpoint",
+__all__ = [
+    "run_task",
+    "runs_task","CHECKPOINTS", "CHECKPOINT_SUFFIX", "MissingWeightsError", "checkpoint_files", "check_checkpoint",
            "find_entry", "is_complete", "is_trained", "is_weightless", "model_checksums", "rebuild_command",
            "recorded_models", "renew_models"]
 
@@ -26,6 +28,27 @@ class MissingWeightsError(ValueError):
 CHECKPOINTS = ("best", "final")
 #: Suffix of the compact checkpoints (:func:`robustrl.agents.load_checkpoint`) a run is saved as.
 CHECKPOINT_SUFFIX = ".pt"
+
+
+def run_task(run_dir: str | Path) -> Any:
+    """The packaged task whose ids include the run's training env id (``meta.json``), or the default task for a
+    run folder without one (a :class:`robustrl.tasks.Task`)."""
+    from robustrl.tasks import get_task, task_of
+
+    meta = Path(run_dir) / "meta.json"
+    env_id = read_json(meta).get("env_id") if meta.is_file() else None
+    return task_of(env_id) if isinstance(env_id, str) else get_task()
+
+
+def runs_task(run_dirs: Any) -> Any:
+    """The one task of several runs (:func:`run_task`); ``ValueError`` if they belong to different tasks, the
+    default task if there are none."""
+    from robustrl.tasks import get_task
+
+    tasks = {task.name: task for task in map(run_task, run_dirs)}
+    if len(tasks) > 1:
+        raise ValueError(f"runs of several tasks ({', '.join(sorted(tasks))}) cannot share a table or a plot")
+    return next(iter(tasks.values())) if tasks else get_task()
 
 
 def check_checkpoint(checkpoint: str) -> str:

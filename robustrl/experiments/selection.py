@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from robustrl.agents import load_checkpoint, load_config
-from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments.evaluation import (
     EVALUATION_SEED,
     SELECTION_SEED,
@@ -43,8 +42,9 @@ from robustrl.experiments.evaluation import (
     greedy_rollout,
 )
 from robustrl.experiments.io import atomic_write_json, read_json
-from robustrl.experiments.tables import SHORT_NAMES, bootstrap_diff_ci
+from robustrl.experiments.tables import bootstrap_diff_ci
 from robustrl.experiments.training import RunSpec, train_run
+from robustrl.tasks import get_task, id_label
 
 __all__ = [
     "RULES",
@@ -84,15 +84,16 @@ def train_one(agent: str, seed: int, runs_dir: str | Path = RUNS) -> str:
     return train_run(study_spec(agent, seed), runs_dir, torch_threads=1, keep_checkpoints=True).name
 
 
-def rollout(policy: Any, n: int, seed: int, horizon: int = 500, noise: np.ndarray | None = None,
+def rollout(policy: Any, n: int, seed: int, horizon: int | None = None, noise: np.ndarray | None = None,
             noise_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Returns and mean safety margins of ``n`` nominal episodes (optionally with observation noise)."""
-    return greedy_rollout(policy, NOMINAL_ID, n, seed, max_episode_steps=horizon, observation_noise=noise,
+    """Returns and mean safety margins of ``n`` nominal episodes (optionally with observation noise); ``horizon``
+    is the registered step limit unless given."""
+    return greedy_rollout(policy, get_task().nominal_id, n, seed, max_episode_steps=horizon, observation_noise=noise,
                           noise_seed=noise_seed)
 
 
 #: The keys of :func:`signals` (the first key each function writes), to skip cached checkpoints.
-SIGNAL_KEYS = ("nominal", "long", "noisy", "noisy2", "noisy4", ENV_IDS[0])
+SIGNAL_KEYS = ("nominal", "long", "noisy", "noisy2", "noisy4", get_task().nominal_id)
 
 
 def signals(policy: Any, ball: np.ndarray, episodes: int) -> dict[str, Any]:
@@ -111,8 +112,8 @@ def signals(policy: Any, ball: np.ndarray, episodes: int) -> dict[str, Any]:
         "noisy": noisy(1, "noisy"),
         "noisy2": noisy(2, "noisy2"),
         "noisy4": noisy(4, "noisy4"),
-        ENV_IDS[0]: lambda: {env_id: float(v.mean()) for env_id, v in
-                             greedy_returns_by_id(policy, ENV_IDS, episodes, EVALUATION_SEED).items()},
+        get_task().nominal_id: lambda: {env_id: float(v.mean()) for env_id, v in
+                             greedy_returns_by_id(policy, get_task().ids, episodes, EVALUATION_SEED).items()},
     }
 
 
@@ -167,7 +168,7 @@ def pick(scores: dict[str, dict[str, float]], keys: tuple[str, ...]) -> str:
 def rule_table(per_run: dict[str, dict[str, dict[str, float]]], runs: list[str],
                keys: tuple[str, ...]) -> np.ndarray:
     """Seeds x ids: test returns of the checkpoint each run picks under the rule ``keys``."""
-    return np.array([[per_run[n][pick(per_run[n], keys)][env_id] for env_id in ENV_IDS] for n in runs])
+    return np.array([[per_run[n][pick(per_run[n], keys)][env_id] for env_id in get_task().ids] for n in runs])
 
 
 def report(names: list[str], agents: list[str], seeds: str, runs_dir: str | Path = RUNS,
@@ -185,7 +186,7 @@ def report(names: list[str], agents: list[str], seeds: str, runs_dir: str | Path
         writer.writeheader()
         writer.writerows(rows)
     runs_of = {agent: [n for n in names if n.split("__")[1] == agent] for agent in agents}
-    short = [SHORT_NAMES[env_id] for env_id in ENV_IDS]
+    short = [id_label(env_id) for env_id in get_task().ids]
     lines = [
         f"# Which nominal-only signal picks robust checkpoints? (seeds {seeds})",
         "",
@@ -205,7 +206,7 @@ def report(names: list[str], agents: list[str], seeds: str, runs_dir: str | Path
     for agent, runs in runs_of.items():
         for rule, keys in RULES.items():
             table = rule_table(per_run, runs, keys)
-            cells = [f"{table[:, k].mean():.1f} ± {table[:, k].std(ddof=1):.1f}" for k in range(len(ENV_IDS))]
+            cells = [f"{table[:, k].mean():.1f} ± {table[:, k].std(ddof=1):.1f}" for k in range(len(get_task().ids))]
             weak = int((table.min(axis=1) < 475).sum())
             lines.append(f"| {agent} | {rule} | " + " | ".join(cells)
                          + f" | {table[:, 1:].mean():.1f} | {weak}/{len(runs)} |")
@@ -215,15 +216,15 @@ def report(names: list[str], agents: list[str], seeds: str, runs_dir: str | Path
         for rule, keys in RULES.items():
             a, b = rule_table(per_run, runs_of["robust"], keys), rule_table(per_run, runs_of["regular"], keys)
             cells = []
-            for k in range(len(ENV_IDS)):
+            for k in range(len(get_task().ids)):
                 low, high = bootstrap_diff_ci(a[:, k], b[:, k])
                 cells.append(f"{a[:, k].mean() - b[:, k].mean():+.1f} [{low:+.1f}, {high:+.1f}]")
             lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     lines += ["", "Oracle (not a rule: it looks at the perturbed ids), per run the checkpoint with the best "
               "perturbed mean:", ""]
     for agent, runs in runs_of.items():
-        best = [max(per_run[n].values(), key=lambda s: np.mean([s[e] for e in ENV_IDS[1:]])) for n in runs]
-        table = np.array([[p[env_id] for env_id in ENV_IDS] for p in best])
+        best = [max(per_run[n].values(), key=lambda s: np.mean([s[e] for e in get_task().ids[1:]])) for n in runs]
+        table = np.array([[p[env_id] for env_id in get_task().ids] for p in best])
         lines.append(f"- {agent}: " + ", ".join(f"{h} {table[:, k].mean():.1f}" for k, h in enumerate(short)))
     text = "\n".join(lines) + "\n"
     (out_dir / f"selection-seeds{seeds}.md").write_text(text)

@@ -2,8 +2,8 @@
 of the Statistical Precipice" (NeurIPS 2021).
 
 The data is a score matrix of shape ``(n_runs, n_tasks)``: one row per run (seed), one column per task (an
-evaluation env id such as ``robustrl/CartPoleHeavy-v1``), each entry the run's mean return on that task.
-:func:`normalize` maps CartPole returns to ``[0, 1]`` (return / 500).
+evaluation env id of a task), each entry the run's mean return on that task.
+:func:`normalize` maps returns to ``[0, 1]`` by a task's return range (:attr:`robustrl.tasks.Task.return_range`).
 
 Provided: the interquartile mean (IQM), mean, median and optimality gap, percentile confidence intervals
 from the stratified bootstrap (runs resampled with replacement independently within each task), the
@@ -40,7 +40,6 @@ __all__ = [
     "stratified_bootstrap_ci",
 ]
 
-CARTPOLE_MAX_RETURN = 500.0
 _CHUNK_ELEMENTS = 1 << 22  # bootstrap resamples are drawn in chunks of at most about this many elements
 
 
@@ -83,12 +82,13 @@ def _taus(taus: np.ndarray) -> np.ndarray:
 # Point estimates
 # ---------------------------------------------------------------------------------------------------------
 
-def normalize(scores: np.ndarray, low: float = 0.0, high: float = CARTPOLE_MAX_RETURN) -> np.ndarray:
-    """Normalized scores ``(scores - low) / (high - low)``; the defaults map CartPole returns to [0, 1].
+def normalize(scores: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Normalized scores ``(scores - low) / (high - low)``: a task's :attr:`~robustrl.tasks.Task.return_range`
+    maps its returns to [0, 1].
 
     :param scores: returns, any shape.
     :param low: the return mapped to 0.
-    :param high: the return mapped to 1 (> ``low``; 500 is the CartPole-v1 maximum).
+    :param high: the return mapped to 1 (> ``low``).
     """
     if not (np.isfinite(low) and np.isfinite(high) and high > low):
         raise ValueError(f"need finite low < high, got low={low}, high={high}")
@@ -150,7 +150,7 @@ def optimality_gap(scores: np.ndarray, gamma: float = 1.0) -> float:
     exceeding it. Lower is better.
 
     :param scores: normalized score matrix ``(n_runs, n_tasks)`` (see :func:`normalize`).
-    :param gamma: the target normalized score (1 = the CartPole maximum).
+    :param gamma: the target normalized score (1 = the top of the task's return range).
     """
     if not np.isfinite(gamma):
         raise ValueError(f"gamma must be finite, got {gamma}")

@@ -19,7 +19,7 @@ The channels (:data:`CHANNELS`) are data: a name, what its level means and how i
   around the true ``s`` (scaled per dimension by ``state_scale``), while the environment moves from ``s``.
   Each is the worst, per state, of the same attack with the SA-DQN margin loss and with cross-entropy on
   softmax(Q) (:class:`robustrl.attacks.WorstOf`); PGD has a random start, ``steps`` steps and ``restarts``
-  restarts, and stops moving a state once its greedy action has flipped. With CartPole's two actions the
+  restarts, and stops moving a state once its greedy action has flipped. With two actions the
   cross-entropy is a monotone function of the margin, so its steps are the margin's and it acts as more
   random restarts.
 - ``noise-uniform``, ``noise-gaussian``: the agent sees ``s + eps * scale * u``, ``u`` uniform in the unit
@@ -60,13 +60,20 @@ from robustrl.checks import (
 )
 from robustrl.experiments.io import atomic_write_json, read_json, read_packaged_yaml, remove_temporaries
 from robustrl.experiments.run_files import (
+    run_task,
     check_checkpoint,
     checkpoint_files,
     find_entry,
     is_trained,
     renew_models,
 )
-from robustrl.experiments.uncertainty import UncertaintySet, load_uncertainty_set, uncertainty_run
+from robustrl.experiments.uncertainty import (
+    UncertaintySet,
+    load_uncertainty_set,
+    packaged_uncertainty_sets,
+    uncertainty_run,
+)
+from robustrl.tasks import Task, get_task
 
 __all__ = [
     "CHANNELS",
@@ -166,16 +173,19 @@ def _levels(source: str, name: str, channel: Channel, values: Any) -> list[float
     return levels
 
 
-def parse_suite(data: Any, source: str) -> Suite:
-    """Validate a parsed suite mapping; errors read ``source: key.path: problem`` and name the bad value
-    (an unknown channel, eps < 0 or NaN, p outside [0, 1], a bad uncertainty set)."""
+def parse_suite(data: Any, source: str, task: Task | str | None = None) -> Suite:
+    """Validate a parsed suite mapping for ``task`` (default :data:`robustrl.tasks.DEFAULT_TASK`); errors read
+    ``source: key.path: problem`` and name the bad value (an unknown channel, eps < 0 or NaN, p outside [0, 1], a
+    bad uncertainty set). Without ``state_scale`` the task's is used; a ``sets`` mapping without ``names`` means
+    every uncertainty set packaged for the task."""
+    task = get_task(task)
     data = check_mapping(source, "", data, ("name", "description", "episodes", "state_scale", "attack", "channels",
                                        "sets"))
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str) or not name:
         raise file_error(source, "name", f"expected a non-empty string, got {name!r}")
     episodes = _int(source, "episodes", data.get("episodes", 10), 1)
-    scale = data.get("state_scale", [2.4, 3.0, 0.21, 3.0])
+    scale = data.get("state_scale", list(task.state_scale))
     if not (isinstance(scale, list) and scale and all(is_number(v) and np.isfinite(v) and v > 0 for v in scale)):
         raise file_error(source, "state_scale", f"expected a list of finite numbers > 0, got {scale!r}")
     attack = check_mapping(source, "attack", data.get("attack", {}), ("steps", "restarts", "precision"))
@@ -188,7 +198,7 @@ def parse_suite(data: Any, source: str) -> Suite:
         raise file_error(source, "attack.precision", str(err)) from None
     channels = check_mapping(source, "channels", data.get("channels", {}), tuple(CHANNELS))
     sets = check_mapping(source, "sets", data.get("sets", {}), ("names", "episodes"))
-    names = sets.get("names", [])
+    names = sets.get("names", packaged_uncertainty_sets(task) if "sets" in data else [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise file_error(source, "sets.names", f"expected a list of set names or files, got {names!r}")
     if not channels and not names:
@@ -196,7 +206,7 @@ def parse_suite(data: Any, source: str) -> Suite:
     loaded = []
     for i, set_name in enumerate(names):
         try:
-            loaded.append(load_uncertainty_set(set_name))
+            loaded.append(load_uncertainty_set(set_name, task))
         except FileNotFoundError as err:
             raise file_error(source, f"sets.names[{i}]", str(err)) from None
     return Suite(name, {c: _levels(source, c, CHANNELS[c], v) for c, v in channels.items()}, episodes,
@@ -204,14 +214,15 @@ def parse_suite(data: Any, source: str) -> Suite:
                  source)
 
 
-def load_suite(name_or_path: str | Path | None = None) -> Suite:
-    """A packaged suite by name (default ``"default"``) or a user's YAML file by path.
+def load_suite(name_or_path: str | Path | None = None, task: Task | str | None = None) -> Suite:
+    """A packaged suite by name (default ``"default"``) or a user's YAML file by path, for ``task`` (its state
+    scale and uncertainty sets where the file names none; default :data:`robustrl.tasks.DEFAULT_TASK`).
 
     ``FileNotFoundError`` for a missing file; ``ValueError`` naming the file, the key path and the value.
     """
     data, source = read_packaged_yaml(DEFAULT_SUITE if name_or_path is None else name_or_path, _PACKAGE_FOLDER,
                                       "suite")
-    return parse_suite(data, source)
+    return parse_suite(data, source, task)
 
 
 class _Blocks:
@@ -233,15 +244,14 @@ def _stream(seed: int, channel: str, block: int = 0) -> list[int]:
 
 
 def channel_returns(model: Any, channel: str, levels: list[float], episodes: int, seed: int,
-                    state_scale: list[float], attack: dict[str, Any]) -> np.ndarray:
+                    state_scale: list[float], attack: dict[str, Any], env_id: str | None = None) -> np.ndarray:
     """Greedy returns of an SB3 DQN ``model`` on one channel, shape ``(len(levels), episodes)``.
 
-    One batched rollout on the nominal env, ``episodes`` sub-environments per level; initial states from
+    One batched rollout on the nominal env ``env_id`` (default: the default task's), ``episodes`` sub-environments per level; initial states from
     ``seed``, every perturbation's randomness from streams derived from ``seed`` and the channel's name.
     The agent acts in the evaluation precision (float64); the attacks search in ``attack["precision"]``.
     """
     from robustrl.attacks import FGM, PGDEnsemble, WorstOf
-    from robustrl.envs import NOMINAL_ID
     from robustrl.experiments.evaluation import EVALUATION_PRECISION, greedy_policy, greedy_q_network, greedy_rollout
     from robustrl.wrappers import ObservationAttackTransform, ObservationNoiseTransform, RandomActionTransform
 
@@ -268,7 +278,7 @@ def channel_returns(model: Any, channel: str, levels: list[float], episodes: int
         kwargs["action_transform"] = _Blocks(
             [RandomActionTransform(level, space, seed=_stream(seed, channel, k)) for k, level in enumerate(levels)],
             episodes)
-    returns, _ = greedy_rollout(policy, NOMINAL_ID, rows, seed, **kwargs)
+    returns, _ = greedy_rollout(policy, env_id or get_task().nominal_id, rows, seed, **kwargs)
     return returns.reshape(len(levels), episodes)
 
 
@@ -335,7 +345,7 @@ def suite_run(run_dir: str | Path, suite: Suite, checkpoint: str = "best", seed:
                 remove_temporaries(run_dir)
                 model = load_run_model(run_dir, checkpoint)
             returns = channel_returns(model, channel, key["levels"], suite.episodes, seed, suite.state_scale,
-                                      suite.attack)
+                                      suite.attack, run_task(run_dir).nominal_id)
             entry = {**key, "returns": returns.tolist()}
             cache["entries"].append(entry)
             added = True

@@ -27,6 +27,7 @@ from robustrl.experiments.plots import (
 from robustrl.experiments.set_stats import set_statistics
 from robustrl.experiments.suite import CHANNELS
 from robustrl.experiments.suite_table import SET_STATISTICS, SuiteResults
+from robustrl.tasks import Task, get_task
 
 __all__ = ["agent_colours", "plot_suite_curves", "plot_suite_sets"]
 
@@ -40,10 +41,12 @@ def agent_colours(agents: list[str], baseline: str = "regular") -> dict[str, str
     return agent_palette(agent_order(agents, baseline))
 
 
-def plot_suite_curves(grouped: SuiteResults, suite: Any, path: str | Path, checkpoint: str = "best") -> Path:
+def plot_suite_curves(grouped: SuiteResults, suite: Any, path: str | Path, checkpoint: str = "best",
+                      task: Task | str | None = None) -> Path:
     """Mean return against the level of every channel of ``suite`` (one panel each), per agent, with a band
     of the 95 % bootstrap CI of the mean over seeds (:func:`~robustrl.experiments.plots.seed_band`); saved
-    as a PNG at ``path``."""
+    as a PNG at ``path``. ``task`` (default :data:`robustrl.tasks.DEFAULT_TASK`) gives the return range."""
+    task = get_task(task)
     channels = list(suite.channels)
     if not channels:
         raise ValueError("the suite has no channel with levels to plot")
@@ -69,21 +72,24 @@ def plot_suite_curves(grouped: SuiteResults, suite: Any, path: str | Path, check
         ax.minorticks_off()
         ax.set_xticks(levels, [f"{v:g}" for v in levels])
         ax.grid(alpha=0.3)
-    outside = set_return_limits(axes[0], *seed_returns)
+    outside = set_return_limits(axes[0], *seed_returns, low=task.return_range[0], high=task.return_range[1])
     for ax in axes[len(channels):]:
         ax.set_visible(False)
     for ax in axes[::columns]:
         ax.set_ylabel(f"greedy return ({checkpoint} checkpoint)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Robustness suite {suite.name}: greedy return against the level of each channel")
-    add_caption(fig, f"{BAND_NOTE} ({suite.episodes} episodes per level and seed)" + outside_note(outside))
+    add_caption(fig, f"{BAND_NOTE} ({suite.episodes} episodes per level and seed)" + outside_note(outside, task))
     return save_figure(fig, Path(path), dpi=80)  # six panels of seven agents' bands: a file under 300 KB, still readable
 
 
-def plot_suite_sets(grouped: SuiteResults, suite: Any, path: str | Path, checkpoint: str = "best") -> Path:
+def plot_suite_sets(grouped: SuiteResults, suite: Any, path: str | Path, checkpoint: str = "best",
+                    task: Task | str | None = None) -> Path:
     """Bars of the mean, worst case and CVaR 10 % over each uncertainty set of ``suite``, per agent, with
     their 95 % bootstrap CIs over seeds as error bars (drawn from the interval's ends as they are, even if
-    it does not contain the estimate); saved as a PNG at ``path``."""
+    it does not contain the estimate); saved as a PNG at ``path``. ``task`` (default
+    :data:`robustrl.tasks.DEFAULT_TASK`) gives the return range."""
+    task = get_task(task)
     if not suite.sets:
         raise ValueError("the suite has no uncertainty set to plot")
     colours = agent_colours(list(grouped))
@@ -111,12 +117,12 @@ def plot_suite_sets(grouped: SuiteResults, suite: Any, path: str | Path, checkpo
         ax.set_title(f"set {uncertainty_set.name} ({settings} settings: {', '.join(uncertainty_set.parameters)})",
                      fontsize=9)
         ax.grid(alpha=0.3, axis="y")
-    outside = set_return_limits(axes[0], *drawn)
+    outside = set_return_limits(axes[0], *drawn, low=task.return_range[0], high=task.return_range[1])
     axes[0].set_ylabel(f"greedy return ({checkpoint} checkpoint)")
     axes[-1].legend(fontsize=8, loc="upper right")  # the last panel's worst-case bars are low: room for it
     fig.suptitle("Uncertainty sets: mean, worst case and CVaR 10 % over the settings of the seed-averaged "
                  "return")
     add_caption(fig, "bar: the statistic over the settings of the mean over seeds; error bar: its 95 % "
                      "percentile bootstrap CI over seeds (whole seeds resampled; for the worst case and CVaR it "
-                     "may lie below the bar)" + outside_note(outside))
+                     "may lie below the bar)" + outside_note(outside, task))
     return save_figure(fig, Path(path))

@@ -2,7 +2,7 @@
 
 The surfaces are computed and cached by :func:`robustrl.experiments.curves.surface_run` (re-exported here),
 in the same per-run cache as the reward table's robustness curves. Every grid is one batched rollout on the
-vectorized CartPole, so a 15-point curve with 10 episodes per point is a single 150-env rollout. The plots
+task's vectorized environment, so a 15-point curve with 10 episodes per point is a single 150-env rollout. The plots
 show, per agent, the mean across seeds with a band of its 95 % bootstrap CI (curves, each agent in its colour
 of :func:`robustrl.experiments.plots.agent_color`) or the mean across seeds (pair heatmaps).
 """
@@ -17,11 +17,9 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from robustrl.envs import NOMINAL_PARAMETERS
-from robustrl.experiments.curves import SURFACE_GRID, SURFACE_PAIRS, read_views, surface_run
+from robustrl.experiments.curves import read_views, surface_run
 from robustrl.experiments.plots import (
     BAND_NOTE,
-    PARAMETER_LABELS,
     add_caption,
     agent_order,
     agent_palette,
@@ -34,10 +32,9 @@ from robustrl.experiments.plots import (
 )
 from robustrl.experiments.records import read_meta
 from robustrl.experiments.tables import agent_label
+from robustrl.tasks import Task, get_task
 
 __all__ = [
-    "SURFACE_GRID",
-    "SURFACE_PAIRS",
     "collect_surfaces",
     "plot_surface_curves",
     "plot_surface_pairs",
@@ -64,13 +61,16 @@ def plot_surface_curves(
     surfaces: dict[str, list[dict[str, Any]]],
     out_path: str | Path,
     title: str = "Return versus each physical parameter",
+    task: Task | str | None = None,
 ) -> Path:
     """One panel per parameter: per agent, the mean return over seeds and a band of its 95 % bootstrap CI
     (:func:`~robustrl.experiments.plots.seed_band`, 2,000 resamples); ``title`` heads the figure. Saved as a
-    PNG at ``out_path``."""
+    PNG at ``out_path``. ``task`` (default :data:`robustrl.tasks.DEFAULT_TASK`) gives the labels, the nominal
+    values and the return range."""
     if not surfaces:
         raise ValueError("no surfaces to plot (no run has cached surfaces; run robustrl surfaces first)")
-    order = list(SURFACE_GRID)
+    task = get_task(task)
+    order = list(task.surface_grid)
     parameters = sorted(
         next(iter(surfaces.values()))[0]["curves"], key=lambda p: order.index(p) if p in order else len(order)
     )
@@ -90,32 +90,34 @@ def plot_surface_curves(
             ax.plot(values, mean, marker=".", color=colour, label=seeds_label(agent, len(runs)))
             ax.fill_between(values, low, high, color=colour, alpha=0.2, lw=0)
             seed_returns.append(matrix)
-        ax.axvline(NOMINAL_PARAMETERS[parameter], color="grey", lw=0.8, ls=":")
+        ax.axvline(task.nominal_params()[parameter], color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ticks = values[:: max(1, len(values) // 5)]
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
-        ax.set_xlabel(PARAMETER_LABELS.get(parameter, parameter) + " (log scale; dotted: nominal)")
+        ax.set_xlabel(task.parameter_labels.get(parameter, parameter) + " (log scale; dotted: nominal)")
         ax.set_ylabel("greedy return")
-        outside = set_return_limits(ax, *seed_returns) or outside
+        low, high = task.return_range
+        outside = set_return_limits(ax, *seed_returns, low=low, high=high) or outside
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(parameters) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    add_caption(fig, BAND_NOTE + outside_note(outside))
+    add_caption(fig, BAND_NOTE + outside_note(outside, task))
     return save_figure(fig, Path(out_path), dpi=90)  # six panels of seven agents' bands: under 300 KB
 
 
-def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str | Path) -> Path:
-    """Heatmaps of mean return (across seeds) over each pair of parameters; a row per pair, a column per agent."""
+def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str | Path,
+                       task: Task | str | None = None) -> Path:
+    """Heatmaps of mean return (across seeds) over each pair of parameters; a row per pair, a column per agent
+    (``task``, default :data:`robustrl.tasks.DEFAULT_TASK`, gives the labels and the colour range)."""
     if not surfaces:
         raise ValueError("no surfaces to plot (no run has cached surfaces; run robustrl surfaces first)")
-    pairs = sorted(
-        next(iter(surfaces.values()))[0]["pairs"],
-        key=lambda p: SURFACE_PAIRS.index(p.split("|")) if p.split("|") in SURFACE_PAIRS else 99,
-    )
+    task = get_task(task)
+    known = ["|".join(pair) for pair in task.surface_pairs]
+    pairs = sorted(next(iter(surfaces.values()))[0]["pairs"], key=lambda p: known.index(p) if p in known else 99)
     if not pairs:
         raise ValueError("the surfaces hold no pair grids")
     agents = list(surfaces)
@@ -129,11 +131,12 @@ def plot_surface_pairs(surfaces: dict[str, list[dict[str, Any]]], out_path: str 
             data = runs[0]["pairs"][pair]
             mean = np.mean([run["pairs"][pair]["mean_returns"] for run in runs], axis=0)
             ax = axes[row, col]
-            image = ax.imshow(mean.T, origin="lower", vmin=0, vmax=500, cmap="viridis", aspect="auto")
+            image = ax.imshow(mean.T, origin="lower", vmin=task.return_range[0], vmax=task.return_range[1],
+                              cmap="viridis", aspect="auto")
             ax.set_xticks(range(len(data["x"])), [f"{v:g}" for v in data["x"]], fontsize=7, rotation=45)
             ax.set_yticks(range(len(data["y"])), [f"{v:g}" for v in data["y"]], fontsize=7)
-            ax.set_xlabel(PARAMETER_LABELS.get(first, first), fontsize=8)
-            ax.set_ylabel(PARAMETER_LABELS.get(second, second), fontsize=8)
+            ax.set_xlabel(task.parameter_labels.get(first, first), fontsize=8)
+            ax.set_ylabel(task.parameter_labels.get(second, second), fontsize=8)
             ax.set_title(seeds_label(agent, len(runs)), fontsize=9)
     fig.subplots_adjust(hspace=0.55, wspace=0.45)
     fig.colorbar(image, ax=axes, shrink=0.6, label="mean greedy return")

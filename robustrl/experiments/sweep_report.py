@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from robustrl.checks import is_number
-from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.io import atomic_write_json, atomic_write_text
 from robustrl.experiments.records import read_evaluation
-from robustrl.experiments.tables import SHORT_NAMES
+from robustrl.tasks import id_label, task_of
 
 if TYPE_CHECKING:
     from robustrl.experiments.sweep_spec import SweepSpec, SweepTask
@@ -56,12 +55,13 @@ def setting_rows(spec: SweepSpec, tasks: Sequence[SweepTask]) -> list[dict[str, 
     """One summary row per (agent, setting, checkpoint) over the complete runs among ``tasks``."""
     from robustrl.experiments.stats import iqm, normalize, stratified_bootstrap_ci
 
-    perturbed = [i for i, env_id in enumerate(spec.eval_ids) if env_id != NOMINAL_ID]
+    nominal, return_range = task_of(spec.env_id).nominal_id, task_of(spec.env_id).return_range
+    perturbed = [i for i, env_id in enumerate(spec.eval_ids) if env_id != nominal]
     rows = []
     for agent, setting, group in _groups(spec, tasks):
         for checkpoint in ("best", "final"):
             scores = score_matrix(group, spec.eval_ids, checkpoint)
-            norm = normalize(scores)
+            norm = normalize(scores, *return_range)
             low, high = stratified_bootstrap_ci(norm, iqm, resamples=2000, seed=0)
             row: dict[str, Any] = {
                 "agent": agent,
@@ -97,7 +97,7 @@ def markdown_table(spec: SweepSpec, rows: list[dict[str, Any]], command: str | N
     ]
     if missing:
         lines += [f"**{missing} run(s) are missing or failed; the rows below use the complete ones.**", ""]
-    ids = [SHORT_NAMES.get(i, i) for i in spec.eval_ids]
+    ids = [id_label(i) for i in spec.eval_ids]
     header = ["agent", *spec.grid, "checkpoint", "seeds", *ids, "perturbed mean", "IQM (norm.) [95% CI]"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -116,7 +116,7 @@ def markdown_table(spec: SweepSpec, rows: list[dict[str, Any]], command: str | N
 
 def _best(spec: SweepSpec, rows: list[dict[str, Any]]) -> dict[str, Any]:
     best: dict[str, Any] = {}
-    key = "perturbed_mean" if any(i != NOMINAL_ID for i in spec.eval_ids) else spec.eval_ids[0]
+    key = "perturbed_mean" if any(i != task_of(spec.env_id).nominal_id for i in spec.eval_ids) else spec.eval_ids[0]
     for row in rows:
         if row["checkpoint"] != "best" or row[key] is None:
             continue
@@ -153,14 +153,15 @@ def plot_setting_heatmap(spec: SweepSpec, rows: list[dict[str, Any]], out_path: 
     agents = list(dict.fromkeys(row["agent"] for row in rows))
     fig = Figure(figsize=(4.8 * len(agents), 3.8))
     axes = fig.subplots(1, len(agents), squeeze=False)
-    key = "perturbed_mean" if any(i != NOMINAL_ID for i in spec.eval_ids) else spec.eval_ids[0]
+    key = "perturbed_mean" if any(i != task_of(spec.env_id).nominal_id for i in spec.eval_ids) else spec.eval_ids[0]
     image = None
     for ax, agent in zip(axes.flat, agents):
         grid = np.full((len(ys), len(xs)), np.nan)
         for row in rows:
             if row["agent"] == agent and row["checkpoint"] == "best" and row[key] is not None:
                 grid[ys.index(row[second]), xs.index(row[first])] = row[key]
-        image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=0, vmax=500, aspect="auto")
+        low, high = task_of(spec.env_id).return_range
+        image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=low, vmax=high, aspect="auto")
         for (j, i), value in np.ndenumerate(grid):
             if np.isfinite(value):
                 ax.text(

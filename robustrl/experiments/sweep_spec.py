@@ -9,8 +9,11 @@ settings), the evaluation ids and, optionally, a grid of physical parameters for
     grid: {rho: [0.05, 0.1], eta: [1.0, .inf]}
     overrides: {n_timesteps: 50000} # fixed for every run (optional)
     agent_overrides: {robust: {eta: 1.0}}  # fixed for one agent's runs (optional)
-    evaluation: {ids: [robustrl/CartPole-v1, robustrl/CartPoleHeavy-v1], episodes: 100}
-    surfaces: {episodes: 10, grid: {masspole: [0.1, 1.0, 5.0]}, pairs: [[masspole, length]]}
+    evaluation: {ids: [NOMINAL_ID, PERTURBED_ID], episodes: 100}   # default: every id of the env's task
+    surfaces: {episodes: 10, grid: {PARAM_A: [0.1, 1.0, 5.0], PARAM_B: [...]}, pairs: [[PARAM_A, PARAM_B]]}
+
+``env_id`` (default: the default task's nominal id) is where the runs train; ids and parameters are those of its
+task (:mod:`robustrl.tasks`).
 
 :func:`load_sweep_spec` checks the whole file before anything runs and names the file, the key path and
 the problem on one line. Each (agent, setting, seed) is one :class:`SweepTask`; the backends
@@ -43,7 +46,7 @@ from robustrl.agents.factory import ROBUST_KEYS, AgentConfig, load_config
 from robustrl.agents.sa_dqn import SA_KEYS
 from robustrl.checks import MAX_SEED, check_seed, is_int, read_yaml
 from robustrl.experiments.curves import surfaces_cached
-from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
+from robustrl.envs import check_env_id
 from robustrl.experiments.training import RunSpec, is_complete, is_evaluated
 
 __all__ = ["SweepSpec", "SweepTask", "format_setting", "load_sweep_spec"]
@@ -99,8 +102,8 @@ class SweepSpec:
     seeds: list[int]
     grid: dict[str, list[Any]] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
-    env_id: str = NOMINAL_ID
-    eval_ids: tuple[str, ...] = ENV_IDS
+    env_id: str = field(default_factory=lambda: _default_task().nominal_id)
+    eval_ids: tuple[str, ...] = field(default_factory=lambda: _default_task().ids)
     episodes: int = 100
     surfaces: dict[str, Any] | None = None
     config_path: str | None = None
@@ -188,7 +191,7 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
         config = load_config(config_path)
     except (ValueError, FileNotFoundError) as err:
         raise _fail(source, "config", str(err)) from None
-    env_id = data.get("env_id", NOMINAL_ID)
+    env_id = data.get("env_id", _default_task().nominal_id)
     try:
         check_env_id(env_id)
     except ValueError as err:
@@ -233,14 +236,15 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
                 where = "grid" if key in grid else "overrides"
                 raise _fail(source, f"agent_overrides.{agent}.{key}", f"also in {where}; give it in one place")
     evaluation = _check_keys(source, "evaluation.", data.get("evaluation") or {}, _EVALUATION_KEYS)
-    eval_ids = tuple(_nonempty_list(source, "evaluation.ids", evaluation.get("ids", list(ENV_IDS))))
+    task = _task_of(source, env_id)
+    eval_ids = tuple(_nonempty_list(source, "evaluation.ids", evaluation.get("ids", list(task.ids))))
     for i, env in enumerate(eval_ids):
         try:
             check_env_id(env)
         except ValueError as err:
             raise _fail(source, f"evaluation.ids[{i}]", str(err)) from None
     episodes = _positive_int(source, "evaluation.episodes", evaluation.get("episodes", 100))
-    surfaces = _check_surfaces(source, data.get("surfaces"))
+    surfaces = _check_surfaces(source, data.get("surfaces"), task)
     spec = SweepSpec(
         name,
         list(agents),
@@ -272,19 +276,32 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
     return spec
 
 
-def _check_surfaces(source: str, surfaces: Any) -> dict[str, Any] | None:
+def _default_task() -> Any:
+    from robustrl.tasks import get_task
+
+    return get_task()
+
+
+def _task_of(source: str, env_id: str) -> Any:
+    from robustrl.tasks import task_of
+
+    try:
+        return task_of(env_id)
+    except ValueError as err:
+        raise _fail(source, "env_id", str(err)) from None
+
+
+def _check_surfaces(source: str, surfaces: Any, task: Any) -> dict[str, Any] | None:
     if surfaces is None:
         return None
-    from robustrl.envs.cartpole import PHYSICAL_PARAMETERS, check_physical_parameters
-
     surfaces = _check_keys(source, "surfaces.", surfaces, _SURFACE_KEYS)
     episodes = _positive_int(source, "surfaces.episodes", surfaces.get("episodes", 10))
     grid = surfaces.get("grid") or {}
-    grid = _check_keys(source, "surfaces.grid.", grid, PHYSICAL_PARAMETERS)
+    grid = _check_keys(source, "surfaces.grid.", grid, tuple(task.env_class().PARAMETERS))
     for key, values in grid.items():
         _nonempty_list(source, f"surfaces.grid.{key}", values)
         try:
-            check_physical_parameters({key: values}, num_envs=len(values))
+            task.check_params({key: values}, num_envs=len(values))
         except (TypeError, ValueError) as err:
             raise _fail(source, f"surfaces.grid.{key}", str(err)) from None
     pairs = surfaces.get("pairs") or []

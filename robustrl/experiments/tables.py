@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from robustrl.envs import ENV_IDS, VARIANTS
 from robustrl.experiments.io import atomic_write_text
 from robustrl.experiments.records import EvaluatedRun, collect_evaluated_runs
+from robustrl.tasks import get_task, id_label, order_ids, task_of
 
 __all__ = [
     "TableRow",
@@ -27,12 +27,6 @@ __all__ = [
 ]
 
 BOOTSTRAP_RESAMPLES = 10_000
-SHORT_NAMES = {
-    "robustrl/CartPole-v1": "Original",
-    "robustrl/CartPoleHeavy-v1": "Heavy pole",
-    "robustrl/CartPoleShort-v1": "Short pole",
-    "robustrl/CartPoleStrongGravity-v1": "Strong gravity",
-}
 
 
 
@@ -144,9 +138,10 @@ def config_summary(config: dict[str, Any]) -> str:
     ranges = config.get("domain_randomization") or {}
     if ranges:
         box = ", ".join(f"{k} [{low:g}, {high:g}]" for k, (low, high) in ranges.items())
-        inside = [env_id for env_id, change in VARIANTS.items() if change and all(
+        variants = (task_of(config["env_id"]) if "env_id" in config else get_task()).variants
+        inside = [env_id for env_id, change in variants.items() if change and all(
             k in ranges and ranges[k][0] <= v <= ranges[k][1] for k, v in change.items())]
-        tested = ", ".join(f"{k} {v:g}" for change in VARIANTS.values() for k, v in change.items())
+        tested = ", ".join(f"{k} {v:g}" for change in variants.values() for k, v in change.items())
         reach = (f"contains the test physics of {', '.join(inside)}" if inside
                  else f"contains none of the test physics ({tested})")
         drawn = f"physics drawn at every reset from: {box}; the box {reach}"
@@ -196,7 +191,7 @@ def _reward_table(runs_dir: str | Path, baseline: str | None,
         raise ValueError(f"baseline {baseline!r} is not an agent under {runs_dir}; choose from {sorted(grouped)}")
     rows = []
     order = sorted(grouped, key=lambda a: (a != baseline, a))
-    for env_id in [e for e in ENV_IDS if any(e in grouped[a] for a in grouped)]:
+    for env_id in order_ids(e for a in grouped for e in grouped[a]):
         for checkpoint in ("best", "final"):
             for agent in order:
                 seed_means = np.array(grouped[agent].get(env_id, {}).get(checkpoint, []))
@@ -274,13 +269,13 @@ def _markdown(rows: list[TableRow], header: list[str]) -> str:
     for checkpoint, title in (("best", "Best checkpoint (selected on the nominal env)"), ("final", "Final model")):
         env_ids, agents, cells = _grid(rows, checkpoint)
         lines += [f"**{title}**: mean ± std across seeds [95% CI]", ""]
-        lines.append("| agent | " + " | ".join(SHORT_NAMES.get(e, e) for e in env_ids) + " |")
+        lines.append("| agent | " + " | ".join(id_label(e) for e in env_ids) + " |")
         lines.append("|---" * (len(env_ids) + 1) + "|")
         for agent in agents:
             lines.append(f"| {agent} | " + " | ".join(_cell(cells.get((agent, e))) for e in env_ids) + " |")
         lines.append("")
         lines += [f"**{title}**: difference to regular [95% CI]", ""]
-        lines.append("| agent | " + " | ".join(SHORT_NAMES.get(e, e) for e in env_ids) + " |")
+        lines.append("| agent | " + " | ".join(id_label(e) for e in env_ids) + " |")
         lines.append("|---" * (len(env_ids) + 1) + "|")
         for agent in agents:
             if any(cells.get((agent, e)) and cells[(agent, e)].diff is not None for e in env_ids):
@@ -294,7 +289,7 @@ def _latex(rows: list[TableRow], header: list[str]) -> str:
     for checkpoint in ("best", "final"):
         env_ids, agents, cells = _grid(rows, checkpoint)
         lines += [f"% checkpoint: {checkpoint}", r"\begin{tabular}{l" + "c" * len(env_ids) + "}", r"\toprule"]
-        lines.append("Agent & " + " & ".join(SHORT_NAMES.get(e, e) for e in env_ids) + r" \\")
+        lines.append("Agent & " + " & ".join(id_label(e) for e in env_ids) + r" \\")
         lines.append(r"\midrule")
         for agent in agents:
             cell_text = []

@@ -17,7 +17,7 @@ import torch
 import robustrl
 from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, load_checkpoint, load_config, make_agent
 from robustrl.checks import check_name, check_seed, is_int
-from robustrl.envs import ENV_IDS, NOMINAL_ID, check_env_id
+from robustrl.envs import check_env_id
 from robustrl.experiments.evaluation import (
     EVALUATION_PRECISION,
     EVALUATION_SEED,
@@ -36,6 +36,7 @@ from robustrl.experiments.locks import run_lock
 from robustrl.experiments.progress import TrainingProgress, training_reports
 from robustrl.experiments.records import read_evaluation, read_meta
 from robustrl.experiments.run_files import (
+    run_task,
     CHECKPOINT_SUFFIX,
     CHECKPOINTS,
     check_checkpoint,
@@ -45,6 +46,7 @@ from robustrl.experiments.run_files import (
 )
 from robustrl.experiments.tables import agent_label
 from robustrl.kernels import kernel_report
+from robustrl.tasks import get_task
 
 __all__ = [
     "RunSpec",
@@ -69,7 +71,7 @@ class RunSpec:
 
     agent: str
     seed: int
-    env_id: str = NOMINAL_ID
+    env_id: str = field(default_factory=lambda: get_task().nominal_id)
     overrides: dict[str, Any] = field(default_factory=dict)
     tag: str = ""
 
@@ -218,10 +220,11 @@ def _evaluation_request(episodes: int, seed: int) -> dict[str, Any]:
     return {"episodes": episodes, "seed": seed, "layout": "ids-batched", "precision": EVALUATION_PRECISION}
 
 
-def is_evaluated(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,
+def is_evaluated(run_dir: str | Path, env_ids: tuple[str, ...] | None = None, episodes: int = 100,
                  seed: int = EVALUATION_SEED) -> bool:
     """Whether ``eval.json`` of ``run_dir`` holds this evaluation (same episodes, seed, layout and ids, every
-    checkpoint's returns) of the model files as they are now (same checksums).
+    checkpoint's returns) of the model files as they are now (same checksums). ``env_ids`` defaults to every id
+    of the run's task.
 
     ``eval.json`` is a cache: one that cannot be read or is not an evaluation (:func:`read_evaluation`)
     holds no evaluation, so :func:`evaluate_run` computes it again and overwrites it.
@@ -233,20 +236,23 @@ def is_evaluated(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episod
     except ValueError:
         return False
     returns = saved["returns"]
+    env_ids = run_task(run_dir).ids if env_ids is None else env_ids
     return (saved.get("request") == _evaluation_request(episodes, seed)
             and all(isinstance(returns.get(e), dict) and len(returns[e].get(c, [])) == episodes
                     for e in env_ids for c in CHECKPOINTS)
             and saved.get("models") == model_checksums(run_dir))
 
 
-def evaluate_run(run_dir: str | Path, env_ids: tuple[str, ...] = ENV_IDS, episodes: int = 100,
+def evaluate_run(run_dir: str | Path, env_ids: tuple[str, ...] | None = None, episodes: int = 100,
                  seed: int = EVALUATION_SEED) -> dict[str, Any]:
-    """Greedy returns of the best and final models on each id; cached in ``eval.json``.
+    """Greedy returns of the best and final models on each id (default: every id of the run's task); cached in
+    ``eval.json``.
 
     All ids of one checkpoint run as one batched rollout (:func:`greedy_returns_by_id`). The cache
     records the checksum of each model file (:func:`model_checksums`) and is used only while they match.
     """
     run_dir = Path(run_dir)
+    env_ids = run_task(run_dir).ids if env_ids is None else tuple(env_ids)
     for env_id in env_ids:
         check_env_id(env_id)
     cache = run_dir / "eval.json"

@@ -1,18 +1,18 @@
-"""Uncertainty sets over CartPole's physical parameters, and a run's greedy return at every setting of one.
+"""Uncertainty sets over a task's physical parameters, and a run's greedy return at every setting of one.
 
 A named *uncertainty set* is a grid over a box of physical parameters, read from a YAML file::
 
     name: moderate
     description: what the set is for (optional)
     parameters:
-      masspole: {range: [0.05, 0.5], values: [0.05, 0.1, 0.5]}
-      length: {range: [0.25, 0.75], values: [0.25, 0.5, 0.75]}
+      PARAM_A: {range: [0.05, 0.5], values: [0.05, 0.1, 0.5]}
+      PARAM_B: {range: [0.25, 0.75], values: [0.25, 0.5, 0.75]}
       ...
 
 Each parameter states its range (which must contain the nominal value) and the values of the grid inside it;
-the settings are the product of the values, the parameters the set does not name stay nominal. Two sets are
-packaged beside the agent configs (``robustrl/configs/uncertainty``): ``moderate`` (Packer et al., 2018,
-"random" ranges) and ``wide`` (reaching the reward table's perturbed ids); a user passes the path of their own
+the settings are the product of the values, the parameters the set does not name stay nominal. Each task's sets
+are packaged in ``robustrl/configs/uncertainty/TASK/`` (the default task's: ``moderate``, Packer et al., 2018,
+"random" ranges, and ``wide``, reaching the reward table's perturbed ids); a user passes the path of their own
 file instead of a name.
 
 :func:`uncertainty_run` evaluates a run's model at every setting as one batched rollout (one sub-environment
@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from robustrl.checks import check_int, check_mapping, file_error, is_number
-from robustrl.envs import NOMINAL_PARAMETERS, check_physical_parameters
 from robustrl.experiments.io import (
     atomic_write_json,
     packaged_names,
@@ -49,7 +48,8 @@ from robustrl.experiments.io import (
     read_packaged_yaml,
     remove_temporaries,
 )
-from robustrl.experiments.run_files import check_checkpoint, find_entry, is_trained, renew_models
+from robustrl.experiments.run_files import check_checkpoint, find_entry, is_trained, renew_models, run_task
+from robustrl.tasks import Task, get_task
 
 __all__ = [
     "UNCERTAINTY_CACHE",
@@ -108,10 +108,11 @@ def _numbers(source: str, path: str, value: Any, length: int | None = None) -> l
     return [float(entry) for entry in value]
 
 
-def _parameter(source: str, name: str, data: Any) -> tuple[tuple[float, float], list[float]]:
+def _parameter(source: str, name: str, data: Any, task: Task) -> tuple[tuple[float, float], list[float]]:
     path = f"parameters.{name}"
+    nominal_params = task.nominal_params()
     try:
-        check_physical_parameters({name: NOMINAL_PARAMETERS.get(name, 1.0)})
+        task.check_params({name: nominal_params.get(name, 1.0)})
     except ValueError as err:
         raise file_error(source, path, str(err)) from None
     data = check_mapping(source, path, data, ("range", "values"))
@@ -123,10 +124,10 @@ def _parameter(source: str, name: str, data: Any) -> tuple[tuple[float, float], 
         raise file_error(source, f"{path}.range", f"empty range [{low}, {high}] (low > high)")
     values = _numbers(source, f"{path}.values", data["values"])
     try:
-        check_physical_parameters({name: values}, num_envs=len(values))
+        task.check_params({name: values}, num_envs=len(values))
     except (TypeError, ValueError) as err:
         raise file_error(source, f"{path}.values", str(err)) from None
-    nominal = NOMINAL_PARAMETERS[name]
+    nominal = nominal_params[name]
     if not low <= nominal <= high:
         raise file_error(source, f"{path}.range", f"[{low}, {high}] does not contain the nominal value {nominal}")
     outside = [v for v in values if not low <= v <= high]
@@ -137,8 +138,10 @@ def _parameter(source: str, name: str, data: Any) -> tuple[tuple[float, float], 
     return (low, high), values
 
 
-def parse_uncertainty_set(data: Any, source: str) -> UncertaintySet:
-    """Validate a parsed uncertainty-set mapping; errors read ``source: key.path: problem``."""
+def parse_uncertainty_set(data: Any, source: str, task: Task | str | None = None) -> UncertaintySet:
+    """Validate a parsed uncertainty-set mapping over ``task``'s parameters (default
+    :data:`robustrl.tasks.DEFAULT_TASK`); errors read ``source: key.path: problem``."""
+    task = get_task(task)
     data = check_mapping(source, "", data, ("name", "description", "parameters"))
     for key in ("name", "parameters"):
         if key not in data:
@@ -155,40 +158,51 @@ def parse_uncertainty_set(data: Any, source: str) -> UncertaintySet:
                                           f"got {parameters!r}")
     ranges, values = {}, {}
     for parameter, entry in parameters.items():
-        ranges[parameter], values[parameter] = _parameter(source, str(parameter), entry)
+        ranges[parameter], values[parameter] = _parameter(source, str(parameter), entry, task)
     return UncertaintySet(name, ranges, values, description)
 
 
-def packaged_uncertainty_sets() -> list[str]:
-    """The names of the uncertainty sets shipped with robustrl (``robustrl/configs/uncertainty/*.yml``)."""
-    return packaged_names(_PACKAGE_FOLDER)
+def _folder(task: Task) -> str:
+    return f"{_PACKAGE_FOLDER}/{task.name}"
 
 
-def load_uncertainty_set(name_or_path: str | Path) -> UncertaintySet:
-    """A packaged uncertainty set by name (see :func:`packaged_uncertainty_sets`) or a user's YAML file by path.
+def packaged_uncertainty_sets(task: Task | str | None = None) -> list[str]:
+    """The names of a task's packaged uncertainty sets (``robustrl/configs/uncertainty/TASK/*.yml``; default task
+    :data:`robustrl.tasks.DEFAULT_TASK`)."""
+    from importlib import resources
+
+    folder = _folder(get_task(task))
+    return packaged_names(folder) if resources.files("robustrl").joinpath(folder).is_dir() else []
+
+
+def load_uncertainty_set(name_or_path: str | Path, task: Task | str | None = None) -> UncertaintySet:
+    """A task's packaged uncertainty set by name (see :func:`packaged_uncertainty_sets`) or a user's YAML file by
+    path, over the parameters of ``task`` (default :data:`robustrl.tasks.DEFAULT_TASK`).
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file, the key path and the
     problem (unknown parameter, empty range, values that are not numbers or lie outside the range, a range
     without the nominal value).
     """
-    data, source = read_packaged_yaml(name_or_path, _PACKAGE_FOLDER, "uncertainty set")
-    return parse_uncertainty_set(data, source)
+    task = get_task(task)
+    data, source = read_packaged_yaml(name_or_path, _folder(task), "uncertainty set")
+    return parse_uncertainty_set(data, source, task)
 
 
-def uncertainty_returns(policy: Any, uncertainty_set: UncertaintySet, episodes: int, seed: int) -> np.ndarray:
+def uncertainty_returns(policy: Any, uncertainty_set: UncertaintySet, episodes: int, seed: int,
+                        env_id: str | None = None) -> np.ndarray:
     """Mean greedy return at each setting of ``uncertainty_set`` (rows of its :meth:`~UncertaintySet.settings`),
     from one batched rollout of ``episodes`` sub-environments per setting; initial states from ``seed``.
 
     The initial states are drawn per sub-environment, so setting ``k`` gets those of sub-environments
     ``[k * episodes, (k + 1) * episodes)``: the returns depend on the whole grid, which is part of the cache key.
+    The rollout runs on ``env_id`` (default: the default task's nominal id).
     """
-    from robustrl.envs import NOMINAL_ID
     from robustrl.experiments.evaluation import greedy_returns
 
     check_int(episodes, "episodes", 1)
     per_env = np.repeat(uncertainty_set.settings(), episodes, axis=0)
     physics = {parameter: per_env[:, i] for i, parameter in enumerate(uncertainty_set.parameters)}
-    returns = greedy_returns(policy, NOMINAL_ID, len(per_env), seed, **physics)
+    returns = greedy_returns(policy, env_id or get_task().nominal_id, len(per_env), seed, **physics)
     return returns.reshape(-1, episodes).mean(axis=1)
 
 
@@ -220,8 +234,9 @@ def uncertainty_run(run_dir: str | Path, uncertainty_set: UncertaintySet | str |
     from robustrl.experiments.evaluation import EVALUATION_PRECISION, EVALUATION_SEED
 
     run_dir = Path(run_dir)
+    task = run_task(run_dir) if (run_dir / "meta.json").is_file() else get_task()
     if not isinstance(uncertainty_set, UncertaintySet):
-        uncertainty_set = load_uncertainty_set(uncertainty_set)
+        uncertainty_set = load_uncertainty_set(uncertainty_set, task)
     check_checkpoint(checkpoint)
     check_int(episodes, "episodes", 1)
     seed = EVALUATION_SEED if seed is None else check_int(seed, "seed", 0)
@@ -238,7 +253,8 @@ def uncertainty_run(run_dir: str | Path, uncertainty_set: UncertaintySet | str |
 
         remove_temporaries(run_dir)
         policy = greedy_policy(load_run_model(run_dir, checkpoint), EVALUATION_PRECISION)
-        entry = {**key, "mean_returns": uncertainty_returns(policy, uncertainty_set, episodes, seed).tolist()}
+        entry = {**key, "mean_returns": uncertainty_returns(policy, uncertainty_set, episodes, seed,
+                                                                    task.nominal_id).tolist()}
         cache["entries"].append(entry)
         cache["models"][checkpoint] = models
         atomic_write_json(run_dir / UNCERTAINTY_CACHE, cache)

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from robustrl.tasks import get_task
 import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
@@ -169,7 +171,7 @@ def test_robustness_curves_band_lies_within_the_seeds_on_every_panel(tmp_path):
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == len(grid)
     for ax in panels:
-        parameter = next(p for p in grid if ax.get_xlabel().startswith(plots.PARAMETER_LABELS[p]))
+        parameter = next(p for p in grid if ax.get_xlabel().startswith(get_task().parameter_labels[p]))
         bands = _bands(ax)
         assert len(bands) == 2
         for band in bands:

@@ -34,7 +34,7 @@ def test_all_is_complete():
 # --- point estimates ---------------------------------------------------------------------------------------
 
 def test_normalize():
-    np.testing.assert_allclose(normalize([[250.0, 500.0], [0.0, 125.0]]), [[0.5, 1.0], [0.0, 0.25]])
+    np.testing.assert_allclose(normalize([[250.0, 500.0], [0.0, 125.0]], 0.0, 500.0), [[0.5, 1.0], [0.0, 0.25]])
     np.testing.assert_allclose(normalize(np.array([[10.0, 30.0]]), low=10.0, high=20.0), [[0.0, 2.0]])
     with pytest.raises(ValueError, match="low < high"):
         normalize([[1.0]], low=5.0, high=5.0)

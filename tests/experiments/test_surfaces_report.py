@@ -53,9 +53,19 @@ def test_margin_ties_pick_the_highest_margin_among_the_best_returns(tmp_path, mo
 
 
 def test_safety_margin_is_one_when_centred_and_zero_at_a_limit():
+    from robustrl.envs import make_vector_env
+
+    venv = make_vector_env("robustrl/CartPole-v1", 1)
+    venv.theta_threshold_radians = 0.2
     obs = np.array([[0.0, 5.0, 0.0, -5.0], [1.2, 0, 0, 0], [0, 0, -0.1, 0], [-2.4, 0, 0.05, 0], [0.6, 0, 0.15, 0]])
-    np.testing.assert_allclose(evaluation_module.safety_margin(obs, 2.4, 0.2),
-                               [1.0, 0.5, 0.5, 0.0, 0.25])
+    np.testing.assert_allclose(evaluation_module.safety_margin(venv, obs), [1.0, 0.5, 0.5, 0.0, 0.25])
+
+
+def test_a_family_without_a_safety_margin_gives_zero_margins_so_ties_go_to_the_latest():
+    class NoMargin:
+        pass
+
+    np.testing.assert_array_equal(evaluation_module.safety_margin(NoMargin(), np.ones((3, 2))), np.zeros(3))
 
 
 def test_greedy_rollout_margin_averages_over_the_states_acted_in():
@@ -72,7 +82,7 @@ def test_greedy_rollout_margin_averages_over_the_states_acted_in():
         seen.append(obs[0])
         obs, _, terminated, truncated, _ = venv.step(np.ones(1, dtype=np.int64))
         done = bool(terminated[0] or truncated[0])
-    expected = evaluation_module.safety_margin(np.array(seen), 2.4, 12 * 2 * np.pi / 360).mean()
+    expected = evaluation_module.safety_margin(venv, np.array(seen)).mean()
     assert returns[0] == len(seen) < 50  # pushing right only, the pole falls fast
     assert margins[0] == pytest.approx(expected)
     np.testing.assert_array_equal(returns, evaluation_module.greedy_returns(push_right, "robustrl/CartPole-v1", 1, 7))
@@ -125,7 +135,7 @@ def test_surface_run_shapes_cache_and_errors(trained):
         surface_run(run_dir, {"masspole": [0.1, -1.0]}, [], episodes=2)
     with pytest.raises(TypeError, match=r"length\[0\]='0.3'"):
         surface_run(run_dir, {"length": ["0.3", 0.5]}, [], episodes=2)
-    with pytest.raises(ValueError, match="unknown CartPole parameter 'mass'"):
+    with pytest.raises(ValueError, match=r"unknown CartPole parameter\(s\) \['mass'\]"):
         surface_run(run_dir, {"mass": [1.0]}, [], episodes=2)
     with pytest.raises(ValueError, match="two different parameters"):
         surface_run(run_dir, grid, [["masspole", "gravity"]], episodes=2)
