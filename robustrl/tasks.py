@@ -65,9 +65,11 @@ class TaskParameter:
 
 @dataclass(frozen=True)
 class Task:
-    """One task: its ids, parameters, return range, state scale, selection settings and agent hyperparameters.
+    """One task: its ids, parameters, return range, state scale and agent hyperparameters.
 
-    Built by :func:`load_task` from a YAML file; see the module docstring for the format.
+    Built by :func:`load_task` from a YAML file; see the module docstring for the format. ``state_scale`` is
+    empty and ``hyperparameters`` ``""`` for a task no packaged agent trains on yet (an evaluation-only task,
+    such as RRLS's MuJoCo sets).
     """
 
     name: str
@@ -188,7 +190,7 @@ def parse_task(data: Any, source: str) -> Task:
     import robustrl.envs  # noqa: F401  (registers the ids)
 
     check_mapping(source, "", data, tuple(sorted(_KEYS)))
-    for key in ("name", "title", "nominal_id", "ids", "return_range", "state_scale", "hyperparameters"):
+    for key in ("name", "title", "nominal_id", "ids", "return_range"):
         if key not in data:
             raise ValueError(f"{source}: missing key {key!r}")
     ids = data["ids"]
@@ -232,8 +234,9 @@ def parse_task(data: Any, source: str) -> Task:
         pairs.append((str(pair[0]), str(pair[1])))
     return Task(
         name=str(data["name"]), title=str(data["title"]), nominal_id=nominal, labels=dict(ids),
-        return_range=(low, high), state_scale=_numbers(source, "state_scale", data["state_scale"]),
-        hyperparameters=str(data["hyperparameters"]), parameters=parameters, surface_pairs=tuple(pairs),
+        return_range=(low, high),
+        state_scale=_numbers(source, "state_scale", data["state_scale"]) if "state_scale" in data else (),
+        hyperparameters=str(data.get("hyperparameters", "")), parameters=parameters, surface_pairs=tuple(pairs),
         description=str(data.get("description", "")),
         source=source)
 
@@ -267,26 +270,36 @@ def get_task(task: Task | str | None = None) -> Task:
     return load_task(name)
 
 
+@functools.lru_cache(maxsize=None)
+def _packaged_ids(name: str) -> tuple[str, ...]:
+    """The ids of a packaged task as its file lists them (read without loading the task, so that finding the task
+    of an id imports no simulator of another task's family)."""
+    from robustrl.experiments.io import read_packaged_yaml
+
+    data, _ = read_packaged_yaml(name, _FOLDER, "task")
+    ids = data.get("ids") if isinstance(data, dict) else None
+    return tuple(ids) if isinstance(ids, dict) else ()
+
+
 def task_of(env_id: str) -> Task:
     """The packaged task one of whose ids is ``env_id`` (``ValueError`` if none is)."""
     for name in task_names():
-        task = _packaged(name)
-        if env_id in task.labels:
-            return task
+        if env_id in _packaged_ids(name):
+            return _packaged(name)
     raise ValueError(f"no packaged task has env id {env_id!r}; tasks: {', '.join(task_names())}")
 
 
 def id_label(env_id: str) -> str:
     """The table label of ``env_id`` in its packaged task (e.g. ``"Heavy pole"``), or ``env_id`` itself."""
-    try:
-        return task_of(env_id).labels[env_id]
-    except ValueError:
-        return env_id
+    for name in task_names():
+        if env_id in _packaged_ids(name):
+            return _packaged(name).labels[env_id]
+    return env_id
 
 
 def order_ids(env_ids: Any) -> list[str]:
     """``env_ids`` without repeats in table order: each packaged task's ids in its order (nominal first), then
     the ids of no packaged task in the order given."""
     given = list(dict.fromkeys(env_ids))
-    known = [env_id for name in task_names() for env_id in _packaged(name).labels if env_id in given]
+    known = [env_id for name in task_names() for env_id in _packaged_ids(name) if env_id in given]
     return known + [env_id for env_id in given if env_id not in known]

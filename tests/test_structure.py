@@ -102,3 +102,14 @@ def test_tests_and_package_do_not_load_scripts():
                if p.name != "test_structure.py" and ("spec_from_file_location" in p.read_text()
                                                      or "from scripts" in p.read_text())]
     assert not loading
+
+
+def test_no_experiment_or_agent_module_names_cartpole_or_one_of_its_parameters():
+    """The experiments and agents read a task (robustrl.tasks): CartPole is data, not code."""
+    import re
+
+    pattern = re.compile(r"cartpole|masspole|masscart|force_mag|polemass|x_threshold|theta_threshold", re.I)
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for folder in ("experiments", "agents") for path in sorted((ROOT / "robustrl" / folder).rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, "\n".join(found)

@@ -39,8 +39,10 @@ if TYPE_CHECKING:
     from robustrl.experiments.training import RunSpec, evaluate_run, load_run_model, train_run, verify_evaluation
     from robustrl.experiments.uncertainty import (
         UncertaintySet,
+        evaluate_set,
         load_uncertainty_set,
         packaged_uncertainty_sets,
+        predict_policy,
         uncertainty_returns,
         uncertainty_run,
     )
@@ -81,8 +83,10 @@ __all__ = [
     "SetStatistic",
     "UncertaintySet",
     "cvar",
+    "evaluate_set",
     "load_uncertainty_set",
     "packaged_uncertainty_sets",
+    "predict_policy",
     "set_mean",
     "set_statistics",
     "uncertainty_returns",
@@ -116,6 +120,7 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.experiments.tables": ["bootstrap_ci", "bootstrap_diff_ci", "reward_table", "write_reward_tables"],
     "robustrl.experiments.training": ["RunSpec", "evaluate_run", "load_run_model", "train_run",
                                       "verify_evaluation"],
-    "robustrl.experiments.uncertainty": ["UncertaintySet", "load_uncertainty_set", "packaged_uncertainty_sets",
-                                         "uncertainty_returns", "uncertainty_run"],
+    "robustrl.experiments.uncertainty": ["UncertaintySet", "evaluate_set", "load_uncertainty_set",
+                                         "packaged_uncertainty_sets", "predict_policy", "uncertainty_returns",
+                                         "uncertainty_run"],
 })

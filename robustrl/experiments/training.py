@@ -86,7 +86,11 @@ class RunSpec:
         check_seed(self.seed)
         if self.tag:
             check_name(self.tag, "tag")
-        return AgentConfig.resolve(config or load_config(), self.env_id, self.agent, self.overrides)
+        if config is None:
+            from robustrl.tasks import task_of
+
+            config = load_config(None, task_of(self.env_id).hyperparameters)
+        return AgentConfig.resolve(config, self.env_id, self.agent, self.overrides)
 
 
 
@@ -139,7 +143,8 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
             model = make_agent(cfg, cfg.make_training_env(), seed=spec.seed, verbose=0, device="cpu")
             checkpoint_dir = run_dir / "checkpoints" if keep_checkpoints else None
             selection = NominalSelectionCallback(
-                run_dir / f"best{CHECKPOINT_SUFFIX}", cfg.eval_freq, cfg.eval_episodes, ties=cfg.selection_ties,
+                run_dir / f"best{CHECKPOINT_SUFFIX}", cfg.eval_freq, cfg.eval_episodes, env_id=spec.env_id,
+                ties=cfg.selection_ties,
                 checkpoint_dir=checkpoint_dir, serialize=functools.partial(checkpoint_bytes, config=cfg))
             try:
                 with training_reports(progress_bar) as report:

@@ -9,7 +9,8 @@ A named *uncertainty set* is a grid over a box of physical parameters, read from
       PARAM_B: {range: [0.25, 0.75], values: [0.25, 0.5, 0.75]}
       ...
 
-Each parameter states its range (which must contain the nominal value) and the values of the grid inside it;
+Each parameter states its range and the values of the grid inside it (a range need not contain the nominal value:
+RRLS's Hopper sets, from M2TD3, lie below the nominal torso and thigh masses);
 the settings are the product of the values, the parameters the set does not name stay nominal. Each task's sets
 are packaged in ``robustrl/configs/uncertainty/TASK/`` (the default task's: ``moderate``, Packer et al., 2018,
 "random" ranges, and ``wide``, reaching the reward table's perturbed ids); a user passes the path of their own
@@ -57,6 +58,8 @@ __all__ = [
     "load_uncertainty_set",
     "parse_uncertainty_set",
     "packaged_uncertainty_sets",
+    "evaluate_set",
+    "predict_policy",
     "uncertainty_returns",
     "uncertainty_run",
 ]
@@ -73,7 +76,7 @@ class UncertaintySet:
     """A named grid over a box of physical parameters (the rest nominal).
 
     :param name: the set's name (folder-safe).
-    :param ranges: parameter -> ``(low, high)``, the box; each contains the parameter's nominal value.
+    :param ranges: parameter -> ``(low, high)``, the box (it may leave out the nominal value).
     :param values: parameter -> the grid's values, inside the range.
     :param description: one line on what the set is for.
     """
@@ -127,9 +130,6 @@ def _parameter(source: str, name: str, data: Any, task: Task) -> tuple[tuple[flo
         task.check_params({name: values}, num_envs=len(values))
     except (TypeError, ValueError) as err:
         raise file_error(source, f"{path}.values", str(err)) from None
-    nominal = nominal_params[name]
-    if not low <= nominal <= high:
-        raise file_error(source, f"{path}.range", f"[{low}, {high}] does not contain the nominal value {nominal}")
     outside = [v for v in values if not low <= v <= high]
     if outside:
         raise file_error(source, f"{path}.values", f"{outside} outside the range [{low}, {high}]")
@@ -180,8 +180,7 @@ def load_uncertainty_set(name_or_path: str | Path, task: Task | str | None = Non
     path, over the parameters of ``task`` (default :data:`robustrl.tasks.DEFAULT_TASK`).
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file, the key path and the
-    problem (unknown parameter, empty range, values that are not numbers or lie outside the range, a range
-    without the nominal value).
+    problem (unknown parameter, empty range, values that are not numbers or lie outside the range).
     """
     task = get_task(task)
     data, source = read_packaged_yaml(name_or_path, _folder(task), "uncertainty set")
@@ -204,6 +203,53 @@ def uncertainty_returns(policy: Any, uncertainty_set: UncertaintySet, episodes: 
     physics = {parameter: per_env[:, i] for i, parameter in enumerate(uncertainty_set.parameters)}
     returns = greedy_returns(policy, env_id or get_task().nominal_id, len(per_env), seed, **physics)
     return returns.reshape(-1, episodes).mean(axis=1)
+
+
+def predict_policy(agent: Any) -> Any:
+    """A batched policy from anything with a Stable-Baselines3 ``predict`` method (DQN, SAC, TD3, PPO, or a user's
+    own agent): ``agent.predict(observations, deterministic=True)[0]``."""
+    if not callable(getattr(agent, "predict", None)):
+        raise TypeError(f"an agent with a predict(observations, deterministic=True) method is needed, got "
+                        f"{type(agent).__name__}")
+
+    def act(observations: np.ndarray) -> np.ndarray:
+        return np.asarray(agent.predict(observations, deterministic=True)[0])
+
+    return act
+
+
+def evaluate_set(agent: Any, uncertainty_set: UncertaintySet | str | Path, task: Task | str | None = None,
+                 episodes: int = 1, seed: int | None = None, alpha: float = 0.1) -> dict[str, Any]:
+    """An agent's return over every setting of an uncertainty set, and its mean, worst case and CVaR ``alpha``.
+
+    The protocol of RRLS (Zouitine et al., 2024): the agent acts deterministically in the task's nominal id with
+    each setting of the grid (the parameters the set does not name stay nominal), ``episodes`` episodes per
+    setting from ``seed`` (default the evaluation seed), and the set is summarised by the mean over settings, the
+    worst setting and the mean of the worst ``ceil(alpha * n)`` settings. ``agent`` is anything with a
+    ``predict`` method (:func:`predict_policy`) or a batched policy (observations -> actions); ``uncertainty_set``
+    a set or the name of one of the task's packaged sets (e.g. ``"rrls-2d"`` of ``"invertedpendulum"``).
+
+    :returns: ``{"set", "task", "settings" (n x parameters), "parameters", "mean_returns" (n), "mean",
+        "worst_case", "worst_setting", "cvar", "alpha", "episodes", "seed"}``.
+    """
+    from robustrl.experiments.evaluation import EVALUATION_SEED
+    from robustrl.experiments.set_stats import cvar, set_mean, worst_case
+
+    task = get_task(task)
+    if not isinstance(uncertainty_set, UncertaintySet):
+        uncertainty_set = load_uncertainty_set(uncertainty_set, task)
+    check_int(episodes, "episodes", 1)
+    seed = EVALUATION_SEED if seed is None else check_int(seed, "seed", 0)
+    policy = predict_policy(agent) if hasattr(agent, "predict") else agent
+    if not callable(policy):
+        raise TypeError(f"agent must have a predict method or be a batched policy, got {type(agent).__name__}")
+    means = uncertainty_returns(policy, uncertainty_set, episodes, seed, task.nominal_id)
+    row = means[None, :]
+    settings = uncertainty_set.settings()
+    return {"set": uncertainty_set.name, "task": task.name, "parameters": uncertainty_set.parameters,
+            "settings": settings.tolist(), "mean_returns": means.tolist(), "mean": set_mean(row),
+            "worst_case": worst_case(row), "worst_setting": settings[int(np.argmin(means))].tolist(),
+            "cvar": cvar(row, alpha), "alpha": alpha, "episodes": episodes, "seed": seed}
 
 
 def _empty(run_dir: Path) -> dict[str, Any]:

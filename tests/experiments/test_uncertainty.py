@@ -64,7 +64,6 @@ def test_a_users_file_loads(tmp_path):
     ("[5, 9.8, 20]", "[5, heavy, 20]", r"parameters.gravity.values\[1\]", "finite number, got 'heavy'"),
     ("[5, 9.8, 20]", "[5, true, 20]", r"parameters.gravity.values\[1\]", "finite number, got True"),
     ("[5, 20]", "[5]", "parameters.gravity.range", "a list of 2 numbers"),
-    ("[5, 20]", "[10, 20]", "parameters.gravity.range", "does not contain the nominal value 9.8"),
     ("[5, 9.8, 20]", "[5, 9.8, 30]", "parameters.gravity.values", "outside the range"),
     ("[5, 9.8, 20]", "[5, 9.8, 9.8]", "parameters.gravity.values", "repeated value"),
     ("{range: [5, 20], values: [5, 9.8, 20]}", "{range: [5, 20]}", "parameters.gravity.values", "missing"),
@@ -75,6 +74,23 @@ def test_loader_errors_name_file_key_and_problem(tmp_path, old, new, where, prob
     path = _write(tmp_path, VALID.replace(old, new))
     with pytest.raises(ValueError, match=rf"^{path}: {where}: .*{problem}"):
         load_uncertainty_set(path)
+
+
+def test_a_range_may_leave_out_the_nominal_value_as_rrls_hopper_sets_do(tmp_path):
+    uset = load_uncertainty_set(_write(tmp_path, VALID.replace("[5, 20]", "[10, 20]").replace("[5, 9.8, 20]",
+                                                                                             "[10, 15, 20]")))
+    assert uset.ranges["gravity"] == (10.0, 20.0) and not any(row[1] == 9.8 for row in uset.settings())
+
+
+@pytest.mark.parametrize(("task", "name", "settings"), [
+    ("invertedpendulum", "rrls-2d", 100), ("hopper", "rrls-3d", 1000), ("halfcheetah", "rrls-3d", 1000),
+    ("walker2d", "rrls-1d", 10)])
+def test_rrls_sets_load_for_their_task_with_ten_points_per_parameter_bounds_included(task, name, settings):
+    uset = load_uncertainty_set(name, task)
+    assert len(uset.settings()) == settings
+    for parameter, (low, high) in uset.ranges.items():
+        assert len(uset.values[parameter]) == 10
+        assert uset.values[parameter][0] == low and uset.values[parameter][-1] == high
 
 
 def test_a_missing_set_names_the_packaged_ones(tmp_path):
@@ -143,3 +159,25 @@ def test_loading_sets_and_their_statistics_import_neither_torch_nor_sb3():
         f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))\n"
     )
     assert seen == {"torch": False, "stable_baselines3": False}
+
+
+def test_any_predict_agent_gets_rrls_mean_worst_case_and_cvar_over_the_full_grid():
+    pytest.importorskip("mujoco", reason="MuJoCo is not installed (the robustrl[mujoco] extra)")
+    from robustrl.experiments.uncertainty import evaluate_set
+
+    class PushRight:
+        """A fixed agent with SB3's predict signature: full force to the right."""
+
+        def predict(self, observations, deterministic=True):
+            return np.full((len(observations), 1), 3.0, dtype=np.float32), None
+
+    result = evaluate_set(PushRight(), "rrls-2d", "invertedpendulum", episodes=1, seed=0)
+    settings = np.array(result["settings"])
+    assert settings.shape == (100, 2) and result["parameters"] == ["polemass", "cartmass"]
+    assert settings[:, 0].min() == 1.0 and settings[:, 0].max() == 31.0  # RRLS's bounds, both included
+    means = np.array(result["mean_returns"])
+    assert result["worst_case"] == means.min() <= result["cvar"] <= result["mean"] == pytest.approx(means.mean())
+    assert result["cvar"] == pytest.approx(np.sort(means)[:10].mean())
+    assert len(set(means.tolist())) > 1  # the physics differ across the grid
+    with pytest.raises(TypeError, match="predict"):
+        evaluate_set(object(), "rrls-2d", "invertedpendulum")
