@@ -145,6 +145,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from robustrl.experiments import evaluate_runs
     from robustrl.experiments.records import complete_runs
 
+    _task(args)
     run_dirs = [Path(p) for p in args.run] if args.run else complete_runs(args.runs)
     task = _task(args, run_dirs)
     if args.verify:
@@ -174,6 +175,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
     from robustrl.experiments import write_reward_tables
     from robustrl.experiments.records import complete_runs
 
+    _task(args)
     _task(args, complete_runs(args.runs) if Path(args.runs).is_dir() else None)
     paths = write_reward_tables(args.runs, args.out, "robustrl " + shlex.join(sys.argv[1:]),
                                 baseline=args.baseline, allow_partial=args.allow_partial)
@@ -187,6 +189,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from robustrl.experiments.records import complete_runs
 
     out = Path(args.out)
+    _task(args)
     _task(args, complete_runs(args.runs))
     views, left_out = read_views(complete_runs(args.runs), "robustness")
     # Robustness curves are drawn once any run has them; then every run must (the plot names the others).
@@ -282,6 +285,7 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
 
     from robustrl.experiments.records import complete_runs
 
+    _task(args)
     run_dirs = complete_runs(args.runs)
     task = _task(args, run_dirs)
     unknown = [p for p in args.parameters or [] if p not in task.surface_grid]
@@ -337,6 +341,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from robustrl.experiments.records import complete_runs
     from robustrl.experiments.report import write_statistics
 
+    _task(args)
     task = _task(args, complete_runs(args.runs))
     _, written = write_statistics(args.out, args.resamples, runs_dir=args.runs,
                                   allow_partial=args.allow_partial, task=task)

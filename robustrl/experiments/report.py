@@ -142,7 +142,9 @@ def write_statistics(
     csv_rows: list[dict[str, Any]] = []
     for checkpoint in ("best", "final"):
         by_ids: dict[str, dict[str, np.ndarray]] = {}
-        for label, ids in (("perturbed ids", perturbed), (f"all {_count(len(every))} ids", every)):
+        groups = [("perturbed ids", perturbed)] if perturbed else []  # a task may have its nominal id only
+        everything = "the nominal id" if len(every) == 1 else f"all {_count(len(every))} ids"
+        for label, ids in (*groups, (everything, every)):
             scores = by_ids[label] = agent_scores(runs_dir, ids, checkpoint, allow_partial)
             if not scores:
                 return [], []
@@ -158,14 +160,14 @@ def write_statistics(
             lines += _statistics_markdown(
                 rows, f"{checkpoint} checkpoint, {label} ({', '.join(id_label(i) for i in ids)})"
             )
-        profiles = {agent: normalize(matrix, *task.return_range)
-                    for agent, matrix in by_ids["perturbed ids"].items()}
-        lines += _pairwise_markdown(profiles, f"{checkpoint} checkpoint, perturbed ids", resamples)
+        which = groups[0][0] if groups else everything
+        profiles = {agent: normalize(matrix, *task.return_range) for agent, matrix in by_ids[which].items()}
+        lines += _pairwise_markdown(profiles, f"{checkpoint} checkpoint, {which}", resamples)
         written.append(
             plot_performance_profiles(
                 profiles,
                 results / f"performance_profiles_{checkpoint}.png",
-                title=f"Performance profiles on the perturbed ids ({checkpoint} checkpoint)",
+                title=f"Performance profiles on {'the ' if groups else ''}{which} ({checkpoint} checkpoint)",
             )
         )
     fields = list(dict.fromkeys(k for row in csv_rows for k in row))
