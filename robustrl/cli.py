@@ -123,6 +123,13 @@ def _task(args: argparse.Namespace, run_dirs: list[Path] | None = None) -> Any:
     return task
 
 
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from robustrl.tasks import tasks_table
+
+    print(tasks_table(), end="")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from robustrl.agents import load_config
     from robustrl.experiments import RunSpec, train_run
@@ -387,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     env_ids = _env_ids()
     agents_help = _agents_help()
+
+    tasks = sub.add_parser("tasks", help="the environment families, their parameters and the packaged tasks")
+    tasks.set_defaults(func=_cmd_tasks)
 
     train = sub.add_parser("train", help="train one agent with nominal-env model selection")
     train.add_argument("--agent", required=True, help=agents_help)

@@ -38,7 +38,7 @@ from typing import Any
 from robustrl.checks import check_mapping, is_number
 
 __all__ = ["DEFAULT_TASK", "Task", "TaskParameter", "get_task", "id_label", "load_task", "order_ids", "parse_task",
-           "task_names", "task_of"]
+           "task_names", "task_of", "tasks_table"]
 
 #: The task of every command that is given none.
 DEFAULT_TASK = "cartpole"
@@ -128,11 +128,12 @@ class Task:
         return self.env_class().check_params(values, num_envs)
 
     def variant(self, env_id: str) -> dict[str, float]:
-        """What ``env_id`` changes from the nominal physics (its registered keyword arguments)."""
+        """What ``env_id`` changes from the nominal physics (its registered keyword arguments that are parameters)."""
         self.check_id(env_id)
         import gymnasium as gym
 
-        return dict(gym.spec(env_id).kwargs)
+        physics = getattr(self.env_class(), "PARAMETERS", {})
+        return {k: v for k, v in gym.spec(env_id).kwargs.items() if k in physics}
 
     @property
     def variants(self) -> dict[str, dict[str, float]]:
@@ -211,7 +212,7 @@ def parse_task(data: Any, source: str) -> Task:
         if _entry_class(env_id) is not family:
             raise ValueError(f"{source}: {env_id!r} is not of the family of {nominal!r}")
         if family_parameters:
-            family.check_params(dict(gym.spec(env_id).kwargs))
+            family.check_params({k: v for k, v in gym.spec(env_id).kwargs.items() if k in family_parameters})
     parameters: dict[str, TaskParameter] = {}
     raw = data.get("parameters") or {}
     check_mapping(source, "parameters", raw, tuple(family_parameters))
@@ -303,3 +304,41 @@ def order_ids(env_ids: Any) -> list[str]:
     given = list(dict.fromkeys(env_ids))
     known = [env_id for name in task_names() for env_id in _packaged_ids(name) if env_id in given]
     return known + [env_id for env_id in given if env_id not in known]
+
+
+_EXTRAS = {"robustrl.envs.box2d": "robustrl[box2d]", "robustrl.envs.mujoco": "robustrl[mujoco]"}
+
+
+def tasks_table() -> str:
+    """A Markdown table of every robustrl environment family: its nominal id, the packaged task that uses it, its
+    parameters with their nominal values, the perturbed ids and packaged uncertainty sets of the task, and the
+    extra it needs (what ``robustrl tasks`` prints)."""
+    import gymnasium as gym
+
+    from robustrl.envs import robustrl_ids
+
+    owners = {env_id: name for name in task_names() for env_id in _packaged_ids(name)}
+    from robustrl.experiments.uncertainty import packaged_uncertainty_sets
+
+    lines = ["| id | task | parameters (nominal value) | perturbed ids of the task | uncertainty sets | needs |",
+             "|---|---|---|---|---|---|"]
+    for env_id in robustrl_ids():
+        spec = gym.spec(env_id)
+        task = owners.get(env_id)
+        if task is not None and _packaged_ids(task)[0] != env_id:
+            continue  # a perturbed id: listed in its task's row
+        module = spec.entry_point.partition(":")[0]
+        extra = next((e for prefix, e in _EXTRAS.items() if module.startswith(prefix)), "")
+        try:
+            family = _entry_class(env_id)
+            parameters = ", ".join(f"{name} {p.nominal:g}" for name, p in family.PARAMETERS.items())
+        except ImportError:
+            parameters = f"(install {extra} to list them)"
+        perturbed, sets = "", ""
+        if task is not None:
+            sets = ", ".join(packaged_uncertainty_sets(task))
+            loaded = _packaged(task)
+            perturbed = "; ".join(f"{loaded.labels[i]}: " + ", ".join(f"{k} {v:g}" for k, v in loaded.variant(i).items())
+                                  for i in loaded.perturbed_ids)
+        lines.append(f"| `{env_id}` | {task or ''} | {parameters} | {perturbed} | {sets} | {extra} |")
+    return "\n".join(lines) + "\n"

@@ -170,3 +170,15 @@ def test_the_committed_cartpole_table_and_robustness_curves_rebuild_byte_for_byt
         assert path.read_bytes() == (results / path.name).read_bytes(), path.name
     plot_robustness_curves(results / "runs", tmp_path / "robustness_curves.png")
     assert (tmp_path / "robustness_curves.png").read_bytes() == (results / "robustness_curves.png").read_bytes()
+
+
+def test_registered_options_that_are_not_physics_stay_as_registered_in_a_vector_env():
+    pytest.importorskip("Box2D", reason="Box2D is not installed (the robustrl[box2d] extra)")
+    from robustrl.envs import make_vector_env
+
+    venv = make_vector_env("robustrl/LunarLanderContinuous-v3", 2, gravity=np.array([5.0, 11.0]))
+    venv.reset(seed=0)
+    assert [env.unwrapped.continuous for env in venv.envs] == [True, True]
+    assert [env.unwrapped.get_params()["gravity"] for env in venv.envs] == [5.0, 11.0]
+    with pytest.raises(ValueError, match="unknown LunarLander parameter"):
+        make_vector_env("robustrl/LunarLanderContinuous-v3", 2, mass=1.0)

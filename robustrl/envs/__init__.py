@@ -121,7 +121,9 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = 
     if isinstance(spec.vector_entry_point, str):
         return _load(spec.vector_entry_point)(num_envs=num_envs, max_episode_steps=steps, **physics)
     family = _load(spec.entry_point)
-    checked = family.check_params(physics, num_envs)
+    # Registered keyword arguments that are not physics (LunarLander's continuous, enable_wind) stay as registered.
+    checked = family.check_params({k: v for k, v in physics.items() if k in family.PARAMETERS or k in parameters},
+                                  num_envs)
 
     def make(index: int) -> Any:
         own = {name: value[index] if isinstance(value, np.ndarray) else value for name, value in checked.items()}

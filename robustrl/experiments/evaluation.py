@@ -173,7 +173,7 @@ def greedy_returns_by_id(policy: Policy, env_ids: tuple[str, ...], n_episodes: i
     if len({(s.entry_point, s.max_episode_steps) for s in specs}) > 1:
         raise ValueError(f"ids of one family and step limit are evaluated together, got {list(env_ids)}")
     nominal = _family_nominal(env_ids[0])
-    names = sorted({name for s in specs for name in s.kwargs})
+    names = sorted({name for s in specs for name in s.kwargs if name in nominal})
     physics = {name: np.repeat([s.kwargs.get(name, nominal[name]) for s in specs], n_episodes) for name in names}
     returns = greedy_returns(policy, env_ids[0], n_episodes * len(env_ids), seed, **physics)
     return {env_id: returns[k * n_episodes:(k + 1) * n_episodes] for k, env_id in enumerate(env_ids)}
