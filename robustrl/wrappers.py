@@ -19,7 +19,7 @@ own (never the environment's ``np_random``, so the environment's own draws are t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -303,22 +303,30 @@ class ObservationAttack(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
 
 
 
-def check_ranges(ranges: Any) -> dict[str, tuple[float, float]]:
-    """Domain-randomization ranges: a non-empty mapping of physical parameter -> ``[low, high]`` with finite
-    ``0 < low <= high``; ``ValueError`` naming the parameter and the value."""
-    from robustrl.envs import PHYSICAL_PARAMETERS
-    from robustrl.checks import is_number
+def check_ranges(ranges: Any, parameters: Mapping[str, Any] | None = None,
+                 family: str = "CartPole") -> dict[str, tuple[float, float]]:
+    """Domain-randomization ranges: a non-empty mapping of physical parameter -> ``[low, high]``, finite,
+    ``low <= high``, both inside the parameter's valid range; ``ValueError`` naming the parameter and the value.
 
+    ``parameters`` are the family's :class:`~robustrl.envs.params.Parameter` records (default: CartPole's), named
+    ``family`` in messages."""
+    from robustrl.checks import is_number
+    from robustrl.envs.params import Parameter
+
+    if parameters is None:
+        from robustrl.envs.cartpole import PARAMETERS as parameters
     if not isinstance(ranges, dict) or not ranges:
         raise ValueError(f"domain randomization needs a mapping of parameter -> [low, high], got {ranges!r}")
     checked = {}
     for name, bounds in ranges.items():
-        if name not in PHYSICAL_PARAMETERS:
-            raise ValueError(f"unknown CartPole parameter {name!r} in the randomization ranges; valid: "
-                             f"{', '.join(PHYSICAL_PARAMETERS)}")
-        if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(
-                is_number(b) and np.isfinite(b) and b > 0 for b in bounds) and bounds[0] <= bounds[1]):
-            raise ValueError(f"{name}: the range must be [low, high] with finite 0 < low <= high, got {bounds!r}")
+        if name not in parameters:
+            raise ValueError(f"unknown {family} parameter {name!r} in the randomization ranges; valid: "
+                             f"{', '.join(parameters)}")
+        record: Parameter = parameters[name]
+        if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(is_number(b) for b in bounds)
+                and record.admits(np.asarray(bounds, dtype=float)).all() and bounds[0] <= bounds[1]):
+            raise ValueError(f"{name}: the range must be [low, high] with low <= high, finite and "
+                             f"{record.bound}, got {bounds!r}")
         checked[name] = (float(bounds[0]), float(bounds[1]))
     return checked
 
@@ -328,11 +336,11 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     ## Description
     At each ``reset`` every parameter named in ``ranges`` is drawn uniformly from ``[low, high]`` and set
-    through the environment's parameter API (``env.unwrapped.set_parameters``, which keeps the derived
-    quantities consistent); the parameters it does not name keep their values. The draw is in ``info["physics"]``.
+    through the environment's parameter API (``env.unwrapped.set_params``, which keeps the derived
+    quantities consistent; any robustrl environment); the parameters it does not name keep their values. The draw is in ``info["physics"]``.
     Tobin et al., "Domain Randomization for Transferring Deep Neural Networks from Simulation to the Real
-    World", IROS 2017; the CartPole ranges of Packer et al., "Assessing Generalization in Deep Reinforcement
-    Learning", 2018.
+    World", IROS 2017 (ranges such as those of Packer et al., "Assessing Generalization in Deep Reinforcement
+    Learning", 2018).
 
     ## Parameters
     - ``ranges``: parameter -> ``(low, high)``, e.g. ``{"masspole": (0.05, 0.5), "length": (0.25, 0.75)}``.
@@ -347,10 +355,10 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(self, env: gym.Env, ranges: dict[str, Sequence[float]]) -> None:
-        self.ranges = check_ranges(ranges)
-        if not hasattr(env.unwrapped, "set_parameters"):
-            raise TypeError(f"domain randomization needs an env with a parameter API (set_parameters), "
+        if not hasattr(env.unwrapped, "set_params"):
+            raise TypeError(f"domain randomization needs an env with a parameter API (set_params), "
                             f"got {env.unwrapped!r}")
+        self.ranges = check_ranges(ranges, env.unwrapped.PARAMETERS, env.unwrapped.FAMILY)
         gym.utils.RecordConstructorArgs.__init__(self, ranges=ranges)
         gym.Wrapper.__init__(self, env)
         self.rng = np.random.default_rng()
@@ -360,6 +368,6 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if seed is not None:
             self.rng = np.random.default_rng(_stream(seed, _PHYSICS_STREAM))
         physics = {name: float(self.rng.uniform(low, high)) for name, (low, high) in self.ranges.items()}
-        self.env.unwrapped.set_parameters(**physics)
+        self.env.unwrapped.set_params(**physics)
         obs, info = self.env.reset(seed=seed, options=options)
         return obs, {**info, "physics": physics}

@@ -284,3 +284,16 @@ def test_bad_randomization_ranges_name_the_value(ranges, message):
 
     with pytest.raises(ValueError, match=message):
         DomainRandomization(gym.make("robustrl/CartPole-v1"), ranges)
+
+
+def test_domain_randomization_works_on_any_family_with_its_own_parameters_and_bounds():
+    from robustrl.wrappers import DomainRandomization
+
+    env = DomainRandomization(gym.make("robustrl/Acrobot-v1"), {"link_mass_2": [0.5, 2.0]})
+    _, info = env.reset(seed=3)
+    assert 0.5 <= info["physics"]["link_mass_2"] == env.unwrapped.get_params()["link_mass_2"] <= 2.0
+    with pytest.raises(ValueError, match="unknown Acrobot parameter 'masspole'"):
+        DomainRandomization(gym.make("robustrl/Acrobot-v1"), {"masspole": [0.1, 1.0]})
+    pytest.importorskip("Box2D", reason="Box2D is not installed (the robustrl[box2d] extra)")
+    lander = DomainRandomization(gym.make("robustrl/LunarLander-v3", enable_wind=True), {"wind_power": [0.0, 5.0]})
+    assert 0.0 <= lander.reset(seed=0)[1]["physics"]["wind_power"] <= 5.0  # wind power 0 is allowed (>= 0)

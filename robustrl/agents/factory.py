@@ -62,6 +62,16 @@ def available_agents(config: dict[str, Any], env_id: str) -> list[str]:
     return list(_env_block(config, env_id).get("agents", {}))
 
 
+def _family(env_id: str) -> Any:
+    """The environment class registered for ``env_id`` (its parameter records: ``PARAMETERS``)."""
+    import importlib
+
+    import gymnasium as gym
+
+    module, _, name = gym.spec(env_id).entry_point.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def _env_block(config: dict[str, Any], env_id: str) -> dict[str, Any]:
     if env_id not in config:
         raise ValueError(f"no hyperparameters for env id {env_id!r}; configured: {', '.join(config)}")
@@ -142,7 +152,9 @@ class AgentConfig:
             from robustrl.wrappers import check_ranges
 
             try:
-                randomization = {k: list(v) for k, v in check_ranges(randomization).items()}
+                family = _family(env_id)
+                randomization = {k: list(v) for k, v in check_ranges(randomization, family.PARAMETERS,
+                                                                      family.FAMILY).items()}
             except ValueError as err:
                 raise ValueError(f"agents.{agent}.domain_randomization: {err}") from None
         return cls(
