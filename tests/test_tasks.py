@@ -136,7 +136,7 @@ def test_a_run_on_acrobot_goes_through_evaluation_curves_table_plots_and_stats(a
     assert main(["plot", "--task", "acrobot", "--runs", str(runs), "--out", str(out)]) == 0
     assert (out / "training_curves.png").is_file() and (out / "robustness_curves.png").is_file()
     assert main(["stats", "--task", "acrobot", "--runs", str(runs), "--out", str(out), "--resamples", "50"]) == 0
-    assert "the nominal id (Original)" in (out / "statistics.md").read_text()
+    assert "perturbed ids (Heavy upper link, Heavy lower link, Long upper link)" in (out / "statistics.md").read_text()
 
 
 def test_runs_of_another_task_are_refused_naming_the_task(acrobot_run, tmp_path, capsys):
