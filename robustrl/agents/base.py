@@ -25,12 +25,9 @@ class HookedDQN(DQN):
     def _seeded_generator(self) -> th.Generator:
         """A torch generator of the agent's own draws (perturbations, attack starts), seeded by ``seed`` (fresh
         entropy without one), separate from the global RNGs that SB3 seeds."""
-        generator = th.Generator(device=self.device)
-        if self.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(self.seed))
-        return generator
+        from robustrl.agents.robust_target import seeded_generator
+
+        return seeded_generator(self.device, self.seed)
 
     def _compute_target(self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float) -> th.Tensor:
         """DQN's target ``r + gamma (1 - done) max_a Q_target(s', a)``."""
