@@ -1,5 +1,5 @@
-"""Regular and robust DQN agents on Stable-Baselines3 (the entropic RobustDQN, its PGD worst-case variant,
-SA-DQN), built from the YAML config.
+"""Regular and robust agents on Stable-Baselines3: the entropic RobustDQN, its PGD worst-case variant, SA-DQN,
+and the entropic RobustSAC and RobustTD3 (one robust-target mechanism for all three), built from the YAML config.
 
 The names are imported on first use, so that ``import robustrl.agents`` does not load Stable-Baselines3.
 """
@@ -19,14 +19,21 @@ if TYPE_CHECKING:
         make_agent,
     )
     from robustrl.agents.base import HookedDQN
+    from robustrl.agents.robust_ac import HookedSAC, HookedTD3, RobustSAC, RobustTD3
     from robustrl.agents.robust_dqn import RobustDQN
+    from robustrl.agents.robust_target import RobustTargetMixin
     from robustrl.agents.sa_dqn import SADQN
 
 __all__ = [
     "AGENT_CLASSES",
     "AgentConfig",
     "HookedDQN",
+    "HookedSAC",
+    "HookedTD3",
     "RobustDQN",
+    "RobustSAC",
+    "RobustTD3",
+    "RobustTargetMixin",
     "SADQN",
     "available_agents",
     "checkpoint_bytes",
@@ -42,7 +49,9 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.agents.factory": ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config",
                                 "make_agent"],
     "robustrl.agents.base": ["HookedDQN"],
+    "robustrl.agents.robust_ac": ["HookedSAC", "HookedTD3", "RobustSAC", "RobustTD3"],
     "robustrl.agents.robust_dqn": ["RobustDQN"],
+    "robustrl.agents.robust_target": ["RobustTargetMixin"],
     "robustrl.agents.sa_dqn": ["SADQN"],
     "robustrl.agents.checkpoint": ["checkpoint_bytes", "encode_checkpoint", "load_checkpoint", "read_checkpoint"],
 })

@@ -1,0 +1,83 @@
+"""RobustSAC and RobustTD3: SB3's agents at rho = 0, the eta limits of their target, the shared mechanism."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import SAC, TD3
+
+import robustrl  # noqa: F401  (registers the ids)
+from robustrl.agents.robust_ac import RobustSAC, RobustTD3
+from robustrl.estimators import perturb
+
+def tiny() -> dict:
+    """Tiny training settings, a fresh dict each time (SB3 adds keys to the policy_kwargs it is given)."""
+    return {"learning_starts": 40, "batch_size": 16, "buffer_size": 1000, "policy_kwargs": {"net_arch": [16, 16]},
+            "device": "cpu", "seed": 3}
+
+
+def _weights(model) -> list[np.ndarray]:
+    return [p.detach().numpy().copy() for p in model.policy.parameters()]
+
+
+@pytest.mark.parametrize(("robust", "plain"), [(RobustSAC, SAC), (RobustTD3, TD3)])
+def test_rho_zero_is_sb3s_agent_update_for_update(robust, plain):
+    th.manual_seed(0)
+    ours = robust("MlpPolicy", gym.make("Pendulum-v1"), rho=0.0, **tiny()).learn(80)
+    th.manual_seed(0)
+    theirs = plain("MlpPolicy", gym.make("Pendulum-v1"), **tiny()).learn(80)
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(ours), _weights(theirs)))
+    assert ours.target_history == []  # no perturbation at rho = 0
+
+
+@pytest.mark.parametrize("robust", [RobustSAC, RobustTD3])
+def test_a_positive_radius_changes_training_and_logs_the_targets_statistics(robust):
+    th.manual_seed(0)
+    model = robust("MlpPolicy", gym.make("Pendulum-v1"), rho=0.2, eta=0.5, n_samples=4,
+                   state_scale=[1.0, 1.0, 8.0], **tiny()).learn(80)
+    th.manual_seed(0)
+    plain = robust("MlpPolicy", gym.make("Pendulum-v1"), rho=0.0, **tiny()).learn(80)
+    assert not all(np.array_equal(a, b) for a, b in zip(_weights(model), _weights(plain)))
+    row = model.target_history[-1]
+    assert row["q_spread"] > 0 and np.isfinite(row["target_gap"])
+
+
+@pytest.mark.parametrize("robust", [RobustSAC, RobustTD3])
+@pytest.mark.parametrize(("eta", "reduce"), [(float("inf"), "mean"), (0.0, "min")])
+def test_the_eta_limits_are_the_mean_and_the_worst_sampled_value(robust, eta, reduce):
+    model = robust("MlpPolicy", gym.make("Pendulum-v1"), rho=0.3, eta=eta, n_samples=8, **tiny())
+    next_obs = th.as_tensor(np.random.default_rng(0).normal(size=(5, 3)), dtype=th.float32)
+    weights = th.tensor([[1.0], [-2.0], [0.5]])
+
+    def value(states: th.Tensor) -> th.Tensor:  # deterministic, so the samples alone decide
+        return states @ weights
+
+    state = model._perturbation_generator.get_state()
+    got = model._robust_value(next_obs, value, 0.3)
+    model._perturbation_generator.set_state(state)
+    z = perturb(next_obs, 0.3, 8, norm="linf", generator=model._perturbation_generator)
+    values = value(z.flatten(0, 1)).view(5, 8, 1)
+    expected = values.mean(dim=1) if reduce == "mean" else values.amin(dim=1)
+    th.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("robust", [RobustSAC, RobustTD3])
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("rho", -0.1, "rho"), ("eta", -1.0, "eta"), ("n_samples", 0, "n_samples"), ("norm", "l3", "norm"),
+    ("estimator", "best", "estimator"), ("rho_ramp", 2.0, "rho_ramp"), ("eta_scale", "big", "eta_scale"),
+    ("state_scale", [1.0, 2.0], "state_scale must have 3 entries"),
+])
+def test_bad_robust_hyperparameters_are_refused_naming_the_value(robust, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        robust("MlpPolicy", gym.make("Pendulum-v1"), **{key: value}, **tiny())
+
+
+def test_one_sampling_and_soft_min_implementation_serves_every_robust_agent():
+    from robustrl.agents import RobustDQN
+    from robustrl.agents.robust_target import RobustTargetMixin
+
+    for agent in (RobustDQN, RobustSAC, RobustTD3):
+        assert issubclass(agent, RobustTargetMixin)
+        assert "_robust_value" not in vars(agent)  # none overrides the shared soft-min
