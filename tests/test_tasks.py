@@ -164,7 +164,7 @@ def test_the_committed_cartpole_table_and_robustness_curves_rebuild_byte_for_byt
 
     results = ROOT / "results"
     reproduce = json.loads((results / "reproduce.json").read_text())
-    summary = {agent: reproduce["agents"][agent] for agent in ReproduceConfig().agents}  # the order reproduce uses
+    summary = {agent: reproduce["agents"][agent] for agent in ReproduceConfig().resolved_agents}  # reproduce's order
     written = write_reward_tables(results / "runs", tmp_path, reproduce["command"], summary)
     for path in written:
         assert path.read_bytes() == (results / path.name).read_bytes(), path.name

@@ -26,7 +26,11 @@ from robustrl.experiments.run_files import CHECKPOINT_SUFFIX, checkpoint_files
 from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, load_run_model, train_run
 from robustrl.tasks import DEFAULT_TASK, Task, get_task
 
-__all__ = ["ReproduceConfig", "QUICK", "evaluate_runs", "reproduce", "train_runs"]
+__all__ = ["ReproduceConfig", "QUICK", "TABLE_AGENTS", "evaluate_runs", "reproduce", "train_runs"]
+
+
+#: The order of the agents in the tables (regular first: the baseline of every difference).
+TABLE_AGENTS = ("regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd", "sa-dqn")
 
 
 @dataclass
@@ -34,8 +38,8 @@ class ReproduceConfig:
     """What ``robustrl reproduce`` runs. ``QUICK`` is the few-minute preset."""
 
     seeds: int = 10
-    agents: tuple[str, ...] = ("regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd",
-                              "sa-dqn")
+    #: the agents to train; None: every agent the task's hyperparameters configure, in :data:`TABLE_AGENTS`' order
+    agents: tuple[str, ...] | None = None
     episodes: int = 100
     robustness_episodes: int = 20
     out: Path = Path("runs/reproduce")
@@ -53,6 +57,14 @@ class ReproduceConfig:
         """The :class:`~robustrl.tasks.Task` of :attr:`task`."""
         return get_task(self.task)
 
+    @property
+    def resolved_agents(self) -> tuple[str, ...]:
+        """:attr:`agents`, or every agent configured for the task's nominal id (:data:`TABLE_AGENTS` first)."""
+        if self.agents is not None:
+            return tuple(self.agents)
+        configured = available_agents(self.load_config(), self.resolved_task.nominal_id)
+        return (*[a for a in TABLE_AGENTS if a in configured], *[a for a in configured if a not in TABLE_AGENTS])
+
     def load_config(self) -> dict[str, Any]:
         """The hyperparameters: :attr:`config_path`, or the task's packaged file."""
         return load_config(self.config_path, self.resolved_task.hyperparameters)
@@ -64,9 +76,9 @@ class ReproduceConfig:
             check_int(value, name, 1)
         check_backend(self.backend, self.address)
         config, nominal = self.load_config(), self.resolved_task.nominal_id
-        if not self.agents:
+        if not self.resolved_agents:
             raise ValueError(f"no agents given; valid: {', '.join(available_agents(config, nominal))}")
-        for agent in self.agents:
+        for agent in self.resolved_agents:
             AgentConfig.resolve(config, nominal, agent, self.overrides)  # checks names and values
 
 
@@ -142,13 +154,13 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     config, task = cfg.load_config(), cfg.resolved_task
     runs_dir = cfg.out / "runs"
     specs = [RunSpec(agent, seed, task.nominal_id, overrides=dict(cfg.overrides))
-             for agent in cfg.agents for seed in range(cfg.seeds)]
+             for agent in cfg.resolved_agents for seed in range(cfg.seeds)]
     run_dirs = train_runs(specs, runs_dir, config, cfg.jobs, cfg.backend, cfg.address)
     evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, task.ids, jobs=cfg.jobs, backend=cfg.backend,
                   address=cfg.address)
     command = command or "robustrl " + shlex.join(sys.argv[1:])
     summary = {agent: config_summary(AgentConfig.resolve(config, task.nominal_id, agent, cfg.overrides).to_dict())
-               for agent in cfg.agents}
+               for agent in cfg.resolved_agents}
     outputs = write_reward_tables(runs_dir, cfg.out, command, summary)
     outputs.append(plot_training_curves(runs_dir, cfg.out / "training_curves.png"))
     outputs.append(plot_robustness_curves(runs_dir, cfg.out / "robustness_curves.png"))
