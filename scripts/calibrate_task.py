@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from robustrl.agents import load_config
+from robustrl.agents.robust_target import estimate_state_scale
 from robustrl.experiments.attack_strength import visited_states
 from robustrl.experiments.curves import robustness_run
 from robustrl.experiments.pipeline import train_runs
@@ -60,10 +61,9 @@ def _round(value: float, digits: int = 2) -> float:
 
 
 def state_scale(states: np.ndarray) -> list[float]:
-    """Rule 2: half the 1st-99th percentile range per dimension, 2 significant digits, floored."""
-    half = (np.percentile(states, 99, axis=0) - np.percentile(states, 1, axis=0)) / 2
-    half = np.maximum(half, 1e-3 * half.max())
-    return [_round(v) for v in half]
+    """Rule 2: :func:`~robustrl.agents.robust_target.estimate_state_scale` (the estimator of
+    ``state_scale="auto"``), rounded to 2 significant digits."""
+    return [_round(v) for v in estimate_state_scale(states)]
 
 
 def choose(values: list[float], returns: np.ndarray, nominal: float, direction: str, threshold: float) -> dict:

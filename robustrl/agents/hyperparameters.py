@@ -27,7 +27,7 @@ __all__ = ["OUTPUT_DQN_KEYS", "ROBUST_KEYS", "TENSORBOARD_MISSING", "UNSUPPORTED
            "check_dqn_kwargs", "check_robust_kwargs", "check_tensorboard_log"]
 
 ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level", "perturbation",
-               "pgd_steps", "rho_ramp", "eta_scale", "target_precision")
+               "pgd_steps", "rho_ramp", "eta_scale", "target_precision", "state_scale_steps")
 
 #: DQN keyword arguments robustrl does not let a config set, and why.
 UNSUPPORTED_DQN_KEYS: dict[str, str] = {
@@ -162,7 +162,8 @@ def check_robust_kwargs(kwargs: dict[str, Any], obs_size: int | None = None) -> 
         "eta": check_eta,
         "n_samples": lambda v: check_int(v, "n_samples", 1),
         "norm": check_norm,
-        "state_scale": lambda v: check_state_scale(v, obs_size),
+        "state_scale": lambda v: check_state_scale(v, obs_size, allow_auto=True),
+        "state_scale_steps": lambda v: check_int(v, "state_scale_steps", 1),
         "estimator": check_target_estimator,
         "mlmc_level": lambda v: check_int(v, "mlmc_level", 0),
         "perturbation": check_perturbation,

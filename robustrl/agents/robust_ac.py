@@ -165,7 +165,9 @@ _ROBUST_DOC = """
     :param eta: temperature in [0, inf]: inf the mean over the ball, 0 the worst sample.
     :param n_samples: m, perturbations per next state for the ``"saa"`` estimator (>= 1).
     :param norm: ``"linf"`` or ``"l2"``.
-    :param state_scale: per-dimension scale of the perturbation (default all ones).
+    :param state_scale: per-dimension scale of the perturbation (default all ones), or ``"auto"``: estimated from the
+        replay buffer after ``state_scale_steps`` steps and frozen (the plain target until then).
+    :param state_scale_steps: when ``state_scale="auto"`` is estimated (environment steps, >= 1).
     :param estimator: ``"saa"`` or ``"mlmc"`` (RT-MLMC over levels 0..``mlmc_level``).
     :param mlmc_level: L for RT-MLMC (>= 0).
     :param rho_ramp: fraction of training over which the radius grows from 0 to ``rho`` (0: from the start).
@@ -183,9 +185,11 @@ class RobustSAC(RobustTargetMixin, HookedSAC):
     """ + _ROBUST_DOC
 
     def __init__(self, policy: Any, env: Any, rho: float = 0.05, eta: float = 1.0, n_samples: int = 16,
-                 norm: str = "linf", state_scale: Sequence[float] | None = None, estimator: str = "saa",
-                 mlmc_level: int = 4, rho_ramp: float = 0.0, eta_scale: str = "absolute", **kwargs: Any) -> None:
-        self._init_robust_target(rho, eta, n_samples, norm, state_scale, estimator, mlmc_level, rho_ramp, eta_scale)
+                 norm: str = "linf", state_scale: Sequence[float] | str | None = None, estimator: str = "saa",
+                 mlmc_level: int = 4, rho_ramp: float = 0.0, eta_scale: str = "absolute",
+                 state_scale_steps: int = 10_000, **kwargs: Any) -> None:
+        self._init_robust_target(rho, eta, n_samples, norm, state_scale, estimator, mlmc_level, rho_ramp, eta_scale,
+                                 state_scale_steps=state_scale_steps)
         super().__init__(policy=policy, env=env, **kwargs)
 
     def _setup_model(self) -> None:
@@ -228,9 +232,11 @@ class RobustTD3(RobustTargetMixin, HookedTD3):
     """ + _ROBUST_DOC
 
     def __init__(self, policy: Any, env: Any, rho: float = 0.05, eta: float = 1.0, n_samples: int = 16,
-                 norm: str = "linf", state_scale: Sequence[float] | None = None, estimator: str = "saa",
-                 mlmc_level: int = 4, rho_ramp: float = 0.0, eta_scale: str = "absolute", **kwargs: Any) -> None:
-        self._init_robust_target(rho, eta, n_samples, norm, state_scale, estimator, mlmc_level, rho_ramp, eta_scale)
+                 norm: str = "linf", state_scale: Sequence[float] | str | None = None, estimator: str = "saa",
+                 mlmc_level: int = 4, rho_ramp: float = 0.0, eta_scale: str = "absolute",
+                 state_scale_steps: int = 10_000, **kwargs: Any) -> None:
+        self._init_robust_target(rho, eta, n_samples, norm, state_scale, estimator, mlmc_level, rho_ramp, eta_scale,
+                                 state_scale_steps=state_scale_steps)
         super().__init__(policy=policy, env=env, **kwargs)
 
     def _setup_model(self) -> None:

@@ -67,7 +67,10 @@ class RobustDQN(RobustTargetMixin, HookedDQN):
     :param eta: temperature in [0, inf] (``float("inf")`` allowed).
     :param n_samples: m, perturbations per next state for the ``"saa"`` estimator (>= 1).
     :param norm: ``"linf"`` or ``"l2"``.
-    :param state_scale: per-dimension scale s of the perturbation (default all ones).
+    :param state_scale: per-dimension scale s of the perturbation (default all ones), or ``"auto"``: estimated from
+        the replay buffer after ``state_scale_steps`` steps and frozen (the plain DQN target until then; see
+        :func:`~robustrl.agents.robust_target.estimate_state_scale`).
+    :param state_scale_steps: when ``state_scale="auto"`` is estimated (environment steps, >= 1).
     :param estimator: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC over levels 0..``mlmc_level``).
     :param mlmc_level: L for RT-MLMC (>= 0).
     :param perturbation: ``"sample"`` (the entropic target) or ``"pgd"`` (the worst case found by PGD).
@@ -95,7 +98,7 @@ class RobustDQN(RobustTargetMixin, HookedDQN):
         eta: float = 1.0,
         n_samples: int = 16,
         norm: str = "linf",
-        state_scale: Sequence[float] | None = None,
+        state_scale: Sequence[float] | str | None = None,
         estimator: str = "saa",
         mlmc_level: int = 4,
         perturbation: str = "sample",
@@ -103,13 +106,14 @@ class RobustDQN(RobustTargetMixin, HookedDQN):
         rho_ramp: float = 0.0,
         eta_scale: str = "absolute",
         target_precision: str = "float32",
+        state_scale_steps: int = 10_000,
         **kwargs: Any,
     ) -> None:
         self.perturbation = check_perturbation(perturbation)
         self.pgd_steps = check_int(pgd_steps, "pgd_steps", 1)
         self.target_precision = check_target_precision(target_precision)
         self._init_robust_target(rho, eta, n_samples, norm, state_scale, estimator, mlmc_level, rho_ramp, eta_scale,
-                                 sampled=perturbation == "sample")
+                                 sampled=perturbation == "sample", state_scale_steps=state_scale_steps)
         super().__init__(policy=policy, env=env, **kwargs)
 
     def _setup_model(self) -> None:

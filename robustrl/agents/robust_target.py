@@ -28,7 +28,8 @@ from robustrl.checks import check_int, is_number
 from robustrl.estimators import Estimator, check_eta, check_norm, check_rho, entropic_softmin, make_estimator, perturb
 
 __all__ = ["ETA_SCALES", "ROBUST_TARGET_KEYS", "TARGET_ESTIMATORS", "RobustTargetMixin", "check_eta_scale",
-           "check_rho_ramp", "check_state_scale", "check_target_estimator", "seeded_generator"]
+           "check_rho_ramp", "check_state_scale", "check_target_estimator", "estimate_state_scale",
+           "seeded_generator"]
 
 #: Estimators of the robust target: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC).
 TARGET_ESTIMATORS = ("saa", "mlmc")
@@ -36,7 +37,7 @@ TARGET_ESTIMATORS = ("saa", "mlmc")
 ETA_SCALES = ("absolute", "spread")
 #: The keyword arguments of the robust target, shared by every robust agent.
 ROBUST_TARGET_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level", "rho_ramp",
-                      "eta_scale")
+                      "eta_scale", "state_scale_steps")
 
 
 def _check_option(value: Any, choices: tuple[str, ...], name: str) -> str:
@@ -62,11 +63,18 @@ def check_target_estimator(estimator: Any) -> str:
     return _check_option(estimator, TARGET_ESTIMATORS, "estimator")
 
 
-def check_state_scale(state_scale: Any, obs_size: int | None = None) -> list[float] | None:
+def check_state_scale(state_scale: Any, obs_size: int | None = None,
+                      allow_auto: bool = False) -> list[float] | str | None:
     """Validate a perturbation scale: None, or a list, tuple or array of finite numbers > 0 (with ``obs_size``
-    entries when it is given); returns it as a list of floats."""
+    entries when it is given), returned as a list of floats; with ``allow_auto`` also ``"auto"`` (estimated from
+    the observations, :func:`estimate_state_scale`)."""
     if state_scale is None:
         return None
+    if isinstance(state_scale, str) and state_scale == "auto":
+        if not allow_auto:
+            raise ValueError("state_scale='auto' is for the entropic robust target (RobustDQN, RobustSAC, "
+                             "RobustTD3); give this agent a list of numbers")
+        return "auto"
     if not isinstance(state_scale, (list, tuple, np.ndarray)) or not all(
         is_number(s) and math.isfinite(s) and s > 0 for s in state_scale
     ):
@@ -86,6 +94,20 @@ def seeded_generator(device: Any, seed: int | None) -> th.Generator:
     else:
         generator.manual_seed(int(seed))
     return generator
+
+
+def estimate_state_scale(observations: Any) -> list[float]:
+    """A per-dimension scale of observations: half the distance between their 1st and 99th percentiles, each
+    dimension at least 1e-3 times the largest (so none is zero). The estimator of ``state_scale="auto"`` and of
+    the task calibration (``scripts/calibrate_task.py``)."""
+    states = np.asarray(observations, dtype=np.float64).reshape(len(observations), -1)
+    if len(states) < 2:
+        raise ValueError(f"a state scale needs at least 2 observations, got {len(states)}")
+    half = (np.percentile(states, 99, axis=0) - np.percentile(states, 1, axis=0)) / 2
+    largest = float(half.max())
+    if not largest > 0:
+        raise ValueError("the observations do not vary: no state scale can be estimated from them")
+    return [float(v) for v in np.maximum(half, 1e-3 * largest)]
 
 
 class RobustTargetMixin:
@@ -112,12 +134,19 @@ class RobustTargetMixin:
     eta_scale: str
 
     def _init_robust_target(self, rho: float = 0.05, eta: float = 1.0, n_samples: int = 16, norm: str = "linf",
-                            state_scale: Sequence[float] | None = None, estimator: str = "saa",
+                            state_scale: Sequence[float] | str | None = None, estimator: str = "saa",
                             mlmc_level: int = 4, rho_ramp: float = 0.0, eta_scale: str = "absolute",
-                            sampled: bool = True) -> None:
+                            sampled: bool = True, state_scale_steps: int = 10_000) -> None:
         """Check and store the robust target's hyperparameters (``ValueError`` naming a bad one). ``sampled`` is
         False for a target that does not sample the ball (RobustDQN's PGD), where ``eta_scale="spread"`` has no
-        meaning."""
+        meaning.
+
+        ``state_scale="auto"``: the scale is estimated (:func:`estimate_state_scale`) from every observation in the
+        replay buffer at the first gradient step after ``state_scale_steps`` environment steps, then frozen, so the
+        target stays stationary; until then the target is the agent's plain one (radius 0). The estimate is
+        :attr:`state_scale_estimate`."""
+        check_int(state_scale_steps, "state_scale_steps", 1)
+        self.state_scale_steps = int(state_scale_steps)
         self.rho = check_rho(rho)
         self.eta = check_eta(eta)
         check_int(n_samples, "n_samples", 1)
@@ -131,14 +160,19 @@ class RobustTargetMixin:
                              f"estimator={estimator!r}" + ("" if sampled else ", perturbation='pgd'"))
         self.n_samples = n_samples
         self.norm = norm
-        self.state_scale = check_state_scale(state_scale)
+        self.state_scale = check_state_scale(state_scale, allow_auto=True)  # type: ignore[assignment]
         self.estimator = estimator
         self.mlmc_level = mlmc_level
 
     def _setup_robust_target(self) -> None:
         """After SB3's ``_setup_model``: the state scale against the observation size, the generator of the
         perturbations (seeded by the agent's ``seed``), the estimator and the statistics."""
-        check_state_scale(self.state_scale, int(np.prod(self.observation_space.shape)))  # type: ignore[attr-defined]
+        check_state_scale(self.state_scale, int(np.prod(self.observation_space.shape)),  # type: ignore[attr-defined]
+                          allow_auto=True)
+        #: the scale ``state_scale="auto"`` estimated and froze (None before it did, or with a given scale), and
+        #: the environment steps (= replay transitions stored) it was estimated from
+        self.state_scale_estimate: list[float] | None = None
+        self.state_scale_frozen_at: int | None = None
         self._perturbation_generator = seeded_generator(self.device, self.seed)  # type: ignore[attr-defined]
         self._target_stats: dict[str, list[float]] = {}
         #: one row per ``train`` call: ``{"timesteps", "q_spread", "target_gap"}``
@@ -146,7 +180,7 @@ class RobustTargetMixin:
         #: per target computed in the current ``train`` call, the next states it evaluated per transition
         self._samples_per_update: list[int] = []
         self._target_estimator: Estimator = make_estimator(self.estimator, m=self.n_samples, L=self.mlmc_level)
-        self._scale_tensor = (None if self.state_scale is None else
+        self._scale_tensor = (None if self.state_scale is None or self.state_scale == "auto" else
                               th.as_tensor(self.state_scale, dtype=th.float32, device=self.device))  # type: ignore[attr-defined]
 
     #: the attributes of the mechanism that are not saved with the model
@@ -154,16 +188,28 @@ class RobustTargetMixin:
                         "target_history", "_samples_per_update"]
 
     def current_rho(self) -> float:
-        """The radius now: ``rho``, or with ``rho_ramp`` the fraction of the ramp done so far times ``rho``."""
+        """The radius now: ``rho``, or with ``rho_ramp`` the fraction of the ramp done so far times ``rho``; 0 while
+        ``state_scale="auto"`` has no estimate yet."""
+        if self.state_scale == "auto" and self.state_scale_estimate is None:
+            return 0.0
         if self.rho_ramp == 0:
             return self.rho
         done = 1.0 - float(self._current_progress_remaining)  # type: ignore[attr-defined]
         return self.rho * min(1.0, done / self.rho_ramp)
 
     def _begin_target_stats(self) -> None:
-        """Start the statistics of one ``train`` call."""
+        """Start the statistics of one ``train`` call (and freeze an ``"auto"`` state scale when it is time)."""
         self._target_stats = {}
         self._samples_per_update = []
+        if (self.state_scale == "auto" and self.state_scale_estimate is None
+                and self.num_timesteps >= self.state_scale_steps):  # type: ignore[attr-defined]
+            buffer = self.replay_buffer  # type: ignore[attr-defined]
+            stored = buffer.buffer_size if buffer.full else buffer.pos
+            observations = buffer.observations[:stored].reshape(stored * buffer.n_envs, -1)
+            self.state_scale_estimate = estimate_state_scale(observations)
+            self.state_scale_frozen_at = int(self.num_timesteps)  # type: ignore[attr-defined]
+            self._scale_tensor = th.as_tensor(self.state_scale_estimate, dtype=th.float32,
+                                              device=self.device)  # type: ignore[attr-defined]
 
     def _record_target_stat(self, name: str, value: float) -> None:
         self._target_stats.setdefault(name, []).append(value)

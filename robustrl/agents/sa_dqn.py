@@ -35,6 +35,8 @@ def check_sa_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     for key, value in kwargs.items():
         if key in checks:
             checks[key](value)
+    if any(key in checks for key in kwargs):
+        check_state_scale(kwargs.get("state_scale"))  # SA-DQN's ball needs its scale from the start: no "auto"
     return kwargs
 
 

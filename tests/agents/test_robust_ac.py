@@ -81,3 +81,34 @@ def test_one_sampling_and_soft_min_implementation_serves_every_robust_agent():
     for agent in (RobustDQN, RobustSAC, RobustTD3):
         assert issubclass(agent, RobustTargetMixin)
         assert "_robust_value" not in vars(agent)  # none overrides the shared soft-min
+
+
+@pytest.mark.parametrize("robust", [RobustSAC, RobustTD3])
+def test_an_auto_state_scale_is_estimated_from_the_replay_buffer_then_frozen(robust):
+    from robustrl.agents.robust_target import estimate_state_scale
+
+    model = robust("MlpPolicy", gym.make("Pendulum-v1"), rho=0.1, state_scale="auto", state_scale_steps=50,
+                   **tiny())
+    assert model.current_rho() == 0.0  # the plain target until the scale exists
+    model.learn(120)
+    frozen = model.state_scale_frozen_at
+    assert 50 <= frozen < 120 and model.current_rho() == 0.1
+    expected = estimate_state_scale(model.replay_buffer.observations[:frozen, 0])
+    assert model.state_scale_estimate == expected and len(expected) == 3 and min(expected) > 0
+    assert model.target_history and model.target_history[0]["timesteps"] >= frozen  # no robust target before
+
+
+def test_the_state_scale_estimator_is_half_the_central_98_percent_range_and_refuses_constant_data():
+    from robustrl.agents.robust_target import estimate_state_scale
+
+    data = np.stack([np.linspace(-1, 1, 1001), np.linspace(0, 10, 1001), np.zeros(1001)], axis=1)
+    np.testing.assert_allclose(estimate_state_scale(data), [0.98, 4.9, 4.9e-3])
+    with pytest.raises(ValueError, match="do not vary"):
+        estimate_state_scale(np.zeros((10, 2)))
+
+
+def test_sa_dqn_refuses_an_auto_state_scale_at_config_time():
+    from robustrl.agents import AgentConfig, load_config
+
+    with pytest.raises(ValueError, match="state_scale='auto' is for the entropic robust target"):
+        AgentConfig.resolve(load_config(), "robustrl/CartPole-v1", "sa-dqn", {"state_scale": "auto"})
