@@ -17,7 +17,9 @@ from robustrl.lazy import lazy_attributes  # noqa: E402
 
 if TYPE_CHECKING:
     from robustrl import estimators
-    from robustrl.agents import RobustDQN, load_agent, make_agent
+    from robustrl.agents import RobustDQN, RobustSAC, RobustTD3, load_agent, make_agent
+    from robustrl.tabular import RobustQLearning, robust_value_iteration
+    from robustrl.tasks import get_task
     from robustrl.estimators import RTMLMC, SAA, SG, entropic_risk, entropic_softmin, perturb, sample_unit_ball
 
 #: The package version.
@@ -30,21 +32,28 @@ __all__ = [
     "PerturbedCartPoleVectorEnv",
     "RTMLMC",
     "RobustDQN",
+    "RobustQLearning",
+    "RobustSAC",
+    "RobustTD3",
     "SAA",
     "SG",
     "entropic_risk",
     "entropic_softmin",
     "envs",
     "estimators",
+    "get_task",
     "load_agent",
     "make_agent",
     "make_vector_env",
     "perturb",
+    "robust_value_iteration",
     "sample_unit_ball",
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.estimators": ["estimators", "RTMLMC", "SAA", "SG", "entropic_risk", "entropic_softmin", "perturb",
                             "sample_unit_ball"],
-    "robustrl.agents": ["RobustDQN", "load_agent", "make_agent"],
+    "robustrl.agents": ["RobustDQN", "RobustSAC", "RobustTD3", "load_agent", "make_agent"],
+    "robustrl.tabular": ["RobustQLearning", "robust_value_iteration"],
+    "robustrl.tasks": ["get_task"],
 })

@@ -189,8 +189,13 @@ class Estimator:
         scale: Tensor | Sequence[float] | None = None,
         generator: torch.Generator | None = None,
         clip: tuple[float, float] | None = None,
+        sampler: Callable[[Tensor, int, torch.Generator | None], Tensor] | None = None,
     ) -> Tensor:
-        """Return the estimate, shape ``(B, *rest)``; ``f`` maps ``(B, m, *feat)`` to ``(B, m, *rest)``."""
+        """Return the estimate, shape ``(B, *rest)``; ``f`` maps ``(B, m, *feat)`` to ``(B, m, *rest)``.
+
+        The m points of each input are drawn uniformly in the ball (:func:`perturb`), or by ``sampler(x, m,
+        generator) -> (B, m, *feat)`` when it is given (e.g. the neighbours of a discrete state drawn from a
+        kernel, :mod:`robustrl.tabular`); ``rho``, ``norm``, ``scale`` and ``clip`` are then unused."""
         raise NotImplementedError
 
     def __call__(self, f: Callable[[Tensor], Tensor], x: Tensor, **kwargs: object) -> Tensor:
@@ -219,8 +224,11 @@ class SAA(Estimator):
     def expected_samples(self) -> float:  # type: ignore[override]
         return float(self.m)
 
-    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None):  # noqa: D102
+    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None,  # noqa: D102
+                 sampler=None):
         check_eta(eta)
+        if sampler is not None:
+            return entropic_risk(f(sampler(x, self.m, generator)), eta, dim=1)
         z = perturb(x, rho, self.m, norm=norm, scale=scale, generator=generator, clip=clip,
                     antithetic=self.antithetic)
         return entropic_risk(f(z), eta, dim=1)
@@ -239,9 +247,10 @@ class SG(Estimator):
     def expected_samples(self) -> float:  # type: ignore[override]
         return float(2**self.L)
 
-    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None):  # noqa: D102
+    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None,  # noqa: D102
+                 sampler=None):
         return SAA(2**self.L).estimate(
-            f, x, rho=rho, eta=eta, norm=norm, scale=scale, generator=generator, clip=clip
+            f, x, rho=rho, eta=eta, norm=norm, scale=scale, generator=generator, clip=clip, sampler=sampler
         )
 
 
@@ -277,11 +286,13 @@ class RTMLMC(Estimator):
         """One level from ``q`` (multinomial with explicit probabilities, never uniform)."""
         return int(torch.multinomial(self.level_probabilities, 1, generator=generator).item())
 
-    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None):  # noqa: D102
+    def estimate(self, f, x, *, rho, eta, norm="linf", scale=None, generator=None, clip=None,  # noqa: D102
+                 sampler=None):
         check_eta(eta)
         level = self.draw_level(generator)
         q = float(self.level_probabilities[level])
-        z = perturb(x, rho, 2**level, norm=norm, scale=scale, generator=generator, clip=clip)
+        z = (sampler(x, 2**level, generator) if sampler is not None
+             else perturb(x, rho, 2**level, norm=norm, scale=scale, generator=generator, clip=clip))
         values = f(z)
         delta = entropic_risk(values, eta, dim=1)
         if level > 0:
