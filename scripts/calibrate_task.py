@@ -20,6 +20,7 @@ committed before any of its runs:
 
     python scripts/calibrate_task.py --task acrobot --jobs 2
     python scripts/calibrate_task.py --task lunarlander --jobs 2
+    python scripts/calibrate_task.py --task pendulum --jobs 2
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ CANDIDATES: dict[str, list[tuple[str, str, str, str]]] = {
     "acrobot": [("link_mass_1", "up", "Heavy upper link", "robustrl/AcrobotHeavyUpperLink-v1"),
                 ("link_mass_2", "up", "Heavy lower link", "robustrl/AcrobotHeavyLowerLink-v1"),
                 ("link_length_1", "up", "Long upper link", "robustrl/AcrobotLongUpperLink-v1")],
+    "pendulum": [("m", "up", "Heavy pendulum", "robustrl/PendulumHeavy-v1"),
+                 ("l", "up", "Long pendulum", "robustrl/PendulumLong-v1"),
+                 ("max_torque", "down", "Weak motor", "robustrl/PendulumWeakMotor-v1")],
     "lunarlander": [("gravity", "up", "Strong gravity", "robustrl/LunarLanderStrongGravity-v3"),
                     ("main_engine_power", "down", "Weak main engine", "robustrl/LunarLanderWeakMainEngine-v3"),
                     ("side_engine_power", "down", "Weak side engines", "robustrl/LunarLanderWeakSideEngines-v3")],

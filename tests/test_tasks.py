@@ -51,7 +51,7 @@ def test_every_packaged_task_loads_and_every_id_belongs_to_one_task():
 
 def test_labels_and_order_of_ids_come_from_the_tasks():
     assert id_label("robustrl/CartPoleShort-v1") == "Short pole"
-    assert id_label("robustrl/Pendulum-v1") == "robustrl/Pendulum-v1"  # in no packaged task: the id itself
+    assert id_label("robustrl/MountainCar-v0") == "robustrl/MountainCar-v0"  # in no packaged task: the id itself
     assert order_ids(["x/y", "robustrl/CartPoleStrongGravity-v1", "robustrl/CartPole-v1"]) == [
         "robustrl/CartPole-v1", "robustrl/CartPoleStrongGravity-v1", "x/y"]
 

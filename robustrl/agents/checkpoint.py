@@ -1,5 +1,8 @@
 """Compact checkpoints: what evaluation needs (the Q-network's weights and the config), nothing for training.
 
+For SAC and TD3 the ``q_net`` entry holds the actor's and the critics' weights (``actor.*``, ``critic.*``): the
+actor acts, the critics serve the critic attack; target networks and optimizer state are left out.
+
 A checkpoint is ``torch.save`` of plain data and tensors, so ``torch.load(path, weights_only=True)`` reads it:
 ``{"format", "version": 1, "algo", "config" (the resolved :class:`AgentConfig` as a dict), "q_net" (the
 policy's Q-network ``state_dict`` in float32)}``. Unlike a Stable-Baselines3 ``.zip`` it holds no optimizer
@@ -38,7 +41,7 @@ CHECKPOINT_VERSION = 1
 DELTA_VERSION = 2
 
 
-def checkpoint_bytes(model: DQN, config: AgentConfig, base: str | Path | None = None) -> bytes:
+def checkpoint_bytes(model: Any, config: AgentConfig, base: str | Path | None = None) -> bytes:
     """The compact checkpoint of ``model`` (trained with ``config``) as bytes, ready to be written.
 
     The bytes depend only on the weights and the config (plain data, keys sorted), so equal models give
@@ -46,10 +49,36 @@ def checkpoint_bytes(model: DQN, config: AgentConfig, base: str | Path | None = 
     are stored (:func:`encode_checkpoint`).
     """
     weights = {name: tensor.detach().to("cpu", torch.float32).clone()
-               for name, tensor in model.q_net.state_dict().items()}
+               for name, tensor in _evaluated_weights(model).items()}
     state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "algo": config.algo,
              "config": json.loads(json.dumps(config.to_dict(), sort_keys=True)), "q_net": weights}
     return encode_checkpoint(state, base)
+
+
+def _evaluated_weights(model: Any) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint keeps: DQN's Q-network; SAC's and TD3's actor and critics (``actor.*``,
+    ``critic.*``), without the target networks (copies of them at evaluation) or any optimizer state."""
+    if hasattr(model, "q_net"):
+        return model.q_net.state_dict()
+    return {**{f"actor.{k}": v for k, v in model.policy.actor.state_dict().items()},
+            **{f"critic.{k}": v for k, v in model.policy.critic.state_dict().items()}}
+
+
+def _load_evaluated_weights(model: Any, weights: dict[str, torch.Tensor]) -> None:
+    """Load :func:`_evaluated_weights` into ``model`` and its target networks."""
+    if hasattr(model, "q_net"):
+        model.q_net.load_state_dict(weights)
+        model.q_net_target.load_state_dict(weights)
+        return
+    parts = {part: {k[len(part) + 1:]: v for k, v in weights.items() if k.startswith(part + ".")}
+             for part in ("actor", "critic")}
+    if sum(map(len, parts.values())) != len(weights):
+        raise KeyError("weights other than actor.* and critic.*")
+    model.policy.actor.load_state_dict(parts["actor"])
+    model.policy.critic.load_state_dict(parts["critic"])
+    model.policy.critic_target.load_state_dict(parts["critic"])
+    if hasattr(model.policy, "actor_target"):
+        model.policy.actor_target.load_state_dict(parts["actor"])
 
 
 def _save(state: dict[str, Any]) -> bytes:
@@ -150,7 +179,7 @@ def _apply_delta(path: Path, state: dict[str, Any]) -> dict[str, Any]:
             "config": state.get("config"), "base": base, "q_net": weights}
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu") -> DQN:
+def load_checkpoint(path: str | Path, device: str = "cpu") -> Any:
     """Rebuild the agent saved at ``path`` (a compact checkpoint) for evaluation.
 
     The agent is made from the saved config and gets the saved Q-network weights (its target network
@@ -161,8 +190,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> DQN:
         config = AgentConfig(**state["config"])
         check_env_id(config.env_id)
         model = make_agent(config, gym.make(config.env_id), seed=0, verbose=0, device=device)
-        model.q_net.load_state_dict(state["q_net"])
-        model.q_net_target.load_state_dict(state["q_net"])
+        _load_evaluated_weights(model, state["q_net"])
     except (TypeError, KeyError, RuntimeError) as err:
         raise ValueError(f"model file {path} does not match its saved config: {err}") from None
     return model

@@ -13,32 +13,45 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3 import DQN
+from stable_baselines3 import DQN, SAC, TD3
 
 from robustrl.agents.hyperparameters import (
+    AC_EXTRA_KEYS,
     OUTPUT_DQN_KEYS,
     ROBUST_KEYS,
+    check_ac_kwargs,
     check_dqn_kwargs,
     check_robust_kwargs,
     check_tensorboard_log,
 )
+from robustrl.agents.robust_ac import RobustSAC, RobustTD3
 from robustrl.agents.robust_dqn import RobustDQN
+from robustrl.agents.robust_target import ROBUST_TARGET_KEYS
 from robustrl.agents.sa_dqn import SA_KEYS, SADQN, check_sa_kwargs
 from robustrl.checks import check_int, load_yaml, read_yaml
 
-__all__ = ["AGENT_CLASSES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
+__all__ = ["AGENT_CLASSES", "ALGORITHM_FAMILIES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
 #: The classes an agent's ``algo`` (in the YAML config) names, by that name.
-AGENT_CLASSES: dict[str, type[DQN]] = {"DQN": DQN, "RobustDQN": RobustDQN, "SADQN": SADQN}
+AGENT_CLASSES: dict[str, type[Any]] = {"DQN": DQN, "RobustDQN": RobustDQN, "SADQN": SADQN, "SAC": SAC,
+                                       "RobustSAC": RobustSAC, "TD3": TD3, "RobustTD3": RobustTD3}
+#: The algorithm families an env id's block can name (``algorithm:``, default DQN): the plain class and the robust
+#: one of each.
+ALGORITHM_FAMILIES = {"DQN": (DQN, RobustDQN), "SAC": (SAC, RobustSAC), "TD3": (TD3, RobustTD3)}
 #: Keys RobustDQN and SADQN share (the others decide which of the two an agent is).
 _SHARED_KEYS = ("norm", "state_scale")
 SELECTION_TIES = ("latest", "first", "margin")
-_EXPERIMENT_KEYS = ("n_timesteps", "model_selection", "agents", "policy")
+_EXPERIMENT_KEYS = ("n_timesteps", "model_selection", "agents", "policy", "algorithm")
 _DQN_DEFAULTS = {
     name: parameter.default for name, parameter in inspect.signature(DQN.__init__).parameters.items()
     if name not in ("self", "policy", "env", "seed", "device", "_init_setup_model")
 }
 _DQN_KEYS = tuple(_DQN_DEFAULTS)
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {name: parameter.default for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if name not in ("self", "policy", "env", "seed", "device", "_init_setup_model")}
 
 
 def load_config(path: str | Path | None = None, packaged: str = "dqn.yml") -> dict[str, Any]:
@@ -80,7 +93,10 @@ def _env_block(config: dict[str, Any], env_id: str) -> dict[str, Any]:
 
 @dataclass
 class AgentConfig:
-    """Everything needed to train one agent: algorithm, its keyword arguments and the budget."""
+    """Everything needed to train one agent: algorithm, its keyword arguments and the budget.
+
+    ``dqn_kwargs`` are the SB3 algorithm's keyword arguments (DQN's, or SAC's or TD3's when the env id's block
+    says ``algorithm: SAC`` or ``TD3``; the name is kept so that saved configurations stay comparable)."""
 
     env_id: str
     agent: str
@@ -111,6 +127,11 @@ class AgentConfig:
         ``dqn_kwargs``; asking for it without TensorBoard installed is such a ``ValueError``.
         """
         block = copy.deepcopy(_env_block(config, env_id))
+        family = block.get("algorithm", "DQN")
+        if family not in ALGORITHM_FAMILIES:
+            raise ValueError(f"algorithm must be one of {tuple(ALGORITHM_FAMILIES)}, got algorithm={family!r}")
+        plain_class = ALGORITHM_FAMILIES[family][0]
+        kwarg_keys = _DQN_KEYS if family == "DQN" else (*_defaults(plain_class), *AC_EXTRA_KEYS)
         outputs = {key: block.pop(key) for key in OUTPUT_DQN_KEYS if key in block}
         agents = block.get("agents", {})
         if agent not in agents:
@@ -127,10 +148,10 @@ class AgentConfig:
                 budget[key] = value
             elif key in OUTPUT_DQN_KEYS:
                 outputs[key] = value
-            elif key in _DQN_KEYS:
+            elif key in kwarg_keys:
                 dqn[key] = value
             else:
-                valid = sorted({*ROBUST_KEYS, *SA_KEYS, *_DQN_KEYS, "n_timesteps", "eval_freq", "eval_episodes",
+                valid = sorted({*ROBUST_KEYS, *SA_KEYS, *kwarg_keys, "n_timesteps", "eval_freq", "eval_episodes",
                                 "ties", *OUTPUT_DQN_KEYS})
                 raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(valid)}")
         for key in ("n_timesteps", "eval_freq", "eval_episodes"):
@@ -140,12 +161,22 @@ class AgentConfig:
         if ties not in SELECTION_TIES:
             raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")
         policy = block.get("policy", "MlpPolicy")
-        if not isinstance(policy, str) or policy not in DQN.policy_aliases:
-            raise ValueError(f"policy must be one of {tuple(DQN.policy_aliases)}, got policy={policy!r}")
-        dqn = check_dqn_kwargs(dqn, _DQN_DEFAULTS)
+        if not isinstance(policy, str) or policy not in plain_class.policy_aliases:
+            raise ValueError(f"policy must be one of {tuple(plain_class.policy_aliases)}, got policy={policy!r}")
+        if family == "DQN":
+            dqn = check_dqn_kwargs(dqn, _DQN_DEFAULTS)
+        else:
+            dqn = check_ac_kwargs(dqn, family, _defaults(plain_class))
         tensorboard_log = check_tensorboard_log(outputs.get("tensorboard_log"))
-        algo = _algorithm(agent, robust)
-        check_sa_kwargs(robust)
+        if family == "DQN":
+            algo = _algorithm(agent, robust)
+            check_sa_kwargs(robust)
+        else:
+            other = sorted(k for k in robust if k not in ROBUST_TARGET_KEYS)
+            if other:
+                raise ValueError(f"agent {agent!r}: {', '.join(other)} not available for {family}; its robust "
+                                 f"target takes {', '.join(ROBUST_TARGET_KEYS)}")
+            algo = ALGORITHM_FAMILIES[family][1].__name__ if robust else family
         check_robust_kwargs({k: v for k, v in robust.items() if k not in SA_KEYS},
                             None if robust.get("state_scale") is None else _observation_size(env_id))
         if randomization is not None:
@@ -214,12 +245,20 @@ def _observation_size(env_id: str) -> int | None:
         env.close()
 
 
-def make_agent(cfg: AgentConfig, env: gym.Env | Any, seed: int, **kwargs: Any) -> DQN:
+def make_agent(cfg: AgentConfig, env: gym.Env | Any, seed: int, **kwargs: Any) -> Any:
     """Instantiate the agent of ``cfg`` on ``env`` with ``seed`` (extra ``kwargs`` go to SB3, and win over
-    ``cfg.tensorboard_log``, which is SB3's ``tensorboard_log`` when it is set)."""
+    ``cfg.tensorboard_log``, which is SB3's ``tensorboard_log`` when it is set). ``action_noise_std`` (SAC, TD3)
+    becomes SB3's ``NormalActionNoise`` with that standard deviation on every action dimension."""
     cls = AGENT_CLASSES[cfg.algo]
     outputs = {} if cfg.tensorboard_log is None else {"tensorboard_log": cfg.tensorboard_log}
-    return cls(cfg.policy, env, seed=seed, **cfg.dqn_kwargs, **cfg.robust_kwargs, **{**outputs, **kwargs})
+    algorithm_kwargs = dict(cfg.dqn_kwargs)
+    if "action_noise_std" in algorithm_kwargs:
+        from stable_baselines3.common.noise import NormalActionNoise
+
+        size = int(np.prod(env.action_space.shape))
+        std = float(algorithm_kwargs.pop("action_noise_std"))
+        algorithm_kwargs["action_noise"] = NormalActionNoise(np.zeros(size), std * np.ones(size))
+    return cls(cfg.policy, env, seed=seed, **algorithm_kwargs, **cfg.robust_kwargs, **{**outputs, **kwargs})
 
 
 def load_agent(path: str | Path, algo: str = "DQN", device: str = "cpu") -> DQN:

@@ -23,8 +23,8 @@ from robustrl.agents.robust_dqn import (
 from robustrl.checks import check_int, is_int, is_number
 from robustrl.estimators import check_eta, check_norm, check_rho
 
-__all__ = ["OUTPUT_DQN_KEYS", "ROBUST_KEYS", "TENSORBOARD_MISSING", "UNSUPPORTED_DQN_KEYS",
-           "check_dqn_kwargs", "check_robust_kwargs", "check_tensorboard_log"]
+__all__ = ["AC_EXTRA_KEYS", "OUTPUT_DQN_KEYS", "ROBUST_KEYS", "TENSORBOARD_MISSING", "UNSUPPORTED_DQN_KEYS",
+           "check_ac_kwargs", "check_dqn_kwargs", "check_robust_kwargs", "check_tensorboard_log"]
 
 ROBUST_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimator", "mlmc_level", "perturbation",
                "pgd_steps", "rho_ramp", "eta_scale", "target_precision", "state_scale_steps")
@@ -127,6 +127,61 @@ _DQN_CHECKS: dict[str, Callable[[Any], Any]] = {
     "stats_window_size": lambda v: check_int(v, "stats_window_size", 1),
     "policy_kwargs": _policy_kwargs,
 }
+
+
+def _ent_coef(value: Any) -> None:
+    if isinstance(value, str) and (value == "auto" or value.startswith("auto_")):
+        if value != "auto":
+            _real("ent_coef", _float_or_nan(value[5:]), "'auto', 'auto_<initial value>' or a number > 0",
+                  lambda x: x > 0)
+        return
+    _real("ent_coef", value, "'auto', 'auto_<initial value>' or a number > 0", lambda x: math.isfinite(x) and x > 0)
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+#: The keyword arguments of SAC and TD3 a config can set, with their checks (the shared ones are DQN's).
+_AC_CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "SAC": {**{k: _DQN_CHECKS[k] for k in ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau",
+                                           "gamma", "train_freq", "gradient_steps", "policy_kwargs")},
+            "ent_coef": _ent_coef,
+            "target_update_interval": lambda v: check_int(v, "target_update_interval", 1),
+            "action_noise_std": lambda v: _real("action_noise_std", v, "a number >= 0", lambda x: x >= 0)},
+    "TD3": {**{k: _DQN_CHECKS[k] for k in ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau",
+                                           "gamma", "train_freq", "gradient_steps", "policy_kwargs")},
+            "policy_delay": lambda v: check_int(v, "policy_delay", 1),
+            "target_policy_noise": lambda v: _real("target_policy_noise", v, "a number >= 0", lambda x: x >= 0),
+            "target_noise_clip": lambda v: _real("target_noise_clip", v, "a number >= 0", lambda x: x >= 0),
+            "action_noise_std": lambda v: _real("action_noise_std", v, "a number >= 0", lambda x: x >= 0)},
+}
+#: Keys of the actor-critic configs that are not SB3 keyword arguments: ``action_noise_std`` (the standard deviation
+#: of Gaussian exploration noise on the actions, in units of the action range; SB3's ``action_noise`` object).
+AC_EXTRA_KEYS = ("action_noise_std",)
+
+
+def check_ac_kwargs(kwargs: dict[str, Any], family: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Check SAC's or TD3's (``family``) keyword arguments as :func:`check_dqn_kwargs` checks DQN's."""
+    checks = _AC_CHECKS[family]
+    checked = dict(kwargs)
+    for key, value in kwargs.items():
+        if key in OUTPUT_DQN_KEYS:
+            raise ValueError(f"{key!r} is an output option, not a {family} hyperparameter")
+        if key not in checks:
+            raise ValueError(f"hyperparameter {key!r} is not supported for {family} by robustrl; valid: "
+                             f"{', '.join(sorted(checks))}")
+        result = checks[key](value)
+        if key == "train_freq":
+            checked[key] = result
+    merged = {**defaults, **checked}
+    if merged["buffer_size"] < merged["batch_size"]:
+        raise ValueError(f"buffer_size must be >= batch_size, got buffer_size={merged['buffer_size']!r} "
+                         f"and batch_size={merged['batch_size']!r}")
+    return checked
 
 
 def check_dqn_kwargs(kwargs: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,8 @@ Transform = Callable[[np.ndarray], np.ndarray]
 
 
 def greedy_policy(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -> Policy:
-    """Batched greedy actions ``argmax_a Q(s, a)`` of an SB3 DQN (one forward pass per call).
+    """Batched greedy actions ``argmax_a Q(s, a)`` of an SB3 DQN (one forward pass per call); for SAC and TD3 the
+    deterministic action of the actor (SAC: the squashed mean), in the action space's bounds.
 
     ``precision`` is the floating-point type the Q-network runs in. Evaluation uses ``"float64"`` (a copy of
     the network; the model is left alone): in float32 the last bits of a Q-value depend on the CPU's matrix
@@ -60,6 +61,8 @@ def greedy_policy(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -
     and every machine gets the same returns. Model selection during training keeps the network's own
     ``"float32"``, as it was trained.
     """
+    if not hasattr(model.policy, "q_net"):
+        return _actor_policy(model, precision)
     q_values = greedy_q_network(model, precision)
     dtype = PRECISIONS[precision]
     policy = model.policy.q_net  # type: ignore[attr-defined]
@@ -69,6 +72,28 @@ def greedy_policy(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -
             obs = preprocess_obs(torch.as_tensor(observations, device=model.device), policy.observation_space,
                                  normalize_images=policy.normalize_images)
             return q_values(obs.to(dtype)).argmax(dim=1).cpu().numpy()
+
+    return act
+
+
+def _actor_policy(model: BaseAlgorithm, precision: str) -> Policy:
+    """The deterministic action of an actor-critic agent (SAC: the squashed mean; TD3: the actor), computed in
+    ``precision`` on a copy of its actor and mapped to the action space's bounds."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got precision={precision!r}")
+    dtype = PRECISIONS[precision]
+    actor = model.policy.actor  # type: ignore[attr-defined]
+    if dtype != torch.float32:
+        actor = copy.deepcopy(actor).to(dtype)
+    squashed_mean = hasattr(actor, "latent_pi")  # SAC's actor: tanh of the Gaussian's mean; TD3's: mu (with tanh)
+
+    def act(observations: np.ndarray) -> np.ndarray:
+        with torch.no_grad():  # the actor's layers called one by one: its own forward casts to float32
+            obs = preprocess_obs(torch.as_tensor(observations, device=model.device), model.observation_space,
+                                 normalize_images=model.policy.normalize_images).to(dtype)  # type: ignore[attr-defined]
+            features = actor.features_extractor(obs)
+            actions = torch.tanh(actor.mu(actor.latent_pi(features))) if squashed_mean else actor.mu(features)
+        return model.policy.unscale_action(actions.cpu().numpy().astype(np.float32))  # type: ignore[attr-defined]
 
     return act
 

@@ -112,3 +112,41 @@ def test_sa_dqn_refuses_an_auto_state_scale_at_config_time():
 
     with pytest.raises(ValueError, match="state_scale='auto' is for the entropic robust target"):
         AgentConfig.resolve(load_config(), "robustrl/CartPole-v1", "sa-dqn", {"state_scale": "auto"})
+
+
+def test_sac_and_robust_sac_train_select_checkpoint_and_evaluate_through_the_pipeline(tmp_path):
+    from robustrl.agents import AgentConfig, load_config, read_checkpoint
+    from robustrl.experiments import RunSpec, evaluate_run, train_run
+    from robustrl.experiments.evaluation import greedy_policy
+    from robustrl.experiments.training import load_run_model
+
+    tiny_run = {"n_timesteps": 300, "eval_freq": 150, "eval_episodes": 2, "learning_starts": 100, "batch_size": 32,
+                "state_scale_steps": 150}
+    config = load_config(None, "sac.yml")
+    for agent, algo in (("regular", "SAC"), ("robust", "RobustSAC")):
+        overrides = {k: v for k, v in tiny_run.items() if agent == "robust" or k != "state_scale_steps"}
+        assert AgentConfig.resolve(config, "robustrl/Pendulum-v1", agent, overrides).algo == algo
+        run_dir = train_run(RunSpec(agent, 0, "robustrl/Pendulum-v1", overrides=overrides), tmp_path, config)
+        state = read_checkpoint(run_dir / "best.pt")
+        assert state["algo"] == algo and all(k.split(".")[0] in ("actor", "critic") for k in state["q_net"])
+        model = load_run_model(run_dir, "best")
+        obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+        np.testing.assert_allclose(greedy_policy(model, "float64")(obs), model.predict(obs, deterministic=True)[0],
+                                   atol=1e-5)
+        returns = evaluate_run(run_dir, episodes=2)["returns"]["robustrl/Pendulum-v1"]["best"]
+        assert len(returns) == 2 and all(-3300 < r <= 0 for r in returns)
+
+
+def test_actor_critic_configs_are_checked_like_dqns():
+    from robustrl.agents import AgentConfig, load_config
+
+    config = load_config(None, "sac.yml")
+    with pytest.raises(ValueError, match="exploration_fraction"):
+        AgentConfig.resolve(config, "robustrl/Pendulum-v1", "regular", {"exploration_fraction": 0.1})
+    with pytest.raises(ValueError, match="ent_coef must be 'auto'"):
+        AgentConfig.resolve(config, "robustrl/Pendulum-v1", "regular", {"ent_coef": "hot"})
+    with pytest.raises(ValueError, match="perturbation not available for SAC"):
+        AgentConfig.resolve(config, "robustrl/Pendulum-v1", "robust", {"perturbation": "pgd"})
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        AgentConfig.resolve({"robustrl/Pendulum-v1": {"algorithm": "PPO", "agents": {"regular": {}}}},
+                            "robustrl/Pendulum-v1", "regular")
