@@ -164,6 +164,13 @@ _AC_CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
 AC_EXTRA_KEYS = ("action_noise_std",)
 
 
+def _check_buffer(merged: Mapping[str, Any]) -> None:
+    """The replay buffer must hold a batch: ``buffer_size >= batch_size`` (SB3's defaults for unset keys)."""
+    if merged["buffer_size"] < merged["batch_size"]:
+        raise ValueError(f"buffer_size must be >= batch_size, got buffer_size={merged['buffer_size']!r} "
+                         f"and batch_size={merged['batch_size']!r}")
+
+
 def check_ac_kwargs(kwargs: dict[str, Any], family: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
     """Check SAC's or TD3's (``family``) keyword arguments as :func:`check_dqn_kwargs` checks DQN's."""
     checks = _AC_CHECKS[family]
@@ -177,10 +184,7 @@ def check_ac_kwargs(kwargs: dict[str, Any], family: str, defaults: Mapping[str, 
         result = checks[key](value)
         if key == "train_freq":
             checked[key] = result
-    merged = {**defaults, **checked}
-    if merged["buffer_size"] < merged["batch_size"]:
-        raise ValueError(f"buffer_size must be >= batch_size, got buffer_size={merged['buffer_size']!r} "
-                         f"and batch_size={merged['batch_size']!r}")
+    _check_buffer({**defaults, **checked})
     return checked
 
 
@@ -203,10 +207,7 @@ def check_dqn_kwargs(kwargs: dict[str, Any], defaults: Mapping[str, Any]) -> dic
         result = _DQN_CHECKS[key](value)
         if key == "train_freq":
             checked[key] = result
-    merged = {**defaults, **checked}
-    if merged["buffer_size"] < merged["batch_size"]:
-        raise ValueError(f"buffer_size must be >= batch_size, got buffer_size={merged['buffer_size']!r} "
-                         f"and batch_size={merged['batch_size']!r}")
+    _check_buffer({**defaults, **checked})
     return checked
 
 

@@ -160,6 +160,33 @@ class HookedTD3(TD3):
         self.logger.record("train/critic_loss", np.mean(critic_losses))
 
 
+class _RobustActorCritic(RobustTargetMixin):
+    """What RobustSAC and RobustTD3 share: the robust target's keyword arguments, its set-up, the attributes not
+    saved and the statistics around ``train``; each defines only its ``_next_value``."""
+
+    def __init__(self, policy: Any, env: Any, rho: float = 0.05, eta: float = 1.0, n_samples: int = 16,
+                 norm: str = "linf", state_scale: Sequence[float] | str | None = None, estimator: str = "saa",
+                 mlmc_level: int = 4, rho_ramp: float = 0.0, eta_scale: str = "absolute",
+                 state_scale_steps: int = 10_000, **kwargs: Any) -> None:
+        self._init_robust_target(rho, eta, n_samples, norm, state_scale, estimator, mlmc_level, rho_ramp, eta_scale,
+                                 state_scale_steps=state_scale_steps)
+        super().__init__(policy=policy, env=env, **kwargs)  # type: ignore[call-arg]
+
+    def _setup_model(self) -> None:
+        super()._setup_model()  # type: ignore[misc]
+        self._setup_robust_target()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), *self._ROBUST_EXCLUDED]  # type: ignore[misc]
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """The hooked agent's ``train``, logging the target's statistics (``train/q_spread``, ``train/target_gap``,
+        ``train/samples_per_update``) and keeping them in :attr:`target_history`."""
+        self._begin_target_stats()
+        super().train(gradient_steps, batch_size)  # type: ignore[misc]
+        self._end_target_stats()
+
+
 _ROBUST_DOC = """
     :param rho: radius of the perturbation ball (>= 0), in units of ``state_scale``; 0 gives SB3's agent exactly.
     :param eta: temperature in [0, inf]: inf the mean over the ball, 0 the worst sample.
@@ -176,35 +203,13 @@ _ROBUST_DOC = """
 """
 
 
-class RobustSAC(RobustTargetMixin, HookedSAC):
+class RobustSAC(_RobustActorCritic, HookedSAC):
     """SAC whose next-state value is its entropic soft-min over sampled perturbations of the next state.
 
     ``y = r + gamma (1 - done) S_eta[V](s')``, ``V(z) = min_i Q_i'(z, a) - alpha log pi(a|z)``, ``a ~ pi(.|z)``
     at each perturbed state ``z`` (Wang, Gao, Xie, arXiv:2408.09672; the mechanism of
     :class:`~robustrl.agents.robust_target.RobustTargetMixin`).
     """ + _ROBUST_DOC
-
-    def __init__(self, policy: Any, env: Any, rho: float = 0.05, eta: float = 1.0, n_samples: int = 16,
-                 norm: str = "linf", state_scale: Sequence[float] | str | None = None, estimator: str = "saa",
-                 mlmc_level: int = 4, rho_ramp: float = 0.0, eta_scale: str = "absolute",
-                 state_scale_steps: int = 10_000, **kwargs: Any) -> None:
-        self._init_robust_target(rho, eta, n_samples, norm, state_scale, estimator, mlmc_level, rho_ramp, eta_scale,
-                                 state_scale_steps=state_scale_steps)
-        super().__init__(policy=policy, env=env, **kwargs)
-
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        self._setup_robust_target()
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), *self._ROBUST_EXCLUDED]
-
-    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        """:class:`HookedSAC`'s ``train``, logging the target's statistics (``train/q_spread``,
-        ``train/target_gap``, ``train/samples_per_update``) and keeping them in :attr:`target_history`."""
-        self._begin_target_stats()
-        super().train(gradient_steps, batch_size)
-        self._end_target_stats()
 
     def _next_value(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor) -> th.Tensor:
         rho = self.current_rho()
@@ -223,35 +228,13 @@ class RobustSAC(RobustTargetMixin, HookedSAC):
         return robust
 
 
-class RobustTD3(RobustTargetMixin, HookedTD3):
+class RobustTD3(_RobustActorCritic, HookedTD3):
     """TD3 whose next-state value is its entropic soft-min over sampled perturbations of the next state.
 
     ``y = r + gamma (1 - done) S_eta[V](s')``, ``V(z) = min_i Q_i'(z, clip(mu'(z) + clip(noise)))`` at each
     perturbed state ``z``, the smoothing noise drawn per sample (Wang, Gao, Xie, arXiv:2408.09672; the mechanism of
     :class:`~robustrl.agents.robust_target.RobustTargetMixin`).
     """ + _ROBUST_DOC
-
-    def __init__(self, policy: Any, env: Any, rho: float = 0.05, eta: float = 1.0, n_samples: int = 16,
-                 norm: str = "linf", state_scale: Sequence[float] | str | None = None, estimator: str = "saa",
-                 mlmc_level: int = 4, rho_ramp: float = 0.0, eta_scale: str = "absolute",
-                 state_scale_steps: int = 10_000, **kwargs: Any) -> None:
-        self._init_robust_target(rho, eta, n_samples, norm, state_scale, estimator, mlmc_level, rho_ramp, eta_scale,
-                                 state_scale_steps=state_scale_steps)
-        super().__init__(policy=policy, env=env, **kwargs)
-
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        self._setup_robust_target()
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), *self._ROBUST_EXCLUDED]
-
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """:class:`HookedTD3`'s ``train``, logging the target's statistics (``train/q_spread``,
-        ``train/target_gap``, ``train/samples_per_update``) and keeping them in :attr:`target_history`."""
-        self._begin_target_stats()
-        super().train(gradient_steps, batch_size)
-        self._end_target_stats()
 
     def _next_value(self, replay_data: ReplayBufferSamples) -> th.Tensor:
         rho = self.current_rho()
