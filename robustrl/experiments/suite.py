@@ -185,6 +185,9 @@ def parse_suite(data: Any, source: str, task: Task | str | None = None) -> Suite
     if not isinstance(name, str) or not name:
         raise file_error(source, "name", f"expected a non-empty string, got {name!r}")
     episodes = _int(source, "episodes", data.get("episodes", 10), 1)
+    if "state_scale" not in data and not task.state_scale:
+        raise file_error(source, "state_scale", f"missing, and task {task.name!r} has none to lend: give the suite a "
+                                                "state_scale (the units of eps, one number per observation dimension)")
     scale = data.get("state_scale", list(task.state_scale))
     if not (isinstance(scale, list) and scale and all(is_number(v) and np.isfinite(v) and v > 0 for v in scale)):
         raise file_error(source, "state_scale", f"expected a list of finite numbers > 0, got {scale!r}")
@@ -260,6 +263,10 @@ def channel_returns(model: Any, channel: str, levels: list[float], episodes: int
     rows = len(levels) * episodes
     kwargs: dict[str, Any] = {}
     if spec.kind == "attack":
+        if not hasattr(model.policy, "q_net"):
+            raise ValueError(f"channel {channel!r} attacks a Q-network's greedy action; {type(model).__name__} "
+                             "is an actor-critic agent, whose attacks (MAD, the critic attack) robustrl does not "
+                             "have yet: give it a suite of noise, random-action and uncertainty-set channels")
         q_net = greedy_q_network(model, attack["precision"])
         common = dict(norm=spec.norm, scale=state_scale, clip=None)
         if spec.method == "fgm":

@@ -150,3 +150,18 @@ def test_actor_critic_configs_are_checked_like_dqns():
     with pytest.raises(ValueError, match="algorithm must be one of"):
         AgentConfig.resolve({"robustrl/Pendulum-v1": {"algorithm": "PPO", "agents": {"regular": {}}}},
                             "robustrl/Pendulum-v1", "regular")
+
+
+def test_the_suite_runs_noise_channels_on_an_actor_critic_and_refuses_q_network_attacks_clearly():
+    from robustrl.experiments.suite import load_suite
+    from robustrl.experiments.suite import channel_returns
+
+    model = RobustSAC("MlpPolicy", gym.make("robustrl/Pendulum-v1"), rho=0.0, **tiny())
+    with pytest.raises(ValueError, match="task 'pendulum' has none to lend"):
+        load_suite(None, "pendulum")
+    suite = load_suite()  # the attack settings of the default suite
+    noise = channel_returns(model, "noise-uniform", [0.0, 0.1], 2, 0, [1.0, 1.0, 8.0], suite.attack,
+                            "robustrl/Pendulum-v1")
+    assert noise.shape == (2, 2) and (noise <= 0).all()
+    with pytest.raises(ValueError, match="actor-critic agent"):
+        channel_returns(model, "pgd-linf", [0.05], 1, 0, [1.0, 1.0, 8.0], suite.attack, "robustrl/Pendulum-v1")
