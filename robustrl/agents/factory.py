@@ -127,18 +127,20 @@ class AgentConfig:
         ``dqn_kwargs``; asking for it without TensorBoard installed is such a ``ValueError``.
         """
         block = copy.deepcopy(_env_block(config, env_id))
-        family = block.get("algorithm", "DQN")
-        if family not in ALGORITHM_FAMILIES:
-            raise ValueError(f"algorithm must be one of {tuple(ALGORITHM_FAMILIES)}, got algorithm={family!r}")
-        plain_class = ALGORITHM_FAMILIES[family][0]
-        kwarg_keys = _DQN_KEYS if family == "DQN" else (*_defaults(plain_class), *AC_EXTRA_KEYS)
         outputs = {key: block.pop(key) for key in OUTPUT_DQN_KEYS if key in block}
         agents = block.get("agents", {})
         if agent not in agents:
             raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(agents)}")
         robust = dict(agents[agent] or {})
+        # An agent may name its own algorithm family and its kwargs (e.g. TD3 beside SAC on one env id).
+        family = robust.pop("algorithm", block.get("algorithm", "DQN"))
+        if family not in ALGORITHM_FAMILIES:
+            raise ValueError(f"algorithm must be one of {tuple(ALGORITHM_FAMILIES)}, got algorithm={family!r}")
+        plain_class = ALGORITHM_FAMILIES[family][0]
+        kwarg_keys = _DQN_KEYS if family == "DQN" else (*_defaults(plain_class), *AC_EXTRA_KEYS)
         randomization = robust.pop("domain_randomization", None)
-        dqn = {k: v for k, v in block.items() if k not in _EXPERIMENT_KEYS}
+        own = {k: robust.pop(k) for k in list(robust) if family != "DQN" and k in kwarg_keys}
+        dqn = {**{k: v for k, v in block.items() if k not in _EXPERIMENT_KEYS}, **own}
         selection = dict(block.get("model_selection", {}))
         budget = {"n_timesteps": block.get("n_timesteps", 50_000), **selection}
         for key, value in (overrides or {}).items():

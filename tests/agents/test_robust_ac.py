@@ -165,3 +165,15 @@ def test_the_suite_runs_noise_channels_on_an_actor_critic_and_refuses_q_network_
     assert noise.shape == (2, 2) and (noise <= 0).all()
     with pytest.raises(ValueError, match="actor-critic agent"):
         channel_returns(model, "pgd-linf", [0.05], 1, 0, [1.0, 1.0, 8.0], suite.attack, "robustrl/Pendulum-v1")
+
+
+def test_an_agent_can_name_its_own_family_so_sac_and_td3_share_one_env_id():
+    from robustrl.agents import AgentConfig, load_config, make_agent
+
+    config = load_config(None, "sac.yml")
+    td3 = AgentConfig.resolve(config, "robustrl/Pendulum-v1", "robust-td3")
+    assert td3.algo == "RobustTD3" and td3.dqn_kwargs == {"learning_rate": 1e-3, "action_noise_std": 0.1}
+    model = make_agent(td3, gym.make("robustrl/Pendulum-v1"), seed=0)
+    assert float(model.action_noise._sigma[0]) == 0.1 and model.state_scale == "auto"
+    with pytest.raises(ValueError, match="ent_coef"):  # SAC's key on a TD3 agent
+        AgentConfig.resolve(config, "robustrl/Pendulum-v1", "td3", {"ent_coef": 0.1})
