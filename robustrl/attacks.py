@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 from contextlib import contextmanager
 
 import torch
@@ -28,6 +29,8 @@ from robustrl.checks import NORMS, check_choice, check_eps, check_int
 from robustrl.estimators import sample_unit_ball
 
 __all__ = [
+    "ACTOR_OBJECTIVES",
+    "ActorAttack",
     "ATTACK_LOSSES",
     "LOSSES",
     "NORMS",
@@ -574,3 +577,60 @@ class WorstOf:
 
     def __repr__(self) -> str:
         return f"WorstOf({self.attacks!r})"
+
+
+#: What an attack on an actor-critic agent's observations ascends: ``"mad"`` (the change of the action) or
+#: ``"critic"`` (minus the critic's value of the clean state at the attacked action).
+ACTOR_OBJECTIVES = ("mad", "critic")
+
+
+class ActorAttack(PGD):
+    """PGD on the observation of an actor-critic agent (SAC, TD3): the agent acts on ``s~`` in the ball around the
+    true state ``s``, and the attack chooses ``s~``.
+
+    - ``objective="mad"``: maximise ``||pi(s~) - pi(s)||^2``, the change of the action (the maximal action
+      difference attack of SA-DDPG / SA-PPO: Zhang et al., "Robust Deep Reinforcement Learning against Adversarial
+      Perturbations on State Observations", NeurIPS 2020);
+    - ``objective="critic"``: minimise ``Q(s, pi(s~))``, the agent's own critic at the true state (the critic attack
+      of the same paper, after Pattanaik et al. 2018).
+
+    ``model`` is the deterministic actor (states -> actions in [-1, 1]); ``critic`` maps (states, actions) to one
+    value per row (the first critic of SB3's SAC and TD3). One random start, ``steps`` steps of size
+    ``2.5 * eps / steps``, the ball in units of ``scale``; states are unbounded (no clip).
+    """
+
+    def __init__(self, model: nn.Module, eps: float, objective: str = "mad", critic: Any = None, steps: int = 10,
+                 norm: str = "linf", generator: torch.Generator | None = None, *,
+                 scale: Sequence[float] | Tensor | None = None) -> None:
+        super().__init__(model, eps, steps=steps, norm=norm, generator=generator, loss="score", scale=scale,
+                         clip=None)
+        self.objective = check_choice(objective, ACTOR_OBJECTIVES, "actor attack objective")
+        if self.objective == "critic" and critic is None:
+            raise ValueError("the critic attack needs the agent's critic")
+        self.critic = critic
+        self._clean: Tensor | None = None
+        self._actions: Tensor | None = None
+
+    def loss_of(self, scores: Tensor, labels: Tensor) -> Tensor:
+        """``labels`` are row indices into the clean batch of :meth:`__call__`; ``scores`` the attacked actions."""
+        assert self._clean is not None and self._actions is not None
+        if self.objective == "mad":
+            return ((scores - self._actions[labels]) ** 2).sum()
+        return -self.critic(self._clean[labels], scores).sum()
+
+    def __call__(self, inputs: Tensor, labels: Tensor | None = None, *,
+                 eps: Sequence[float] | Tensor | None = None) -> Tensor:
+        """Attack ``inputs`` (the true states); ``labels`` are not used (the clean actions are the reference)."""
+        self.check_inputs(inputs)
+        budget = self.budget(inputs, eps)
+        with eval_mode(self.model), frozen(self.model):
+            with torch.no_grad():
+                self._clean, self._actions = inputs.detach(), self.model(inputs).detach()
+            rows = torch.arange(len(inputs), device=inputs.device)
+            try:
+                return self.run(inputs.detach(), rows, budget).detach()
+            finally:
+                self._clean = self._actions = None
+
+    def __repr__(self) -> str:
+        return f"ActorAttack(eps={self.eps}, objective={self.objective!r}, steps={self.steps}, norm={self.norm!r})"

@@ -27,6 +27,8 @@ __all__ = [
     "PRECISIONS",
     "SELECTION_SEED",
     "NominalSelectionCallback",
+    "greedy_actor_network",
+    "greedy_critic",
     "greedy_policy",
     "greedy_q_network",
     "greedy_returns",
@@ -76,23 +78,54 @@ def greedy_policy(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -
     return act
 
 
-def _actor_policy(model: BaseAlgorithm, precision: str) -> Policy:
-    """The deterministic action of an actor-critic agent (SAC: the squashed mean; TD3: the actor), computed in
-    ``precision`` on a copy of its actor and mapped to the action space's bounds."""
+class _DeterministicActor(nn.Module):
+    """An SB3 actor's deterministic action in [-1, 1] as one module (SAC: tanh of the Gaussian's mean; TD3: mu,
+    which ends in tanh), its layers called one by one (the actor's own forward casts its input to float32)."""
+
+    def __init__(self, actor: nn.Module) -> None:
+        super().__init__()
+        self.actor = actor
+        self.squashed_mean = hasattr(actor, "latent_pi")
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        features = self.actor.features_extractor(observations)
+        if self.squashed_mean:
+            return torch.tanh(self.actor.mu(self.actor.latent_pi(features)))
+        return self.actor.mu(features)
+
+
+def greedy_actor_network(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -> nn.Module:
+    """The deterministic actor of an SB3 SAC or TD3 as one module from observations (in ``precision``) to actions
+    in [-1, 1] (the policy's scaled actions), a copy unless ``precision`` is ``"float32"``: what the actor
+    attacks of :class:`robustrl.attacks.ActorAttack` differentiate."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got precision={precision!r}")
-    dtype = PRECISIONS[precision]
     actor = model.policy.actor  # type: ignore[attr-defined]
-    if dtype != torch.float32:
-        actor = copy.deepcopy(actor).to(dtype)
-    squashed_mean = hasattr(actor, "latent_pi")  # SAC's actor: tanh of the Gaussian's mean; TD3's: mu (with tanh)
+    if PRECISIONS[precision] != torch.float32:
+        actor = copy.deepcopy(actor).to(PRECISIONS[precision])
+    return _DeterministicActor(actor)
+
+
+def greedy_critic(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -> Callable[..., torch.Tensor]:
+    """The first critic of an SB3 SAC or TD3, ``(states, actions in [-1, 1]) -> Q`` of shape ``(batch,)``, in
+    ``precision`` (a copy unless float32): the critic attack's objective."""
+    critic = model.policy.critic  # type: ignore[attr-defined]
+    if PRECISIONS[precision] != torch.float32:
+        critic = copy.deepcopy(critic).to(PRECISIONS[precision])
+    return lambda states, actions: critic.q_networks[0](torch.cat([critic.features_extractor(states), actions],
+                                                                  dim=1))[:, 0]
+
+
+def _actor_policy(model: BaseAlgorithm, precision: str) -> Policy:
+    """The deterministic action of an actor-critic agent (:func:`greedy_actor_network`), in ``precision``, mapped
+    to the action space's bounds."""
+    network, dtype = greedy_actor_network(model, precision), PRECISIONS[precision]
 
     def act(observations: np.ndarray) -> np.ndarray:
-        with torch.no_grad():  # the actor's layers called one by one: its own forward casts to float32
+        with torch.no_grad():
             obs = preprocess_obs(torch.as_tensor(observations, device=model.device), model.observation_space,
                                  normalize_images=model.policy.normalize_images).to(dtype)  # type: ignore[attr-defined]
-            features = actor.features_extractor(obs)
-            actions = torch.tanh(actor.mu(actor.latent_pi(features))) if squashed_mean else actor.mu(features)
+            actions = network(obs)
         return model.policy.unscale_action(actions.cpu().numpy().astype(np.float32))  # type: ignore[attr-defined]
 
     return act

@@ -22,6 +22,11 @@ The channels (:data:`CHANNELS`) are data: a name, what its level means and how i
   restarts, and stops moving a state once its greedy action has flipped. With two actions the
   cross-entropy is a monotone function of the margin, so its steps are the margin's and it acts as more
   random restarts.
+- ``mad-linf``, ``critic-linf``: the same threat model for actor-critic agents (SAC, TD3;
+  :class:`robustrl.attacks.ActorAttack`): PGD (one random start, ``steps`` steps) on the observed state that
+  maximises the change of the deterministic action (MAD) or minimises the agent's critic at the true state and
+  the attacked action, as SA-DDPG evaluates (Zhang et al., NeurIPS 2020). A Q-network channel refuses an
+  actor-critic agent and these refuse a DQN, each naming the channels that fit.
 - ``noise-uniform``, ``noise-gaussian``: the agent sees ``s + eps * scale * u``, ``u`` uniform in the unit
   ℓ∞ ball or standard normal (Robust-Gymnasium's observation noise).
 - ``random-action``: with probability ``p`` the environment executes a uniformly random action (RFQI).
@@ -120,6 +125,10 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
     Channel("fgsm-linf", "attack", "eps", "fgm", "linf", "FGSM on the observed state (one signed step)"),
     Channel("pgd-linf", "attack", "eps", "pgd", "linf", "PGD on the observed state, l-inf ball"),
     Channel("pgd-l2", "attack", "eps", "pgd", "l2", "PGD on the observed state, l2 ball"),
+    Channel("mad-linf", "attack", "eps", "mad", "linf", "actor-critic agents: the largest change of the action "
+            "(MAD), l-inf ball"),
+    Channel("critic-linf", "attack", "eps", "critic", "linf", "actor-critic agents: the lowest critic value of "
+            "the true state at the attacked action, l-inf ball"),
     Channel("noise-uniform", "noise", "eps", "uniform", "linf", "uniform noise in the l-inf ball"),
     Channel("noise-gaussian", "noise", "eps", "gaussian", "linf", "Gaussian noise, std eps * scale"),
     Channel("random-action", "action", "p", "", "", "a uniformly random action with probability p"),
@@ -254,7 +263,7 @@ def channel_returns(model: Any, channel: str, levels: list[float], episodes: int
     ``seed``, every perturbation's randomness from streams derived from ``seed`` and the channel's name.
     The agent acts in the evaluation precision (float64); the attacks search in ``attack["precision"]``.
     """
-    from robustrl.attacks import FGM, PGDEnsemble, WorstOf
+    from robustrl.attacks import ACTOR_OBJECTIVES, FGM, PGDEnsemble, WorstOf
     from robustrl.experiments.evaluation import EVALUATION_PRECISION, greedy_policy, greedy_q_network, greedy_rollout
     from robustrl.wrappers import ObservationAttackTransform, ObservationNoiseTransform, RandomActionTransform
 
@@ -262,11 +271,23 @@ def channel_returns(model: Any, channel: str, levels: list[float], episodes: int
     policy = greedy_policy(model, EVALUATION_PRECISION)
     rows = len(levels) * episodes
     kwargs: dict[str, Any] = {}
-    if spec.kind == "attack":
-        if not hasattr(model.policy, "q_net"):
-            raise ValueError(f"channel {channel!r} attacks a Q-network's greedy action; {type(model).__name__} "
-                             "is an actor-critic agent, whose attacks (MAD, the critic attack) robustrl does not "
-                             "have yet: give it a suite of noise, random-action and uncertainty-set channels")
+    actor_critic = not hasattr(model.policy, "q_net")
+    if spec.kind == "attack" and actor_critic != (spec.method in ACTOR_OBJECTIVES):
+        raise ValueError(f"channel {channel!r} attacks " + ("an actor-critic agent's actor" if spec.method in
+                         ACTOR_OBJECTIVES else "a Q-network's greedy action") + f"; {type(model).__name__} has "
+                         + ("a Q-network: use fgsm-linf, pgd-linf or pgd-l2" if not actor_critic
+                            else "an actor: use mad-linf or critic-linf"))
+    if spec.kind == "attack" and actor_critic:
+        from robustrl.attacks import ActorAttack
+        from robustrl.experiments.evaluation import greedy_actor_network, greedy_critic
+
+        worst = ActorAttack(greedy_actor_network(model, attack["precision"]), 1.0, spec.method,
+                            critic=greedy_critic(model, attack["precision"]), steps=attack["steps"], norm=spec.norm,
+                            scale=state_scale)
+        kwargs = dict(observation_transform=ObservationAttackTransform(worst, _stream(seed, channel),
+                                                                       eps=np.repeat(levels, episodes)),
+                      transform_running_only=True)
+    elif spec.kind == "attack":
         q_net = greedy_q_network(model, attack["precision"])
         common = dict(norm=spec.norm, scale=state_scale, clip=None)
         if spec.method == "fgm":

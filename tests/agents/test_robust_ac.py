@@ -163,8 +163,12 @@ def test_the_suite_runs_noise_channels_on_an_actor_critic_and_refuses_q_network_
     noise = channel_returns(model, "noise-uniform", [0.0, 0.1], 2, 0, [1.0, 1.0, 8.0], suite.attack,
                             "robustrl/Pendulum-v1")
     assert noise.shape == (2, 2) and (noise <= 0).all()
-    with pytest.raises(ValueError, match="actor-critic agent"):
+    with pytest.raises(ValueError, match="has an actor: use mad-linf or critic-linf"):
         channel_returns(model, "pgd-linf", [0.05], 1, 0, [1.0, 1.0, 8.0], suite.attack, "robustrl/Pendulum-v1")
+    mad = channel_returns(model, "mad-linf", [0.0, 0.2], 2, 0, [1.0, 1.0, 8.0], suite.attack,
+                          "robustrl/Pendulum-v1")
+    assert mad.shape == (2, 2) and (mad <= 0).all()
+    np.testing.assert_array_equal(mad[0], noise[0])  # level 0: the clean return, whatever the channel
 
 
 def test_an_agent_can_name_its_own_family_so_sac_and_td3_share_one_env_id():
@@ -177,3 +181,28 @@ def test_an_agent_can_name_its_own_family_so_sac_and_td3_share_one_env_id():
     assert float(model.action_noise._sigma[0]) == 0.1 and model.state_scale == "auto"
     with pytest.raises(ValueError, match="ent_coef"):  # SAC's key on a TD3 agent
         AgentConfig.resolve(config, "robustrl/Pendulum-v1", "td3", {"ent_coef": 0.1})
+
+
+@pytest.mark.parametrize("objective", ["mad", "critic"])
+def test_actor_attacks_beat_random_points_of_the_ball_and_stay_in_it(objective):
+    from robustrl.attacks import ActorAttack
+    from robustrl.experiments.evaluation import greedy_actor_network, greedy_critic
+
+    th.manual_seed(0)
+    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), **tiny())
+    actor, critic = greedy_actor_network(model), greedy_critic(model)
+    states = th.as_tensor(np.random.default_rng(0).normal(size=(64, 3)), dtype=th.float64)
+    scale = th.tensor([1.0, 1.0, 8.0], dtype=th.float64)
+    attack = ActorAttack(actor, 0.1, objective, critic=critic, steps=20, scale=scale,
+                         generator=th.Generator().manual_seed(0))
+    attacked = attack(states)
+    assert (((attacked - states) / scale).abs() <= 0.1 + 1e-12).all()
+    noise = states + 0.1 * scale * (2 * th.rand(states.shape, generator=th.Generator().manual_seed(1),
+                                                dtype=th.float64) - 1)
+    with th.no_grad():
+        clean = actor(states)
+        if objective == "mad":
+            gain, random = ((actor(attacked) - clean) ** 2).sum(1), ((actor(noise) - clean) ** 2).sum(1)
+        else:
+            gain, random = -critic(states, actor(attacked)), -critic(states, actor(noise))
+    assert gain.mean() > random.mean() and (gain >= random - 1e-9).float().mean() > 0.9
