@@ -67,15 +67,19 @@ def greedy_policy(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION) -
         return _actor_policy(model, precision)
     q_values = greedy_q_network(model, precision)
     dtype = PRECISIONS[precision]
-    policy = model.policy.q_net  # type: ignore[attr-defined]
 
     def act(observations: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            obs = preprocess_obs(torch.as_tensor(observations, device=model.device), policy.observation_space,
-                                 normalize_images=policy.normalize_images)
-            return q_values(obs.to(dtype)).argmax(dim=1).cpu().numpy()
+            return q_values(_observations(model, observations, dtype)).argmax(dim=1).cpu().numpy()
 
     return act
+
+
+def _observations(model: BaseAlgorithm, observations: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A batch of observations as the agent's networks take them (SB3's preprocessing), in ``dtype``."""
+    obs = preprocess_obs(torch.as_tensor(observations, device=model.device), model.observation_space,
+                         normalize_images=model.policy.normalize_images)  # type: ignore[attr-defined]
+    return obs.to(dtype)
 
 
 class _DeterministicActor(nn.Module):
@@ -123,9 +127,7 @@ def _actor_policy(model: BaseAlgorithm, precision: str) -> Policy:
 
     def act(observations: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            obs = preprocess_obs(torch.as_tensor(observations, device=model.device), model.observation_space,
-                                 normalize_images=model.policy.normalize_images).to(dtype)  # type: ignore[attr-defined]
-            actions = network(obs)
+            actions = network(_observations(model, observations, dtype))
         return model.policy.unscale_action(actions.cpu().numpy().astype(np.float32))  # type: ignore[attr-defined]
 
     return act
