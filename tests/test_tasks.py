@@ -109,7 +109,7 @@ def acrobot_run(tmp_path_factory) -> Path:
     """A tiny regular run on Acrobot, trained once."""
     from robustrl.experiments import RunSpec, train_run
 
-    tiny = {"n_timesteps": 400, "eval_freq": 200, "eval_episodes": 2, "batch_size": 32, "train_freq": 16}
+    tiny = {"n_timesteps": 200, "eval_freq": 100, "eval_episodes": 2, "batch_size": 32, "train_freq": 16}
     return train_run(RunSpec("regular", 0, "robustrl/Acrobot-v1", overrides=tiny), tmp_path_factory.mktemp("runs"))
 
 
