@@ -158,9 +158,14 @@ def test_the_suite_runs_noise_channels_on_an_actor_critic_and_refuses_q_network_
     from robustrl.experiments.suite import channel_returns
 
     model = RobustSAC("MlpPolicy", gym.make("robustrl/Pendulum-v1"), rho=0.0, **tiny())
-    with pytest.raises(ValueError, match="task 'pendulum' has none to lend"):
-        load_suite(None, "pendulum")
-    suite = load_suite()  # the attack settings of the default suite
+    from robustrl.tasks import parse_task
+
+    bare = parse_task({"name": "bare", "title": "Bare", "nominal_id": "robustrl/Pendulum-v1",
+                       "ids": {"robustrl/Pendulum-v1": "Original"}, "return_range": [-1500, 0]}, "bare.yml")
+    with pytest.raises(ValueError, match="task 'bare' has none to lend"):
+        load_suite(None, bare)
+    suite = load_suite(None, "pendulum")
+    assert suite.state_scale == [0.99, 0.97, 5.9] and [s.name for s in suite.sets] == ["moderate", "wide"]
     noise = channel_returns(model, "noise-uniform", [0.0, 0.1], 2, 0, [1.0, 1.0, 8.0], suite.attack,
                             "robustrl/Pendulum-v1")
     assert noise.shape == (2, 2) and (noise <= 0).all()
