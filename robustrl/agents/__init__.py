@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         make_agent,
     )
     from robustrl.agents.base import HookedDQN
-    from robustrl.agents.robust_ac import HookedSAC, HookedTD3, RobustSAC, RobustTD3
+    from robustrl.agents.robust_ac import PRMDPTD3, HookedSAC, HookedTD3, RobustSAC, RobustTD3
     from robustrl.agents.robust_dqn import RobustDQN
     from robustrl.agents.robust_target import RobustTargetMixin
     from robustrl.agents.sa_dqn import SADQN
@@ -30,6 +30,7 @@ __all__ = [
     "HookedDQN",
     "HookedSAC",
     "HookedTD3",
+    "PRMDPTD3",
     "RobustDQN",
     "RobustSAC",
     "RobustTD3",
@@ -49,7 +50,7 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.agents.factory": ["AGENT_CLASSES", "AgentConfig", "available_agents", "load_agent", "load_config",
                                 "make_agent"],
     "robustrl.agents.base": ["HookedDQN"],
-    "robustrl.agents.robust_ac": ["HookedSAC", "HookedTD3", "RobustSAC", "RobustTD3"],
+    "robustrl.agents.robust_ac": ["HookedSAC", "HookedTD3", "PRMDPTD3", "RobustSAC", "RobustTD3"],
     "robustrl.agents.robust_dqn": ["RobustDQN"],
     "robustrl.agents.robust_target": ["RobustTargetMixin"],
     "robustrl.agents.sa_dqn": ["SADQN"],

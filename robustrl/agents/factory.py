@@ -24,7 +24,7 @@ from robustrl.agents.hyperparameters import (
     check_robust_kwargs,
     check_tensorboard_log,
 )
-from robustrl.agents.robust_ac import RobustSAC, RobustTD3
+from robustrl.agents.robust_ac import PRMDPTD3, RobustSAC, RobustTD3
 from robustrl.agents.robust_dqn import RobustDQN
 from robustrl.agents.robust_target import ROBUST_TARGET_KEYS
 from robustrl.agents.sa_dqn import SA_KEYS, SADQN, check_sa_kwargs
@@ -34,7 +34,8 @@ __all__ = ["AGENT_CLASSES", "ALGORITHM_FAMILIES", "ROBUST_KEYS", "AgentConfig", 
 
 #: The classes an agent's ``algo`` (in the YAML config) names, by that name.
 AGENT_CLASSES: dict[str, type[Any]] = {"DQN": DQN, "RobustDQN": RobustDQN, "SADQN": SADQN, "SAC": SAC,
-                                       "RobustSAC": RobustSAC, "TD3": TD3, "RobustTD3": RobustTD3}
+                                       "RobustSAC": RobustSAC, "TD3": TD3, "RobustTD3": RobustTD3,
+                                       "PRMDPTD3": PRMDPTD3}
 #: The algorithm families an env id's block can name (``algorithm:``, default DQN): the plain class and the robust
 #: one of each.
 ALGORITHM_FAMILIES = {"DQN": (DQN, RobustDQN), "SAC": (SAC, RobustSAC), "TD3": (TD3, RobustTD3)}
@@ -144,7 +145,7 @@ class AgentConfig:
         selection = dict(block.get("model_selection", {}))
         budget = {"n_timesteps": block.get("n_timesteps", 50_000), **selection}
         for key, value in (overrides or {}).items():
-            if key in ROBUST_KEYS or key in SA_KEYS:
+            if key in ROBUST_KEYS or key in SA_KEYS or key == "pr_alpha":
                 robust[key] = value
             elif key in ("n_timesteps", "eval_freq", "eval_episodes", "ties"):
                 budget[key] = value
@@ -173,13 +174,21 @@ class AgentConfig:
         if family == "DQN":
             algo = _algorithm(agent, robust)
             check_sa_kwargs(robust)
+        elif family == "TD3" and "pr_alpha" in robust:  # the action-robust baseline (PR-MDP)
+            other = sorted(k for k in robust if k != "pr_alpha")
+            if other:
+                raise ValueError(f"agent {agent!r}: pr_alpha (PR-MDP) does not combine with {', '.join(other)}")
+            from robustrl.checks import check_probability
+
+            check_probability(robust["pr_alpha"], "pr_alpha")
+            algo = "PRMDPTD3"
         else:
             other = sorted(k for k in robust if k not in ROBUST_TARGET_KEYS)
             if other:
                 raise ValueError(f"agent {agent!r}: {', '.join(other)} not available for {family}; its robust "
                                  f"target takes {', '.join(ROBUST_TARGET_KEYS)}")
             algo = ALGORITHM_FAMILIES[family][1].__name__ if robust else family
-        check_robust_kwargs({k: v for k, v in robust.items() if k not in SA_KEYS},
+        check_robust_kwargs({k: v for k, v in robust.items() if k not in SA_KEYS and k != "pr_alpha"},
                             None if robust.get("state_scale") is None else _observation_size(env_id))
         if randomization is not None:
             from robustrl.wrappers import check_ranges
@@ -254,13 +263,16 @@ def make_agent(cfg: AgentConfig, env: gym.Env | Any, seed: int, **kwargs: Any) -
     cls = AGENT_CLASSES[cfg.algo]
     outputs = {} if cfg.tensorboard_log is None else {"tensorboard_log": cfg.tensorboard_log}
     algorithm_kwargs = dict(cfg.dqn_kwargs)
+    robust_kwargs = dict(cfg.robust_kwargs)
+    if cfg.algo == "PRMDPTD3":
+        robust_kwargs["alpha"] = robust_kwargs.pop("pr_alpha")
     if "action_noise_std" in algorithm_kwargs:
         from stable_baselines3.common.noise import NormalActionNoise
 
         size = int(np.prod(env.action_space.shape))
         std = float(algorithm_kwargs.pop("action_noise_std"))
         algorithm_kwargs["action_noise"] = NormalActionNoise(np.zeros(size), std * np.ones(size))
-    return cls(cfg.policy, env, seed=seed, **algorithm_kwargs, **cfg.robust_kwargs, **{**outputs, **kwargs})
+    return cls(cfg.policy, env, seed=seed, **algorithm_kwargs, **robust_kwargs, **{**outputs, **kwargs})
 
 
 def load_agent(path: str | Path, algo: str = "DQN", device: str = "cpu") -> DQN:

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from robustrl.agents.robust_target import RobustTargetMixin
 
-__all__ = ["HookedSAC", "HookedTD3", "RobustSAC", "RobustTD3"]
+__all__ = ["HookedSAC", "HookedTD3", "PRMDPTD3", "RobustSAC", "RobustTD3"]
 
 
 class HookedSAC(SAC):
@@ -120,8 +120,11 @@ class HookedTD3(TD3):
         next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
         return next_q_values
 
+    def _delayed_update(self, replay_data: ReplayBufferSamples) -> None:
+        """After each delayed actor update (and its Polyak averaging): nothing here; PR-MDP updates its adversary."""
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """SB3's ``TD3.train`` with the next-state value of :meth:`_next_value`."""
+        """SB3's ``TD3.train`` with the next-state value of :meth:`_next_value` and the hook :meth:`_delayed_update`."""
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
 
@@ -153,6 +156,7 @@ class HookedTD3(TD3):
                 polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
                 polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
                 polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+                self._delayed_update(replay_data)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if len(actor_losses) > 0:
@@ -254,3 +258,76 @@ class RobustTD3(_RobustActorCritic, HookedTD3):
         robust = self._robust_value(next_obs, value, rho)
         self._record_target_stat("target_gap", float((value(next_obs) - robust).mean()))
         return robust
+
+
+class PRMDPTD3(HookedTD3):
+    """The probabilistic action-robust TD3 (PR-MDP; Tessler, Efroni, Mannor, "Action Robust Reinforcement Learning
+    and Applications in Continuous Control", ICML 2019), a baseline from RRLS's family of adversarial methods.
+
+    With probability ``alpha`` the action executed is an adversary's instead of the agent's (both deterministic actors,
+    the agent's with its exploration noise); the critic learns the value of that mixture,
+    ``y = r + gamma ((1 - alpha) min_i Q_i'(s', a'(s')) + alpha min_i Q_i'(s', abar'(s')))`` with TD3's target
+    smoothing on both actions, the agent's actor ascends ``Q_1(s, mu(s))`` and the adversary's descends
+    ``Q_1(s, mubar(s))`` at each delayed update. The reference implementation (tesslerc/ActionRobustRL, on DDPG)
+    evaluates both actors at the next states inside the critic of the current ones; here both are evaluated at the
+    current states, as TD3 does. ``alpha = 0`` is SB3's TD3 update for update. Evaluation uses the agent's actor.
+
+    :param alpha: the probability of the adversary's action, in [0, 1].
+    :param kwargs: passed unchanged to SB3's ``TD3`` (``seed`` also seeds the coin of each step).
+    """
+
+    def __init__(self, policy: Any, env: Any, alpha: float = 0.1, **kwargs: Any) -> None:
+        from robustrl.checks import check_probability
+
+        self.pr_alpha = check_probability(alpha, "alpha")
+        super().__init__(policy=policy, env=env, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        with th.random.fork_rng():  # the adversary's initial weights leave SB3's random stream as it was
+            th.manual_seed(0 if self.seed is None else int(self.seed) + 1)
+            self.adversary = self.policy.make_actor(features_extractor=None)
+            self.adversary_target = self.policy.make_actor(features_extractor=None)
+        self.adversary_target.load_state_dict(self.adversary.state_dict())
+        self.adversary_target.set_training_mode(False)
+        self.adversary.optimizer = self.policy.optimizer_class(self.adversary.parameters(),
+                                                               lr=self.lr_schedule(1),
+                                                               **self.policy.optimizer_kwargs)
+        self._coin = np.random.default_rng(self.seed)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "adversary", "adversary_target", "_coin"]
+
+    def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1) -> Any:
+        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        if self.pr_alpha == 0 or self.num_timesteps < learning_starts:
+            return action, buffer_action
+        adversarial = self._coin.random(n_envs) < self.pr_alpha
+        if adversarial.any():
+            with th.no_grad():
+                obs, _ = self.policy.obs_to_tensor(self._last_obs)
+                scaled = self.adversary(obs).clamp(-1, 1).cpu().numpy()
+            buffer_action = np.where(adversarial[:, None], scaled, buffer_action)
+            action = self.policy.unscale_action(buffer_action)
+        return action, buffer_action
+
+    def _next_value(self, replay_data: ReplayBufferSamples) -> th.Tensor:
+        agent = super()._next_value(replay_data)
+        if self.pr_alpha == 0:
+            return agent
+        noise = replay_data.actions.clone().data.normal_(0, self.target_policy_noise)
+        noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+        actions = (self.adversary_target(replay_data.next_observations) + noise).clamp(-1, 1)
+        adversary, _ = th.min(th.cat(self.critic_target(replay_data.next_observations, actions), dim=1), dim=1,
+                              keepdim=True)
+        return (1 - self.pr_alpha) * agent + self.pr_alpha * adversary
+
+    def _delayed_update(self, replay_data: ReplayBufferSamples) -> None:
+        if self.pr_alpha == 0:
+            return
+        adversary_loss = self.critic.q1_forward(replay_data.observations,
+                                                self.adversary(replay_data.observations)).mean()
+        self.adversary.optimizer.zero_grad()
+        adversary_loss.backward()
+        self.adversary.optimizer.step()
+        polyak_update(self.adversary.parameters(), self.adversary_target.parameters(), self.tau)

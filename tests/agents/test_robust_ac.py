@@ -212,3 +212,27 @@ def test_actor_attacks_beat_random_points_of_the_ball_and_stay_in_it(objective):
         else:
             gain, random = -critic(states, actor(attacked)), -critic(states, actor(noise))
     assert gain.mean() > random.mean() and (gain >= random - 1e-9).float().mean() > 0.9
+
+
+def test_pr_mdp_at_alpha_zero_is_td3_and_at_one_executes_the_adversarys_actions():
+    from robustrl.agents import AgentConfig, load_config
+    from robustrl.agents.robust_ac import PRMDPTD3
+
+    th.manual_seed(0)
+    ours = PRMDPTD3("MlpPolicy", gym.make("Pendulum-v1"), alpha=0.0, **tiny()).learn(80)
+    th.manual_seed(0)
+    theirs = TD3("MlpPolicy", gym.make("Pendulum-v1"), **tiny()).learn(80)
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(ours), _weights(theirs)))
+    model = PRMDPTD3("MlpPolicy", gym.make("Pendulum-v1"), alpha=1.0, **tiny())
+    before = [p.detach().clone() for p in model.adversary.parameters()]
+    model.learn(120)
+    assert any(not th.equal(a, b) for a, b in zip(before, model.adversary.parameters()))  # the adversary learns
+    model._last_obs = np.array([[1.0, 0.0, 0.5]], dtype=np.float32)
+    action, buffer_action = model._sample_action(0, model.action_noise)
+    with th.no_grad():
+        expected = model.adversary(th.as_tensor(model._last_obs)).clamp(-1, 1).numpy()
+    np.testing.assert_allclose(buffer_action, expected, rtol=0, atol=1e-7)
+    config = load_config(None, "sac.yml")
+    assert AgentConfig.resolve(config, "robustrl/Pendulum-v1", "pr-mdp-td3").algo == "PRMDPTD3"
+    with pytest.raises(ValueError, match="pr_alpha"):
+        AgentConfig.resolve(config, "robustrl/Pendulum-v1", "pr-mdp-td3", {"pr_alpha": 1.5})
