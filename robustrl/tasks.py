@@ -15,6 +15,7 @@ its perturbations, its uncertainty sets (``configs/uncertainty/NAME/``) and the 
     hyperparameters: dqn.yml
     parameters:
       masspole: {curve: [0.05, 0.1, 5.0], surface: [0.05, 0.1, 1.0, 5.0]}
+      length: {label: pole half-length (m), surface: [0.1, 0.5, 1.0]}
     surface_pairs: [[masspole, length]]
 
 What a parameter *is* (its nominal value, valid range and unit) lives with the environment
