@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv, CartPoleVectorEnv
 
 from robustrl.checks import check_int
-from robustrl.envs.params import Parameter, ParametricEnv, check_parameter_value, check_parameters
+from robustrl.envs.params import Parameter, ParametricEnv, check_parameters, parameter_property
 
 __all__ = [
     "NOMINAL_PARAMETERS",
@@ -60,14 +60,7 @@ def check_physical_parameters(parameters: Mapping[str, Any], num_envs: int | Non
 
 
 def _physical_parameter(name: str) -> property:
-    def getter(self: _PhysicsMixin) -> Any:
-        return self.__dict__["_params"][name]
-
-    def setter(self: _PhysicsMixin, value: Any) -> None:
-        checked = check_parameter_value(PARAMETERS[name], value, self._parameter_num_envs)
-        self.__dict__.setdefault("_params", {})[name] = checked
-
-    return property(getter, setter, doc=f"Physical parameter ``{name}`` (validated: a real number, finite, > 0).")
+    return parameter_property(name, f"Physical parameter ``{name}`` (validated: a real number, finite, > 0).")
 
 
 def _derived(name: str, compute: Any) -> property:

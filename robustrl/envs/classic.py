@@ -24,7 +24,7 @@ from gymnasium.envs.classic_control.mountain_car import MountainCarEnv
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 from numpy import cos
 
-from robustrl.envs.params import Parameter, ParametricEnv, check_parameter_value
+from robustrl.envs.params import Parameter, ParametricEnv, parameter_property
 
 __all__ = [
     "ACROBOT_GOAL_HEIGHT",
@@ -127,16 +127,8 @@ REGISTRATIONS: dict[str, dict[str, Any]] = {
 
 def _parameter_attribute(name: str, attribute: str) -> property:
     """Gymnasium's attribute ``attribute`` as a property over the instance's value of parameter ``name``."""
-
-    def getter(self: ParametricEnv) -> float:
-        return self.__dict__["_params"][name]
-
-    def setter(self: ParametricEnv, value: Any) -> None:
-        checked = check_parameter_value(self.PARAMETERS[name], value)
-        self.__dict__.setdefault("_params", {})[name] = checked
-
-    return property(getter, setter, doc=f"Gymnasium's ``{attribute}``: parameter ``{name}`` of this instance "
-                                        "(validated on assignment, reported by ``get_params()``).")
+    return parameter_property(name, f"Gymnasium's ``{attribute}``: parameter ``{name}`` of this instance "
+                                    "(validated on assignment, reported by ``get_params()``).")
 
 
 class _InstanceParams(ParametricEnv):

@@ -22,7 +22,7 @@ import numpy as np
 
 from robustrl.checks import is_number
 
-__all__ = ["Parameter", "ParametricEnv", "check_parameter_value", "check_parameters"]
+__all__ = ["Parameter", "ParametricEnv", "check_parameter_value", "check_parameters", "parameter_property"]
 
 
 @dataclass(frozen=True)
@@ -161,3 +161,19 @@ class ParametricEnv:
             self.set_params(**options.pop("params"))
             options = options or None
         return super().reset(seed=seed, options=options)  # type: ignore[misc]
+
+
+def parameter_property(name: str, doc: str | None = None) -> property:
+    """An attribute of a :class:`ParametricEnv` that is the instance's value of parameter ``name``: reading it gives
+    the stored value, assigning it validates the value (a scalar, or per sub-environment in a vector env) and stores
+    it, so an attribute Gymnasium's code reads (a class attribute there) becomes per instance and checked."""
+
+    def getter(self: ParametricEnv) -> Any:
+        return self.__dict__["_params"][name]
+
+    def setter(self: ParametricEnv, value: Any) -> None:
+        checked = check_parameter_value(self.PARAMETERS[name], value, self._parameter_num_envs)
+        self.__dict__.setdefault("_params", {})[name] = checked
+
+    return property(getter, setter, doc=doc or f"Parameter ``{name}`` of this instance (validated on assignment, "
+                                               "reported by ``get_params()``).")

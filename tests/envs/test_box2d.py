@@ -18,6 +18,7 @@ from gymnasium.utils.env_checker import check_env
 import robustrl  # noqa: F401  (registers the ids)
 from robustrl.envs.box2d import LUNAR_LANDER_PARAMETERS, REGISTRATIONS
 from robustrl.envs.box2d.lunar_lander import PerturbedLunarLanderEnv
+from tests.envs.traces import assert_same_trace
 
 GYMNASIUM_ID = {"robustrl/LunarLander-v3": "LunarLander-v3",
                 "robustrl/LunarLanderContinuous-v3": "LunarLanderContinuous-v3"}
@@ -81,15 +82,6 @@ def trace(env: gym.Env, seed: int, steps: int = 300) -> list:
             obs, _ = env.reset(seed=seed + t)
             out.append(obs)
     return out
-
-
-def assert_same_trace(a: list, b: list) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        if isinstance(x, tuple):
-            assert np.array_equal(x[0], y[0]) and x[1:] == y[1:]
-        else:
-            assert np.array_equal(x, y)
 
 
 @pytest.mark.parametrize("env_id", list(GYMNASIUM_ID))

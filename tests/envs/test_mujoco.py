@@ -20,6 +20,7 @@ from gymnasium.utils.env_checker import check_env
 
 import robustrl  # noqa: F401  (registers the ids)
 from robustrl.envs.mujoco import BODIES, FLOOR_FRICTION, PARAMETERS, REGISTRATIONS
+from tests.envs.traces import assert_same_trace
 
 #: Family -> (robustrl id, Gymnasium id, uncertainty task folder).
 FAMILIES = {
@@ -89,15 +90,6 @@ def trace(env: gym.Env, seed: int, steps: int = 250) -> list:
             obs, _ = env.reset(seed=seed + t)
             out.append(obs)
     return out
-
-
-def assert_same_trace(a: list, b: list) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        if isinstance(x, tuple):
-            assert np.array_equal(x[0], y[0]) and x[1:] == y[1:]
-        else:
-            assert np.array_equal(x, y)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
