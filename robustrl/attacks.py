@@ -30,6 +30,8 @@ from robustrl.estimators import sample_unit_ball
 
 __all__ = [
     "ACTOR_OBJECTIVES",
+    "APGD",
+    "APGD_LOSSES",
     "ActorAttack",
     "ATTACK_LOSSES",
     "LOSSES",
@@ -42,11 +44,13 @@ __all__ = [
     "RandomNoise",
     "WorstOf",
     "check_labels",
+    "dlr",
     "eval_mode",
     "frozen",
     "margin",
     "project",
     "ranked_margin",
+    "targeted_dlr",
 ]
 
 #: The losses an attack ascends: cross-entropy on softmax(scores) and the margin loss (see :func:`margin`).
@@ -94,6 +98,23 @@ def ranked_margin(scores: Tensor, labels: Tensor, rank: int = 1) -> Tensor:
     other = scores.masked_fill(F.one_hot(labels, scores.shape[1]).bool(), float("-inf"))
     rank = min(rank, scores.shape[1] - 1)
     return true - other.topk(rank, dim=1).values[:, -1]
+
+
+def dlr(scores: Tensor, labels: Tensor) -> Tensor:
+    """Per example the difference-of-logits ratio ``(z_y - max_{k != y} z_k) / (z_(1) - z_(3))`` (``z_(i)`` the
+    ``i``-th highest score): the margin divided by a spread of the scores, so it does not change when the
+    logits are shifted or rescaled (Croce and Hein, "Reliable evaluation of adversarial robustness with an
+    ensemble of diverse parameter-free attacks", ICML 2020). Needs at least 3 classes."""
+    top = scores.topk(3, dim=1).values
+    return margin(scores, labels) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def targeted_dlr(scores: Tensor, labels: Tensor, targets: Tensor) -> Tensor:
+    """Per example the targeted DLR ``(z_y - z_t) / (z_(1) - (z_(3) + z_(4)) / 2)`` of APGD-T (Croce and Hein,
+    ICML 2020): negative exactly when the target class ``t`` scores above the label. Needs at least 4 classes."""
+    top = scores.topk(4, dim=1).values
+    gap = scores.gather(1, labels[:, None]).squeeze(1) - scores.gather(1, targets[:, None]).squeeze(1)
+    return gap / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
 
 
 def _per_example_norm(t: Tensor) -> Tensor:
@@ -509,6 +530,174 @@ class PGDEnsemble(PGD):
     def __repr__(self) -> str:
         return (f"PGDEnsemble(eps={self.eps}, alpha={self.alpha:.4g}, steps={self.steps}, norm={self.norm!r}, "
                 f"restarts={self.restarts}, losses={self.losses!r})")
+
+
+#: APGD's losses: cross-entropy, the DLR loss (:func:`dlr`) and the targeted DLR loss (:func:`targeted_dlr`).
+APGD_LOSSES: tuple[str, ...] = ("ce", "dlr", "dlr-targeted")
+
+
+class APGD(Attack):
+    """Auto-PGD: PGD with momentum and a step size that halves itself where the loss stops rising (Croce and
+    Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks",
+    ICML 2020), as its reference implementation (fra31/auto-attack) does it.
+
+    Each example starts uniform in the ball and has its own step size, ``alpha`` (default ``2 * eps``, in units
+    of ``scale``). A step moves along the steepest ascent direction, projects and clips, then mixes in the last
+    move with momentum 0.25. At checkpoints (first after 22 % of ``steps``, then 3 % of ``steps`` sooner each time,
+    at least 6 % apart) an example's step size is halved, and it restarts from its best point so far, when the
+    loss rose in at most ``rho`` of the steps since the last checkpoint, or when its step size was not halved
+    at the last one and its best loss has not improved since. An example stops at the first point that changes
+    its prediction (that point is returned); the others return the point of highest loss.
+
+    ``loss``: ``"ce"``, ``"dlr"`` (:func:`dlr`, APGD-DLR; 3 classes or more) or ``"dlr-targeted"``
+    (:func:`targeted_dlr`, APGD-T; below 4 classes it ascends the plain targeted margin ``z_t - z_y``).
+    APGD-T aims in turn at the ``targets`` classes scoring highest after the label on the clean input (default
+    every other class), each target on the examples the earlier ones left unchanged, with ``restarts`` random
+    starts per target; the other losses run ``restarts`` random starts, each on the examples still unchanged.
+    """
+
+    def __init__(self, model: nn.Module, eps: float, steps: int = 100, norm: str = "linf", restarts: int = 1,
+                 generator: torch.Generator | None = None, loss: str = "ce", *, alpha: float | None = None,
+                 rho: float = 0.75, targets: int | None = None, scale: Sequence[float] | Tensor | None = None,
+                 clip: tuple[float, float] | None = (0.0, 1.0)) -> None:
+        super().__init__(model, eps, norm, generator, "ce", scale=scale, clip=clip)
+        self.loss_name = check_choice(loss, APGD_LOSSES, "APGD loss")
+        self.steps = check_int(steps, "steps", 1)
+        self.restarts = check_int(restarts, "restarts", 1)
+        self.alpha = check_eps(2.0 * self.eps if alpha is None else alpha, "alpha")
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 <= rho <= 1.0:
+            raise ValueError(f"rho must be a number in [0, 1], got rho={rho!r}")
+        self.rho = float(rho)
+        self.targets = None if targets is None else check_int(targets, "targets", 1)
+
+    def per_example_loss(self, scores: Tensor, labels: Tensor, targets: Tensor | None = None) -> Tensor:
+        """The loss each example ascends: cross-entropy, minus DLR, or minus targeted DLR at ``targets``."""
+        if self.loss_name == "ce":
+            return F.cross_entropy(scores, labels, reduction="none")
+        if self.loss_name == "dlr":
+            return -dlr(scores, labels)
+        if targets is None:
+            raise ValueError("APGD's targeted DLR loss needs the target class of every example")
+        if scores.shape[1] < 4:  # DLR's spread needs 4 classes: the plain targeted margin z_t - z_y
+            return scores.gather(1, targets[:, None]).squeeze(1) - scores.gather(1, labels[:, None]).squeeze(1)
+        return -targeted_dlr(scores, labels, targets)
+
+    def loss_of(self, scores: Tensor, labels: Tensor) -> Tensor:  # noqa: D102
+        return self.per_example_loss(scores, labels).sum()
+
+    def _scores_loss_gradient(self, inputs: Tensor, labels: Tensor,
+                              targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        with torch.enable_grad():
+            inputs = inputs.detach().requires_grad_(True)
+            scores = self.model(inputs)
+            losses = self.per_example_loss(scores, labels, targets)
+            (grad,) = torch.autograd.grad(losses.sum(), inputs)
+        return scores.detach(), losses.detach(), grad
+
+    def _checkpoints(self) -> set[int]:
+        """The steps (0-based) after which step sizes are checked: the reference's p_j schedule."""
+        first = max(int(0.22 * self.steps), 1)
+        shrink, least = max(int(0.03 * self.steps), 1), max(int(0.06 * self.steps), 1)
+        points, at, length = set(), first - 1, first
+        while at < self.steps:
+            points.add(at)
+            length = max(length - shrink, least)
+            at += length
+        return points
+
+    def run(self, inputs: Tensor, labels: Tensor, eps: float | Tensor, targets: Tensor | None = None) -> Tensor:
+        """One APGD run from one random start (APGD-T: aimed at ``targets``, one class per example)."""
+        scale, batch = self.scale_like(inputs), len(inputs)
+        shape = (batch, *([1] * (inputs.dim() - 1)))
+        size = (eps * (self.alpha / self.eps if self.eps > 0 else 2.0) if isinstance(eps, Tensor)
+                else torch.full(shape, self.alpha, dtype=inputs.dtype, device=inputs.device)).clone()
+
+        def projected(points: Tensor) -> Tensor:
+            return self.clipped(inputs + project(points - inputs, eps, self.norm, scale))
+
+        adv = self.random_points(inputs, eps)
+        scores, loss, grad = self._scores_loss_gradient(adv, labels, targets)
+        flipped = scores.argmax(1) != labels
+        best, best_loss, best_grad = adv.clone(), loss.clone(), grad.clone()
+        previous = adv.clone()
+        history = [loss]
+        loss_at_check, halved_at_check = best_loss.clone(), torch.ones(batch, dtype=torch.bool, device=adv.device)
+        checkpoints, last_check = self._checkpoints(), -1
+        rows = torch.arange(batch, device=adv.device)
+        for t in range(self.steps):
+            active = rows[~flipped]
+            if len(active) == 0:
+                break
+            momentum = 0.75 if t > 0 else 1.0
+            a, g, s = adv[active], grad[active], size[active]
+            rows_eps = eps[active] if isinstance(eps, Tensor) else eps
+            start = inputs[active]
+            z = self.clipped(start + project(a + self.step(g, 1.0, scale) * s - start, rows_eps, self.norm, scale))
+            z = a + (z - a) * momentum + (a - previous[active]) * (1 - momentum)
+            moved = self.clipped(start + project(z - start, rows_eps, self.norm, scale)).detach()
+            previous[active] = a
+            adv[active] = moved
+            scores, rows_loss, rows_grad = self._scores_loss_gradient(
+                moved, labels[active], None if targets is None else targets[active])
+            grad[active] = rows_grad
+            loss = history[-1].clone()
+            loss[active] = rows_loss
+            history.append(loss)
+            now_flipped = scores.argmax(1) != labels[active]
+            flipped[active[now_flipped]] = True
+            better = active[rows_loss > best_loss[active]]
+            best[better], best_loss[better], best_grad[better] = adv[better], loss[better], grad[better]
+            if t in checkpoints:
+                span = t - last_check
+                rises = sum((history[j + 1] > history[j]).float() for j in range(len(history) - 1 - span,
+                                                                                len(history) - 1))
+                oscillating = rises <= span * self.rho
+                stalled = ~halved_at_check & (loss_at_check >= best_loss)
+                halve = (oscillating | stalled) & ~flipped
+                halved_at_check, loss_at_check = halve, best_loss.clone()
+                size[halve] /= 2.0
+                adv[halve], grad[halve] = best[halve], best_grad[halve]
+                last_check = t
+        return torch.where(flipped.view(shape), adv, best).detach()
+
+    def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:  # noqa: D102
+        if self.loss_name != "dlr-targeted":
+            return self._restarts(inputs, labels, eps, None)
+        with torch.no_grad():
+            clean = self.model(inputs)
+        others = clean.masked_fill(F.one_hot(labels, clean.shape[1]).bool(), float("-inf"))
+        ranked = others.argsort(dim=1, descending=True)[:, : clean.shape[1] - 1]
+        count = ranked.shape[1] if self.targets is None else min(self.targets, ranked.shape[1])
+        best = inputs.clone()
+        for rank in range(count):
+            best = self._restarts(inputs, labels, eps, ranked[:, rank], best if rank else None)
+        return best
+
+    def _restarts(self, inputs: Tensor, labels: Tensor, eps: float | Tensor, target: Tensor | None,
+                  best: Tensor | None = None) -> Tensor:
+        """``restarts`` runs, each on the examples no earlier run (or ``best``, when given) has changed."""
+        for _ in range(self.restarts):
+            if best is None:
+                rows = torch.arange(len(inputs), device=inputs.device)
+            else:
+                with torch.no_grad():
+                    rows = (self.model(best).argmax(1) == labels).nonzero().squeeze(1)
+                if len(rows) == 0:
+                    break
+            candidate = self.run(inputs[rows], labels[rows], eps[rows] if isinstance(eps, Tensor) else eps,
+                                 None if target is None else target[rows])
+            if best is None:
+                best = candidate
+            else:
+                worse = _worse(self.model, best[rows], candidate, labels[rows])
+                best[rows[worse]] = candidate[worse]
+        assert best is not None
+        return best
+
+    def __repr__(self) -> str:
+        extra = f", targets={self.targets}" if self.loss_name == "dlr-targeted" else ""
+        return (f"APGD(eps={self.eps}, steps={self.steps}, norm={self.norm!r}, restarts={self.restarts}, "
+                f"loss={self.loss_name!r}{extra})")
 
 
 class RandomNoise(Attack):

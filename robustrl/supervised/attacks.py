@@ -11,33 +11,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustrl.attacks import FGM, LOSSES, NORMS, PGD, Attack, RandomNoise, WorstOf, project
+from robustrl.attacks import APGD, FGM, LOSSES, NORMS, PGD, Attack, RandomNoise, WorstOf, project
 from robustrl.checks import check_choice
 from robustrl.supervised.names import ATTACKS
 
-__all__ = ["ATTACKS", "LOSSES", "NORMS", "Attack", "FGM", "PGD", "RandomNoise", "WorstOf", "attack_ensemble",
+__all__ = ["APGD", "ATTACKS", "LOSSES", "NORMS", "Attack", "FGM", "PGD", "RandomNoise", "WorstOf", "attack_ensemble",
            "make_attack", "project"]
 
 
 def attack_ensemble(model: nn.Module, eps: float, norm: str = "linf", *, steps: int = 50, restarts: int = 3,
-                    alpha: float | None = None, generator: torch.Generator | None = None) -> WorstOf:
-    """The evaluation's attack: per point, the worst of ``restarts`` runs of cross-entropy PGD and
-    ``restarts`` runs of margin-loss PGD, the ``r``-th margin run aimed at the ``r``-th runner-up class
+                    alpha: float | None = None, generator: torch.Generator | None = None,
+                    targeted: bool = True) -> WorstOf:
+    """The evaluation's attack: per point, the worst of ``restarts`` runs of cross-entropy PGD, ``restarts``
+    runs of margin-loss PGD, the ``r``-th margin run aimed at the ``r``-th runner-up class
     (:func:`~robustrl.attacks.ranked_margin`; the first is the Carlini-Wagner margin, which does not vanish
-    when the softmax saturates, e.g. on MMC logits). Every run has ``steps`` steps from its own random start,
-    a cosine-decayed step size starting at ``alpha`` (default ``2 * eps``), box-aware steps (coordinates on
-    the [0, 1] bound that point out of it do not take up the ℓ2 step), and stops at the first point that
-    changes the prediction. A point counts as robust only if all ``2 * restarts`` runs fail; each run is
-    spent only on the points the earlier runs left unchanged.
+    when the softmax saturates, e.g. on MMC logits), and (``targeted``) APGD-T: Auto-PGD on the targeted DLR
+    loss aimed in turn at *every* other class, ``ceil(restarts / 3)`` random starts per class
+    (:class:`~robustrl.attacks.APGD`). The PGD runs have ``steps`` steps from their own random start, a
+    cosine-decayed step size starting at ``alpha`` (default ``2 * eps``), box-aware steps (coordinates on
+    the [0, 1] bound that point out of it do not take up the ℓ2 step), and stop at the first point that
+    changes the prediction; APGD-T has ``steps`` steps and its own step-size rule. A point counts as robust
+    only if every run fails; each run is spent only on the points the earlier runs left unchanged, so the
+    targeted runs (the most numerous) see only the points that survive the untargeted ones.
 
     Madry et al., ICLR 2018 (PGD with restarts); Carlini and Wagner, IEEE S&P 2017 (the margin loss);
-    Gowal et al. 2019 (runs aimed at several classes); Croce and Hein, ICML 2020 (step-size decay, and
-    evaluating by an ensemble of diverse attacks, per point).
+    Gowal et al. 2019 (runs aimed at several classes); Croce and Hein, ICML 2020 (APGD, the targeted DLR
+    loss, step-size decay, and evaluating by an ensemble of diverse attacks, per point).
     """
     common = dict(alpha=alpha, steps=steps, norm=norm, random_start=True, restarts=1, generator=generator,
                   stop_on_flip=True, schedule="cosine", box_aware=True)
     runs: list[Attack] = [PGD(model, eps, loss="ce", **common) for _ in range(restarts)]
     runs += [PGD(model, eps, loss="margin", target_rank=r, **common) for r in range(1, restarts + 1)]
+    if targeted:
+        runs.append(APGD(model, eps, steps, norm, -(-restarts // 3), generator, "dlr-targeted"))
     return WorstOf(runs)
 
 
@@ -45,10 +51,15 @@ def make_attack(name: str, model: nn.Module, eps: float, norm: str = "linf", *, 
                 restarts: int = 1, alpha: float | None = None,
                 generator: torch.Generator | None = None) -> Attack | WorstOf:
     """Build an attack by name: ``"ensemble"`` (:func:`attack_ensemble`), ``"fgm"``, ``"pgd"`` (``steps``,
-    ``restarts``, ``alpha``), ``"pgd-margin"`` (PGD on the margin loss) or ``"noise"``."""
+    ``restarts``, ``alpha``), ``"pgd-margin"`` (PGD on the margin loss), ``"noise"``, or Auto-PGD
+    (:class:`~robustrl.attacks.APGD`: ``"apgd-ce"``, ``"apgd-dlr"``, and ``"apgd-t"``, targeted DLR at every
+    other class with ``restarts`` starts per class)."""
     check_choice(name, ATTACKS, "attack")
     if name == "ensemble":
         return attack_ensemble(model, eps, norm, steps=steps, restarts=restarts, alpha=alpha, generator=generator)
+    if name.startswith("apgd"):
+        loss = {"apgd-ce": "ce", "apgd-dlr": "dlr", "apgd-t": "dlr-targeted"}[name]
+        return APGD(model, eps, steps, norm, restarts, generator, loss, alpha=alpha)
     if name == "fgm":
         return FGM(model, eps, norm, generator)
     if name == "noise":

@@ -13,12 +13,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from robustrl.checks import check_int, check_seed, is_number, is_of
+from robustrl.kernels import kernel_report
 from robustrl.supervised._checks import check_choice
 from robustrl.supervised.data import DATASETS, Dataset, load_dataset, subset
 from robustrl.experiments.io import atomic_write_json, atomic_write_text, atomic_write_with, read_json
@@ -35,6 +38,7 @@ from robustrl.supervised.training import (
 
 __all__ = [
     "ENSEMBLE_RESTARTS",
+    "ENSEMBLE_VERSION",
     "ENSEMBLE_STEPS",
     "PAPER_BUDGET",
     "PAPER_ERRORS",
@@ -45,6 +49,7 @@ __all__ = [
     "comparison_lines",
     "convergence_lines",
     "cost_lines",
+    "load_data",
     "load_runs",
     "make_table",
     "pack_points",
@@ -55,6 +60,7 @@ __all__ = [
     "run_one",
     "sanity_lines",
     "summarise",
+    "train_row",
     "unpack_points",
     "verdict",
     "write_benchmark_tables",
@@ -222,7 +228,8 @@ def run_name(config: BenchmarkConfig, method: str, seed: int) -> str:
     return f"{config.dataset}__{method}__{seed}"
 
 
-def _load_data(config: BenchmarkConfig) -> Dataset:
+def load_data(config: BenchmarkConfig) -> Dataset:
+    """The dataset of ``config``: its train and test subsets (drawn with seed 0, the same for every run)."""
     return subset(load_dataset(config.dataset, config.root), config.n_train, config.n_test, seed=0)
 
 
@@ -236,6 +243,24 @@ def unpack_points(packed: str, n: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes.fromhex(packed), dtype=np.uint8))[:n].astype(bool)
 
 
+def train_row(config: BenchmarkConfig, method: str, seed: int, data: Dataset | None = None, *,
+              progress: bool = True) -> tuple[nn.Module, Any, list, int]:
+    """Train row ``method`` of ``config`` with ``seed``, as :func:`run_one` does: returns the model (in eval
+    mode), the training method, the loss history and the forward passes that built a graph."""
+    data = data if data is not None else load_data(config)
+    gen = torch.Generator().manual_seed(seed)
+    mcfg = config.method_config(method)
+    base = config.base_method(method)
+    model = make_model(config.arch, data.num_classes, head="mmc" if needs_mmc_head(base) else "softmax",
+                       seed=seed, mmc_C=mcfg.mmc_C)
+    training = make_method(base, mcfg)
+    training.name = method
+    with GradientCounter(model) as counter:
+        history = train(model, training, data.x_train, data.y_train, TrainConfig(**config.train), generator=gen,
+                        progress=progress)
+    return model.eval(), training, history, counter.rows
+
+
 def run_one(config: BenchmarkConfig, method: str, seed: int, data: Dataset | None = None, *,
             progress: bool = True, checkpoint: Path | None = None) -> dict:
     """Train row ``method`` with ``seed`` and evaluate it on every attack column; return the run record.
@@ -246,18 +271,12 @@ def run_one(config: BenchmarkConfig, method: str, seed: int, data: Dataset | Non
     ``config.convergence_seeds`` (the ensemble columns only), and the seconds spent training, evaluating
     and checking convergence.
     """
-    data = data if data is not None else _load_data(config)
-    gen = torch.Generator().manual_seed(seed)
+    data = data if data is not None else load_data(config)
     mcfg = config.method_config(method)
     base = config.base_method(method)
-    model = make_model(config.arch, data.num_classes, head="mmc" if needs_mmc_head(base) else "softmax",
-                       seed=seed, mmc_C=mcfg.mmc_C)
-    training = make_method(base, mcfg)
-    training.name = method
     tcfg = TrainConfig(**config.train)
     t0 = time.perf_counter()
-    with GradientCounter(model) as counter:
-        history = train(model, training, data.x_train, data.y_train, tcfg, generator=gen, progress=progress)
+    model, training, history, rows = train_row(config, method, seed, data, progress=progress)
     t1 = time.perf_counter()
     specs = config.attack_specs()
     costs: dict[str, dict[str, float]] = {}
@@ -268,9 +287,10 @@ def run_one(config: BenchmarkConfig, method: str, seed: int, data: Dataset | Non
         config=config.to_dict(), method_config=mcfg.to_dict(), train_loss=history,
         accuracy={k: float(v.float().mean()) for k, v in points.items()},
         points={k: pack_points(v) for k, v in points.items()},
-        grad_evals_per_example=counter.rows / (tcfg.epochs * len(data.y_train)), eval_costs=costs,
+        grad_evals_per_example=rows / (tcfg.epochs * len(data.y_train)), eval_costs=costs,
         train_seconds=t1 - t0, eval_seconds=t2 - t1, n_train=len(data.y_train), n_test=len(data.y_test),
-        torch_version=torch.__version__, threads=torch.get_num_threads(),
+        torch_version=torch.__version__, threads=torch.get_num_threads(), ensemble=ENSEMBLE_VERSION,
+        kernels=kernel_report(),
     )
     if hasattr(training, "reach"):
         record["sample_reach"] = training.reach
@@ -563,6 +583,23 @@ def paper_claim_lines(runs: Sequence[dict]) -> list[str]:
     return lines
 
 
+#: What a run record's ``ensemble`` field says when its robust columns used the ensemble with targeted APGD runs.
+ENSEMBLE_VERSION = "pgd-ce+pgd-margin+apgd-t"
+
+
+def _ensemble_text(runs: Sequence[dict], spec: AttackSpec) -> str:
+    text = (f"per point the worst of {spec.restarts} cross-entropy PGD runs and {spec.restarts} margin-loss PGD "
+            f"runs (the r-th aimed at the r-th runner-up class), {spec.steps} steps each from a random start with "
+            "a step size starting at 2*eps and decayed on a cosine schedule")
+    if all(r.get("ensemble") == ENSEMBLE_VERSION for r in runs):
+        text += (f", then APGD-T (targeted DLR loss, {spec.steps} steps, APGD's own step-size rule) aimed at every "
+                 f"other class, {-(-spec.restarts // 3)} start(s) per class; each run attacks only the points the "
+                 "earlier runs left unchanged")
+    else:
+        text += " (records made before the ensemble had its targeted APGD runs)"
+    return text + "; a point is robust only if every run fails."
+
+
 def _header(runs: Sequence[dict], command: str) -> list[str]:
     cfg = runs[0]["config"]
     seeds = sorted({r["seed"] for r in runs})
@@ -571,12 +608,10 @@ def _header(runs: Sequence[dict], command: str) -> list[str]:
     conv_min = sum(r.get("convergence_seconds", 0.0) for r in runs) / 60
     note = PRESET_NOTES.get(cfg["name"])
     ens = robust_columns(runs)
-    attack_line = (f"Attacks: {len(cfg['attacks'])} columns. `ensemble` = the robust accuracy: per point the "
-                   f"worst of cross-entropy PGD and margin-loss PGD, {ens[0].steps} steps x {ens[0].restarts} "
-                   "random restarts each (alpha = 2.5*eps/steps; a point is robust only if every run fails). "
-                   "`fgm` = one FGM step, `noise` = uniform noise in the ball, `pgd1`/`pgd5` = single "
-                   "cross-entropy PGD runs of 1 and 5 steps: labelled single attacks, never a model's "
-                   "robustness. All clamped to [0, 1]" if ens else
+    attack_line = (f"Attacks: {len(cfg['attacks'])} columns. `ensemble` = the robust accuracy: "
+                   f"{_ensemble_text(runs, ens[0])} `fgm` = one FGM step, `noise` = uniform noise in the ball, "
+                   "`pgd1`/`pgd5` = single cross-entropy PGD runs of 1 and 5 steps: labelled single attacks, never "
+                   "a model's robustness. All clamped to [0, 1]" if ens else
                    f"Attacks: {len(cfg['attacks'])} columns (no ensemble column: no robustness verdicts)")
     return ([note] if note else []) + [
         f"Made by: {command or runs[0].get('command', '(unknown)')}",

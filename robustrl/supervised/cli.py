@@ -16,7 +16,8 @@ from robustrl.checks import int_option
 from robustrl.experiments.io import atomic_write_json
 from robustrl.supervised.names import ARCHS, ATTACKS, DATASETS, METHODS, NORMS, PRESET_NAMES
 
-__all__ = ["add_subcommands", "cmd_benchmark", "cmd_evaluate", "cmd_table", "cmd_train"]
+__all__ = ["METHOD_FLAGS", "add_subcommands", "cmd_benchmark", "cmd_evaluate", "cmd_table", "cmd_train",
+           "preset_train_argv", "train_config"]
 
 
 def _command() -> str:
@@ -28,24 +29,67 @@ def _attack_dicts(args: argparse.Namespace) -> list[dict]:
             for e in (args.eps or [])]
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train one (method, seed) and save ``<out>/<run>.pt`` and ``<out>/<run>.json``."""
-    import torch
-
-    from robustrl.supervised.benchmark import BenchmarkConfig, run_one
+def train_config(args: argparse.Namespace):
+    """The one-row :class:`~robustrl.supervised.benchmark.BenchmarkConfig` that ``robustrl supervised train``
+    trains for parsed ``args`` (``ValueError`` naming a bad value)."""
+    from robustrl.supervised.benchmark import BenchmarkConfig
     from robustrl.supervised.methods import MethodConfig
 
-    torch.set_num_threads(args.threads)
     method_cfg = MethodConfig(eps=args.train_eps, norm=args.train_norm, steps=args.train_steps, rho=args.rho,
                               eta=args.eta, m=args.m, L=args.L, center_steps=args.center_steps,
-                              groups=args.groups)
-    config = BenchmarkConfig(
+                              groups=args.groups, adt_lambda=args.adt_lambda, adt_lr=args.adt_lr,
+                              mmc_C=args.mmc_C, match_budget=args.match_budget)
+    return BenchmarkConfig(
         name="cli", dataset=args.dataset, root=args.root,
         arch=args.arch or ("small-cnn" if args.dataset == "digits" else "paper-cnn"),
         methods=[args.method], seeds=[args.seed], n_train=args.n_train, n_test=args.n_test,
         train=dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
         method=method_cfg.to_dict(), attacks=[],
     ).validate()
+
+
+#: ``MethodConfig`` field -> the ``robustrl supervised train`` flag that sets it.
+METHOD_FLAGS = {"eps": "--train-eps", "norm": "--train-norm", "steps": "--train-steps", "rho": "--rho",
+                "eta": "--eta", "m": "--m", "L": "--L", "center_steps": "--center-steps", "groups": "--groups",
+                "adt_lambda": "--adt-lambda", "adt_lr": "--adt-lr", "mmc_C": "--mmc-C",
+                "match_budget": "--match-budget"}
+
+
+def preset_train_argv(preset_name: str, row: str, seed: int) -> list[str]:
+    """The ``robustrl supervised train`` arguments that train row ``row`` of benchmark preset ``preset_name``
+    with ``seed`` as the benchmark does (same data, model, optimisation and method settings)."""
+    from robustrl.supervised.benchmark import PRESETS
+
+    if preset_name not in PRESETS:
+        raise ValueError(f"unknown preset {preset_name!r}; choose from {sorted(PRESETS)}")
+    config = PRESETS[preset_name]
+    if row not in config.methods:
+        raise ValueError(f"preset {preset_name!r} has no row {row!r}; its rows are {config.methods}")
+    argv = ["supervised", "train", "--dataset", config.dataset, "--arch", config.arch,
+            "--method", config.base_method(row), "--seed", str(seed),
+            "--epochs", str(config.train["epochs"]), "--batch-size", str(config.train["batch_size"]),
+            "--lr", repr(config.train["lr"])]
+    if config.root is not None:
+        argv += ["--root", config.root]
+    for name, value in (("--n-train", config.n_train), ("--n-test", config.n_test)):
+        if value is not None:
+            argv += [name, str(value)]
+    for field_name, value in config.method_config(row).to_dict().items():
+        if field_name == "match_budget":
+            argv += ["--match-budget"] if value else []
+        else:
+            argv += [METHOD_FLAGS[field_name], repr(value) if isinstance(value, float) else str(value)]
+    return argv
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one (method, seed) and save ``<out>/<run>.pt`` and ``<out>/<run>.json``."""
+    import torch
+
+    from robustrl.supervised.benchmark import run_one
+
+    torch.set_num_threads(args.threads)
+    config = train_config(args)
     out = Path(args.out)
     name = f"{args.dataset}__{args.method}__{args.seed}"
     record = run_one(config, args.method, args.seed, progress=not args.no_progress,
@@ -117,7 +161,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _attack_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--attack", choices=ATTACKS, default="ensemble",
-                   help="default ensemble: per point the worst of cross-entropy and margin-loss PGD")
+                   help="default ensemble: per point the worst of cross-entropy PGD, margin-loss PGD and "
+                        "targeted APGD at every other class")
     p.add_argument("--norm", choices=NORMS, default="linf")
     p.add_argument("--eps", type=float, nargs="+", required=required, help="attack budgets")
     p.add_argument("--steps", type=int_option(1), default=50, help="PGD steps (default 50)")
@@ -153,6 +198,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                    help="PGD steps to the entropic ball centre")
     p.add_argument("--groups", type=int_option(1), default=1,
                    help="entropic sub-batches with independent estimator calls (RT-MLMC: one level each)")
+    p.add_argument("--match-budget", action="store_true",
+                   help="Entropic-AT's samples stay in the training ball B_eps(x): centre searched in "
+                        "B_{eps-rho}(x) (the presets' budget-matched rows)")
+    p.add_argument("--adt-lambda", type=float, default=0.01, help="ADT-EXP entropy bonus")
+    p.add_argument("--adt-lr", type=float, default=0.3, help="ADT-EXP inner step size")
+    p.add_argument("--mmc-C", type=float, default=10.0, help="MMC / MMC-AT centre norm")
     p.add_argument("--out", default="runs/supervised")
     _common(p)
     p.set_defaults(func=cmd_train, output_folders=("out",))

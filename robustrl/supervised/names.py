@@ -20,8 +20,9 @@ METHODS: tuple[str, ...] = (
     "erm", "fgm-at", "ifgm-at", "entropic-saa", "entropic-sg", "entropic-mlmc", "adt-exp", "mmc", "mmc-at",
 )
 #: The attacks of the evaluation (``--attack``). ``ensemble`` (the default of ``robustrl supervised evaluate``
-#: and the robust accuracy of every benchmark table) is the per-point worst case of cross-entropy PGD and
-#: margin-loss PGD, each with ``restarts`` random starts; the others are single attacks.
-ATTACKS: tuple[str, ...] = ("ensemble", "fgm", "pgd", "pgd-margin", "noise")
+#: and the robust accuracy of every benchmark table) is the per-point worst case of cross-entropy PGD,
+#: margin-loss PGD and targeted APGD at every other class; the others are single attacks (``apgd-ce``,
+#: ``apgd-dlr``: Auto-PGD on cross-entropy and on the DLR loss; ``apgd-t``: targeted APGD-DLR at every class).
+ATTACKS: tuple[str, ...] = ("ensemble", "fgm", "pgd", "pgd-margin", "noise", "apgd-ce", "apgd-dlr", "apgd-t")
 #: The keys of :data:`robustrl.supervised.benchmark.PRESETS`, in its order.
 PRESET_NAMES: tuple[str, ...] = ("digits", "fashion-mnist")

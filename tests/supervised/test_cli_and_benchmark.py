@@ -100,3 +100,30 @@ def test_benchmark_records_do_not_depend_on_jobs(tmp_path):
     one = run_benchmark(cfg, tmp_path / "one", progress=False, jobs=1)
     two = run_benchmark(cfg, tmp_path / "two", progress=False, jobs=2)
     assert [(r["accuracy"], r["points"]) for r in one] == [(r["accuracy"], r["points"]) for r in two]
+
+
+@pytest.mark.parametrize("preset_name", ["digits", "fashion-mnist"])
+def test_every_preset_row_is_trainable_from_the_cli_alone(preset_name):
+    import argparse
+
+    from robustrl.supervised.benchmark import PRESETS
+    from robustrl.supervised.cli import add_subcommands, preset_train_argv, train_config
+
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers(dest="command"))
+    preset = PRESETS[preset_name]
+    for row in preset.methods:
+        args = parser.parse_args(preset_train_argv(preset_name, row, 2))
+        cli = train_config(args)
+        base = preset.base_method(row)
+        assert cli.methods == [base] and cli.seeds == [2]
+        assert cli.method_config(base) == preset.method_config(row), row
+        assert (cli.dataset, cli.arch, cli.n_train, cli.n_test, cli.train) == (
+            preset.dataset, preset.arch, preset.n_train, preset.n_test, preset.train)
+    # the budget-matched rows need the flag, and without it the config differs
+    argv = preset_train_argv(preset_name, "entropic-saa", 0)
+    assert "--match-budget" in argv
+    argv.remove("--match-budget")
+    assert not train_config(parser.parse_args(argv)).method_config("entropic-saa").match_budget
+    with pytest.raises(ValueError, match="no row"):
+        preset_train_argv(preset_name, "nonsense", 0)

@@ -83,9 +83,12 @@ def test_make_attack_builds_the_ensemble_and_cli_defaults_to_it():
     from robustrl.supervised.cli import add_subcommands
 
     ens = make_attack("ensemble", make_model("small-cnn"), 0.1, steps=7, restarts=2)
-    assert [(a.loss_name, a.target_rank, a.steps, a.restarts, a.stop_on_flip, a.schedule) for a in ens.attacks] == [
+    *pgd, apgd = ens.attacks
+    assert [(a.loss_name, a.target_rank, a.steps, a.restarts, a.stop_on_flip, a.schedule) for a in pgd] == [
         ("ce", 1, 7, 1, True, "cosine"), ("ce", 1, 7, 1, True, "cosine"),
         ("margin", 1, 7, 1, True, "cosine"), ("margin", 2, 7, 1, True, "cosine")]
+    assert (apgd.loss_name, apgd.steps, apgd.restarts, apgd.targets) == ("dlr-targeted", 7, 1, None)
+    assert make_attack("ensemble", make_model("small-cnn"), 0.1, restarts=6).attacks[-1].restarts == 2
     p = argparse.ArgumentParser()
     add_subcommands(p.add_subparsers(dest="command"))
     args = p.parse_args(["supervised", "evaluate", "--run", "r.json", "--eps", "0.1"])
