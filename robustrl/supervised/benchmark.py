@@ -46,6 +46,8 @@ __all__ = [
     "RECORDS_DIR",
     "BenchmarkConfig",
     "attack_cost_lines",
+    "compare_record",
+    "compare_records",
     "comparison_lines",
     "convergence_lines",
     "cost_lines",
@@ -339,6 +341,55 @@ def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str 
     with tqdm(total=len(todo), desc=f"benchmark {config.name}", disable=not progress) as bar:
         run_calls(_run_job, [(job,) for job in todo], min(jobs, max(len(todo), 1)), done=lambda _: bar.update(1))
     return [read_record(p) for p in paths]
+
+
+def compare_record(record: dict, reference: dict) -> list[str]:
+    """What differs between a run record and a reference record of the same run; empty if it replays.
+
+    Compares the configuration first (other settings make the rest meaningless), then the training loss of every
+    epoch, the accuracy of every column and every point's result, and the convergence check, all exactly: a run
+    that replays on another CPU gives the same bits (the kernels are pinned at ``import robustrl``). Timings,
+    commands and the machine are not compared."""
+    if record.get("config") != reference.get("config") or record.get("method_config") != reference.get(
+            "method_config"):
+        return ["configuration differs; nothing else compared"]
+    out = []
+    new_loss, old_loss = record.get("train_loss", []), reference.get("train_loss", [])
+    if new_loss != old_loss:
+        epoch = next((i for i, (a, b) in enumerate(zip(new_loss, old_loss), 1) if a != b), min(len(new_loss),
+                                                                                               len(old_loss)) + 1)
+        out.append(f"training loss parts at epoch {epoch}" + (
+            f": {new_loss[epoch - 1]!r} vs {old_loss[epoch - 1]!r}" if epoch <= min(len(new_loss), len(old_loss))
+            else ""))
+    moved = [f"{key} {100 * reference['accuracy'][key]:.2f} -> {100 * value:.2f}"
+             for key, value in record.get("accuracy", {}).items()
+             if key in reference.get("accuracy", {}) and value != reference["accuracy"][key]]
+    if moved:
+        out.append("accuracy moved: " + ", ".join(moved))
+    points = [key for key, packed in record.get("points", {}).items()
+              if key in reference.get("points", {}) and packed != reference["points"][key]]
+    if points and not moved:
+        out.append(f"per-point results differ (same accuracy) in {', '.join(points)}")
+    if record.get("ensemble") != reference.get("ensemble"):
+        out.append(f"made with another attack ensemble ({reference.get('ensemble', 'untargeted PGD')} in the "
+                   f"reference, {record.get('ensemble', 'untargeted PGD')} here)")
+    if "convergence" in record and "convergence" in reference and record["convergence"] != reference["convergence"]:
+        out.append("convergence check differs")
+    return out
+
+
+def compare_records(run_dir: Path | str, reference_dir: Path | str) -> dict[str, list[str]]:
+    """:func:`compare_record` for every record of ``run_dir`` against its namesake in ``reference_dir`` (both
+    folders of ``*.json`` run records); a record without a namesake is listed as such."""
+    run_dir, reference_dir = Path(run_dir), Path(reference_dir)
+    if not reference_dir.is_dir():
+        raise ValueError(f"reference records folder {reference_dir} does not exist")
+    out = {}
+    for path in sorted(run_dir.glob("*.json")):
+        other = reference_dir / path.name
+        out[path.stem] = compare_record(read_record(path), read_record(other)) if other.is_file() else [
+            f"no reference record {other}"]
+    return out
 
 
 _RECORD_FIELDS: dict[str, type] = {"method": str, "seed": int, "config": dict, "method_config": dict,

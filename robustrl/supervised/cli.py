@@ -151,7 +151,18 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     config = preset(args.preset, seeds=args.seeds)
     run_benchmark(config, args.out, command=_command(), progress=not args.no_progress, jobs=args.jobs)
-    return cmd_table(argparse.Namespace(runs=f"{args.out}/{RECORDS_DIR}", out=args.out))
+    status = cmd_table(argparse.Namespace(runs=f"{args.out}/{RECORDS_DIR}", out=args.out))
+    if args.compare is None:
+        return status
+    from robustrl.supervised.benchmark import compare_records
+
+    results = compare_records(Path(args.out) / RECORDS_DIR, Path(args.compare) / RECORDS_DIR)
+    for name, differences in results.items():
+        print(f"{name}: {'identical' if not differences else '; '.join(differences)}")
+    same = sum(not d for d in results.values())
+    print(f"compared {len(results)} run(s) with {args.compare}/{RECORDS_DIR}: {same} identical, "
+          f"{len(results) - same} differ")
+    return 0 if same == len(results) else 1
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -226,6 +237,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--jobs", type=int_option(1), default=1,
                    help="worker processes, one torch thread each (default 1)")
+    p.add_argument("--compare", default=None, metavar="DIR",
+                   help="afterwards compare every record with DIR's (e.g. results/supervised/digits): training "
+                        "loss, accuracies and per-point results bit for bit; exit code 1 if one differs")
     _common(p)
     p.set_defaults(func=cmd_benchmark, output_folders=("out",), resolve_defaults=_benchmark_defaults)
 

@@ -127,3 +127,32 @@ def test_every_preset_row_is_trainable_from_the_cli_alone(preset_name):
     assert not train_config(parser.parse_args(argv)).method_config("entropic-saa").match_budget
     with pytest.raises(ValueError, match="no row"):
         preset_train_argv(preset_name, "nonsense", 0)
+
+
+def test_compare_records_names_what_moved(tmp_path):
+    from pathlib import Path
+
+    from robustrl.supervised.benchmark import compare_record, compare_records
+
+    committed = Path(__file__).resolve().parents[2] / "results" / "supervised" / "digits" / "records"
+    base = json.loads((committed / "digits__erm__0.json").read_text())
+    assert compare_record(base, json.loads(json.dumps(base))) == []
+    key = next(k for k in base["accuracy"] if k.startswith("ensemble"))
+    moved = json.loads(json.dumps(base))
+    moved["train_loss"][1] += 1e-9
+    moved["accuracy"][key] -= 0.02
+    lines = compare_record(moved, base)
+    assert lines[0].startswith("training loss parts at epoch 2")
+    assert f"{key} {100 * base['accuracy'][key]:.2f} -> {100 * moved['accuracy'][key]:.2f}" in lines[1]
+    flipped = json.loads(json.dumps(base))
+    flipped["points"]["clean"] = ("0" if base["points"]["clean"][0] != "0" else "1") + base["points"]["clean"][1:]
+    assert compare_record(flipped, base)[0] == "per-point results differ (same accuracy) in clean"
+    other = json.loads(json.dumps(base))
+    other["config"]["seeds"] = [7]
+    assert compare_record(other, base) == ["configuration differs; nothing else compared"]
+    for folder, record in (("new", moved), ("old", base)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "digits__erm__0.json").write_text(json.dumps(record))
+    assert compare_records(tmp_path / "new", tmp_path / "old")["digits__erm__0"] == lines
+    with pytest.raises(ValueError, match="does not exist"):
+        compare_records(tmp_path / "new", tmp_path / "missing")
