@@ -333,8 +333,10 @@ def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str 
     paths = [out_dir / RECORDS_DIR / f"{run_name(config, m, s)}.json" for m, s in pairs]
     todo = []
     for (method, seed), path in zip(pairs, paths):
-        if resume and path.exists() and read_record(path).get("config") == config.to_dict():
-            continue
+        if resume and path.exists():
+            done = read_record(path)
+            if done.get("config") == config.to_dict() and done.get("ensemble") == ENSEMBLE_VERSION:
+                continue
         todo.append((config, method, seed, str(path), command, progress and jobs == 1))
     from robustrl.experiments.parallel import run_calls
 
