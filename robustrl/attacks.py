@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustrl.checks import NORMS, check_choice, check_eps, check_int
+from robustrl.checks import NORMS, check_choice, check_eps, check_int, check_probability
 from robustrl.estimators import sample_unit_ball
 
 __all__ = [
@@ -565,9 +565,7 @@ class APGD(Attack):
         self.steps = check_int(steps, "steps", 1)
         self.restarts = check_int(restarts, "restarts", 1)
         self.alpha = check_eps(2.0 * self.eps if alpha is None else alpha, "alpha")
-        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 <= rho <= 1.0:
-            raise ValueError(f"rho must be a number in [0, 1], got rho={rho!r}")
-        self.rho = float(rho)
+        self.rho = check_probability(rho, "rho")
         self.targets = None if targets is None else check_int(targets, "targets", 1)
 
     def per_example_loss(self, scores: Tensor, labels: Tensor, targets: Tensor | None = None) -> Tensor:

@@ -38,7 +38,7 @@ import torch
 from robustrl.experiments.io import atomic_write_text
 from robustrl.supervised.attacks import attack_ensemble
 from robustrl.supervised.benchmark import PRESETS, load_data, train_row
-from robustrl.supervised.training import _attack_generator
+from robustrl.supervised.training import attack_generator
 
 
 def _robust(model: torch.nn.Module, attack, x: torch.Tensor, y: torch.Tensor, right: torch.Tensor) -> np.ndarray:
@@ -126,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             ours = _robust(model, attack_ensemble(model, spec.eps, spec.norm, steps=spec.steps,
                                                   restarts=spec.restarts,
-                                                  generator=_attack_generator(args.seed, index)), x, y, right)
+                                                  generator=attack_generator(args.seed, index)), x, y, right)
             ours_seconds = time.perf_counter() - start
             untargeted = _robust(model, attack_ensemble(model, spec.eps, spec.norm, steps=spec.steps,
                                                         restarts=spec.restarts, targeted=False,
-                                                        generator=_attack_generator(args.seed, index)), x, y, right)
+                                                        generator=attack_generator(args.seed, index)), x, y, right)
             start = time.perf_counter()
             other = independent(model, x, y, right, spec.norm, spec.eps, data.num_classes, args.seed)
             other_seconds = time.perf_counter() - start

@@ -1,5 +1,5 @@
 """Regular and robust agents on Stable-Baselines3: the entropic RobustDQN, its PGD worst-case variant, SA-DQN,
-and the entropic RobustSAC and RobustTD3 (one robust-target mechanism for all three), built from the YAML config.
+RobustSADQN (the entropic target with SA-DQN's observation hinge), and the entropic RobustSAC and RobustTD3 (one robust-target mechanism for all three), built from the YAML config.
 
 The names are imported on first use, so that ``import robustrl.agents`` does not load Stable-Baselines3.
 """
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from robustrl.agents.robust_ac import PRMDPTD3, HookedSAC, HookedTD3, RobustSAC, RobustTD3
     from robustrl.agents.robust_dqn import RobustDQN
     from robustrl.agents.robust_target import RobustTargetMixin
-    from robustrl.agents.sa_dqn import SADQN
+    from robustrl.agents.sa_dqn import SADQN, RobustSADQN
 
 __all__ = [
     "AGENT_CLASSES",
@@ -32,6 +32,7 @@ __all__ = [
     "HookedTD3",
     "PRMDPTD3",
     "RobustDQN",
+    "RobustSADQN",
     "RobustSAC",
     "RobustTD3",
     "RobustTargetMixin",
@@ -53,6 +54,6 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
     "robustrl.agents.robust_ac": ["HookedSAC", "HookedTD3", "PRMDPTD3", "RobustSAC", "RobustTD3"],
     "robustrl.agents.robust_dqn": ["RobustDQN"],
     "robustrl.agents.robust_target": ["RobustTargetMixin"],
-    "robustrl.agents.sa_dqn": ["SADQN"],
+    "robustrl.agents.sa_dqn": ["RobustSADQN", "SADQN"],
     "robustrl.agents.checkpoint": ["checkpoint_bytes", "encode_checkpoint", "load_checkpoint", "read_checkpoint"],
 })

@@ -27,19 +27,20 @@ from robustrl.agents.hyperparameters import (
 from robustrl.agents.robust_ac import PRMDPTD3, RobustSAC, RobustTD3
 from robustrl.agents.robust_dqn import RobustDQN
 from robustrl.agents.robust_target import ROBUST_TARGET_KEYS
-from robustrl.agents.sa_dqn import SA_KEYS, SADQN, check_sa_kwargs
+from robustrl.agents.sa_dqn import SA_KEYS, SADQN, RobustSADQN, check_sa_kwargs
 from robustrl.checks import check_int, load_yaml, read_yaml
 
 __all__ = ["AGENT_CLASSES", "ALGORITHM_FAMILIES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
 #: The classes an agent's ``algo`` (in the YAML config) names, by that name.
-AGENT_CLASSES: dict[str, type[Any]] = {"DQN": DQN, "RobustDQN": RobustDQN, "SADQN": SADQN, "SAC": SAC,
+AGENT_CLASSES: dict[str, type[Any]] = {"DQN": DQN, "RobustDQN": RobustDQN, "SADQN": SADQN,
+                                       "RobustSADQN": RobustSADQN, "SAC": SAC,
                                        "RobustSAC": RobustSAC, "TD3": TD3, "RobustTD3": RobustTD3,
                                        "PRMDPTD3": PRMDPTD3}
 #: The algorithm families an env id's block can name (``algorithm:``, default DQN): the plain class and the robust
 #: one of each.
 ALGORITHM_FAMILIES = {"DQN": (DQN, RobustDQN), "SAC": (SAC, RobustSAC), "TD3": (TD3, RobustTD3)}
-#: Keys RobustDQN and SADQN share (the others decide which of the two an agent is).
+#: Keys RobustDQN and SADQN share (the others decide which of the two an agent is, or RobustSADQN with both).
 _SHARED_KEYS = ("norm", "state_scale")
 SELECTION_TIES = ("latest", "first", "margin")
 _EXPERIMENT_KEYS = ("n_timesteps", "model_selection", "agents", "policy", "algorithm")
@@ -236,12 +237,12 @@ class AgentConfig:
 
 
 def _algorithm(agent: str, kwargs: dict[str, Any]) -> str:
-    """``"SADQN"`` if the agent sets an SA-DQN key, ``"RobustDQN"`` if it sets any other, else ``"DQN"``."""
-    sa = sorted(k for k in kwargs if k in SA_KEYS)
-    robust = sorted(k for k in kwargs if k not in SA_KEYS and k not in _SHARED_KEYS)
+    """``"RobustSADQN"`` if the agent sets SA-DQN keys and robust-target keys, ``"SADQN"`` if only SA-DQN keys,
+    ``"RobustDQN"`` if only others, else ``"DQN"``."""
+    sa = any(k in SA_KEYS for k in kwargs)
+    robust = any(k not in SA_KEYS and k not in _SHARED_KEYS for k in kwargs)
     if sa and robust:
-        raise ValueError(f"agent {agent!r} mixes SA-DQN keys ({', '.join(sa)}) with robust-target keys "
-                         f"({', '.join(robust)}); an agent is one or the other")
+        return "RobustSADQN"
     return "SADQN" if sa else "RobustDQN" if kwargs else "DQN"
 
 

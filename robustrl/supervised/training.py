@@ -147,7 +147,9 @@ class AttackSpec:
         return out
 
 
-def _attack_generator(seed: int, index: int) -> torch.Generator:
+def attack_generator(seed: int, index: int) -> torch.Generator:
+    """The generator of evaluation column ``index`` of a run with ``seed`` (its attacks' random starts), so a column's
+    result does not depend on the other columns."""
     return torch.Generator().manual_seed(seed * 1000 + index)
 
 
@@ -191,7 +193,7 @@ def evaluate_points(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[Atta
     for i, spec in enumerate(tqdm(specs, desc="evaluate", disable=not progress, leave=False)):
         start = time.perf_counter()
         with GradientCounter(model) as counter:
-            results[spec.key] = attacked_correct(model, x, y, spec, _attack_generator(seed, i), batch_size)
+            results[spec.key] = attacked_correct(model, x, y, spec, attack_generator(seed, i), batch_size)
         if costs is not None:
             costs[spec.key] = dict(seconds=time.perf_counter() - start, passes_per_point=counter.rows / len(x))
     return results
@@ -218,7 +220,7 @@ def convergence(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSp
         survived = base[spec.key].nonzero().squeeze(1)
         still = torch.zeros(len(x), dtype=torch.bool)
         if len(survived):
-            gen = _attack_generator(seed + 7919, i)
+            gen = attack_generator(seed + 7919, i)
             still[survived] = attacked_correct(model, x[survived], y[survived], spec.stronger(factor), gen,
                                                batch_size)
         b, s = float(base[spec.key].float().mean()), float(still.float().mean())
