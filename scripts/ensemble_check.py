@@ -8,8 +8,9 @@ For each row of the preset (seed 0, trained exactly as the benchmark trains it: 
 its ensemble columns, every test point the model classifies correctly is attacked by
 
 - **ours**: :func:`robustrl.supervised.attack_ensemble` at the benchmark's setting (50 steps x 3 restarts; PGD on
-  cross-entropy and on the margin at the top-3 runner-up classes, then APGD-T at every other class), and the same
-  ensemble without its targeted runs (``untargeted``: the ensemble the tables used before);
+  cross-entropy and on the margin at the top-3 runner-up classes, then APGD-T at every other class), run exactly as
+  the benchmark runs it (its per-point results are the seed-0 record's), and the same ensemble without its targeted
+  runs (``untargeted``: the ensemble the tables used before);
 - **independent**: the Adversarial Robustness Toolbox's implementations, not robustrl's: its ``AutoAttack`` running
   APGD-CE and APGD-DLR (100 iterations, 1 start each, as AutoAttack's standard version), DeepFool and Square (5000
   queries), each on the points the earlier ones left, then its targeted APGD on the DLR loss at each of the other
@@ -38,7 +39,7 @@ import torch
 from robustrl.experiments.io import atomic_write_text
 from robustrl.supervised.attacks import attack_ensemble
 from robustrl.supervised.benchmark import PRESETS, load_data, train_row
-from robustrl.supervised.training import attack_generator
+from robustrl.supervised.training import attack_generator, attacked_correct
 
 
 def _robust(model: torch.nn.Module, attack, x: torch.Tensor, y: torch.Tensor, right: torch.Tensor) -> np.ndarray:
@@ -97,7 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", default=None, help="comma-separated norm:eps cells (default: every ensemble column)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="default results/supervised/ensemble_check/<preset>")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="CSV",
+                        help="attack nothing: write the table of these CSVs of earlier runs (e.g. rows split over "
+                             "two processes) to --out")
     args = parser.parse_args(argv)
+    out = Path(args.out or f"results/supervised/ensemble_check/{args.preset}")
+    command = shlex.join(["python", "scripts/ensemble_check.py", *(sys.argv[1:] if argv is None else argv)])
+    if args.merge:
+        rows_read = []
+        for path in args.merge:
+            with open(path, newline="") as handle:
+                rows_read += [{k: (v if k in ("row", "cell") else float(v) if "." in v else int(v))
+                               for k, v in row.items()} for row in csv.DictReader(handle)]
+        _write(rows_read, out, command, args.preset, args.seed)
+        return 0
     try:
         import art  # noqa: F401
     except ImportError:
@@ -114,9 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         specs = [(i, s) for i, s in specs if (s.norm, s.eps) in wanted]
     data = load_data(config)
     x, y = data.x_test, data.y_test
-    out = Path(args.out or f"results/supervised/ensemble_check/{args.preset}")
-    fields = ["row", "cell", "n", "ours", "untargeted", "autoattack", "independent", "gap", "only_ours_breaks",
-              "only_independent_breaks", "ours_seconds", "independent_seconds"]
     table: list[dict] = []
     for row in rows:
         model, *_ = train_row(config, row, args.seed, data, progress=False)
@@ -124,9 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             right = (model(x).argmax(1) == y).nonzero().squeeze(1)
         for index, spec in specs:
             start = time.perf_counter()
-            ours = _robust(model, attack_ensemble(model, spec.eps, spec.norm, steps=spec.steps,
-                                                  restarts=spec.restarts,
-                                                  generator=attack_generator(args.seed, index)), x, y, right)
+            # exactly the benchmark's column: same model, attack, generator and batches as its run record
+            ours = attacked_correct(model, x, y, spec, attack_generator(args.seed, index)).numpy()
             ours_seconds = time.perf_counter() - start
             untargeted = _robust(model, attack_ensemble(model, spec.eps, spec.norm, steps=spec.steps,
                                                         restarts=spec.restarts, targeted=False,
@@ -145,9 +155,18 @@ def main(argv: list[str] | None = None) -> int:
             table.append(entry)
             print(" | ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()),
                   flush=True)
-    command = shlex.join(["python", "scripts/ensemble_check.py", *(sys.argv[1:] if argv is None else argv)])
+            _write(table, out, command, args.preset, args.seed)  # after every cell: a stopped run keeps its cells
+    print(out.with_suffix(".md"))
+    return 0
+
+
+FIELDS = ["row", "cell", "n", "ours", "untargeted", "autoattack", "independent", "gap", "only_ours_breaks",
+          "only_independent_breaks", "ours_seconds", "independent_seconds"]
+
+
+def _write(table: list[dict], out: Path, command: str, preset: str, seed: int) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     for entry in table:
         writer.writerow({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in entry.items()})
@@ -155,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(out.with_suffix(".csv"), buffer.getvalue())
     worst = max(table, key=lambda e: e["gap"])
     lines = [f"<!-- Made by: {command} -->", "",
-             f"# The attack ensemble against an independent AutoAttack ({args.preset}, seed {args.seed})", "",
+             f"# The attack ensemble against an independent AutoAttack ({preset}, seed {seed})", "",
              __doc__.split("\n\n", 2)[2].split("\n\nWritten to")[0].strip(), "",
              f"Largest gap ours - independent: **{worst['gap']:+.2f} points** ({worst['row']}, {worst['cell']}); "
              f"cells within 0.5 point: {sum(e['gap'] <= 0.5 for e in table)} of {len(table)}.", "",
@@ -165,8 +184,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{e['independent']:.2f} | {e['gap']:+.2f} | {e['only_ours_breaks']} | {e['only_independent_breaks']} | "
               f"{e['ours_seconds']:.1f} | {e['independent_seconds']:.1f} |" for e in table]
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
-    print(out.with_suffix(".md"))
-    return 0
 
 
 if __name__ == "__main__":
