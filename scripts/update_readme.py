@@ -1,5 +1,5 @@
-"""Copy the generated reward table (results/reward_table.md) and decision table (results/decision_table.md)
-into README.md between their markers."""
+"""Copy the generated reward table (results/reward_table.md), decision table (results/decision_table.md) and the
+supervised benchmarks' headlines (results/supervised/<preset>/headline.md) into README.md between their markers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 from robustrl.experiments.io import atomic_write_text
 
-BLOCKS = {"reward-table": "results/reward_table.md", "decision-table": "results/decision_table.md"}
+BLOCKS = {"reward-table": "results/reward_table.md", "decision-table": "results/decision_table.md",
+          "supervised-digits": "results/supervised/digits/headline.md",
+          "supervised-fashion-mnist": "results/supervised/fashion-mnist/headline.md"}
 
 
 def main() -> None:

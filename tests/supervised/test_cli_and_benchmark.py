@@ -156,3 +156,17 @@ def test_compare_records_names_what_moved(tmp_path):
     assert compare_records(tmp_path / "new", tmp_path / "old")["digits__erm__0"] == lines
     with pytest.raises(ValueError, match="does not exist"):
         compare_records(tmp_path / "new", tmp_path / "missing")
+
+
+def test_headline_reads_the_training_budget_cell_and_says_which_ensemble():
+    from pathlib import Path
+
+    from robustrl.supervised.benchmark import ENSEMBLE_VERSION, headline, load_runs, paired_difference
+
+    runs = load_runs(Path(__file__).resolve().parents[2] / "results" / "supervised" / "digits" / "records")
+    text = headline(runs)
+    mean, low, high, _ = paired_difference(runs, "entropic-saa", "ifgm-at", "ensemble_linf_0.15")
+    assert f"ℓ∞ ε = 0.15" in text and f"({mean:+.1f} [{low:+.1f}, {high:+.1f}]" in text
+    old = [{k: v for k, v in r.items() if k != "ensemble"} for r in runs]
+    assert "made before the ensemble had its targeted APGD runs" in headline(old)
+    assert "made before" not in headline([{**r, "ensemble": ENSEMBLE_VERSION} for r in runs])
