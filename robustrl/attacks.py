@@ -452,17 +452,8 @@ class PGD(Attack):
         return self.clipped(start + project(moved - start, rows_eps, self.norm, scale))
 
     def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:  # noqa: D102
-        best = self.run(inputs, labels, eps)
-        for _ in range(self.restarts - 1):
-            with torch.no_grad():
-                unchanged = (self.model(best).argmax(1) == labels).nonzero().squeeze(1)
-            if len(unchanged) == 0:
-                break
-            candidate = self.run(inputs[unchanged], labels[unchanged],
-                                 eps[unchanged] if isinstance(eps, Tensor) else eps)
-            worse = _worse(self.model, best[unchanged], candidate, labels[unchanged])
-            best[unchanged[worse]] = candidate[worse]
-        return best
+        return _restarted(self.model, lambda rows: self.run(inputs[rows], labels[rows], _rows(eps, rows)),
+                          inputs, labels, self.restarts)
 
     def __repr__(self) -> str:
         extra = "" if self.schedule == "constant" else f", schedule={self.schedule!r}"
@@ -674,23 +665,9 @@ class APGD(Attack):
     def _restarts(self, inputs: Tensor, labels: Tensor, eps: float | Tensor, target: Tensor | None,
                   best: Tensor | None = None) -> Tensor:
         """``restarts`` runs, each on the examples no earlier run (or ``best``, when given) has changed."""
-        for _ in range(self.restarts):
-            if best is None:
-                rows = torch.arange(len(inputs), device=inputs.device)
-            else:
-                with torch.no_grad():
-                    rows = (self.model(best).argmax(1) == labels).nonzero().squeeze(1)
-                if len(rows) == 0:
-                    break
-            candidate = self.run(inputs[rows], labels[rows], eps[rows] if isinstance(eps, Tensor) else eps,
-                                 None if target is None else target[rows])
-            if best is None:
-                best = candidate
-            else:
-                worse = _worse(self.model, best[rows], candidate, labels[rows])
-                best[rows[worse]] = candidate[worse]
-        assert best is not None
-        return best
+        return _restarted(self.model, lambda rows: self.run(inputs[rows], labels[rows], _rows(eps, rows),
+                                                            None if target is None else target[rows]),
+                          inputs, labels, self.restarts, best)
 
     def __repr__(self) -> str:
         extra = f", targets={self.targets}" if self.loss_name == "dlr-targeted" else ""
@@ -703,6 +680,31 @@ class RandomNoise(Attack):
 
     def forward(self, inputs: Tensor, labels: Tensor, eps: float | Tensor) -> Tensor:  # noqa: D102
         return self.random_points(inputs, eps)
+
+
+def _rows(eps: float | Tensor, rows: Tensor) -> float | Tensor:
+    """The budget of examples ``rows``: one number for all, or their rows of a per-example budget."""
+    return eps[rows] if isinstance(eps, Tensor) else eps
+
+
+def _restarted(model: nn.Module, run: Any, inputs: Tensor, labels: Tensor, restarts: int,
+               best: Tensor | None = None) -> Tensor:
+    """``restarts`` calls of ``run(rows)`` (an attack run on the examples ``rows``), the first on every example
+    (unless ``best`` already holds a result), each later one on the examples no result so far has changed; per
+    example the worst result is kept (:func:`_worse`)."""
+    for _ in range(restarts):
+        if best is None:
+            best = run(torch.arange(len(inputs), device=inputs.device))
+            continue
+        with torch.no_grad():
+            rows = (model(best).argmax(1) == labels).nonzero().squeeze(1)
+        if len(rows) == 0:
+            break
+        candidate = run(rows)
+        worse = _worse(model, best[rows], candidate, labels[rows])
+        best[rows[worse]] = candidate[worse]
+    assert best is not None
+    return best
 
 
 def _worse(model: nn.Module, current: Tensor, candidate: Tensor, labels: Tensor) -> Tensor:
