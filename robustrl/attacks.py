@@ -564,6 +564,8 @@ class APGD(Attack):
         if self.loss_name == "ce":
             return F.cross_entropy(scores, labels, reduction="none")
         if self.loss_name == "dlr":
+            if scores.shape[1] < 3:
+                raise ValueError(f"APGD's DLR loss needs at least 3 classes, the model has {scores.shape[1]}")
             return -dlr(scores, labels)
         if targets is None:
             raise ValueError("APGD's targeted DLR loss needs the target class of every example")

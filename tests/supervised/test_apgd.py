@@ -92,6 +92,16 @@ def test_apgd_rejects_bad_values():
         APGD(model, 0.1, loss="dlr-targeted", targets=0)
     with pytest.raises(ValueError, match="steps"):
         APGD(model, 0.1, steps=0)
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        APGD(nn.Linear(4, 2), 0.1, loss="dlr")(torch.full((3, 4), 0.5), torch.zeros(3, dtype=torch.long))
+    # two classes: the targeted loss falls back to the plain targeted margin and still finds the flip
+    two = nn.Linear(4, 2)
+    with torch.no_grad():
+        two.weight.copy_(torch.tensor([[0.0] * 4, [1.0] * 4]))
+        two.bias.copy_(torch.tensor([2.2, 0.0]))
+    x, y = torch.full((3, 4), 0.5), torch.zeros(3, dtype=torch.long)
+    adv = APGD(two, 0.1, 10, loss="dlr-targeted", generator=torch.Generator().manual_seed(0))(x, y)
+    assert (two(adv).argmax(1) == 1).all()
 
 
 def test_make_attack_builds_apgd_by_name():
