@@ -406,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=RUNS,
                        help="folder of run folders (default: %(default)s; the committed runs: results/runs)")
     train.add_argument("--config", default=None, help="YAML hyperparameters (default: packaged configs/dqn.yml)")
-    train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override hyperparameters, e.g. eta=0.5")
+    train.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
+                       help="override hyperparameters, e.g. eta=0.5 (repeat --set or list several)")
     train.add_argument("--tag", default="", help="suffix for the agent in the run name")
     train.add_argument("--no-progress", action="store_true")
     train.add_argument("--tensorboard", default=None, metavar="DIR",
@@ -464,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="finally compare every run with its namesake in RESULTS/runs (e.g. results), "
                           "printing 'identical' or what differs; exit code 1 if any differs")
     rep.add_argument("--config", default=None)
-    rep.add_argument("--set", nargs="+", metavar="KEY=VALUE")
+    rep.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
+                     help="override hyperparameters of every run (repeat --set or list several)")
     rep.add_argument("--backend", default="local", choices=["local", "ray"],
                      help="train and evaluate on a local process pool or as Ray tasks (pip install 'robustrl[ray]')")
     rep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")

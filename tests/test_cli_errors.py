@@ -347,3 +347,13 @@ def test_ctrl_c_of_a_training_says_interrupted_runs_are_trained_again(tmp_path, 
     monkeypatch.setattr("robustrl.experiments.train_run", _interrupt)
     assert main(["train", "--agent", "regular", "--out", str(tmp_path / "runs"), "--no-progress"]) == 130
     assert "interrupted are trained again from step 0" in capsys.readouterr().err
+
+
+def test_repeated_set_flags_add_up_instead_of_replacing_each_other():
+    from robustrl.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--agent", "robust", "--set", "eta=0.5", "rho=0.1", "--set", "n_timesteps=300"])
+    assert args.set == ["eta=0.5", "rho=0.1", "n_timesteps=300"]
+    args = parser.parse_args(["reproduce", "--set", "eta=0.5", "--set", "n_timesteps=300"])
+    assert args.set == ["eta=0.5", "n_timesteps=300"]
