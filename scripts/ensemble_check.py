@@ -101,16 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", nargs="+", default=None, metavar="CSV",
                         help="attack nothing: write the table of these CSVs of earlier runs (e.g. rows split over "
                              "two processes) to --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the cells already in --out's CSV and attack only the others")
     args = parser.parse_args(argv)
     out = Path(args.out or f"results/supervised/ensemble_check/{args.preset}")
     command = shlex.join(["python", "scripts/ensemble_check.py", *(sys.argv[1:] if argv is None else argv)])
     if args.merge:
-        rows_read = []
-        for path in args.merge:
-            with open(path, newline="") as handle:
-                rows_read += [{k: (v if k in ("row", "cell") else float(v) if "." in v else int(v))
-                               for k, v in row.items()} for row in csv.DictReader(handle)]
-        _write(rows_read, out, command, args.preset, args.seed)
+        _write([entry for path in args.merge for entry in _read(Path(path))], out, command, args.preset, args.seed)
         return 0
     try:
         import art  # noqa: F401
@@ -128,12 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         specs = [(i, s) for i, s in specs if (s.norm, s.eps) in wanted]
     data = load_data(config)
     x, y = data.x_test, data.y_test
-    table: list[dict] = []
+    table: list[dict] = _read(out.with_suffix(".csv")) if args.resume and out.with_suffix(".csv").is_file() else []
+    done = {(e["row"], e["cell"]) for e in table}
     for row in rows:
+        if all((row, f"{spec.norm} {spec.eps:g}") in done for _, spec in specs):
+            continue
         model, *_ = train_row(config, row, args.seed, data, progress=False)
         with torch.no_grad():
             right = (model(x).argmax(1) == y).nonzero().squeeze(1)
         for index, spec in specs:
+            if (row, f"{spec.norm} {spec.eps:g}") in done:
+                continue
             start = time.perf_counter()
             # exactly the benchmark's column: same model, attack, generator and batches as its run record
             ours = attacked_correct(model, x, y, spec, attack_generator(args.seed, index)).numpy()
@@ -158,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
             _write(table, out, command, args.preset, args.seed)  # after every cell: a stopped run keeps its cells
     print(out.with_suffix(".md"))
     return 0
+
+
+def _read(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return [{k: (v if k in ("row", "cell") else float(v) if "." in v else int(v)) for k, v in row.items()}
+                for row in csv.DictReader(handle)]
 
 
 FIELDS = ["row", "cell", "n", "ours", "untargeted", "autoattack", "independent", "gap", "only_ours_breaks",
