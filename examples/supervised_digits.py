@@ -4,8 +4,8 @@
     python examples/supervised_digits.py --epochs 1 --train-size 128 --test-size 99    # a tiny try: seconds
 
 Each model is scored by clean test accuracy and robust accuracy under the attack ensemble (cross-entropy
-and margin-loss PGD, 50 steps x 3 restarts each, l-inf, pixels in [0, 1]; a point counts as robust only if
-every run fails).
+and margin-loss PGD, 50 steps x 3 restarts each, then targeted APGD at every other class; l-inf, pixels in
+[0, 1]; a point counts as robust only if every run fails).
 The digits ship with scikit-learn: nothing is downloaded.
 """
 import argparse
