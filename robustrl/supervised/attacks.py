@@ -16,7 +16,13 @@ from robustrl.checks import check_choice
 from robustrl.supervised.names import ATTACKS
 
 __all__ = ["APGD", "ATTACKS", "LOSSES", "NORMS", "Attack", "FGM", "PGD", "RandomNoise", "WorstOf", "attack_ensemble",
-           "make_attack", "project"]
+           "make_attack", "project", "targeted_starts"]
+
+
+def targeted_starts(restarts: int) -> int:
+    """Random starts per target class of the ensemble's APGD-T for ``restarts`` runs per PGD loss: one per three,
+    rounded up (1 at the evaluation's 3, 2 at the convergence check's 6)."""
+    return -(-restarts // 3)
 
 
 def attack_ensemble(model: nn.Module, eps: float, norm: str = "linf", *, steps: int = 50, restarts: int = 3,
@@ -26,7 +32,7 @@ def attack_ensemble(model: nn.Module, eps: float, norm: str = "linf", *, steps: 
     runs of margin-loss PGD, the ``r``-th margin run aimed at the ``r``-th runner-up class
     (:func:`~robustrl.attacks.ranked_margin`; the first is the Carlini-Wagner margin, which does not vanish
     when the softmax saturates, e.g. on MMC logits), and (``targeted``) APGD-T: Auto-PGD on the targeted DLR
-    loss aimed in turn at *every* other class, ``ceil(restarts / 3)`` random starts per class
+    loss aimed in turn at *every* other class, :func:`targeted_starts` random starts per class
     (:class:`~robustrl.attacks.APGD`). The PGD runs have ``steps`` steps from their own random start, a
     cosine-decayed step size starting at ``alpha`` (default ``2 * eps``), box-aware steps (coordinates on
     the [0, 1] bound that point out of it do not take up the ℓ2 step), and stop at the first point that
@@ -43,7 +49,7 @@ def attack_ensemble(model: nn.Module, eps: float, norm: str = "linf", *, steps: 
     runs: list[Attack] = [PGD(model, eps, loss="ce", **common) for _ in range(restarts)]
     runs += [PGD(model, eps, loss="margin", target_rank=r, **common) for r in range(1, restarts + 1)]
     if targeted:
-        runs.append(APGD(model, eps, steps, norm, -(-restarts // 3), generator, "dlr-targeted"))
+        runs.append(APGD(model, eps, steps, norm, targeted_starts(restarts), generator, "dlr-targeted"))
     return WorstOf(runs)
 
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from robustrl.checks import check_int, check_seed, is_number, is_of
 from robustrl.kernels import kernel_report
 from robustrl.supervised._checks import check_choice
+from robustrl.supervised.attacks import targeted_starts
 from robustrl.supervised.data import DATASETS, Dataset, load_dataset, subset
 from robustrl.experiments.io import atomic_write_json, atomic_write_text, atomic_write_with, read_json
 from robustrl.supervised.methods import METHODS, MethodConfig, make_method, needs_mmc_head
@@ -647,7 +648,7 @@ def _ensemble_text(runs: Sequence[dict], spec: AttackSpec) -> str:
             "a step size starting at 2*eps and decayed on a cosine schedule")
     if all(r.get("ensemble") == ENSEMBLE_VERSION for r in runs):
         text += (f", then APGD-T (targeted DLR loss, {spec.steps} steps, APGD's own step-size rule) aimed at every "
-                 f"other class, {-(-spec.restarts // 3)} start(s) per class; each run attacks only the points the "
+                 f"other class, {targeted_starts(spec.restarts)} start(s) per class; each run attacks only the points the "
                  "earlier runs left unchanged")
     else:
         text += " (records made before the ensemble had its targeted APGD runs)"
@@ -770,8 +771,8 @@ def preset(name: str, **overrides: object) -> BenchmarkConfig:
 
 def headline(runs: Sequence[dict]) -> str:
     """One Markdown paragraph with a benchmark's answer (the README shows it): at the training budget, each entropic
-    row against IFGM-AT (robust and clean accuracy, the paired difference with its 95 % CI and verdict), and the
-    clean-centred row against ERM; numbers from the run records only."""
+    row against IFGM-AT (robust and clean accuracy, the paired difference with its 95 % CI and verdict), and ERM's
+    robust accuracy there; numbers from the run records only."""
     cfg = runs[0]["config"]
     method = MethodConfig(**cfg["method"])
     budget = f"ensemble_{method.norm}_{method.eps:g}"
