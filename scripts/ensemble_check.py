@@ -99,15 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="default results/supervised/ensemble_check/<preset>")
     parser.add_argument("--merge", nargs="+", default=None, metavar="CSV",
-                        help="attack nothing: write the table of these CSVs of earlier runs (e.g. rows split over "
-                             "two processes) to --out")
+                        help="attack nothing: write the table of these CSVs of earlier runs to --out (the committed "
+                             "digits check ran as two processes, --rows erm,...,entropic-saa-clean and --rows "
+                             "entropic-sg,...,mmc-at, their CSVs in results/supervised/ensemble_check/parts/)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the cells already in --out's CSV and attack only the others")
     args = parser.parse_args(argv)
     out = Path(args.out or f"results/supervised/ensemble_check/{args.preset}")
     command = shlex.join(["python", "scripts/ensemble_check.py", *(sys.argv[1:] if argv is None else argv)])
     if args.merge:
-        _write([entry for path in args.merge for entry in _read(Path(path))], out, command, args.preset, args.seed)
+        entries = [entry for path in args.merge for entry in _read(Path(path))]
+        order = {row: i for i, row in enumerate(PRESETS[args.preset].methods)}
+        entries.sort(key=lambda e: order.get(e["row"], len(order)))  # the table's row order, cells as computed
+        _write(entries, out, command, args.preset, args.seed)
         return 0
     try:
         import art  # noqa: F401
