@@ -21,7 +21,7 @@ its ensemble columns, every test point the model classifies correctly is attacke
 Written to ``results/supervised/ensemble_check/<preset>.{csv,md}``: per cell the robust accuracy of each, the gap
 ``ours - independent`` in points (the issue's target: at most 0.5 in every cell) and the points each breaks that
 the other does not. Slow (ART's steps cost more than robustrl's, and Square queries one point at a time): a few
-minutes a cell on one core for digits. ``--points N`` checks the first ``N`` test points only (Fashion-MNIST's 2500
+minutes a cell on one core for digits. ``--points N`` checks the first ``N`` test points only (Fashion-MNIST's 1000
 with its larger network would take hours a cell; the benchmark attacks its test set in batches of 250 with one
 generator, so on a multiple of 250 the first points' results are exactly the record's).
 """
