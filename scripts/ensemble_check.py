@@ -42,7 +42,7 @@ import torch
 from robustrl.experiments.io import atomic_write_text
 from robustrl.supervised.attacks import attack_ensemble
 from robustrl.supervised.benchmark import PRESETS, load_data, train_row
-from robustrl.supervised.training import attack_generator, attacked_correct
+from robustrl.supervised.training import EVAL_BATCH_SIZE, attack_generator, attacked_correct
 
 
 def _robust(model: torch.nn.Module, attack, x: torch.Tensor, y: torch.Tensor, right: torch.Tensor) -> np.ndarray:
@@ -128,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in rows if r not in config.methods]
     if unknown:
         parser.exit(2, f"ensemble_check.py: unknown rows {unknown}; the preset has {config.methods}\n")
-    if args.points is not None and (args.points <= 0 or args.points % 250):
-        parser.exit(2, f"ensemble_check.py: --points must be a positive multiple of 250, got {args.points}\n")
+    if args.points is not None and (args.points <= 0 or args.points % EVAL_BATCH_SIZE):
+        parser.exit(2, f"ensemble_check.py: --points must be a positive multiple of {EVAL_BATCH_SIZE} (the "
+                       f"evaluation's batch), got {args.points}\n")
     specs = [(i, s) for i, s in enumerate(config.attack_specs()) if s.name == "ensemble"]
     if args.cells is not None:
         wanted = {(c.split(":")[0], float(c.split(":")[1])) for c in args.cells.split(",")}

@@ -147,6 +147,11 @@ class AttackSpec:
         return out
 
 
+#: Test points attacked per batch in evaluation (one attack generator runs through the batches in order, so the
+#: results of the first ``k * EVAL_BATCH_SIZE`` points do not depend on the points after them).
+EVAL_BATCH_SIZE = 250
+
+
 def attack_generator(seed: int, index: int) -> torch.Generator:
     """The generator of evaluation column ``index`` of a run with ``seed`` (its attacks' random starts), so a column's
     result does not depend on the other columns."""
@@ -154,7 +159,7 @@ def attack_generator(seed: int, index: int) -> torch.Generator:
 
 
 def attacked_correct(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, generator: torch.Generator,
-                     batch_size: int = 250) -> Tensor:
+                     batch_size: int = EVAL_BATCH_SIZE) -> Tensor:
     """Per point, whether ``model`` still classifies ``x`` correctly under the attack ``spec`` (a bool
     tensor of shape ``(len(x),)``); points misclassified clean count as not robust without being attacked.
     The model is in eval mode throughout (its mode is restored)."""
@@ -175,7 +180,7 @@ def attacked_correct(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, g
 
 
 def evaluate_points(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec], *, seed: int = 0,
-                    batch_size: int = 250, progress: bool = True,
+                    batch_size: int = EVAL_BATCH_SIZE, progress: bool = True,
                     costs: dict[str, dict[str, float]] | None = None) -> dict[str, Tensor]:
     """Per-point correctness, clean (key ``clean``) and under each attack of ``specs`` (keys ``spec.key``),
     as bool tensors; the accuracies of :func:`evaluate` are their means.
@@ -200,7 +205,7 @@ def evaluate_points(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[Atta
 
 
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec], *, seed: int = 0,
-             batch_size: int = 250, progress: bool = True) -> dict[str, float]:
+             batch_size: int = EVAL_BATCH_SIZE, progress: bool = True) -> dict[str, float]:
     """Clean accuracy (key ``clean``) and accuracy under each attack in ``specs`` (keys ``spec.key``): the
     means of :func:`evaluate_points`."""
     points = evaluate_points(model, x, y, specs, seed=seed, batch_size=batch_size, progress=progress)
@@ -208,7 +213,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec]
 
 
 def convergence(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpec],
-                base: dict[str, Tensor], *, seed: int = 0, factor: int = 2, batch_size: int = 250,
+                base: dict[str, Tensor], *, seed: int = 0, factor: int = 2, batch_size: int = EVAL_BATCH_SIZE,
                 progress: bool = True) -> dict[str, dict[str, float]]:
     """How much stronger attacks change each column: for every spec, the attack with ``factor`` times its
     steps and restarts (:meth:`AttackSpec.stronger`, fresh random starts) is run on the points ``base`` (the
