@@ -437,9 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--baseline", default=None,
                        help="agent label the differences are taken to (default regular; a sweep run's label "
                             "includes its tag, e.g. regular-n_timesteps100000)")
-    table.add_argument("--allow-partial", action="store_true",
-                       help="leave out runs not trained or not evaluated on every id (listed in the "
-                            "header) instead of refusing")
+    _allow_partial_option(table)
     _task_option(table)
     table.set_defaults(func=_cmd_table, output_folders=("out",))
 
@@ -520,9 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--out", default=OUTPUTS,
                        help="folder for statistics.csv/.md and profile plots (default: %(default)s)")
     stats.add_argument("--resamples", type=int_option(1), default=2000, help="bootstrap resamples")
-    stats.add_argument("--allow-partial", action="store_true",
-                       help="leave out runs not trained or not evaluated on every id (listed in the "
-                            "header) instead of refusing")
+    _allow_partial_option(stats)
     _task_option(stats)
     stats.set_defaults(func=_cmd_stats, output_folders=("out",))
 
@@ -536,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_optional_subcommands(sub)
     return parser
+
+
+def _allow_partial_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--allow-partial", action="store_true",
+                         help="leave out runs not trained or not evaluated on every id (listed in the header) "
+                              "instead of refusing")
 
 
 def _task_option(command: argparse.ArgumentParser) -> None:
