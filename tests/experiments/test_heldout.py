@@ -99,6 +99,13 @@ def test_a_sweep_with_missing_seeds_is_refused_or_scored_without_a_winner(tmp_pa
         apply_rule(_rule(tmp_path), spec, runs, results)
     choice = apply_rule(_rule(tmp_path), spec, runs, results, allow_partial=True)
     assert choice.winner is None and [r["seeds"] for r in choice.rows] == [1, 1, 1, 1]
+    table = results / "robustness_table.csv"  # the suite has not reached one setting yet
+    table.write_text("\n".join(line for line in table.read_text().splitlines() if "kappa0.05-sa_eps0.1" not in line))
+    with pytest.raises(ValueError, match="has no pgd-linf for sa-dqn-kappa0.05-sa_eps0.1"):
+        apply_rule(_rule(tmp_path), spec, runs, results)
+    choice = apply_rule(_rule(tmp_path), spec, runs, results, allow_partial=True)
+    text = write_choice(choice, results, "heldout_choice")[0].read_text()
+    assert "| sa-dqn | 0.05 | 0.1 | 1/2 | 480.0 | – | – | – | no |" in text and "**no choice: 4 setting(s)" in text
     spec, runs, results = _sweep(tmp_path / "suite", suite_seeds=1)  # every run evaluated, the suite behind
     with pytest.raises(ValueError, match="without every seed"):
         apply_rule(_rule(tmp_path), spec, runs, results)
