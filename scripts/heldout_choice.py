@@ -35,7 +35,10 @@ def main() -> int:
     args = parser.parse_args()
     try:
         spec = load_sweep_spec(args.spec)
-        rule = load_rule(args.rule or RULES / f"{spec.name}.yml")
+        rule_path = Path(args.rule) if args.rule else RULES / f"{spec.name}.yml"
+        if rule_path.resolve().is_relative_to(Path.cwd()):  # name it as a reader of the repository sees it
+            rule_path = rule_path.resolve().relative_to(Path.cwd())
+        rule = load_rule(rule_path)
         choice = apply_rule(rule, spec, args.runs, args.results, allow_partial=args.allow_partial)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
