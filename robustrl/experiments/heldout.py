@@ -18,6 +18,7 @@ and not a judgement made after seeing the numbers::
       - {key: sa_loss, order: [sampled, pgd]}
     if_none_eligible: none                # none (no choice) or highest (the highest score, marked as such)
     reference: [{kappa: 0.01, sa_eps: 0.05}]   # settings reported beside the winner (optional)
+    also_report: [robustrl/AcrobotHeavyUpperLink-v1]  # ids shown and averaged, not scored (optional)
 
 The evaluation ids are read from the runs' ``eval.json``; the suite channels from the
 ``robustness_table.csv`` that ``robustrl robustness --runs RUNS --out RESULTS`` writes for the sweep's runs.
@@ -53,7 +54,7 @@ SCORES = ("mean", "min")
 #: What a rule does when no setting reaches the nominal bar.
 NONE_ELIGIBLE = ("none", "highest")
 _RULE_KEYS = ("sweep", "score", "conditions", "nominal_at_least", "tolerance", "prefer", "if_none_eligible",
-              "reference")
+              "reference", "also_report")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class HeldoutRule:
     prefer: tuple[tuple[str, str | tuple[Any, ...]], ...] = ()
     if_none_eligible: str = "none"
     reference: tuple[dict[str, Any], ...] = ()
+    also_report: tuple[str, ...] = ()
     source: str = "<rule>"
 
 
@@ -160,11 +162,14 @@ def load_rule(path: str | Path) -> HeldoutRule:
     reference = data.get("reference") or []
     if not isinstance(reference, list) or not all(isinstance(r, dict) and r for r in reference):
         raise file_error(source, "reference", f"expected a list of settings (mappings), got {reference!r}")
+    also = data.get("also_report") or []
+    if not isinstance(also, list) or not all(isinstance(i, str) and i for i in also):
+        raise file_error(source, "also_report", f"expected a list of env ids, got {also!r}")
     return HeldoutRule(
         sweep=data["sweep"], score=data["score"], conditions=tuple(conditions),
         nominal_at_least=None if nominal is None else _number(source, "nominal_at_least", nominal),
         tolerance=tolerance, prefer=tuple(prefer), if_none_eligible=data.get("if_none_eligible", "none"),
-        reference=tuple(reference), source=source)
+        reference=tuple(reference), also_report=tuple(also), source=source)
 
 
 def _suite_cells(results_dir: Path) -> dict[tuple[str, str], dict[float | None, tuple[float, int]]]:
@@ -221,10 +226,9 @@ def apply_rule(rule: HeldoutRule, spec: SweepSpec, runs_dir: str | Path, results
         if set(setting) != set(spec.grid):
             raise ValueError(f"{rule.source}: reference {setting!r} must give every grid key ({', '.join(spec.grid)})")
     nominal = task_of(spec.env_id).nominal_id
-    for condition in rule.conditions:
-        if condition.id is not None and condition.id not in spec.eval_ids:
-            raise ValueError(f"{rule.source}: id {condition.id} is not evaluated by {spec.name} "
-                             f"({', '.join(spec.eval_ids)})")
+    for env_id in [c.id for c in rule.conditions if c.id is not None] + list(rule.also_report):
+        if env_id not in spec.eval_ids:
+            raise ValueError(f"{rule.source}: id {env_id} is not evaluated by {spec.name} ({', '.join(spec.eval_ids)})")
     cells = _suite_cells(Path(results_dir)) if any(c.channel for c in rule.conditions) else {}
     groups: dict[tuple[str, str], list[Any]] = {}
     for task in spec.tasks(runs_dir):
@@ -261,6 +265,10 @@ def apply_rule(rule: HeldoutRule, spec: SweepSpec, runs_dir: str | Path, results
                 values[name] = mean
                 seeds[name] = n
         nominal_mean = float(np.mean([np.mean(r[nominal]["best"]) for r in returns])) if returns else math.nan
+        reported = {id_label(i): float(np.mean([np.mean(r[i]["best"]) for r in returns])) if returns else math.nan
+                    for i in rule.also_report}
+        if reported:
+            reported["mean of these"] = float(np.mean(list(reported.values())))
         names = list(values)
         score = (float(np.mean([values[n] for n in names])) if rule.score == "mean"
                  else float(np.min([values[n] for n in names])))
@@ -269,7 +277,7 @@ def apply_rule(rule: HeldoutRule, spec: SweepSpec, runs_dir: str | Path, results
             incomplete.append(label)
         rows.append({"label": label, "agent": agent, "setting": {k: tasks[0].setting.get(k) for k in spec.grid},
                      "seeds": len(done), "of": len(tasks), "complete": complete, "nominal": nominal_mean,
-                     "values": values, "score": score,
+                     "values": values, "score": score, "reported": reported,
                      "eligible": rule.nominal_at_least is None or nominal_mean >= rule.nominal_at_least,
                      "reference": any(all(_same(setting[k], tasks[0].setting.get(k)) for k in spec.grid)
                                       for setting in rule.reference)})
@@ -285,12 +293,13 @@ def apply_rule(rule: HeldoutRule, spec: SweepSpec, runs_dir: str | Path, results
 
 def _choose(rule: HeldoutRule, rows: list[dict[str, Any]]) -> tuple[int | None, str]:
     candidates = [i for i, row in enumerate(rows) if row["eligible"]]
-    bar = "" if rule.nominal_at_least is None else f" (nominal >= {rule.nominal_at_least:g})"
+    nominal = "" if rule.nominal_at_least is None else f"nominal >= {rule.nominal_at_least:g}"
+    bar = f" among the settings with {nominal}" if nominal else ""
     if not candidates:
         if rule.if_none_eligible == "none":
-            return None, f"no choice: no setting is eligible{bar}, and the rule names none in that case"
+            return None, f"no choice: no setting has {nominal}, and the rule names none in that case"
         candidates = list(range(len(rows)))
-        bar = f"; none is eligible{bar}, so the rule takes the highest score among all"
+        bar = f"; no setting has {nominal}, so the rule takes the highest score among all"
     best = max(rows[i]["score"] for i in candidates)
     tied = [i for i in candidates if rows[i]["score"] >= best - rule.tolerance]
     winner = min(tied, key=lambda i: (_preference(rule, rows[i]), -rows[i]["score"], i))
@@ -323,7 +332,9 @@ def write_choice(choice: Choice, out_dir: str | Path, command: str) -> list[Path
              f"of the best checkpoint"
              + ("" if rule.nominal_at_least is None else
                 f"; eligible: nominal mean >= {rule.nominal_at_least:g}") + f"; tie tolerance {rule.tolerance:g}.", ""]
-    header = ["agent", *choice.grid_keys, "seeds", "nominal", *columns, "score", "eligible", ""]
+    also = list(choice.rows[0]["reported"]) if choice.rows else []
+    header = ["agent", *choice.grid_keys, "seeds", "nominal", *columns, "score", "eligible",
+              *(f"{c} (not scored)" for c in also), ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     records = []
     for i, row in enumerate(choice.rows):
@@ -331,11 +342,12 @@ def write_choice(choice: Choice, out_dir: str | Path, command: str) -> list[Path
         lines.append("| " + " | ".join([
             row["agent"], *(_value(row["setting"][k]) for k in choice.grid_keys), f"{row['seeds']}/{row['of']}",
             _cell(row["nominal"]), *(_cell(row["values"].get(c, math.nan)) for c in columns), _cell(row["score"]),
-            "yes" if row["eligible"] else "no", mark]) + " |")
+            "yes" if row["eligible"] else "no", *(_cell(row["reported"][c]) for c in also), mark]) + " |")
         records.append({"agent": row["agent"], **{k: row["setting"][k] for k in choice.grid_keys},
                         "seeds": row["seeds"], "nominal": round(row["nominal"], 3),
                         **{c: round(row["values"].get(c, math.nan), 3) for c in columns}, "score": round(row["score"], 3),
-                        "eligible": row["eligible"], "chosen": i == choice.winner})
+                        "eligible": row["eligible"], **{f"{c} (not scored)": round(row["reported"][c], 3) for c in also},
+                        "chosen": i == choice.winner})
     if choice.winner is None:
         lines += ["", f"**{choice.reason}.**"]
     else:
@@ -343,9 +355,11 @@ def write_choice(choice: Choice, out_dir: str | Path, command: str) -> list[Path
         setting = ", ".join(f"{k} {_value(v)}" for k, v in row["setting"].items())
         lines += ["", f"**Chosen: {row['agent']} with {setting}** ({choice.reason})."]
         for ref in (r for r in choice.rows if r["reference"] and r is not row):
+            reported = "".join(f", {c} (not scored) {ref['reported'][c]:.1f} against {row['reported'][c]:.1f}"
+                               for c in also)
             lines.append(f"Reference {', '.join(f'{k} {_value(v)}' for k, v in ref['setting'].items())}: score "
                          f"{ref['score']:.1f} against {row['score']:.1f}, nominal {ref['nominal']:.1f} against "
-                         f"{row['nominal']:.1f}.")
+                         f"{row['nominal']:.1f}{reported}.")
     buffer = io.StringIO()
     if records:
         writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")

@@ -72,7 +72,12 @@ def test_the_mean_rule_skips_ineligible_settings_and_breaks_ties_by_the_preferre
     assert _chosen(apply_rule(_rule(tmp_path, tolerance=0), spec, runs, results)) == {"kappa": 0.05, "sa_eps": 0.05}
     assert _chosen(apply_rule(_rule(tmp_path, nominal_at_least=None), spec, runs, results)) == {
         "kappa": 0.05, "sa_eps": 0.1}
+    choice = apply_rule(_rule(tmp_path, also_report=[HEAVY], reference=[{"kappa": 0.05, "sa_eps": 0.05}]),
+                        spec, runs, results)
+    assert [r["reported"]["Heavy pole"] for r in choice.rows] == [300.0, 450.0, 420.0, 499.0]  # shown, not scored
     paths = write_choice(choice, results, "python scripts/heldout_choice.py toy.yml")
+    assert ("Reference kappa 0.05, sa_eps 0.05: score 351.5 against 351.0, nominal 500.0 against 500.0, "
+            "Heavy pole (not scored) 420.0 against 450.0") in paths[0].read_text()
     text = paths[0].read_text()
     assert "**Chosen: sa-dqn with kappa 0.01, sa_eps 0.1**" in text and "pgd-linf 0.05 | pgd-linf 0.1" in text
     assert paths[1].read_text().splitlines()[2].endswith(",True")
@@ -90,7 +95,7 @@ def test_the_weakest_condition_rule_reads_ids_and_single_levels_and_falls_back_a
     assert apply_rule(strict, spec, runs, results).winner is None
     fallback = _rule(tmp_path, score="min", conditions=conditions, nominal_at_least=501, if_none_eligible="highest")
     choice = apply_rule(fallback, spec, runs, results)
-    assert _chosen(choice) == {"kappa": 0.05, "sa_eps": 0.1} and "none is eligible" in choice.reason
+    assert _chosen(choice) == {"kappa": 0.05, "sa_eps": 0.1} and "no setting has nominal >= 501" in choice.reason
 
 
 def test_a_sweep_with_missing_seeds_is_refused_or_scored_without_a_winner(tmp_path):
@@ -119,6 +124,7 @@ def test_a_sweep_with_missing_seeds_is_refused_or_scored_without_a_winner(tmp_pa
     ({"prefer": [{"key": "kappa", "order": "up"}]}, r"prefer\[0\].order: expected ascending, descending"),
     ({"tolerance": -1}, "tolerance: expected a number >= 0"),
     ({"scores": "mean"}, "scores: unknown key"),
+    ({"also_report": HEAVY}, "also_report: expected a list of env ids"),
 ])
 def test_a_bad_rule_file_is_named_with_its_key(tmp_path, fields, message):
     with pytest.raises(ValueError, match=f"rule.yml: {message}"):
@@ -145,3 +151,4 @@ def test_the_packaged_rules_fit_their_sweep_files(name):
     assert {key for key, _ in rule.prefer} <= set(spec.grid)
     assert all(set(ref) == set(spec.grid) for ref in rule.reference)
     assert all(c.id in spec.eval_ids for c in rule.conditions if c.id)
+    assert set(rule.also_report) <= set(spec.eval_ids)
