@@ -10,14 +10,14 @@ and not a judgement made after seeing the numbers::
     conditions:                           # each a cell of the best checkpoint, averaged over the seeds:
       - {channel: pgd-linf}               #   a robustness-suite channel at every level it has ...
       - {channel: pgd-l2, level: 0.05}    #   ... or at one level (set statistics: channel set:NAME:worst)
-      - {id: robustrl/Acrobot-v1}        #   an evaluation id of the sweep (eval.json, its episodes)
+      - {id: robustrl/AcrobotHeavyLowerLink-v1}  # an evaluation id of the sweep (eval.json, its episodes)
     nominal_at_least: 495                 # eligibility: mean nominal return of the best checkpoint
     tolerance: 2                          # settings within this many points of the best score tie ...
     prefer:                               # ... and ties go to the first by these keys, in order
       - {key: kappa, order: ascending}
       - {key: sa_loss, order: [sampled, pgd]}
     if_none_eligible: none                # none (no choice) or highest (the highest score, marked as such)
-    reference: [{kappa: 0.01, sa_eps: 0.05}]   # settings reported beside the winner (optional)
+    reference: [{kappa: 0.01, sa_loss: pgd}]   # settings reported beside the winner (optional)
     also_report: [robustrl/AcrobotHeavyUpperLink-v1]  # ids shown and averaged, not scored (optional)
 
 The evaluation ids are read from the runs' ``eval.json``; the suite channels from the
