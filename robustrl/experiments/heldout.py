@@ -33,7 +33,7 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -41,11 +41,9 @@ from robustrl.checks import check_mapping, file_error, is_number, read_yaml
 from robustrl.experiments.io import atomic_write_text
 from robustrl.experiments.records import read_evaluation
 from robustrl.experiments.run_files import is_trained
+from robustrl.experiments.sweep_spec import SweepSpec, format_value
 from robustrl.experiments.tables import agent_label
 from robustrl.tasks import id_label, task_of
-
-if TYPE_CHECKING:
-    from robustrl.experiments.sweep_spec import SweepSpec
 
 __all__ = ["Choice", "Condition", "HeldoutRule", "apply_rule", "load_rule", "write_choice"]
 
@@ -311,12 +309,6 @@ def _choose(rule: HeldoutRule, rows: list[dict[str, Any]]) -> tuple[int | None, 
     return winner, how
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, float):
-        return "inf" if math.isinf(value) else f"{value:g}"
-    return str(value)
-
-
 def _cell(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.1f}"
 
@@ -340,7 +332,7 @@ def write_choice(choice: Choice, out_dir: str | Path, command: str) -> list[Path
     for i, row in enumerate(choice.rows):
         mark = "**chosen**" if i == choice.winner else ("reference" if row["reference"] else "")
         lines.append("| " + " | ".join([
-            row["agent"], *(_value(row["setting"][k]) for k in choice.grid_keys), f"{row['seeds']}/{row['of']}",
+            row["agent"], *(format_value(row["setting"][k]) for k in choice.grid_keys), f"{row['seeds']}/{row['of']}",
             _cell(row["nominal"]), *(_cell(row["values"].get(c, math.nan)) for c in columns), _cell(row["score"]),
             "yes" if row["eligible"] else "no", *(_cell(row["reported"][c]) for c in also), mark]) + " |")
         records.append({"agent": row["agent"], **{k: row["setting"][k] for k in choice.grid_keys},
@@ -352,12 +344,12 @@ def write_choice(choice: Choice, out_dir: str | Path, command: str) -> list[Path
         lines += ["", f"**{choice.reason}.**"]
     else:
         row = choice.rows[choice.winner]
-        setting = ", ".join(f"{k} {_value(v)}" for k, v in row["setting"].items())
+        setting = ", ".join(f"{k} {format_value(v)}" for k, v in row["setting"].items())
         lines += ["", f"**Chosen: {row['agent']} with {setting}** ({choice.reason})."]
         for ref in (r for r in choice.rows if r["reference"] and r is not row):
             reported = "".join(f", {c} (not scored) {ref['reported'][c]:.1f} against {row['reported'][c]:.1f}"
                                for c in also)
-            lines.append(f"Reference {', '.join(f'{k} {_value(v)}' for k, v in ref['setting'].items())}: score "
+            lines.append(f"Reference {', '.join(f'{k} {format_value(v)}' for k, v in ref['setting'].items())}: score "
                          f"{ref['score']:.1f} against {row['score']:.1f}, nominal {ref['nominal']:.1f} against "
                          f"{row['nominal']:.1f}{reported}.")
     buffer = io.StringIO()

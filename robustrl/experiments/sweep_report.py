@@ -27,6 +27,7 @@ import numpy as np
 from robustrl.checks import is_number
 from robustrl.experiments.io import atomic_write_json, atomic_write_text
 from robustrl.experiments.records import read_evaluation
+from robustrl.experiments.sweep_spec import format_value
 from robustrl.tasks import id_label, task_of
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def markdown_table(spec: SweepSpec, rows: list[dict[str, Any]], command: str | N
     for row in rows:
         cells = [
             row["agent"],
-            *(_label(row[k]) for k in spec.grid),
+            *(format_value(row[k]) for k in spec.grid),
             row["checkpoint"],
             str(row["seeds"]),
             *(f"{row[i]:.1f}" for i in spec.eval_ids),
@@ -129,11 +130,6 @@ def _best(spec: SweepSpec, rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "seeds": row["seeds"],
             }
     return best
-
-
-def _label(value: Any) -> str:
-    """A grid value as text: floats in short form (``0.05``, ``inf``), anything else (``margin``) as is."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _axis(values: list[Any]) -> list[Any]:
@@ -173,8 +169,8 @@ def plot_setting_heatmap(spec: SweepSpec, rows: list[dict[str, Any]], out_path: 
                     color="w" if value < 300 else "k",
                     fontsize=9,
                 )
-        ax.set_xticks(range(len(xs)), [_label(v) for v in xs])
-        ax.set_yticks(range(len(ys)), [_label(v) for v in ys])
+        ax.set_xticks(range(len(xs)), [format_value(v) for v in xs])
+        ax.set_yticks(range(len(ys)), [format_value(v) for v in ys])
         ax.set_xlabel(first)
         ax.set_ylabel(second)
         ax.set_title(f"{agent}: {'mean over perturbed ids' if key == 'perturbed_mean' else key}", fontsize=9)

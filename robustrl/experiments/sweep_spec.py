@@ -37,7 +37,6 @@ compiled core) and 0.12 s more import time.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from robustrl.experiments.curves import surfaces_cached
 from robustrl.envs import check_env_id
 from robustrl.experiments.training import RunSpec, is_complete, is_evaluated
 
-__all__ = ["SweepSpec", "SweepTask", "format_setting", "load_sweep_spec"]
+__all__ = ["SweepSpec", "SweepTask", "format_setting", "format_value", "load_sweep_spec"]
 
 _TOP_KEYS = ("name", "env_id", "agents", "seeds", "grid", "overrides", "agent_overrides", "evaluation", "surfaces",
              "config")
@@ -57,15 +56,14 @@ _EVALUATION_KEYS = ("ids", "episodes")
 _SURFACE_KEYS = ("episodes", "grid", "pairs")
 
 
-def _format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return "inf" if math.isinf(value) else f"{value:g}"
-    return str(value)
+def format_value(value: Any) -> str:
+    """A grid value as text: floats in short form (``0.05``, ``inf``), anything else (``margin``) as is."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def format_setting(setting: dict[str, Any]) -> str:
     """The run-name tag of a grid setting, e.g. ``{"rho": 0.1, "eta": inf}`` -> ``"rho0.1-etainf"``."""
-    return "-".join(f"{key}{_format_value(value)}" for key, value in setting.items())
+    return "-".join(f"{key}{format_value(value)}" for key, value in setting.items())
 
 
 @dataclass(frozen=True)
