@@ -36,6 +36,9 @@ def main() -> int:
     try:
         spec = load_sweep_spec(args.spec)
         rule_path = Path(args.rule) if args.rule else RULES / f"{spec.name}.yml"
+        if not args.rule and not rule_path.is_file():
+            packaged = ", ".join(sorted(p.stem for p in RULES.glob("*.yml")))
+            raise ValueError(f"sweep {spec.name} has no packaged rule (packaged: {packaged}); give one with --rule")
         if rule_path.resolve().is_relative_to(Path.cwd()):  # name it as a reader of the repository sees it
             rule_path = rule_path.resolve().relative_to(Path.cwd())
         rule = load_rule(rule_path)

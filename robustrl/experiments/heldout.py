@@ -109,6 +109,8 @@ def _number(source: str, path: str, value: Any) -> float:
 def load_rule(path: str | Path) -> HeldoutRule:
     """Read and check a rule file; ``ValueError`` naming the file, the key and the problem on one line."""
     source = str(path)
+    if not Path(path).is_file():
+        raise ValueError(f"rule file {source} does not exist")
     data = check_mapping(source, "", read_yaml(path), _RULE_KEYS)
     for key in ("sweep", "score", "conditions"):
         if key not in data:

@@ -131,6 +131,11 @@ def test_a_bad_rule_file_is_named_with_its_key(tmp_path, fields, message):
         _rule(tmp_path, **fields)
 
 
+def test_a_missing_rule_file_is_named():
+    with pytest.raises(ValueError, match="rule file nosuch.yml does not exist"):
+        load_rule("nosuch.yml")
+
+
 def test_a_rule_must_fit_its_sweep_and_results(tmp_path):
     spec, runs, results = _sweep(tmp_path)
     with pytest.raises(ValueError, match="rule of sweep 'other'"):
