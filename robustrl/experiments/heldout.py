@@ -189,7 +189,7 @@ def _suite_cells(results_dir: Path) -> dict[tuple[str, str], dict[float | None, 
 
 def _same(a: Any, b: Any) -> bool:
     if is_number(a) and is_number(b):
-        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0) or float(a) == float(b)
+        return math.isclose(float(a), float(b), rel_tol=1e-12)
     return a == b
 
 
