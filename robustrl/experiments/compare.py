@@ -204,8 +204,13 @@ def compare_runs(runs_dir: str | Path, reference_runs_dir: str | Path) -> dict[s
 
 
 def preset_difference(out: str | Path, reference: str | Path) -> str | None:
-    """What differs between the settings two ``robustrl reproduce`` outputs were made with (their
-    ``reproduce.json``: agents and their configurations, seeds, episodes), or None if nothing does."""
+    """Why the runs of one ``robustrl reproduce`` output cannot be compared with another's (their
+    ``reproduce.json``: agents and their configurations, seeds, episodes), or None if they can.
+
+    A subset can: fewer seeds, or some of the agents, each with the reference's configuration, at the same
+    evaluation episodes (each run is then compared with its namesake, e.g. ``robustrl reproduce --seeds 1
+    --compare results`` checks seed 0 of every agent in a fraction of the time).
+    """
     saved = {}
     for folder in (Path(out), Path(reference)):
         path = folder / "reproduce.json"
@@ -213,9 +218,17 @@ def preset_difference(out: str | Path, reference: str | Path) -> str | None:
             return f"{path} does not exist"
         saved[folder] = read_json(path)
     new, old = saved.values()
-    for key in ("seeds", "episodes", "agents"):
+    for key in ("episodes", "evaluation_seed"):
         if new.get(key) != old.get(key):
             return f"{key}: {new.get(key)!r} vs {old.get(key)!r}"
+    if not isinstance(new.get("seeds"), int) or not isinstance(old.get("seeds"), int) or new["seeds"] > old["seeds"]:
+        return f"seeds: {new.get('seeds')!r} vs {old.get('seeds')!r}"
+    agents, reference_agents = new.get("agents") or {}, old.get("agents") or {}
+    for agent, summary in agents.items():
+        if agent not in reference_agents:
+            return f"agent {agent!r} is not in {Path(reference) / 'reproduce.json'}"
+        if summary != reference_agents[agent]:
+            return f"agent {agent!r}: {summary!r} vs {reference_agents[agent]!r}"
     return None
 
 
