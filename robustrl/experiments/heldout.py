@@ -187,6 +187,11 @@ def _suite_cells(results_dir: Path) -> dict[tuple[str, str], dict[float | None, 
     return cells
 
 
+def _best_mean(returns: list[dict[str, Any]], env_id: str) -> float:
+    """The mean over runs of each run's mean return on ``env_id`` at the best checkpoint (NaN for no run)."""
+    return float(np.mean([np.mean(r[env_id]["best"]) for r in returns])) if returns else math.nan
+
+
 def _same(a: Any, b: Any) -> bool:
     if is_number(a) and is_number(b):
         return math.isclose(float(a), float(b), rel_tol=1e-12)
@@ -242,8 +247,7 @@ def apply_rule(rule: HeldoutRule, spec: SweepSpec, runs_dir: str | Path, results
         seeds = {"runs": len(done)}
         for condition in rule.conditions:
             if condition.id is not None:
-                means = [float(np.mean(r[condition.id]["best"])) for r in returns]
-                values[condition.label] = float(np.mean(means)) if means else math.nan
+                values[condition.label] = _best_mean(returns, condition.id)
                 continue
             by_level = cells.get((label, condition.channel))
             if by_level is None:
@@ -264,9 +268,8 @@ def apply_rule(rule: HeldoutRule, spec: SweepSpec, runs_dir: str | Path, results
                 name = Condition(channel=condition.channel, level=level).label
                 values[name] = mean
                 seeds[name] = n
-        nominal_mean = float(np.mean([np.mean(r[nominal]["best"]) for r in returns])) if returns else math.nan
-        reported = {id_label(i): float(np.mean([np.mean(r[i]["best"]) for r in returns])) if returns else math.nan
-                    for i in rule.also_report}
+        nominal_mean = _best_mean(returns, nominal)
+        reported = {id_label(i): _best_mean(returns, i) for i in rule.also_report}
         if reported:
             reported["mean of these"] = float(np.mean(list(reported.values())))
         names = list(values)
