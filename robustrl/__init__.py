@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from robustrl.agents import RobustDQN, RobustSAC, RobustTD3, load_agent, make_agent
     from robustrl.tabular import RobustQLearning, robust_value_iteration
     from robustrl.tasks import get_task
-    from robustrl.estimators import RTMLMC, SAA, SG, entropic_risk, entropic_softmin, perturb, sample_unit_ball
+    from robustrl.estimators import RTMLMC, SAA, SG, Linearized, entropic_risk, entropic_softmin, perturb, sample_unit_ball
 
 #: The package version.
 __version__ = "0.1.0"
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "ENV_IDS",
+    "Linearized",
     "PerturbedCartPoleEnv",
     "PerturbedCartPoleVectorEnv",
     "RTMLMC",
@@ -51,8 +52,8 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {
-    "robustrl.estimators": ["estimators", "RTMLMC", "SAA", "SG", "entropic_risk", "entropic_softmin", "perturb",
-                            "sample_unit_ball"],
+    "robustrl.estimators": ["estimators", "Linearized", "RTMLMC", "SAA", "SG", "entropic_risk", "entropic_softmin",
+                            "perturb", "sample_unit_ball"],
     "robustrl.agents": ["RobustDQN", "RobustSAC", "RobustTD3", "load_agent", "make_agent"],
     "robustrl.tabular": ["RobustQLearning", "robust_value_iteration"],
     "robustrl.tasks": ["get_task"],

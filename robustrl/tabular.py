@@ -233,7 +233,9 @@ class RobustQLearning:
             raise ValueError(f"gamma must be in [0, 1), got gamma={self.gamma!r}")
         self.eta = check_eta(self.eta)
         check_int(self.n_samples, "n_samples", 1)
-        check_target_estimator(self.estimator)
+        if check_target_estimator(self.estimator) == "linear":
+            raise ValueError("estimator='linear' expands a value around a continuous state; a tabular state has no "
+                             "gradient: use 'saa' or 'mlmc'")
         check_probability(self.epsilon, "epsilon")
         if not (0.5 < self.alpha_power <= 1):
             raise ValueError(f"alpha_power must be in (0.5, 1], got alpha_power={self.alpha_power!r}")

@@ -29,8 +29,10 @@ ROBUST = {"rho_ramp": 0.0, "state_scale": [1.0, 1.0, 8.0]}
 #: label -> (agent of configs/sac.yml, overrides, the plain agent it is compared with)
 AGENTS = {"SAC": ("regular", {}, "SAC"), "RobustSAC": ("robust", ROBUST, "SAC"),
           "RobustSAC m=4": ("robust", {**ROBUST, "n_samples": 4}, "SAC"),
+          "RobustSAC linear": ("robust", {**ROBUST, "estimator": "linear"}, "SAC"),
           "TD3": ("td3", {}, "TD3"), "RobustTD3": ("robust-td3", ROBUST, "TD3"),
-          "RobustTD3 m=4": ("robust-td3", {**ROBUST, "n_samples": 4}, "TD3")}
+          "RobustTD3 m=4": ("robust-td3", {**ROBUST, "n_samples": 4}, "TD3"),
+          "RobustTD3 linear": ("robust-td3", {**ROBUST, "estimator": "linear"}, "TD3")}
 
 
 def seconds_per_step(name: str, steps: int, seed: int) -> float:

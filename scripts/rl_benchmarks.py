@@ -39,13 +39,15 @@ from robustrl.experiments.run_files import checkpoint_files
 from robustrl.experiments.report import write_benchmark_section
 
 #: what is timed: (label, packaged agent, overrides); "robust fast" and "robust mlmc" are the settings of the
-#: fast and mlmc sweeps (robustrl/configs/sweeps/: m = 8 with the target's hidden layers in bfloat16; RT-MLMC); the
+#: fast and mlmc sweeps (robustrl/configs/sweeps/: m = 8 with the target's hidden layers in bfloat16; RT-MLMC),
+#: "robust linear" the closed form of Q's first-order expansion (no samples); the
 #: two hinges are RobustSADQN's candidates (the robust agent plus SA-DQN's hinge, by PGD or sampled)
 AGENTS: tuple[tuple[str, str, dict], ...] = (
     ("regular", "regular", {}),
     ("robust", "robust", {}),
     ("robust fast", "robust", {"n_samples": 8, "target_precision": "bfloat16", "rho_ramp": 0.0}),
     ("robust mlmc", "robust", {"estimator": "mlmc", "mlmc_level": 4}),
+    ("robust linear", "robust", {"estimator": "linear"}),
     # RobustSADQN, the candidates of robustrl/configs/sweeps/all-channels-heldout.yml at kappa 0.01
     ("robust + PGD hinge", "robust", {"kappa": 0.01, "sa_eps": 0.05, "sa_loss": "pgd", "sa_steps": 10}),
     ("robust + sampled hinge", "robust", {"kappa": 0.01, "sa_eps": 0.05, "sa_loss": "sampled", "sa_eta": 0.1,
@@ -127,7 +129,8 @@ def main() -> None:
             "",
             "Target: robust ≤ 1.3× regular. `robust` is the table's agent (m = 16, float32); `robust fast` is "
             "m = 8 with the target's hidden layers in bfloat16 (robustrl/configs/sweeps/fast.yml); `robust mlmc` "
-            "the RT-MLMC estimator over levels 0-4 (robustrl/configs/sweeps/mlmc.yml); the two hinges are "
+            "the RT-MLMC estimator over levels 0-4 (robustrl/configs/sweeps/mlmc.yml); `robust linear` the closed "
+            "form of Q's first-order expansion around the next state (`estimator: linear`, no samples); the two hinges are "
             "RobustSADQN's candidates at kappa 0.01 (robustrl/configs/sweeps/all-channels-heldout.yml).",
             "",
             f"Floor in float32: the robust target evaluates the hidden {width}×{width} layer on {rows} rows "

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from robustrl.estimators import (
     RTMLMC,
+    Linearized,
     SAA,
     SG,
     check_eta,
@@ -268,3 +269,72 @@ def test_antithetic_saa_is_exact_for_a_linear_f_in_the_mean_limit():
     torch.testing.assert_close(estimate, x @ a, rtol=0, atol=1e-6)
     plain = SAA(4).estimate(lambda z: z @ a, x, rho=0.3, eta=math.inf, generator=torch.Generator().manual_seed(2))
     assert (plain - x @ a).abs().max() > 1e-3  # independent draws do not cancel
+
+
+@pytest.mark.parametrize("eta", [0.05, 0.3, 2.0])
+def test_linearized_is_the_closed_form_for_a_linear_loss_on_a_box(eta):
+    a = np.array([1.0, -2.0, 0.5])
+    x0 = np.array([0.2, 0.1, -0.3])
+    x = torch.tensor(np.stack([x0] * 3), dtype=torch.float64)
+    estimate = Linearized().estimate(lambda z: z @ torch.tensor(a), x, rho=0.4, eta=eta)
+    assert estimate.shape == (3,)
+    np.testing.assert_allclose(estimate.numpy(), linear_box_closed_form(a, x0, 0.4, eta), rtol=1e-12)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_linearized_limits_are_f_at_the_centre_and_the_worst_case_of_the_linearization(norm):
+    w = torch.tensor([[1.0, 0.5], [-2.0, 0.0], [0.5, -1.0]], dtype=torch.float64)  # two output columns
+    scale = torch.tensor([1.0, 3.0, 0.5], dtype=torch.float64)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    worst = Linearized().estimate(lambda z: z @ w, x, rho=0.2, eta=0.0, norm=norm, scale=scale)
+    scaled = 0.2 * (w * scale[:, None]).abs()
+    expected = x @ w + (scaled.sum(0) if norm == "linf" else scaled.norm(dim=0))
+    torch.testing.assert_close(worst, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(Linearized().estimate(lambda z: z @ w, x, rho=0.2, eta=math.inf, norm=norm), x @ w)
+    torch.testing.assert_close(Linearized().estimate(lambda z: z @ w, x, rho=0.0, eta=0.3, norm=norm), x @ w)
+
+
+@pytest.mark.parametrize("d", [1, 3, 10])
+@pytest.mark.parametrize("eta", [0.02, 0.5, 5.0])
+def test_linearized_l2_matches_a_large_sample_of_the_ball_for_a_linear_loss(d, eta):
+    a = torch.linspace(-1.0, 1.0, d, dtype=torch.float64) + 0.3
+    x = torch.zeros(1, d, dtype=torch.float64)
+    exact = Linearized().estimate(lambda z: z @ a, x, rho=0.5, eta=eta, norm="l2")
+    z = perturb(x, 0.5, 400_000, norm="l2", generator=torch.Generator().manual_seed(0))
+    sampled = entropic_risk(z @ a, eta, dim=1)
+    # the sample's max falls short of the sup at small eta; within 2 % of the worst case either way
+    assert exact.item() == pytest.approx(sampled.item(), abs=0.02 * 0.5 * a.norm().item())
+    if d == 1:  # the l2 ball of one dimension is the interval: the same closed form as l-inf
+        box = Linearized().estimate(lambda z: z @ a, x, rho=0.5, eta=eta, norm="linf")
+        torch.testing.assert_close(exact, box, rtol=1e-9, atol=1e-12)
+
+
+def test_linearized_is_exact_where_a_relu_network_stays_linear_and_differentiable_in_its_weights():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    f = lambda z: net(z)  # noqa: E731
+    with torch.no_grad():
+        tiny = Linearized().estimate(f, x, rho=1e-6, eta=1e-7)
+    assert not tiny.requires_grad
+    jac = torch.stack([torch.autograd.functional.jacobian(lambda v: net(v), row) for row in x])  # (5, 2, 3)
+    expected = net(x) + 1e-7 * torch.log(torch.sinh(1e-6 * jac.abs() / 1e-7) / (1e-6 * jac.abs() / 1e-7)).sum(-1)
+    torch.testing.assert_close(tiny, expected.detach(), rtol=1e-10, atol=1e-12)
+    estimate = Linearized().estimate(f, x, rho=0.3, eta=0.1)  # with gradients on: differentiable in the weights
+    estimate.sum().backward()
+    first = net[0].weight.grad
+    assert first is not None and torch.isfinite(first).all() and first.abs().sum() > 0
+    net.zero_grad()
+    net(x).sum().backward()
+    assert not torch.allclose(first, net[0].weight.grad)  # the bonus's gradient (through the input gradient) counts
+
+
+def test_linearized_refuses_a_sampler_and_a_clip_and_is_made_by_name():
+    f = lambda z: z.sum(-1)  # noqa: E731
+    with pytest.raises(ValueError, match="takes no sampler"):
+        Linearized().estimate(f, torch.zeros(2, 3), rho=0.1, eta=1.0, sampler=lambda x, m, g: x.unsqueeze(1))
+    with pytest.raises(ValueError, match=r"clip=\(0.0, 1.0\)"):
+        Linearized().estimate(f, torch.zeros(2, 3), rho=0.1, eta=1.0, clip=(0.0, 1.0))
+    with pytest.raises(ValueError, match="eta=-1.0"):
+        Linearized().estimate(f, torch.zeros(2, 3), rho=0.1, eta=-1.0)
+    assert isinstance(make_estimator("linear"), Linearized) and make_estimator("linear").expected_samples == 1

@@ -129,6 +129,7 @@ def test_frozenlake_arrays_and_a_learner_on_the_environment():
     ({"eta": -1.0}, "eta"),
     ({"n_samples": 0}, "n_samples"),
     ({"estimator": "best"}, "estimator"),
+    ({"estimator": "linear"}, "a tabular state has no gradient"),
     ({"alpha_power": 0.5}, "alpha_power"),
 ])
 def test_bad_input_is_refused_naming_the_value(kwargs, message):

@@ -199,10 +199,12 @@ _ROBUST_DOC = """
     :param state_scale: per-dimension scale of the perturbation (default all ones), or ``"auto"``: estimated from the
         replay buffer after ``state_scale_steps`` steps and frozen (the plain target until then).
     :param state_scale_steps: when ``state_scale="auto"`` is estimated (environment steps, >= 1).
-    :param estimator: ``"saa"`` or ``"mlmc"`` (RT-MLMC over levels 0..``mlmc_level``).
+    :param estimator: ``"saa"``, ``"mlmc"`` (RT-MLMC over levels 0..``mlmc_level``) or ``"linear"`` (the closed form
+        of the value's first-order expansion around the next state: one evaluation and one input gradient, no samples).
     :param mlmc_level: L for RT-MLMC (>= 0).
     :param rho_ramp: fraction of training over which the radius grows from 0 to ``rho`` (0: from the start).
-    :param eta_scale: ``"absolute"`` or ``"spread"`` (eta times the spread of the value over the sampled ball).
+    :param eta_scale: ``"absolute"`` or ``"spread"`` (eta times the spread of the value over the sampled ball, or of
+        its linearization over the ball for ``estimator="linear"``).
     :param kwargs: passed unchanged to SB3's agent (``seed`` also seeds the perturbation generator).
 """
 
@@ -228,7 +230,7 @@ class RobustSAC(_RobustActorCritic, HookedSAC):
             return q_values - ent_coef * log_prob.reshape(-1, 1)
 
         robust = self._robust_value(next_obs, value, rho)
-        self._record_target_stat("target_gap", float((value(next_obs) - robust).mean()))
+        self._record_target_stat("target_gap", float((self._plain_value(next_obs, value) - robust).mean()))
         return robust
 
 
@@ -256,7 +258,7 @@ class RobustTD3(_RobustActorCritic, HookedTD3):
             return q_values
 
         robust = self._robust_value(next_obs, value, rho)
-        self._record_target_stat("target_gap", float((value(next_obs) - robust).mean()))
+        self._record_target_stat("target_gap", float((self._plain_value(next_obs, value) - robust).mean()))
         return robust
 
 

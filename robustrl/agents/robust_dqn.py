@@ -71,14 +71,17 @@ class RobustDQN(RobustTargetMixin, HookedDQN):
         the replay buffer after ``state_scale_steps`` steps and frozen (the plain DQN target until then; see
         :func:`~robustrl.agents.robust_target.estimate_state_scale`).
     :param state_scale_steps: when ``state_scale="auto"`` is estimated (environment steps, >= 1).
-    :param estimator: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC over levels 0..``mlmc_level``).
+    :param estimator: ``"saa"`` (m samples), ``"mlmc"`` (RT-MLMC over levels 0..``mlmc_level``) or ``"linear"`` (the
+        closed form of each action's Q expanded to first order around the next state: one evaluation and one input
+        gradient per action, no samples).
     :param mlmc_level: L for RT-MLMC (>= 0).
     :param perturbation: ``"sample"`` (the entropic target) or ``"pgd"`` (the worst case found by PGD).
     :param pgd_steps: PGD steps per action for ``perturbation="pgd"`` (>= 1).
     :param eta_scale: ``"absolute"`` (eta in units of Q) or ``"spread"``: the temperature of each next state and
         action is ``eta`` times the spread (max - min) of ``Q_target`` over its m samples, so the target does not
         change when Q is rescaled, and one eta means the same at every stage of training and on every task
-        (saa estimator only; ``eta`` 0 and inf mean the same in both).
+        (saa and linear estimators, the latter with the spread of Q's linearization over the ball; ``eta`` 0 and inf
+        mean the same in both).
     :param rho_ramp: fraction of training over which the radius grows linearly from 0 to ``rho`` (in [0, 1];
         0, the default, keeps ``rho`` from the start), as SA-DQN ramps its eps: the target is then not
         pessimistic while the Q-network still knows nothing.
@@ -154,7 +157,7 @@ class RobustDQN(RobustTargetMixin, HookedDQN):
                 next_q_values = self._robust_value(next_obs, self._sampled_q, rho)
             next_q_values, _ = next_q_values.max(dim=1)
             if rho > 0:  # how far below the plain DQN target the robust one sits
-                plain = self.q_net_target(next_obs).max(dim=1).values
+                plain = self._plain_value(next_obs, self.q_net_target).max(dim=1).values
                 self._record_target_stat("target_gap", float((plain - next_q_values).mean()))
             next_q_values = next_q_values.reshape(-1, 1)
             return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values

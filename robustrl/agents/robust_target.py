@@ -8,7 +8,9 @@ arXiv:2408.09672)::
 
     S_eta[V](s') = -eta log E_{z ~ Uniform(B_rho(s'))} exp(-V(z) / eta),   B_rho(s') = s' + rho * state_scale * ball
 
-estimated with m samples (``saa``) or RT-MLMC (``mlmc``) by :mod:`robustrl.estimators`. ``eta = inf`` is the mean
+estimated with m samples (``saa``), RT-MLMC (``mlmc``) or in closed form for the first-order expansion of the value
+around ``s'`` (``linear``: one evaluation and one input gradient per value column, no sampling) by
+:mod:`robustrl.estimators`. ``eta = inf`` is the mean
 over the ball, ``eta = 0`` the worst sample, ``rho = 0`` the agent's own target exactly (the agent then does not
 call this at all). :class:`RobustTargetMixin` holds the hyperparameters, their checks, the perturbation generator,
 the radius ramp and the statistics that explain the target; each agent passes the function that evaluates its own
@@ -31,8 +33,9 @@ __all__ = ["ETA_SCALES", "ROBUST_TARGET_KEYS", "TARGET_ESTIMATORS", "RobustTarge
            "check_rho_ramp", "check_state_scale", "check_target_estimator", "estimate_state_scale",
            "seeded_generator"]
 
-#: Estimators of the robust target: ``"saa"`` (m samples) or ``"mlmc"`` (RT-MLMC).
-TARGET_ESTIMATORS = ("saa", "mlmc")
+#: Estimators of the robust target: ``"saa"`` (m samples), ``"mlmc"`` (RT-MLMC) or ``"linear"`` (the closed form of
+#: the value's first-order expansion, :class:`robustrl.estimators.Linearized`).
+TARGET_ESTIMATORS = ("saa", "mlmc", "linear")
 #: What eta is measured in: absolute units of the value, or its spread over the sampled ball (scale-free).
 ETA_SCALES = ("absolute", "spread")
 #: The keyword arguments of the robust target, shared by every robust agent.
@@ -155,8 +158,8 @@ class RobustTargetMixin:
         check_int(mlmc_level, "mlmc_level", 0)
         self.rho_ramp = check_rho_ramp(rho_ramp)
         self.eta_scale = check_eta_scale(eta_scale)
-        if self.eta_scale == "spread" and (estimator != "saa" or not sampled):
-            raise ValueError("eta_scale='spread' needs the sampled target with the saa estimator, got "
+        if self.eta_scale == "spread" and (estimator == "mlmc" or not sampled):
+            raise ValueError("eta_scale='spread' needs the sampled target with the saa or linear estimator, got "
                              f"estimator={estimator!r}" + ("" if sampled else ", perturbation='pgd'"))
         self.n_samples = n_samples
         self.norm = norm
@@ -179,13 +182,14 @@ class RobustTargetMixin:
         self.target_history: list[dict[str, float]] = []
         #: per target computed in the current ``train`` call, the next states it evaluated per transition
         self._samples_per_update: list[int] = []
-        self._target_estimator: Estimator = make_estimator(self.estimator, m=self.n_samples, L=self.mlmc_level)
+        self._target_estimator: Estimator = make_estimator(self.estimator, m=self.n_samples, L=self.mlmc_level,
+                                                           relative=self.eta_scale == "spread")
         self._scale_tensor = (None if self.state_scale is None or self.state_scale == "auto" else
                               th.as_tensor(self.state_scale, dtype=th.float32, device=self.device))  # type: ignore[attr-defined]
 
     #: the attributes of the mechanism that are not saved with the model
     _ROBUST_EXCLUDED = ["_perturbation_generator", "_target_estimator", "_scale_tensor", "_target_stats",
-                        "target_history", "_samples_per_update"]
+                        "target_history", "_samples_per_update", "_center_value"]
 
     def current_rho(self) -> float:
         """The radius now: ``rho``, or with ``rho_ramp`` the fraction of the ramp done so far times ``rho``; 0 while
@@ -229,19 +233,23 @@ class RobustTargetMixin:
 
         ``value`` maps a batch of states ``(N, d)`` to values ``(N, k)`` (DQN: one column per action; SAC and TD3:
         one column). Returns ``(B, k)`` for ``next_obs`` of shape ``(B, d)``: ``S_eta`` over m sampled perturbations
-        (``saa``) or RT-MLMC (``mlmc``); with ``eta_scale="spread"`` the temperature of each next state and column
-        is ``eta`` times the spread of the value over its samples.
+        (``saa``), RT-MLMC (``mlmc``) or the closed form of its first-order expansion (``linear``); with
+        ``eta_scale="spread"`` the temperature of each next state and column is ``eta`` times the spread of the value
+        over its samples (``saa``) or of its linearization over the ball (``linear``).
         """
         spreads: list[th.Tensor] = []
+        self._center_value = None
 
         def negative_value(z: th.Tensor) -> th.Tensor:
-            self._samples_per_update.append(int(z.shape[1]))  # m for saa, the 2**level drawn for mlmc
+            self._samples_per_update.append(int(z.shape[1]))  # m for saa, the 2**level drawn for mlmc, 1 for linear
             q = value(z.flatten(0, 1)).view(*z.shape[:2], -1)
+            if self.estimator == "linear":  # z is the next state itself
+                self._center_value = q[:, 0].detach()
             if z.shape[1] > 1:  # how much the value varies across the sampled ball, per next state and column
                 spreads.append((q.amax(dim=1) - q.amin(dim=1)).mean())
             return -q
 
-        if self.eta_scale == "spread" and 0 < self.eta < math.inf:
+        if self.eta_scale == "spread" and 0 < self.eta < math.inf and self.estimator == "saa":
             z = perturb(next_obs, rho, self.n_samples, norm=self.norm, scale=self._scale_tensor,
                         generator=self._perturbation_generator)
             self._samples_per_update.append(self.n_samples)
@@ -257,3 +265,10 @@ class RobustTargetMixin:
         if spreads:
             self._record_target_stat("q_spread", float(th.stack(spreads).mean()))
         return result
+
+    def _plain_value(self, next_obs: th.Tensor, value: Callable[[th.Tensor], th.Tensor]) -> th.Tensor:
+        """``value(next_obs)``, the unperturbed next-state value that ``train/target_gap`` compares the robust one
+        with: the linear estimator's own evaluation at the next state when the last :meth:`_robust_value` made one
+        (no second forward pass, and the same sampled action for SAC and smoothing noise for TD3)."""
+        center = getattr(self, "_center_value", None)
+        return center if center is not None else value(next_obs)

@@ -64,6 +64,41 @@ def test_the_eta_limits_are_the_mean_and_the_worst_sampled_value(robust, eta, re
 
 
 @pytest.mark.parametrize("robust", [RobustSAC, RobustTD3])
+@pytest.mark.parametrize("eta_scale", ["absolute", "spread"])
+def test_the_linear_estimator_is_the_closed_form_of_a_linear_value_and_its_gap_is_the_bonus(robust, eta_scale):
+    from robustrl.estimators import Linearized
+
+    model = robust("MlpPolicy", gym.make("Pendulum-v1"), rho=0.3, eta=0.5, estimator="linear", eta_scale=eta_scale,
+                   state_scale=[1.0, 2.0, 8.0], **tiny())
+    next_obs = th.as_tensor(np.random.default_rng(0).normal(size=(5, 3)), dtype=th.float32)
+    weights = th.tensor([[1.0], [-2.0], [0.5]])
+    scale = th.tensor([1.0, 2.0, 8.0])
+    with th.no_grad():
+        got = model._robust_value(next_obs, lambda states: states @ weights, 0.3)
+        plain = model._plain_value(next_obs, lambda states: states * th.nan)  # the estimator's own evaluation
+        expected = -Linearized(relative=eta_scale == "spread").estimate(
+            lambda z: -(z @ weights), next_obs, rho=0.3, eta=0.5, scale=scale)
+        scaled = model._robust_value(next_obs, lambda states: 10 * (states @ weights), 0.3)
+    th.testing.assert_close(got, expected)
+    bonus = next_obs @ weights - got
+    assert (bonus > 0).all()
+    if eta_scale == "spread":  # a temperature relative to the spread: rescaling the value rescales the target
+        th.testing.assert_close(scaled, 10 * got)
+    else:
+        assert not th.allclose(scaled, 10 * got)
+    th.testing.assert_close(plain, next_obs @ weights)
+
+
+@pytest.mark.parametrize("robust", [RobustSAC, RobustTD3])
+def test_the_linear_estimator_trains_and_records_a_nonnegative_gap(robust):
+    model = robust("MlpPolicy", gym.make("Pendulum-v1"), rho=0.2, eta=0.5, estimator="linear", eta_scale="spread",
+                   state_scale=[1.0, 1.0, 8.0], **tiny()).learn(120)
+    row = model.target_history[-1]
+    assert row["target_gap"] > 0 and "q_spread" not in row  # the gap at the same sampled action: the bonus
+    assert all(np.isfinite(w).all() for w in _weights(model))
+
+
+@pytest.mark.parametrize("robust", [RobustSAC, RobustTD3])
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("rho", -0.1, "rho"), ("eta", -1.0, "eta"), ("n_samples", 0, "n_samples"), ("norm", "l3", "norm"),
     ("estimator", "best", "estimator"), ("rho_ramp", 2.0, "rho_ramp"), ("eta_scale", "big", "eta_scale"),

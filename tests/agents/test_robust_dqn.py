@@ -263,6 +263,7 @@ def test_the_robust_target_records_the_spread_of_q_over_the_ball_and_its_gap_to_
     (dict(n_samples=8), 8),
     (dict(n_samples=4, eta_scale="spread"), 4),
     (dict(estimator="mlmc", mlmc_level=3), None),  # the 2**level of the level drawn
+    (dict(estimator="linear"), 1),  # the next state itself, and its gradient
     (dict(perturbation="pgd", pgd_steps=3), 3),
     (dict(rho=0.0), 0),
 ])
@@ -335,7 +336,7 @@ def test_a_temperature_relative_to_the_spread_makes_the_target_scale_free():
     spread = q.amax(1, keepdim=True) - q.amin(1, keepdim=True)
     expected = entropic_softmin(q, 0.3 * spread, dim=1).max(1).values.reshape(-1, 1)
     torch.testing.assert_close(target, expected)
-    with pytest.raises(ValueError, match="eta_scale='spread' needs the sampled target"):
+    with pytest.raises(ValueError, match="eta_scale='spread' needs the sampled target with the saa or linear"):
         RobustDQN("MlpPolicy", env(), eta_scale="spread", estimator="mlmc", **TINY)
     with pytest.raises(ValueError, match="eta_scale must be one of"):
         RobustDQN("MlpPolicy", env(), eta_scale="relative", **TINY)

@@ -1,0 +1,125 @@
+"""How close the cheap estimators of the actor-critic robust target come to a large sample, on a trained critic.
+
+The robust target of RobustSAC and RobustTD3 is ``S_eta[V](s')``, the entropic soft-min of the next-state value over
+the ball around ``s'``. This script takes trained SAC runs (their best checkpoints), collects states their policy
+visits on the task's nominal id, and computes ``S_eta`` of the deterministic value ``V(z) = min_i Q_i(z, mu(z))``
+(the twin critics at the actor's mean action; the sampled action and smoothing noise of training are left out so
+the estimators are compared on one function) with the robust agents' settings of the task's config (rho, eta in
+units of the spread, l-inf) and the task's state scale, by SAA with m = 16 (the configs' value) and m = 4, and by
+the closed form of V's first-order expansion (:class:`robustrl.estimators.Linearized`, ``relative``: eta in units
+of the expansion's spread). Reference: the mean of 8 SAA estimates with m = 256. Reported: bias and RMSE, in units
+of V and as a fraction of the mean gap between ``V(s')`` and the reference (what the robust target adds). The
+``ac-target-accuracy`` section of results/benchmarks.md; ``scripts/ac_speed_benchmark.py`` measures the time.
+
+Usage: python scripts/ac_target_accuracy.py RUN [RUN ...] [--task pendulum] [--states 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import robustrl  # noqa: F401  (first: pins the kernels, registers the ids)
+from robustrl.agents import AgentConfig, load_config
+from robustrl.estimators import SAA, Estimator, Linearized, entropic_softmin, perturb
+from robustrl.experiments.records import read_meta
+from robustrl.experiments.report import write_benchmark_section
+from robustrl.experiments.training import load_run_model
+from robustrl.tasks import get_task
+
+REFERENCE_M, REFERENCE_DRAWS = 256, 8
+
+
+def visited_states(model, env_id: str, n: int, seed: int) -> torch.Tensor:
+    """``n`` observations of the model's deterministic policy on ``env_id`` (seeded episodes, one after another)."""
+    env, states, episode = gym.make(env_id), [], 0
+    while len(states) < n:
+        obs, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done and len(states) < n:
+            states.append(obs)
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+        episode += 1
+    return torch.as_tensor(np.array(states), dtype=torch.float32)
+
+
+def soft_min(value, states: torch.Tensor, estimator: Estimator | None, rho: float, eta: float, scale: torch.Tensor,
+             seed: int) -> torch.Tensor:
+    """``S_eta[value]`` over the l-inf ball, eta in units of the spread: of the samples (SAA) or of the expansion."""
+    def batched(z: torch.Tensor) -> torch.Tensor:
+        return value(z.flatten(0, 1)).view(*z.shape[:2], -1)
+
+    generator = torch.Generator().manual_seed(seed)
+    if isinstance(estimator, Linearized):
+        with torch.no_grad():
+            return -estimator.estimate(lambda z: -batched(z), states, rho=rho, eta=eta, scale=scale)
+    with torch.no_grad():
+        values = batched(perturb(states, rho, estimator.m, scale=scale, generator=generator))  # type: ignore[union-attr]
+        spread = values.amax(1, keepdim=True) - values.amin(1, keepdim=True)
+        return entropic_softmin(values, eta * spread.clamp_min(torch.finfo(values.dtype).tiny), dim=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="SAC run directories (best.pt, meta.json)")
+    parser.add_argument("--task", default="pendulum")
+    parser.add_argument("--agent", default="robust", help="the robust agent whose rho and eta are used")
+    parser.add_argument("--states", type=int, default=2048)
+    parser.add_argument("--results", default="results")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    task = get_task(args.task)
+    cfg = AgentConfig.resolve(load_config(None, task.hyperparameters), task.nominal_id, args.agent, {})
+    rho, eta = float(cfg.robust_kwargs["rho"]), float(cfg.robust_kwargs["eta"])
+    if cfg.robust_kwargs.get("eta_scale") != "spread" or cfg.robust_kwargs.get("norm", "linf") != "linf":
+        print(f"error: {args.agent} must use eta_scale spread and the l-inf ball", file=sys.stderr)
+        return 2
+    scale = torch.tensor(task.state_scale, dtype=torch.float32)
+    estimators: dict[str, Estimator] = {"SAA m=16": SAA(16), "SAA m=4": SAA(4), "linearized": Linearized(True)}
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in estimators}
+    gaps = []
+    for index, run in enumerate(map(Path, args.runs)):
+        model = load_run_model(run, "best")
+        env_id = read_meta(run, ("env_id",))["env_id"]
+        actor, critic = model.actor, model.critic
+
+        def value(z: torch.Tensor) -> torch.Tensor:
+            return torch.min(torch.cat(critic(z, actor(z, deterministic=True)), dim=1), dim=1, keepdim=True).values
+
+        states = visited_states(model, env_id, args.states, 1000 + index)
+        reference = torch.stack([soft_min(value, states, SAA(REFERENCE_M), rho, eta, scale, 10_000 + d)
+                                 for d in range(REFERENCE_DRAWS)]).mean(0)
+        with torch.no_grad():
+            gaps.append((value(states) - reference).numpy())
+        for name, estimator in estimators.items():
+            errors[name].append((soft_min(value, states, estimator, rho, eta, scale, 20_000 + index)
+                                 - reference).numpy())
+    gap = float(np.mean(np.concatenate(gaps)))
+    names = ", ".join(Path(r).name for r in args.runs)
+    lines = ["## The actor-critic robust target: cheap estimators against a large sample", "",
+             f"Generated by: `python scripts/ac_target_accuracy.py {' '.join(args.runs)} --task {args.task} "
+             f"--agent {args.agent} --states {args.states}`", "",
+             f"Runs: {names} (best checkpoints), {args.states} states each from their deterministic policy on "
+             f"{task.nominal_id}. Value: the twin critics' minimum at the actor's mean action. The `{args.agent}` "
+             f"agent's target settings (rho {rho:g} in units of the task's state scale, eta {eta:g} in units of the "
+             f"spread, l-inf); reference: the mean of {REFERENCE_DRAWS} SAA estimates with m = {REFERENCE_M}. "
+             f"V(s') sits {gap:.3f} above the reference on average (the gap the robust target adds).", "",
+             "| estimator | bias | RMSE | RMSE / gap |", "|---|---|---|---|"]
+    for name in estimators:
+        error = np.concatenate(errors[name])
+        rmse = float(np.sqrt((error ** 2).mean()))
+        lines.append(f"| {name} | {error.mean():+.4f} | {rmse:.4f} | {rmse / gap:.1%} |")
+    print("\n".join(lines))
+    print(write_benchmark_section(args.results, "ac-target-accuracy", "\n".join(lines)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
