@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from robustrl.agents import RobustDQN, RobustSAC, RobustTD3, load_agent, make_agent
     from robustrl.tabular import RobustQLearning, robust_value_iteration
     from robustrl.tasks import get_task
-    from robustrl.estimators import RTMLMC, SAA, SG, Linearized, entropic_risk, entropic_softmin, perturb, sample_unit_ball
+    from robustrl.estimators import (RTMLMC, SAA, SG, Linearized, entropic_risk, entropic_softmin, perturb,
+                                     sample_unit_ball)
 
 #: The package version.
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ perturbations have shape ``(B, m, *feat)``; a function ``f`` passed to an estima
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -315,6 +316,16 @@ def _log_sinhc(a: Tensor) -> Tensor:
 _BALL_NODES = 256
 
 
+@functools.cache
+def _ball_quadrature() -> tuple[Tensor, Tensor]:
+    """The Gauss-Legendre angles on [0, pi] and the logs of their weights (float64), computed once."""
+    import numpy as np
+
+    nodes, weights = np.polynomial.legendre.leggauss(_BALL_NODES)
+    return (torch.as_tensor((nodes + 1) * (math.pi / 2), dtype=torch.float64),
+            torch.as_tensor(np.log(weights), dtype=torch.float64))
+
+
 def _log_mgf_ball(t: Tensor, d: int) -> Tensor:
     """``log E exp(t u_1)`` for ``u`` uniform in the unit l2 ball of dimension ``d`` and ``t >= 0`` (float64).
 
@@ -325,12 +336,9 @@ def _log_mgf_ball(t: Tensor, d: int) -> Tensor:
     ``t = 0.05`` the cumulant series ``t^2 / (2 (d + 2)) - t^4 / (4 (d + 2)^2 (d + 4))`` is used (variance
     ``1/(d+2)``, fourth cumulant ``-6/((d+2)^2 (d+4))``). For ``d = 1`` this is :func:`_log_sinhc`.
     """
-    import numpy as np
-
-    nodes, weights = np.polynomial.legendre.leggauss(_BALL_NODES)
-    theta = torch.as_tensor((nodes + 1) * (math.pi / 2), dtype=torch.float64, device=t.device)
-    log_weight = (torch.as_tensor(np.log(weights), dtype=torch.float64, device=t.device)
-                  + d * torch.log(torch.sin(theta)))
+    nodes, log_weights = _ball_quadrature()
+    theta = nodes.to(t.device)
+    log_weight = log_weights.to(t.device) + d * torch.log(torch.sin(theta))
     quadrature = (torch.logsumexp(t.unsqueeze(-1) * torch.cos(theta) + log_weight, dim=-1)
                   - torch.logsumexp(log_weight, dim=-1))
     series = t * t / (2 * (d + 2)) - t**4 / (4 * (d + 2) ** 2 * (d + 4))
@@ -355,8 +363,7 @@ class Linearized(Estimator):
     over rows, and be a pure function of its input for :func:`torch.func.vjp` (no in-place change of captured
     tensors). The input gradient is taken even under ``torch.no_grad()`` (the estimate is then detached); with
     gradients enabled the estimate is differentiable in whatever ``f`` closes over, through the input gradient
-    too. ``generator`` is unused; ``clip`` and ``sampler`` are
-    refused (the closed form needs the whole ball).
+    too. ``generator`` is unused; ``clip`` and ``sampler`` are refused (the closed form needs the whole ball).
     """
 
     #: eta in units of the linearization's spread over the ball, ``max - min = 2 ||c||`` (l1 norm for l-inf, l2
@@ -394,6 +401,9 @@ class Linearized(Estimator):
                     return torch.autograd.grad(values, z, cotangent, retain_graph=True)
 
         batch, rest = values.shape[0], tuple(values.shape[2:])
+        if rho == 0 or math.isinf(eta):  # the ball's mean of a linear function, or no ball: f(x)
+            result = values.reshape(batch, *rest)
+            return result if differentiable else result.detach()
         columns = values.reshape(batch, -1)
         d = math.prod(x.shape[1:])
         weight = (torch.ones(d, dtype=torch.float64, device=x.device) if scale is None else
@@ -401,9 +411,6 @@ class Linearized(Estimator):
         estimates = []
         for j in range(columns.shape[1]):
             value = columns[:, j]
-            if rho == 0 or math.isinf(eta):
-                estimates.append(value)
-                continue
             cotangent = torch.zeros_like(columns)
             cotangent[:, j] = 1
             (grad,) = input_gradient(cotangent.view_as(values))

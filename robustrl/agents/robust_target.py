@@ -182,6 +182,8 @@ class RobustTargetMixin:
         self.target_history: list[dict[str, float]] = []
         #: per target computed in the current ``train`` call, the next states it evaluated per transition
         self._samples_per_update: list[int] = []
+        #: the linear estimator's own value at the next states, from the last :meth:`_robust_value` (else None)
+        self._center_value: th.Tensor | None = None
         self._target_estimator: Estimator = make_estimator(self.estimator, m=self.n_samples, L=self.mlmc_level,
                                                            relative=self.eta_scale == "spread")
         self._scale_tensor = (None if self.state_scale is None or self.state_scale == "auto" else
@@ -270,5 +272,4 @@ class RobustTargetMixin:
         """``value(next_obs)``, the unperturbed next-state value that ``train/target_gap`` compares the robust one
         with: the linear estimator's own evaluation at the next state when the last :meth:`_robust_value` made one
         (no second forward pass, and the same sampled action for SAC and smoothing noise for TD3)."""
-        center = getattr(self, "_center_value", None)
-        return center if center is not None else value(next_obs)
+        return self._center_value if self._center_value is not None else value(next_obs)
