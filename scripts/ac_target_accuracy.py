@@ -8,11 +8,11 @@ the estimators are compared on one function) with the robust agents' settings of
 units of the spread, l-inf) and the task's state scale, by SAA with m = 16 (the configs' value) and m = 4, and by
 the closed form of V's first-order expansion (:class:`robustrl.estimators.Linearized`), with eta in units of each
 estimator's spread (the configs' ``eta_scale: spread``) and with one absolute temperature for all (eta times the
-mean spread of V over 16 samples). Reference: the mean of 8 SAA estimates with m = 256. Reported: bias and RMSE, in units
-of V and as a fraction of the mean gap between ``V(s')`` and the reference (what the robust target adds). The
+mean spread of V over 16 samples). Reference: the mean of 8 SAA estimates with m = 256. Reported: bias and RMSE,
+in units of V and as a fraction of the mean gap between ``V(s')`` and the reference (what the robust target adds). The
 ``ac-target-accuracy`` section of results/benchmarks.md; ``scripts/ac_speed_benchmark.py`` measures the time.
 
-Usage: python scripts/ac_target_accuracy.py RUN [RUN ...] [--task pendulum] [--states 2048]
+Usage: python scripts/ac_target_accuracy.py RUN [RUN ...] [--task pendulum] [--states 2000]
 (e.g. the regular SAC runs of held-out seeds 100-102 that ``python scripts/calibrate_task.py --task pendulum``
 trains into runs/calibration/pendulum)
 """
@@ -23,34 +23,19 @@ import argparse
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 import robustrl  # noqa: F401  (first: pins the kernels, registers the ids)
 from robustrl.agents import AgentConfig, load_config
 from robustrl.estimators import SAA, Estimator, Linearized, entropic_softmin, perturb
+from robustrl.experiments.attack_strength import visited_states
 from robustrl.experiments.records import read_meta
 from robustrl.experiments.report import write_benchmark_section
 from robustrl.experiments.training import load_run_model
 from robustrl.tasks import get_task
 
 REFERENCE_M, REFERENCE_DRAWS = 256, 8
-
-
-def visited_states(model, env_id: str, n: int, seed: int) -> torch.Tensor:
-    """``n`` observations of the model's deterministic policy on ``env_id`` (seeded episodes, one after another)."""
-    env, states, episode = gym.make(env_id), [], 0
-    while len(states) < n:
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
-        while not done and len(states) < n:
-            states.append(obs)
-            action, _ = model.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, _ = env.step(action)
-            done = terminated or truncated
-        episode += 1
-    return torch.as_tensor(np.array(states), dtype=torch.float32)
 
 
 def soft_min(value, states: torch.Tensor, estimator: Estimator, rho: float, eta: float, relative: bool,
@@ -64,7 +49,8 @@ def soft_min(value, states: torch.Tensor, estimator: Estimator, rho: float, eta:
         if isinstance(estimator, Linearized):
             return -Linearized(relative).estimate(lambda z: -batched(z), states, rho=rho, eta=eta, scale=scale)
         generator = torch.Generator().manual_seed(seed)
-        values = batched(perturb(states, rho, estimator.m, scale=scale, generator=generator))  # type: ignore[attr-defined]
+        z = perturb(states, rho, estimator.m, scale=scale, generator=generator)  # type: ignore[attr-defined]
+        values = batched(z)
         if not relative:
             return entropic_softmin(values, eta, dim=1)
         spread = values.amax(1, keepdim=True) - values.amin(1, keepdim=True)
@@ -76,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="SAC run directories (best.pt, meta.json)")
     parser.add_argument("--task", default="pendulum")
     parser.add_argument("--agent", default="robust", help="the robust agent whose rho and eta are used")
-    parser.add_argument("--states", type=int, default=2048)
+    parser.add_argument("--states", type=int, default=2000, help="states per run (a multiple of 200)")
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
+    if args.states < 200:
+        print(f"error: --states must be at least 200 (the first 200 steps of each episode), got {args.states}",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(1)
     task = get_task(args.task)
     cfg = AgentConfig.resolve(load_config(None, task.hyperparameters), task.nominal_id, args.agent, {})
@@ -98,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         def value(z: torch.Tensor, actor=model.actor, critic=model.critic) -> torch.Tensor:
             return torch.min(torch.cat(critic(z, actor(z, deterministic=True)), dim=1), dim=1, keepdim=True).values
 
-        states = visited_states(model, env_id, args.states, 1000 + index)
+        states = torch.as_tensor(visited_states(model, episodes=args.states // 200, steps=200, seed=1000 + index,
+                                                env_id=env_id), dtype=torch.float32)
         with torch.no_grad():  # the absolute temperature: eta times the run's mean spread over 16 samples
             values = value(perturb(states, rho, 16, scale=scale, generator=torch.Generator().manual_seed(5))
                            .flatten(0, 1)).view(len(states), 16)
@@ -119,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
              f"Generated by: `python scripts/ac_target_accuracy.py {' '.join(args.runs)} --task {args.task} "
              f"--agent {args.agent} --states {args.states}`", "",
              f"Runs: {names} (best checkpoints; `python scripts/calibrate_task.py --task {args.task}` trains the "
-             f"regular ones of held-out seeds 100-102), {args.states} states each from their deterministic policy on "
-             f"{task.nominal_id}. Value: the twin critics' minimum at the actor's mean action. The `{args.agent}` "
+             f"regular ones of held-out seeds 100-102), {args.states // 200 * 200} states each from their "
+             f"deterministic policy on {task.nominal_id} (the first 200 steps of {args.states // 200} episodes). "
+             f"Value: the twin critics' minimum at the actor's mean action. The `{args.agent}` "
              f"agent's radius (rho {rho:g} in units of the task's state scale, l-inf) and eta {eta:g}, two ways: "
              f"*relative*, the configs' way, eta in units of each estimator's own spread (of its m samples for SAA, "
              f"of the expansion over the whole ball for the linearized one: these are not the same temperature, the "
