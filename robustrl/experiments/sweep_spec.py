@@ -118,7 +118,7 @@ class SweepSpec:
 
     def tasks(self, runs_dir: str | Path) -> list[SweepTask]:
         """Every (agent, setting, seed) run, as tasks rooted at ``runs_dir``."""
-        config = load_config(self.config_path)
+        config = _sweep_config(self.config_path, self.env_id)
         runs_dir = str(Path(runs_dir).resolve())
         tasks = []
         for agent in self.agents:
@@ -185,15 +185,15 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
     config_path = data.get("config")
     if config_path is not None and not isinstance(config_path, str):
         raise _fail(source, "config", f"expected a path string, got {config_path!r}")
-    try:
-        config = load_config(config_path)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(source, "config", str(err)) from None
     env_id = data.get("env_id", _default_task().nominal_id)
     try:
         check_env_id(env_id)
     except ValueError as err:
         raise _fail(source, "env_id", str(err)) from None
+    try:
+        config = _sweep_config(config_path, env_id)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(source, "config", str(err)) from None
     agents = _nonempty_list(source, "agents", data["agents"])
     if len(set(agents)) != len(agents):
         raise _fail(source, "agents", f"repeated agent in {agents}")
@@ -272,6 +272,20 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
                          else f"agent_overrides.{agent}.{key}")
                 raise _fail(source, path_, f"agent {agent!r} has no robust target, so {key!r} does not apply")
     return spec
+
+
+def _sweep_config(config_path: str | None, env_id: str) -> dict[str, Any]:
+    """The hyperparameters a sweep's runs read: the file ``config_path``, or else the packaged file of the task
+    that ``env_id`` belongs to (``dqn.yml`` for CartPole, Acrobot and LunarLander; ``sac.yml`` for Pendulum; ...)."""
+    if config_path is not None:
+        return load_config(config_path)
+    from robustrl.tasks import task_of
+
+    try:
+        packaged = task_of(env_id).hyperparameters
+    except ValueError:  # an id of no task: the default file, whose own error names the id
+        return load_config()
+    return load_config(None, packaged)
 
 
 def _default_task() -> Any:

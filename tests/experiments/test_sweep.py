@@ -93,6 +93,16 @@ def test_agent_overrides_pin_one_agents_runs_without_renaming_them(tmp_path):
             assert cfg.robust_kwargs == {}
 
 
+def test_a_sweep_on_another_task_reads_that_tasks_packaged_hyperparameters(tmp_path):
+    spec = load_sweep_spec({"name": "p", "env_id": "robustrl/Pendulum-v1", "agents": ["robust"], "seeds": [10],
+                            "grid": {"estimator": ["saa", "linear"]}})
+    tasks = spec.tasks(tmp_path)
+    configs = [task.spec.resolve(task.config) for task in tasks]
+    assert [c.algo for c in configs] == ["RobustSAC", "RobustSAC"]  # sac.yml's, not dqn.yml's
+    assert [c.robust_kwargs["estimator"] for c in configs] == ["saa", "linear"]
+    assert spec.eval_ids[0] == "robustrl/Pendulum-v1" and len(spec.eval_ids) == 4
+
+
 def test_cli_invalid_spec_exits_2_before_running(tmp_path, capsys):
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(_spec(grid={"rho": []})))
