@@ -13,7 +13,8 @@ settings), the evaluation ids and, optionally, a grid of physical parameters for
     surfaces: {episodes: 10, grid: {PARAM_A: [0.1, 1.0, 5.0], PARAM_B: [...]}, pairs: [[PARAM_A, PARAM_B]]}
 
 ``env_id`` (default: the default task's nominal id) is where the runs train; ids and parameters are those of its
-task (:mod:`robustrl.tasks`).
+task (:mod:`robustrl.tasks`), and so are the hyperparameters (the task's packaged file, ``sac.yml`` for Pendulum)
+unless ``config: PATH`` names another file.
 
 :func:`load_sweep_spec` checks the whole file before anything runs and names the file, the key path and
 the problem on one line. Each (agent, setting, seed) is one :class:`SweepTask`; the backends
