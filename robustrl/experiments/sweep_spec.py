@@ -277,7 +277,7 @@ def load_sweep_spec(path: str | Path | dict[str, Any], source: str | None = None
 
 def _sweep_config(config_path: str | None, env_id: str) -> dict[str, Any]:
     """The hyperparameters a sweep's runs read: the file ``config_path``, or else the packaged file of the task
-    that ``env_id`` belongs to (``dqn.yml`` for CartPole, Acrobot and LunarLander; ``sac.yml`` for Pendulum; ...)."""
+    that ``env_id`` belongs to (its :attr:`~robustrl.tasks.Task.hyperparameters`)."""
     if config_path is not None:
         return load_config(config_path)
     from robustrl.tasks import task_of
