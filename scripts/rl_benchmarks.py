@@ -130,7 +130,8 @@ def main() -> None:
             "Target: robust ≤ 1.3× regular. `robust` is the table's agent (m = 16, float32); `robust fast` is "
             "m = 8 with the target's hidden layers in bfloat16 (robustrl/configs/sweeps/fast.yml); `robust mlmc` "
             "the RT-MLMC estimator over levels 0-4 (robustrl/configs/sweeps/mlmc.yml); `robust linear` the closed "
-            "form of Q's first-order expansion around the next state (`estimator: linear`, no samples); the two hinges are "
+            "form of Q's first-order expansion around the next state (`estimator: linear`, no samples); the two "
+            "hinges are "
             "RobustSADQN's candidates at kappa 0.01 (robustrl/configs/sweeps/all-channels-heldout.yml).",
             "",
             f"Floor in float32: the robust target evaluates the hidden {width}×{width} layer on {rows} rows "
