@@ -7,9 +7,9 @@ best checkpoints, on states their greedy policy visits on the nominal id), the t
 m in {16 (the table's), 8, 4, 2} with independent draws and with antithetic pairs
 (:class:`robustrl.estimators.SAA`), and the closed form of Q's first-order expansion around the next state
 (:class:`robustrl.estimators.Linearized`, no samples), against the mean of 8 independent m = 64 estimates. It
-reports the bias and the RMSE, in units of Q and as a fraction of the mean gap between the plain DQN target and the robust one (what
-the robust target adds), and the seconds per target of a 64-state batch, interleaved, one thread, as a ratio to
-m = 16. The ``target-samples`` section of results/benchmarks.md.
+reports the bias and the RMSE, in units of Q and as a fraction of the mean gap between the plain DQN target and
+the robust one (what the robust target adds), and the seconds per target of a 64-state batch, interleaved, one
+thread, as a ratio to m = 16. The ``target-samples`` section of results/benchmarks.md.
 
 Usage: python scripts/target_samples.py [--runs results/runs] [--seeds 0 1 2] [--states 2048] [--repeats 5]
 """
