@@ -295,7 +295,7 @@ def test_linearized_limits_are_f_at_the_centre_and_the_worst_case_of_the_lineari
 
 
 @pytest.mark.parametrize("d", [1, 3, 10])
-@pytest.mark.parametrize("eta", [0.02, 0.5, 5.0])
+@pytest.mark.parametrize("eta", [0.02, 5.0])
 def test_linearized_l2_matches_a_large_sample_of_the_ball_for_a_linear_loss(d, eta):
     a = torch.linspace(-1.0, 1.0, d, dtype=torch.float64) + 0.3
     x = torch.zeros(1, d, dtype=torch.float64)
