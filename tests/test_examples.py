@@ -26,7 +26,7 @@ TINY = {
     "quickstart.py": ["1024"],
     "custom_env.py": ["--steps", "1010", "--episodes", "1"],
     "observation_attack.py": ["--steps", "300", "--episodes", "2"],
-    "supervised_digits.py": ["--epochs", "1", "--train-size", "128", "--test-size", "99"],
+    "supervised_digits.py": ["--epochs", "1", "--train-size", "128", "--test-size", "30"],
 }
 #: Each example's default budget, as its --help shows it.
 DEFAULT_BUDGET = {
