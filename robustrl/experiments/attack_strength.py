@@ -16,7 +16,7 @@ from robustrl.checks import check_int
 from robustrl.experiments.suite import CHANNELS, Suite
 from robustrl.experiments.suite_table import SuiteResults
 
-__all__ = ["convergence_rows", "flip_rates", "strengthened", "visited_states"]
+__all__ = ["action_margins", "convergence_rows", "flip_rates", "strengthened", "visited_states"]
 
 
 def strengthened(suite: Suite, factor: int = 2) -> Suite:
@@ -52,6 +52,26 @@ def visited_states(model: Any, episodes: int = 10, steps: int = 200, seed: int |
         obs, *_ = venv.step(policy(obs.astype(np.float32)))
     venv.close()
     return np.concatenate(states)
+
+
+def action_margins(model: Any, states: np.ndarray) -> np.ndarray:
+    """Per state, the greedy action's lead over the runner-up, ``Q(s, a*) - max_{a != a*} Q(s, a)`` (in float64):
+    how far an observation attack has to move Q before the greedy action flips. Shape ``(len(states),)``;
+    needs at least two actions."""
+    import torch
+
+    from robustrl.experiments.evaluation import greedy_q_network
+
+    states = np.asarray(states, dtype=np.float64)
+    if states.ndim != 2 or len(states) == 0:
+        raise ValueError(f"states must be a non-empty (n, obs_dim) array, got shape {states.shape}")
+    q_net = greedy_q_network(model, "float64")
+    with torch.no_grad():
+        q = q_net(torch.as_tensor(states)).numpy()
+    if q.shape[1] < 2:
+        raise ValueError(f"action margins need at least two actions, the model has {q.shape[1]}")
+    top2 = np.sort(q, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
 
 
 def flip_rates(model: Any, channel: str, levels: list[float], states: np.ndarray, state_scale: list[float],

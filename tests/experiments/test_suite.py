@@ -237,6 +237,25 @@ def test_flip_rates_grow_with_eps_and_are_zero_without_a_budget(runs):
         flip_rates(model, "random-action", [0.1], states, SCALE, ATTACK)
 
 
+def test_action_margins_are_the_greedy_actions_lead_and_bound_what_flips(runs):
+    import torch
+
+    from robustrl.experiments.attack_strength import action_margins, visited_states
+
+    model = load_run_model(runs / "CartPole-v1__regular__0", "best")
+    states = visited_states(model, 2, 10)
+    with torch.no_grad():
+        q = model.q_net(torch.as_tensor(states, dtype=torch.float32)).double().numpy()
+    margins = action_margins(model, states)
+    assert margins.shape == (20,) and (margins >= 0).all()
+    np.testing.assert_allclose(margins, np.abs(q[:, 0] - q[:, 1]), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():  # raising one action's output bias by d moves every margin by d toward or away from it
+        model.q_net.q_net[-1].bias[0] += 1000.0
+    assert np.allclose(action_margins(model, states), 1000.0 + q[:, 0] - q[:, 1], atol=1e-3)
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        action_margins(model, states[0])
+
+
 def test_the_decision_table_names_the_winner_and_says_where_robust_loses(tmp_path):
     from robustrl.experiments.decision import conditions, decision_rows, write_decision_table
 
