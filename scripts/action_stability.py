@@ -5,6 +5,9 @@ For every complete run under each --runs folder (best checkpoint), on the states
   - the action margin, Q(s, a*) - max_{a != a*} Q(s, a): the lead an observation attack has to overcome, as the
     median over the states, its 10 % quantile, and the median relative to |Q(s, a*)| (Q's scale differs by agent:
     a pessimistic target learns smaller values);
+  - the first-order distance to the greedy action's decision boundary, margin / ||scale * grad of the margin||
+    (dual norm of l-inf and of l2), in units of state_scale: the eps at which the action would flip if Q were
+    linear, free of Q's scale (median over the states);
   - the flip rate: the fraction of those states whose greedy action the robustness suite's attack flips (its PGD
     channels, steps, restarts and losses, eps in units of the task's state_scale), at each --levels.
 Per agent (the run's agent, plus its sweep tag), the mean over its runs and the standard deviation across them.
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from robustrl.experiments.attack_strength import action_margins, flip_rates, visited_states
+from robustrl.experiments.attack_strength import action_margins, boundary_distances, flip_rates, visited_states
 from robustrl.experiments.io import atomic_write_text
 from robustrl.experiments.records import complete_runs, read_meta
 from robustrl.experiments.suite import CHANNELS, load_suite
@@ -50,6 +53,8 @@ def measure(run: Path, channels: list[str], levels: list[float], state_scale: li
         top = greedy_q_network(model, "float64")(torch.as_tensor(states, dtype=torch.float64)).max(1).values.numpy()
     row = {"margin_median": float(np.median(margins)), "margin_q10": float(np.quantile(margins, 0.1)),
            "relative_margin_median": float(np.median(margins / np.maximum(np.abs(top), 1e-12)))}
+    for norm in ("linf", "l2"):
+        row[f"boundary_{norm}_median"] = float(np.median(boundary_distances(model, states, state_scale, norm)))
     for channel in channels:
         rates = flip_rates(model, channel, levels, states, state_scale, attack)
         row.update({f"{channel}@{level:g}": float(rate) for level, rate in zip(levels, rates)})
@@ -116,16 +121,20 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Margin: Q(s, a\\*) - max over the other actions, the lead an attack must overcome (median over the visited "
         "states, and its 10 % quantile); relative: the median of margin / |Q(s, a\\*)|. Flip rate: the fraction of "
-        "the visited states whose greedy action the attack flips.",
+        "the visited states whose greedy action the attack flips. Boundary: the median first-order distance to the "
+        "decision boundary, margin / dual norm of its input gradient (l-inf and l2, in units of state_scale): the eps "
+        "that would flip the action if Q were linear.",
         "",
-        "| agent | runs | median margin | 10 % margin | relative margin | " + " | ".join(
+        "| agent | runs | median margin | 10 % margin | relative margin | boundary l-inf | boundary l2 | " + " | ".join(
             f"flips {k.replace('@', ' eps ')}" for k in flips) + " |",
-        "|---|---|---|---|---|" + "---|" * len(flips),
+        "|---|---|---|---|---|---|---|" + "---|" * len(flips),
     ]
     for row in rows:
         cells = [f"{row['margin_median_mean']:.3f} ({row['margin_median_sd']:.3f})",
                  f"{row['margin_q10_mean']:.4f} ({row['margin_q10_sd']:.4f})",
-                 f"{100 * row['relative_margin_median_mean']:.2f}% ({100 * row['relative_margin_median_sd']:.2f})"]
+                 f"{100 * row['relative_margin_median_mean']:.2f}% ({100 * row['relative_margin_median_sd']:.2f})",
+                 f"{row['boundary_linf_median_mean']:.4f} ({row['boundary_linf_median_sd']:.4f})",
+                 f"{row['boundary_l2_median_mean']:.4f} ({row['boundary_l2_median_sd']:.4f})"]
         cells += [f"{100 * row[f'{k}_mean']:.1f}% ({100 * row[f'{k}_sd']:.1f})" for k in flips]
         lines.append(f"| {row['agent']} | {row['runs']} | " + " | ".join(cells) + " |")
     out = Path(args.out)

@@ -16,7 +16,7 @@ from robustrl.checks import check_int
 from robustrl.experiments.suite import CHANNELS, Suite
 from robustrl.experiments.suite_table import SuiteResults
 
-__all__ = ["action_margins", "convergence_rows", "flip_rates", "strengthened", "visited_states"]
+__all__ = ["action_margins", "boundary_distances", "convergence_rows", "flip_rates", "strengthened", "visited_states"]
 
 
 def strengthened(suite: Suite, factor: int = 2) -> Suite:
@@ -72,6 +72,36 @@ def action_margins(model: Any, states: np.ndarray) -> np.ndarray:
         raise ValueError(f"action margins need at least two actions, the model has {q.shape[1]}")
     top2 = np.sort(q, axis=1)[:, -2:]
     return top2[:, 1] - top2[:, 0]
+
+
+def boundary_distances(model: Any, states: np.ndarray, state_scale: list[float], norm: str = "linf") -> np.ndarray:
+    """Per state, the first-order distance to the greedy action's decision boundary, in units of ``state_scale``:
+    the margin ``Q(s, a*) - Q(s, a2)`` over the dual norm of its input gradient, ``||scale * grad||_1`` for an
+    ``"linf"`` ball and ``||scale * grad||_2`` for ``"l2"`` (``a2`` the runner-up action). Unlike the margin it
+    does not grow with Q's scale: it estimates the smallest eps at which an attack flips the action (exactly so
+    where Q is linear). Shape ``(len(states),)``, in float64."""
+    import torch
+
+    from robustrl.experiments.evaluation import greedy_q_network
+
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"norm must be 'linf' or 'l2', got norm={norm!r}")
+    states = np.asarray(states, dtype=np.float64)
+    if states.ndim != 2 or len(states) == 0:
+        raise ValueError(f"states must be a non-empty (n, obs_dim) array, got shape {states.shape}")
+    scale = torch.as_tensor(np.broadcast_to(np.asarray(state_scale, dtype=np.float64), states.shape[1:]).copy())
+    if not (torch.isfinite(scale).all() and (scale > 0).all()):
+        raise ValueError(f"state_scale must be finite and > 0, got {list(state_scale)}")
+    q_net = greedy_q_network(model, "float64")
+    x = torch.as_tensor(states).requires_grad_(True)
+    q = q_net(x)
+    if q.shape[1] < 2:
+        raise ValueError(f"decision boundaries need at least two actions, the model has {q.shape[1]}")
+    top2 = q.topk(2, dim=1)
+    margin = top2.values[:, 0] - top2.values[:, 1]
+    (grad,) = torch.autograd.grad(margin.sum(), x)
+    dual = (grad * scale).abs().sum(1) if norm == "linf" else (grad * scale).norm(dim=1)
+    return (margin / dual.clamp_min(1e-300)).detach().numpy()
 
 
 def flip_rates(model: Any, channel: str, levels: list[float], states: np.ndarray, state_scale: list[float],

@@ -256,6 +256,36 @@ def test_action_margins_are_the_greedy_actions_lead_and_bound_what_flips(runs):
         action_margins(model, states[0])
 
 
+def test_boundary_distance_is_exact_where_q_is_linear_and_does_not_scale_with_q(runs):
+    import torch
+    from torch import nn
+
+    from robustrl.experiments.attack_strength import boundary_distances
+
+    model = load_run_model(runs / "CartPole-v1__regular__0", "best")
+    head = nn.Linear(4, 2).double()  # a linear Q: the boundary is the hyperplane w.s + b = 0 with w = w0 - w1
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.0, 0.0, 0.0, 3.0]], dtype=torch.float64))
+        head.bias.copy_(torch.tensor([0.1, -0.2], dtype=torch.float64))
+    model.q_net.features_extractor = nn.Flatten()
+    model.q_net.q_net = head
+    states = np.random.default_rng(0).normal(size=(7, 4))
+    scale = [2.0, 1.0, 0.5, 1.0]
+    w, b = np.array([1.0, -2.0, 0.5, -3.0]), 0.3
+    gap = np.abs(states @ w + b)
+    np.testing.assert_allclose(boundary_distances(model, states, scale), gap / np.abs(w * scale).sum(), rtol=1e-12)
+    np.testing.assert_allclose(boundary_distances(model, states, scale, "l2"), gap / np.linalg.norm(w * scale),
+                               rtol=1e-12)
+    with torch.no_grad():
+        head.weight.mul_(10.0)
+        head.bias.mul_(10.0)
+    np.testing.assert_allclose(boundary_distances(model, states, scale), gap / np.abs(w * scale).sum(), rtol=1e-12)
+    with pytest.raises(ValueError, match="norm must be"):
+        boundary_distances(model, states, scale, "l1")
+    with pytest.raises(ValueError, match="state_scale must be finite"):
+        boundary_distances(model, states, [1.0, 0.0, 1.0, 1.0])
+
+
 def test_the_decision_table_names_the_winner_and_says_where_robust_loses(tmp_path):
     from robustrl.experiments.decision import conditions, decision_rows, write_decision_table
 
