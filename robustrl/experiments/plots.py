@@ -58,6 +58,7 @@ AGENT_COLORS: dict[str, str] = {
     "robust-mean": "#9467bd",
     "robust-pgd": "#8c564b",
     "sa-dqn": "#e377c2",
+    "robust-sa": "#000000",
 }
 #: Colours of other labels (sweep settings such as ``robust-eta0.1``), none of them a known agent's.
 FALLBACK_COLORS: tuple[str, ...] = (

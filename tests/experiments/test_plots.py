@@ -31,7 +31,7 @@ from robustrl.experiments.plots import (
 from robustrl.experiments.suite import parse_suite
 from robustrl.experiments.tables import bootstrap_ci, bootstrap_ci_columns
 
-KNOWN = ["regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd", "sa-dqn"]
+KNOWN = ["regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd", "sa-dqn", "robust-sa"]
 TOLERANCE = 1e-9  # the resampled means are weighted sums: rounding only
 
 
@@ -65,7 +65,8 @@ def _caption(fig: Figure) -> str:
 def test_known_agents_have_fixed_distinct_colours_and_other_labels_a_stable_one():
     assert {agent: agent_color(agent) for agent in KNOWN} == {
         "regular": "#1f77b4", "domain-randomization": "#ff7f0e", "robust": "#2ca02c",
-        "robust-hard": "#d62728", "robust-mean": "#9467bd", "robust-pgd": "#8c564b", "sa-dqn": "#e377c2"}
+        "robust-hard": "#d62728", "robust-mean": "#9467bd", "robust-pgd": "#8c564b", "sa-dqn": "#e377c2",
+        "robust-sa": "#000000"}
     assert set(AGENT_COLORS) == set(KNOWN) and len(set(AGENT_COLORS.values())) == len(KNOWN)
     assert not set(FALLBACK_COLORS) & set(AGENT_COLORS.values())
     assert len(set(FALLBACK_COLORS)) == len(FALLBACK_COLORS)
