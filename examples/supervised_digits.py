@@ -1,7 +1,7 @@
 """Entropic adversarial training (Entropic-AT) against plain training (ERM) on scikit-learn's 8x8 digits.
 
     python examples/supervised_digits.py [--epochs 7] [--train-size N] [--test-size N]    # about a minute
-    python examples/supervised_digits.py --epochs 1 --train-size 128 --test-size 99    # a tiny try: seconds
+    python examples/supervised_digits.py --epochs 1 --train-size 128 --test-size 30    # a tiny try: seconds
 
 Each model is scored by clean test accuracy and robust accuracy under the attack ensemble (cross-entropy
 and margin-loss PGD, 50 steps x 3 restarts each, then targeted APGD at every other class; l-inf, pixels in
