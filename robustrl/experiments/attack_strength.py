@@ -16,7 +16,8 @@ from robustrl.checks import check_int
 from robustrl.experiments.suite import CHANNELS, Suite
 from robustrl.experiments.suite_table import SuiteResults
 
-__all__ = ["action_margins", "boundary_distances", "convergence_rows", "flip_rates", "strengthened", "visited_states"]
+__all__ = ["action_margins", "boundary_distances", "convergence_rows", "flip_rates", "strengthened",
+           "visited_states"]
 
 
 def strengthened(suite: Suite, factor: int = 2) -> Suite:
@@ -54,18 +55,23 @@ def visited_states(model: Any, episodes: int = 10, steps: int = 200, seed: int |
     return np.concatenate(states)
 
 
+def _states_and_q_network(model: Any, states: np.ndarray) -> tuple[np.ndarray, Any]:
+    """``states`` as a checked float64 ``(n, obs_dim)`` array, and ``model``'s Q-network in float64."""
+    from robustrl.experiments.evaluation import greedy_q_network
+
+    states = np.asarray(states, dtype=np.float64)
+    if states.ndim != 2 or len(states) == 0:
+        raise ValueError(f"states must be a non-empty (n, obs_dim) array, got shape {states.shape}")
+    return states, greedy_q_network(model, "float64")
+
+
 def action_margins(model: Any, states: np.ndarray) -> np.ndarray:
     """Per state, the greedy action's lead over the runner-up, ``Q(s, a*) - max_{a != a*} Q(s, a)`` (in float64):
     how far an observation attack has to move Q before the greedy action flips. Shape ``(len(states),)``;
     needs at least two actions."""
     import torch
 
-    from robustrl.experiments.evaluation import greedy_q_network
-
-    states = np.asarray(states, dtype=np.float64)
-    if states.ndim != 2 or len(states) == 0:
-        raise ValueError(f"states must be a non-empty (n, obs_dim) array, got shape {states.shape}")
-    q_net = greedy_q_network(model, "float64")
+    states, q_net = _states_and_q_network(model, states)
     with torch.no_grad():
         q = q_net(torch.as_tensor(states)).numpy()
     if q.shape[1] < 2:
@@ -82,17 +88,12 @@ def boundary_distances(model: Any, states: np.ndarray, state_scale: list[float],
     where Q is linear). Shape ``(len(states),)``, in float64."""
     import torch
 
-    from robustrl.experiments.evaluation import greedy_q_network
-
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm must be 'linf' or 'l2', got norm={norm!r}")
-    states = np.asarray(states, dtype=np.float64)
-    if states.ndim != 2 or len(states) == 0:
-        raise ValueError(f"states must be a non-empty (n, obs_dim) array, got shape {states.shape}")
+    states, q_net = _states_and_q_network(model, states)
     scale = torch.as_tensor(np.broadcast_to(np.asarray(state_scale, dtype=np.float64), states.shape[1:]).copy())
     if not (torch.isfinite(scale).all() and (scale > 0).all()):
         raise ValueError(f"state_scale must be finite and > 0, got {list(state_scale)}")
-    q_net = greedy_q_network(model, "float64")
     x = torch.as_tensor(states).requires_grad_(True)
     q = q_net(x)
     if q.shape[1] < 2:

@@ -30,7 +30,8 @@ __all__ = ["ReproduceConfig", "QUICK", "TABLE_AGENTS", "evaluate_runs", "reprodu
 
 
 #: The order of the agents in the tables (regular first: the baseline of every difference).
-TABLE_AGENTS = ("regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd", "sa-dqn", "robust-sa")
+TABLE_AGENTS = ("regular", "robust", "robust-mean", "robust-hard", "domain-randomization", "robust-pgd", "sa-dqn",
+                "robust-sa")
 
 
 @dataclass
