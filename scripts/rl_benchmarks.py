@@ -6,7 +6,8 @@ section (each rerun rewrites only its own section):
 1. ``--train-steps N [N ...]`` (default 50000 12000, the table's budget and a short one): for each budget,
    trains the regular and the robust agent of the packaged config and the robust agent at the fast sweep's
    settings (:data:`AGENTS`) in this one process, one torch thread, interleaved (regular, robust, robust fast,
-   regular, ...) for ``--repeats`` rounds, so that all see the same machine load; reports median seconds and the ratio to regular. ``--train-steps 0`` skips it.
+   regular, ...) for ``--repeats`` rounds, so that all see the same machine load; reports median seconds and the
+   ratio to regular. ``--train-steps 0`` skips it.
    Beside it, the floor the robust target cannot go below in fp32: the time of the target's hidden-layer GEMM
    on ``m x batch`` rows (measured in the same process, interleaved with the training rounds) times the number
    of gradient steps, added to regular.

@@ -14,7 +14,8 @@ RULE = HeldoutRule(sweep="toy", score="min", conditions=(
 
 def _tables(tmp_path, rewards, suite):
     (tmp_path / "reward_table.csv").write_text(
-        "# a comment line\nenv_id,agent,checkpoint,seeds,episodes,mean,std,ci_low,ci_high,diff,diff_ci_low,diff_ci_high\n"
+        "# a comment line\n"
+        "env_id,agent,checkpoint,seeds,episodes,mean,std,ci_low,ci_high,diff,diff_ci_low,diff_ci_high\n"
         + "".join(f"{e},{a},{c},10,100,{m},0,{lo},{hi},,,\n" for e, a, c, m, lo, hi in rewards))
     (tmp_path / "robustness_table.csv").write_text(
         "agent,checkpoint,channel,level,mean,std,ci_low,ci_high,seeds,episodes,diff,diff_ci_low,diff_ci_high\n"
