@@ -401,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one agent with nominal-env model selection")
     train.add_argument("--agent", required=True, help=agents_help)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--env", default=None, choices=env_ids, help="default: the task's nominal id")
+    train.add_argument("--env", default=None, choices=env_ids, metavar="ID",
+                       help="a registered robustrl id (`robustrl tasks` lists them; default: the task's nominal id)")
     _task_option(train)
     train.add_argument("--out", default=RUNS,
                        help="folder of run folders (default: %(default)s; the committed runs: results/runs)")
@@ -419,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--runs", default=RUNS, help="folder of run folders (default: %(default)s)")
     evaluate.add_argument("--run", nargs="+", help="specific run folders (default: all complete runs)")
     evaluate.add_argument("--episodes", type=int_option(1), default=100)
-    evaluate.add_argument("--env", nargs="+", default=None, choices=env_ids, help="default: every id of the task")
+    evaluate.add_argument("--env", nargs="+", default=None, choices=env_ids, metavar="ID",
+                          help="registered robustrl ids (`robustrl tasks` lists them; default: every id of the task)")
     evaluate.add_argument("--robustness", action="store_true",
                           help="also sweep each parameter of the task's robustness curves")
     _task_option(evaluate)
