@@ -99,9 +99,9 @@ REGISTRATIONS: dict[str, dict[str, Any]] = {
     # grid value at which a regular agent loses a quarter of the return range; results/calibration/acrobot.md).
     **{env_id: {"entry_point": "robustrl.envs.classic:PerturbedAcrobotEnv", "max_episode_steps": 500,
                 "reward_threshold": -100.0, "kwargs": change}
-       for env_id, change in {"robustrl/AcrobotHeavyUpperLink-v1": {"link_mass_1": 6.0},
-                              "robustrl/AcrobotHeavyLowerLink-v1": {"link_mass_2": 2.0},
-                              "robustrl/AcrobotLongUpperLink-v1": {"link_length_1": 3.0}}.items()},
+       for env_id, change in {"robustrl/AcrobotHeavyUpperLink-v1": {"link_mass_1": 8.0},
+                              "robustrl/AcrobotHeavyLowerLink-v1": {"link_mass_2": 3.0},
+                              "robustrl/AcrobotLongUpperLink-v1": {"link_length_1": 4.0}}.items()},
     "robustrl/MountainCar-v0": {
         "entry_point": "robustrl.envs.classic:PerturbedMountainCarEnv",
         "max_episode_steps": 200,
