@@ -64,6 +64,6 @@ REGISTRATIONS: dict[str, dict[str, Any]] = {
     # (marked weak there).
     **{env_id: {"entry_point": _ENTRY_POINT, "max_episode_steps": 1000, "reward_threshold": 200, "kwargs": change}
        for env_id, change in {"robustrl/LunarLanderStrongGravity-v3": {"gravity": 11.9},
-                              "robustrl/LunarLanderWeakMainEngine-v3": {"main_engine_power": 3.25},
+                              "robustrl/LunarLanderWeakMainEngine-v3": {"main_engine_power": 9.75},
                               "robustrl/LunarLanderWeakSideEngines-v3": {"side_engine_power": 0.15}}.items()},
 }
