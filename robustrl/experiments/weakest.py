@@ -86,11 +86,8 @@ def condition_cells(results_dir: str | Path, conditions: tuple[Condition, ...], 
         if (agent, task.nominal_id) in rewards:
             mine[nominal] = rewards[(agent, task.nominal_id)]
         for condition in conditions:
-            if condition.id is not None:
-                key = (agent, condition.id)
-                found = rewards.get(key)
-            else:
-                found = suite.get((agent, condition.channel, condition.level))
+            found = (rewards.get((agent, condition.id)) if condition.id is not None
+                     else suite.get((agent, condition.channel, condition.level)))
             if found is not None:
                 mine[condition.label] = found
         cells[agent] = mine
