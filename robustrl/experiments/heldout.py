@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from robustrl.checks import check_mapping, file_error, is_number, read_yaml
-from robustrl.experiments.io import atomic_write_text
+from robustrl.experiments.io import atomic_write_text, read_table_rows
 from robustrl.experiments.records import read_evaluation
 from robustrl.experiments.run_files import is_trained
 from robustrl.experiments.sweep_spec import SweepSpec, format_value
@@ -175,12 +175,10 @@ def load_rule(path: str | Path) -> HeldoutRule:
 def _suite_cells(results_dir: Path) -> dict[tuple[str, str], dict[float | None, tuple[float, int]]]:
     """``{(agent label, channel): {level: (mean over seeds, seeds)}}`` of the best checkpoint in
     ``robustness_table.csv``."""
-    path = results_dir / "robustness_table.csv"
-    if not path.is_file():
-        raise ValueError(f"{path} not found: run `robustrl robustness --runs RUNS --out {results_dir}` first")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    rows = read_table_rows(results_dir / "robustness_table.csv",
+                           f"run `robustrl robustness --runs RUNS --out {results_dir}` first")
     cells: dict[tuple[str, str], dict[float | None, tuple[float, int]]] = {}
-    for row in csv.DictReader(lines):
+    for row in rows:
         if row["checkpoint"] == "best":
             level = float(row["level"]) if row["level"] else None
             cells.setdefault((row["agent"], row["channel"]), {})[level] = (float(row["mean"]), int(row["seeds"]))

@@ -34,6 +34,7 @@ __all__ = [
     "model_bytes",
     "packaged_names",
     "read_json",
+    "read_table_rows",
     "read_packaged_yaml",
     "remove_temporaries",
 ]
@@ -179,6 +180,18 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is corrupted: {err}") from None
+
+
+def read_table_rows(path: str | Path, missing: str) -> list[dict[str, str]]:
+    """The rows of a generated table's CSV (``reward_table.csv``, ``robustness_table.csv``), its ``#`` comment lines
+    skipped; ``ValueError`` ``"{path} not found: {missing}"`` if the file does not exist."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} not found: {missing}")
+    return list(csv.DictReader(line for line in path.read_text(encoding="utf-8").splitlines()
+                               if not line.startswith("#")))
 
 
 def packaged_names(folder: str) -> list[str]:

@@ -16,12 +16,12 @@ its own CI).
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from robustrl.experiments.heldout import Condition, HeldoutRule
+from robustrl.experiments.io import read_table_rows
 from robustrl.tasks import Task, get_task, id_label
 
 __all__ = ["Cell", "compare_with_best", "condition_cells", "task_conditions", "weakest_lines"]
@@ -54,10 +54,7 @@ def task_conditions(rule: HeldoutRule, task: Task | str | None = None) -> tuple[
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise ValueError(f"{path} not found: run `robustrl reproduce` and `robustrl robustness` first")
-    return list(csv.DictReader(line for line in path.read_text(encoding="utf-8").splitlines()
-                               if not line.startswith("#")))
+    return read_table_rows(path, "run `robustrl reproduce` and `robustrl robustness` first")
 
 
 def _cell(row: dict[str, str]) -> Cell:
