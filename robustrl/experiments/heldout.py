@@ -16,7 +16,8 @@ and not a judgement made after seeing the numbers::
     prefer:                               # ... and ties go to the first by these keys, in order
       - {key: kappa, order: ascending}
       - {key: sa_loss, order: [sampled, pgd]}
-    if_none_eligible: none                # none (no choice) or highest (the highest score, marked as such)
+    if_none_eligible: none                # none (no choice), highest (the highest score, marked as such) or
+                                          # highest-nominal (the highest nominal mean; ties by prefer)
     reference: [{kappa: 0.01, sa_loss: pgd}]   # settings reported beside the winner (optional)
     also_report: [robustrl/AcrobotHeavyUpperLink-v1]  # ids shown and averaged, not scored (optional)
 
@@ -50,7 +51,7 @@ __all__ = ["Choice", "Condition", "HeldoutRule", "apply_rule", "load_rule", "wri
 #: How a setting's conditions are combined into its score.
 SCORES = ("mean", "min")
 #: What a rule does when no setting reaches the nominal bar.
-NONE_ELIGIBLE = ("none", "highest")
+NONE_ELIGIBLE = ("none", "highest", "highest-nominal")
 _RULE_KEYS = ("sweep", "score", "conditions", "nominal_at_least", "tolerance", "prefer", "if_none_eligible",
               "reference", "also_report")
 
@@ -299,6 +300,10 @@ def _choose(rule: HeldoutRule, rows: list[dict[str, Any]]) -> tuple[int | None, 
     if not candidates:
         if rule.if_none_eligible == "none":
             return None, f"no choice: no setting has {nominal}, and the rule names none in that case"
+        if rule.if_none_eligible == "highest-nominal":
+            winner = min(range(len(rows)), key=lambda i: (-rows[i]["nominal"], _preference(rule, rows[i]), i))
+            return winner, (f"no setting has {nominal}, so the rule takes the highest nominal mean, "
+                            f"{rows[winner]['nominal']:.1f}")
         candidates = list(range(len(rows)))
         bar = f"; no setting has {nominal}, so the rule takes the highest score among all"
     best = max(rows[i]["score"] for i in candidates)

@@ -96,6 +96,11 @@ def test_the_weakest_condition_rule_reads_ids_and_single_levels_and_falls_back_a
     fallback = _rule(tmp_path, score="min", conditions=conditions, nominal_at_least=501, if_none_eligible="highest")
     choice = apply_rule(fallback, spec, runs, results)
     assert _chosen(choice) == {"kappa": 0.05, "sa_eps": 0.1} and "no setting has nominal >= 501" in choice.reason
+    by_nominal = _rule(tmp_path, score="min", conditions=conditions, nominal_at_least=501,
+                       if_none_eligible="highest-nominal")
+    choice = apply_rule(by_nominal, spec, runs, results)  # the best score (0.05, 0.1) has the lowest nominal, 480
+    assert _chosen(choice) == {"kappa": 0.01, "sa_eps": 0.05}  # nominal 500 three times: prefer's order
+    assert choice.reason.endswith("the highest nominal mean, 500.0")
 
 
 def test_a_sweep_with_missing_seeds_is_refused_or_scored_without_a_winner(tmp_path):
