@@ -1,6 +1,7 @@
 """Tables and statistics from run folders: malformed records are named, incomplete runs refused or listed."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,21 @@ def test_report_out_naming_a_folder_is_one_line(tmp_path, capsys):
     (tmp_path / "REPORT.md").mkdir()
     assert main(["report", "--results", str(tmp_path)]) == 2
     assert str(tmp_path / "REPORT.md") in one_line_error(capsys)
+
+
+def test_target_stats_keep_one_row_per_call_every_256_steps_and_average_faster_calls():
+    from robustrl.experiments.training import target_stats_csv
+
+    committed = Path(__file__).resolve().parents[2] / "results" / "runs" / "CartPole-v1__robust__0" / "target_stats.csv"
+    text = committed.read_text()
+    header, *lines = text.splitlines()
+    history = [{"timesteps": int(t), **{c: float(v) for c, v in zip(header.split(",")[1:], rest)}}
+               for t, *rest in (line.split(",") for line in lines)]
+    assert target_stats_csv(history) == text  # CartPole trains every 256 steps: its committed file, unchanged
+    fast = [{"timesteps": t, "q_spread": float(t), **({"target_gap": 1.0} if t % 8 else {})} for t in range(4, 521, 4)]
+    rows = target_stats_csv(fast).splitlines()
+    assert rows[0] == "timesteps,q_spread,target_gap" and len(rows) == 1 + 3  # windows ending at 256, 512, 768
+    assert rows[1] == "256,130,1"  # mean of 4..256; the gap from the calls that logged one
+    assert rows[2] == "512,386,1" and rows[3] == "520,518,1"
+    sparse = [{"timesteps": 256, "q_spread": 1.0}, {"timesteps": 512, "target_gap": 2.0}]
+    assert target_stats_csv(sparse) == "timesteps,q_spread,target_gap\n256,1,nan\n512,nan,2\n"
