@@ -21,7 +21,14 @@ if TYPE_CHECKING:
         greedy_rollout,
         safety_margin,
     )
-    from robustrl.experiments.pipeline import QUICK, ReproduceConfig, evaluate_runs, reproduce, train_runs
+    from robustrl.experiments.pipeline import (
+        QUICK,
+        ReproduceConfig,
+        evaluate_runs,
+        records_hold,
+        reproduce,
+        train_runs,
+    )
     from robustrl.experiments.report import write_report
     from robustrl.experiments.set_stats import SetStatistic, cvar, set_mean, set_statistics, worst_case
     from robustrl.experiments.stats import (
@@ -68,6 +75,7 @@ __all__ = [
     "bootstrap_diff_ci",
     "evaluate_run",
     "evaluate_runs",
+    "records_hold",
     "greedy_policy",
     "greedy_returns",
     "greedy_rollout",
@@ -108,7 +116,8 @@ __getattr__, __dir__ = lazy_attributes(globals(), {
                                     "surface_run"],
     "robustrl.experiments.evaluation": ["EVALUATION_SEED", "SELECTION_SEED", "NominalSelectionCallback",
                                         "greedy_policy", "greedy_returns", "greedy_rollout", "safety_margin"],
-    "robustrl.experiments.pipeline": ["QUICK", "ReproduceConfig", "evaluate_runs", "reproduce", "train_runs"],
+    "robustrl.experiments.pipeline": ["QUICK", "ReproduceConfig", "evaluate_runs", "records_hold", "reproduce",
+                                      "train_runs"],
     "robustrl.experiments.report": ["write_report"],
     "robustrl.experiments.set_stats": ["SetStatistic", "cvar", "set_mean", "set_statistics", "worst_case"],
     "robustrl.experiments.stats": ["aggregate", "iqm", "performance_profile", "probability_of_improvement",

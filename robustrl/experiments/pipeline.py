@@ -22,11 +22,17 @@ from robustrl.experiments.ray_backend import check_backend, run_calls_on_ray
 from robustrl.experiments.plots import plot_robustness_curves, plot_training_curves
 from robustrl.experiments.tables import config_summary, write_reward_tables
 from robustrl.experiments.curves import robustness_run
-from robustrl.experiments.run_files import CHECKPOINT_SUFFIX, checkpoint_files
+from robustrl.experiments.run_files import (
+    CHECKPOINT_SUFFIX,
+    MissingWeightsError,
+    checkpoint_files,
+    is_weightless,
+)
 from robustrl.experiments.training import RunSpec, evaluate_run, is_complete, load_run_model, train_run
 from robustrl.tasks import DEFAULT_TASK, Task, get_task
 
-__all__ = ["ReproduceConfig", "QUICK", "TABLE_AGENTS", "evaluate_runs", "reproduce", "train_runs"]
+__all__ = ["ReproduceConfig", "QUICK", "TABLE_AGENTS", "evaluate_runs", "records_hold", "reproduce",
+           "train_runs"]
 
 
 #: The order of the agents in the tables (regular first: the baseline of every difference).
@@ -94,6 +100,19 @@ def _train_worker(spec: RunSpec, runs_dir: Path, config: dict[str, Any]) -> str:
     return spec.name
 
 
+def records_hold(run_dir: Path, env_ids: tuple[str, ...] | None, episodes: int, robustness_episodes: int) -> bool:
+    """Whether a weightless run's records (``eval.json``, ``robustness.json``) hold what :func:`evaluate_runs` asks
+    of it (``episodes`` on each id, default every id of its task; the robustness grid at ``robustness_episodes``,
+    0: none), so its weights are not needed."""
+    try:
+        evaluate_run(run_dir, env_ids, episodes, EVALUATION_SEED)
+        if robustness_episodes:
+            robustness_run(run_dir, episodes=robustness_episodes)
+    except MissingWeightsError:  # raised before anything is written
+        return False
+    return True
+
+
 def _run(fn: Any, calls: list[tuple[Any, ...]], jobs: int, backend: str, address: str | None,
          done: Any) -> None:
     if backend == "ray" and calls:
@@ -103,19 +122,22 @@ def _run(fn: Any, calls: list[tuple[Any, ...]], jobs: int, backend: str, address
 
 
 def train_runs(specs: Iterable[RunSpec], runs_dir: Path, config: dict[str, Any], jobs: int = 1,
-               backend: str = "local", address: str | None = None) -> list[Path]:
+               backend: str = "local", address: str | None = None, reuse: Iterable[str] = ()) -> list[Path]:
     """Train every incomplete run of ``specs`` (``jobs`` processes or Ray tasks, one torch thread each).
 
     Each running run shows a progress bar under the overall one. On Ctrl-C the runs not started are
     cancelled and the running ones stop: complete runs stay, and a rerun trains the others from step 0.
+    The weightless runs named in ``reuse`` are kept as they are (their records stand for the run); any
+    other weightless run is trained again, which rebuilds its weights.
     """
-    specs = list(specs)
-    todo = [s for s in specs if not is_complete(runs_dir / s.name)]
+    specs, reuse = list(specs), set(reuse)
+    todo = [s for s in specs if not is_complete(runs_dir / s.name)
+            and not (s.name in reuse and is_weightless(runs_dir / s.name))]
     with tqdm(total=len(todo), desc="training runs", unit="run", disable=not todo) as bar:
         _run(_train_worker, [(spec, runs_dir, config) for spec in todo], jobs, backend, address,
              lambda _: bar.update(1))
-    for spec in specs:  # a complete run with another config raises here, naming its folder
-        train_run(spec, runs_dir, config)
+    for spec in specs:  # a complete (or reused weightless) run with another config raises here, naming its folder
+        train_run(spec, runs_dir, config, reuse_weightless=spec.name in reuse)
     return [runs_dir / s.name for s in specs]
 
 
@@ -135,10 +157,16 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
 
     With ``jobs > 1`` the runs are split over that many processes (one torch thread each). Every model
     file of every run is read first (the weights of a compact checkpoint, a whole ``.zip`` model), so a
-    missing or damaged one stops this (naming its file) before any evaluation is written.
+    missing or damaged one stops this (naming its file) before any evaluation is written. A weightless run is
+    read from its records if they hold this evaluation (:func:`records_hold`); if not, this stops first, naming
+    the command that rebuilds its weights.
     """
     run_dirs = list(run_dirs)
     for run_dir in run_dirs:
+        if is_weightless(run_dir):
+            if not records_hold(run_dir, env_ids, episodes, robustness_episodes):
+                checkpoint_files(run_dir)  # a MissingWeightsError naming the command that rebuilds them
+            continue
         for checkpoint, path in checkpoint_files(run_dir).items():
             if path.suffix == CHECKPOINT_SUFFIX:
                 read_checkpoint(path)
@@ -150,13 +178,19 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
 
 
 def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
-    """Train, evaluate, tabulate and plot; resumable (complete runs and evaluations are reused)."""
+    """Train, evaluate, tabulate and plot; resumable (complete runs and evaluations are reused).
+
+    A weightless run (a table committed without its weights) is reused when its records hold this command's
+    evaluations (:func:`records_hold`); otherwise it is trained again, which rebuilds its weights.
+    """
     cfg.validate()
     config, task = cfg.load_config(), cfg.resolved_task
     runs_dir = cfg.out / "runs"
     specs = [RunSpec(agent, seed, task.nominal_id, overrides=dict(cfg.overrides))
              for agent in cfg.resolved_agents for seed in range(cfg.seeds)]
-    run_dirs = train_runs(specs, runs_dir, config, cfg.jobs, cfg.backend, cfg.address)
+    reuse = [s.name for s in specs if is_weightless(runs_dir / s.name)
+             and records_hold(runs_dir / s.name, task.ids, cfg.episodes, cfg.robustness_episodes)]
+    run_dirs = train_runs(specs, runs_dir, config, cfg.jobs, cfg.backend, cfg.address, reuse=reuse)
     evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, task.ids, jobs=cfg.jobs, backend=cfg.backend,
                   address=cfg.address)
     command = command or "robustrl " + shlex.join(sys.argv[1:])

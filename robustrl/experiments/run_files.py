@@ -133,21 +133,38 @@ def is_trained(run_dir: str | Path) -> bool:
 
 
 def rebuild_command(run_dir: str | Path) -> str:
-    """The command that rebuilds a weightless run's model files: ``robustrl sweep SPEC --runs RUNS``.
+    """The command that rebuilds a weightless run's model files.
 
-    SPEC is the sweep file named by the ``status.json`` beside the runs folder (a sweep's output folder),
-    if there is one.
+    For a sweep's run (a ``status.json`` beside the runs folder names the sweep file SPEC): ``robustrl sweep SPEC
+    --runs RUNS``, which trains it aside and keeps the weights if they match the records. For any other run (a
+    table's): ``robustrl train`` with the run's id, agent, seed and tag (``meta.json``) and the ``--set`` options of
+    the command that made it, into its runs folder: training a weightless run again rebuilds it in place.
     """
-    runs_dir = Path(run_dir).parent
+    run_dir = Path(run_dir)
+    runs_dir = run_dir.parent
     spec = "SPEC"
     status = runs_dir.parent / "status.json"
-    try:
-        words = shlex.split(read_json(status).get("command") or "") if status.is_file() else []
-    except (ValueError, AttributeError):
-        words = []
+    words = _words(read_json(status).get("command") if status.is_file() else None)
     if len(words) > 2 and words[1] == "sweep" and Path(words[0]).name == "robustrl":
         spec = words[2]
-    return f"robustrl sweep {spec} --runs {runs_dir}"
+    meta = read_json(run_dir / "meta.json") if (run_dir / "meta.json").is_file() else {}
+    if spec != "SPEC" or not all(isinstance(meta.get(k), t) for k, t in (("env_id", str), ("agent", str),
+                                                                       ("seed", int))):
+        return f"robustrl sweep {spec} --runs {runs_dir}"
+    made_by = _words(meta.get("command"))
+    sets = made_by[made_by.index("--set"):] if "--set" in made_by else []
+    sets = sets[:next((i for i, w in enumerate(sets) if w.startswith("--") and i > 0), len(sets))]
+    tag = ["--tag", meta["tag"]] if meta.get("tag") else []
+    return shlex.join(["robustrl", "train", "--env", meta["env_id"], "--agent", meta["agent"], "--seed",
+                       str(meta["seed"]), *tag, *sets, "--out", str(runs_dir)])
+
+
+def _words(command: Any) -> list[str]:
+    """A command line's words, or none if it is not a string that splits."""
+    try:
+        return shlex.split(command) if isinstance(command, str) else []
+    except ValueError:
+        return []
 
 
 def model_checksums(run_dir: str | Path, checkpoints: tuple[str, ...] = CHECKPOINTS) -> dict[str, dict[str, str]]:

@@ -42,6 +42,8 @@ from robustrl.experiments.run_files import (
     check_checkpoint,
     checkpoint_files,
     is_complete,
+    is_trained,
+    is_weightless,
     model_checksums,
 )
 from robustrl.experiments.tables import agent_label
@@ -120,8 +122,9 @@ def target_stats_csv(history: list[dict[str, float]], window: int = TARGET_STATS
 
 def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None = None, *,
               progress_bar: bool = False, torch_threads: int | None = 1,
-              keep_checkpoints: bool = False) -> Path:
-    """Train ``spec`` into ``runs_dir/spec.name``; skip it if a complete run with the same config exists.
+              keep_checkpoints: bool = False, reuse_weightless: bool = False) -> Path:
+    """Train ``spec`` into ``runs_dir/spec.name``; skip it if a complete run with the same config exists (or,
+    with ``reuse_weightless``, a weightless one: :func:`~robustrl.experiments.run_files.is_weightless`).
 
     Writes ``best.pt`` (best nominal checkpoint), ``final.pt``, ``curve.csv`` and, last, ``meta.json``;
     the checkpoints are compact (:func:`robustrl.agents.load_checkpoint`), and when the final model is
@@ -144,7 +147,7 @@ def train_run(spec: RunSpec, runs_dir: str | Path, config: dict[str, Any] | None
     check_env_id(spec.env_id)
     cfg = spec.resolve(config)
     run_dir = Path(runs_dir) / spec.name
-    if is_complete(run_dir):
+    if is_complete(run_dir) or (reuse_weightless and is_weightless(run_dir)):
         saved = read_meta(run_dir, ("config",))["config"]
         if saved != jsonable(cfg.to_dict()):
             raise ValueError(f"{run_dir} holds a run with another configuration; remove it or use another --out")
@@ -246,12 +249,12 @@ def is_evaluated(run_dir: str | Path, env_ids: tuple[str, ...] | None = None, ep
                  seed: int = EVALUATION_SEED) -> bool:
     """Whether ``eval.json`` of ``run_dir`` holds this evaluation (same episodes, seed, layout and ids, every
     checkpoint's returns) of the model files as they are now (same checksums). ``env_ids`` defaults to every id
-    of the run's task.
+    of the run's task. A weightless run's are the ones its ``eval.json`` records.
 
     ``eval.json`` is a cache: one that cannot be read or is not an evaluation (:func:`read_evaluation`)
     holds no evaluation, so :func:`evaluate_run` computes it again and overwrites it.
     """
-    if not (Path(run_dir) / "eval.json").is_file() or not is_complete(run_dir):
+    if not (Path(run_dir) / "eval.json").is_file() or not is_trained(run_dir):
         return False
     try:
         saved = read_evaluation(run_dir)

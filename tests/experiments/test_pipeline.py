@@ -14,6 +14,7 @@ from robustrl.experiments import (
     bootstrap_diff_ci,
     evaluate_run,
     greedy_returns,
+    records_hold,
     reproduce,
     reward_table,
     train_run,
@@ -106,6 +107,19 @@ def test_reproduce_end_to_end_and_rerun_skips(tmp_path):
     stamp = (tmp_path / "runs" / "CartPole-v1__robust__1" / "meta.json").stat().st_mtime_ns
     reproduce(cfg, command="again")
     assert (tmp_path / "runs" / "CartPole-v1__robust__1" / "meta.json").stat().st_mtime_ns == stamp
+    # Committed without weights, the runs are read from their records: nothing is trained, the table stands.
+    weights = {p: p.read_bytes() for p in (tmp_path / "runs").glob("*/*.pt")}
+    for path in weights:
+        path.unlink()
+    reproduce(cfg, command="robustrl reproduce --test")
+    assert (tmp_path / "runs" / "CartPole-v1__robust__1" / "meta.json").stat().st_mtime_ns == stamp
+    assert (tmp_path / "reward_table.csv").read_text() == text
+    assert not any(path.exists() for path in weights)
+    # Asked for an evaluation the records do not hold, reproduce would train them again (rebuilding the weights).
+    run, ids = tmp_path / "runs" / "CartPole-v1__robust__1", cfg.resolved_task.ids
+    assert records_hold(run, ids, 4, 1)
+    assert not records_hold(run, ids, 5, 1) and not records_hold(run, ids, 4, 2)
+    assert not any(path.exists() for path in weights) and (run / "meta.json").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.compare import cell_moves, compare_runs
 from robustrl.experiments.io import atomic_write_json, file_sha256
 from robustrl.experiments.records import find_runs
-from robustrl.experiments.run_files import is_complete, is_trained, is_weightless
+from robustrl.experiments.run_files import is_complete, is_trained, is_weightless, rebuild_command
 from robustrl.experiments.sweep import run_sweep
 from robustrl.experiments.sweep_spec import load_sweep_spec
 from tests.experiments.test_records import complete_runs, one_line_error
@@ -54,6 +54,24 @@ def test_a_weightless_run_is_read_from_its_records_and_says_how_to_rebuild_its_w
     evaluation = json.loads((run / "eval.json").read_text())
     atomic_write_json(run / "eval.json", {**evaluation, "models": {}})
     assert not is_weightless(run) and "does not exist" in find_runs(runs)[1][run.name]
+
+
+def test_a_weightless_table_run_names_the_training_that_rebuilds_it_in_place(tmp_path, capsys):
+    runs = tmp_path / "acrobot" / "runs"
+    complete_runs(runs)
+    _drop_weights(runs)
+    for run in runs.iterdir():  # as training writes it
+        atomic_write_json(run / "meta.json", {**json.loads((run / "meta.json").read_text()), "env_id": NOMINAL_ID})
+    run = runs / "CartPole-v1__robust__1"
+    meta = json.loads((run / "meta.json").read_text())
+    atomic_write_json(run / "meta.json", {**meta, "tag": "small", "command": (
+        "robustrl reproduce --task acrobot --set rho=0.02 'eta=0.1' --jobs 2 --out results/acrobot")})
+    assert rebuild_command(run) == (f"robustrl train --env {meta['env_id']} --agent robust --seed 1 --tag small "
+                                    f"--set rho=0.02 eta=0.1 --out {runs}")
+    atomic_write_json(run / "meta.json", {**meta, "command": "robustrl reproduce --task 'acrobot"})  # unsplittable
+    assert rebuild_command(run) == f"robustrl train --env {meta['env_id']} --agent robust --seed 1 --out {runs}"
+    assert main(["evaluate", "--runs", str(runs), "--episodes", "3"]) == 2
+    assert "weights not committed; rebuild them with: robustrl train --env" in one_line_error(capsys)
 
 
 def test_cell_moves_say_how_far_each_table_cell_moved():
