@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,9 +179,10 @@ def reward_table(runs_dir: str | Path, baseline: str | None = None,
     return _reward_table(runs_dir, baseline, allow_partial)[0]
 
 
-def _reward_table(runs_dir: str | Path, baseline: str | None,
-                  allow_partial: bool) -> tuple[list[TableRow], dict[str, str], dict[str, str]]:
-    """The rows, the incomplete runs left out and each agent's saved configuration (:func:`_run_configs`)."""
+def _reward_table(runs_dir: str | Path, baseline: str | None, allow_partial: bool
+                  ) -> tuple[list[TableRow], dict[str, str], dict[str, str], dict[str, str]]:
+    """The rows, the incomplete runs left out, each agent's saved configuration (:func:`_run_configs`) and its
+    training time (:func:`_training_cost`)."""
     runs, missing = collect_evaluated_runs(runs_dir, allow_partial=allow_partial)
     grouped, episodes = _seed_means(runs), (runs[0].episodes if runs else 0)
     if not grouped:
@@ -206,7 +208,7 @@ def _reward_table(runs_dir: str | Path, baseline: str | None,
                     row.diff = float(seed_means.mean() - base.mean())
                     row.diff_ci_low, row.diff_ci_high = bootstrap_diff_ci(seed_means, base)
                 rows.append(row)
-    return rows, missing, _run_configs(runs, order)
+    return rows, missing, _run_configs(runs, order), _training_cost(runs, order)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -214,7 +216,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow],
-                  missing: dict[str, str] | None = None) -> list[str]:
+                  missing: dict[str, str] | None = None, cost: dict[str, str] | None = None) -> list[str]:
     seeds = sorted({r.seeds for r in rows})
     episodes = sorted({r.episodes for r in rows})
     lines = [
@@ -226,8 +228,23 @@ def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow],
     if missing:
         lines.append(f"PARTIAL TABLE: {len(missing)} incomplete run(s) left out: "
                      + "; ".join(f"{name} ({why})" for name, why in sorted(missing.items())))
+    if cost:
+        lines.append("Training time per run (median and range of train_seconds in meta.json; one torch thread, "
+                     "on a shared machine: indicative): " + "; ".join(f"{k} {v}" for k, v in cost.items()))
     lines += [f"Config {key}: {value}" for key, value in config.items()]
     return lines
+
+
+def _training_cost(runs: list[EvaluatedRun], labels: list[str]) -> dict[str, str]:
+    """``{agent label: "median s (min-max)"}`` of the runs' training times, for the labels whose runs saved one."""
+    seconds: dict[str, list[float]] = {}
+    for run in runs:
+        value = run.meta.get("train_seconds")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            seconds.setdefault(agent_label(run.meta["agent"], run.meta.get("tag")), []).append(float(value))
+    return {label: (f"{np.median(found):.0f} s" if len(found) == 1 else
+                    f"{np.median(found):.0f} s ({min(found):.0f}-{max(found):.0f})")
+            for label in labels if (found := seconds.get(label))}
 
 
 def _csv(rows: list[TableRow], header: list[str]) -> str:
@@ -309,10 +326,11 @@ def write_reward_tables(runs_dir: str | Path, out_dir: str | Path, command: str,
     Differences are to ``baseline`` (see :func:`reward_table`). With ``allow_partial``, incomplete runs
     are left out and the header of every file names them; without it they are a ``ValueError``. The header
     has a ``Config`` line per agent: ``config`` (``{agent: summary}``) or, by default, the
-    :func:`config_summary` of the configuration each run saved in its ``meta.json``.
+    :func:`config_summary` of the configuration each run saved in its ``meta.json``, and a line with each agent's
+    training time per run (the ``train_seconds`` its runs saved: median and range).
     """
-    rows, missing, saved = _reward_table(runs_dir, baseline, allow_partial)
-    header = _header_lines(command, saved if config is None else config, rows, missing)
+    rows, missing, saved, cost = _reward_table(runs_dir, baseline, allow_partial)
+    header = _header_lines(command, saved if config is None else config, rows, missing, cost)
     out_dir = Path(out_dir)
     return [
         atomic_write_text(out_dir / f"{stem}.csv", _csv(rows, header)),

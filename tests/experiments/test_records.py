@@ -120,6 +120,17 @@ def test_a_complete_table_has_no_partial_line(tmp_path):
         assert "PARTIAL" not in path.read_text()
 
 
+def test_the_table_header_states_each_agents_training_time_from_its_runs(tmp_path):
+    runs = tmp_path / "runs"
+    for seed, seconds in enumerate([300.0, 100.0, 250.0]):
+        fake_run(runs, "regular", seed, meta={"agent": "regular", "tag": "", "seed": seed, "algo": "DQN",
+                                              "checkpoints": FAKE_CHECKPOINTS, "train_seconds": seconds})
+    fake_run(runs, "robust", 0)  # saved no training time: not named
+    text = write_reward_tables(runs, tmp_path, "test")[1].read_text()
+    line = next(line for line in text.splitlines() if "Training time per run" in line)
+    assert line.endswith("regular 250 s (100-300) -->") and "robust" not in line
+
+
 @pytest.mark.parametrize("allow_partial", [False, True])
 def test_a_table_never_mixes_episode_counts(tmp_path, capsys, allow_partial):
     runs, out = tmp_path / "runs", tmp_path / "out"
