@@ -137,8 +137,9 @@ def rebuild_command(run_dir: str | Path) -> str:
 
     For a sweep's run (a ``status.json`` beside the runs folder names the sweep file SPEC): ``robustrl sweep SPEC
     --runs RUNS``, which trains it aside and keeps the weights if they match the records. For any other run (a
-    table's): ``robustrl train`` with the run's id, agent, seed and tag (``meta.json``) and the ``--set`` options of
-    the command that made it, into its runs folder: training a weightless run again rebuilds it in place.
+    table's): ``robustrl train`` with the run's task, id, agent, seed and tag (``meta.json``) and the ``--config``
+    and ``--set`` options of the command that made it, into its runs folder: training a weightless run again
+    rebuilds it in place.
     """
     run_dir = Path(run_dir)
     runs_dir = run_dir.parent
@@ -152,11 +153,17 @@ def rebuild_command(run_dir: str | Path) -> str:
                                                                        ("seed", int))):
         return f"robustrl sweep {spec} --runs {runs_dir}"
     made_by = _words(meta.get("command"))
-    sets = made_by[made_by.index("--set"):] if "--set" in made_by else []
-    sets = sets[:next((i for i, w in enumerate(sets) if w.startswith("--") and i > 0), len(sets))]
+    carried = []  # the options of the making command that set the configuration: --config FILE, --set K=V ...
+    for option in ("--config", "--set"):
+        if option in made_by:
+            start = made_by.index(option) + 1
+            stop = next((i for i in range(start, len(made_by)) if made_by[i].startswith("--")), len(made_by))
+            carried += [option, *made_by[start:stop if option == "--set" else start + 1]]
+    task = run_task(run_dir)
+    where = ["--task", task.name] + (["--env", meta["env_id"]] if meta["env_id"] != task.nominal_id else [])
     tag = ["--tag", meta["tag"]] if meta.get("tag") else []
-    return shlex.join(["robustrl", "train", "--env", meta["env_id"], "--agent", meta["agent"], "--seed",
-                       str(meta["seed"]), *tag, *sets, "--out", str(runs_dir)])
+    return shlex.join(["robustrl", "train", *where, "--agent", meta["agent"], "--seed", str(meta["seed"]), *tag,
+                       *carried, "--out", str(runs_dir)])
 
 
 def _words(command: Any) -> list[str]:

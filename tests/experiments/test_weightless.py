@@ -65,13 +65,15 @@ def test_a_weightless_table_run_names_the_training_that_rebuilds_it_in_place(tmp
     run = runs / "CartPole-v1__robust__1"
     meta = json.loads((run / "meta.json").read_text())
     atomic_write_json(run / "meta.json", {**meta, "tag": "small", "command": (
-        "robustrl reproduce --task acrobot --set rho=0.02 'eta=0.1' --jobs 2 --out results/acrobot")})
-    assert rebuild_command(run) == (f"robustrl train --env {meta['env_id']} --agent robust --seed 1 --tag small "
-                                    f"--set rho=0.02 eta=0.1 --out {runs}")
-    atomic_write_json(run / "meta.json", {**meta, "command": "robustrl reproduce --task 'acrobot"})  # unsplittable
-    assert rebuild_command(run) == f"robustrl train --env {meta['env_id']} --agent robust --seed 1 --out {runs}"
+        "robustrl reproduce --set rho=0.02 'eta=0.1' --jobs 2 --config my.yml --out results/x")})
+    assert rebuild_command(run) == ("robustrl train --task cartpole --agent robust --seed 1 --tag small "
+                                    f"--config my.yml --set rho=0.02 eta=0.1 --out {runs}")
+    atomic_write_json(run / "meta.json", {**meta, "env_id": "robustrl/CartPoleHeavy-v1",
+                                          "command": "robustrl reproduce --out 'x"})  # a command that cannot split
+    assert rebuild_command(run) == ("robustrl train --task cartpole --env robustrl/CartPoleHeavy-v1 --agent robust "
+                                    f"--seed 1 --out {runs}")
     assert main(["evaluate", "--runs", str(runs), "--episodes", "3"]) == 2
-    assert "weights not committed; rebuild them with: robustrl train --env" in one_line_error(capsys)
+    assert "weights not committed; rebuild them with: robustrl train --task cartpole --agent" in one_line_error(capsys)
 
 
 def test_cell_moves_say_how_far_each_table_cell_moved():
