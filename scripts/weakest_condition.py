@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                                                         else "")
         + f" (best checkpoints, means over seeds: the perturbed ids from {results / 'reward_table.csv'}, the suite's "
         f"cells from {results / 'robustness_table.csv'}); the agent's score is its weakest condition, the nominal id "
-        f"not counted. That rule's nominal bar: {rule.nominal_at_least:g}._",
+        "not counted. "
+        + (f"That rule's nominal bar ({rule.nominal_at_least:g}) is for the task it was written for and is not "
+           "applied here._" if replaced else f"That rule's nominal bar: {rule.nominal_at_least:g}._"),
         "",
         *table,
     ]
