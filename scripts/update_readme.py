@@ -33,7 +33,8 @@ def study_headline(folder: str | Path, seeds: int = STUDY_SEEDS) -> str:
     found = re.search(r"Seeds per agent: (\d+);", text)
     if found is None or int(found.group(1)) < seeds:
         held = f"{found.group(1)} of {seeds}" if found else f"fewer than {seeds} (or unequal)"
-        return f"_Study in progress: {held} seeds per agent so far, tables in {link}; the headline comes here at {seeds}._"
+        return (f"_Study in progress: {held} seeds per agent so far, tables in {link}; the headline comes here at "
+                f"{seeds}._")
     lines = []
     for line in text.strip().splitlines():
         if line.startswith("**Final model**"):

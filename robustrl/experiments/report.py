@@ -281,7 +281,8 @@ def write_report(
         decision = results / "decision_table.md"
         if decision.is_file():
             lines += ["### Decision table", "", "Per condition, the winner and the robust agent against it "
-                      "(`robustrl robustness` writes it with the suite).", "", _strip_title(decision.read_text(), shift=2), ""]
+                      "(`robustrl robustness` writes it with the suite).", "",
+                      _strip_title(decision.read_text(), shift=2), ""]
         weakest = results / "weakest_condition.md"
         if weakest.is_file():
             lines += ["### Weakest condition", "", _strip_title(weakest.read_text(), shift=2), ""]
