@@ -58,6 +58,7 @@ __all__ = [
     "make_table",
     "pack_points",
     "paired_difference",
+    "same_training_rows",
     "paper_claim_lines",
     "robust_columns",
     "run_benchmark",
@@ -657,6 +658,31 @@ def _ensemble_text(runs: Sequence[dict], spec: AttackSpec) -> str:
     return text + "; a point is robust only if every run fails."
 
 
+def same_training_rows(config: dict) -> list[tuple[str, str, int]]:
+    """Pairs ``(saa_row, sg_row, samples)`` of a benchmark configuration (a record's ``config``) that train the
+    same model: SG(L) is SAA with ``2^L`` samples, so an SG row whose ``2^L`` equals an SAA row's ``m``, with
+    every other method setting equal, gives that SAA row's models and entries (same seeds, same draws)."""
+    base, overrides, variants = config["method"], config.get("method_overrides", {}), config.get("variants", {})
+    resolved = {row: {**base, **overrides.get(row, {})} for row in config["methods"]}
+    kind = {row: variants.get(row, row) for row in config["methods"]}
+    pairs = []
+    for a in (r for r in config["methods"] if kind[r] == "entropic-saa"):
+        for b in (r for r in config["methods"] if kind[r] == "entropic-sg"):
+            ca, cb = dict(resolved[a]), dict(resolved[b])
+            if 2 ** cb.pop("L") == ca.pop("m") and {k: v for k, v in ca.items() if k != "L"} == {
+                    k: v for k, v in cb.items() if k != "m"}:
+                pairs.append((a, b, int(resolved[a]["m"])))
+    return pairs
+
+
+def _same_training_text(config: dict) -> str | None:
+    pairs = same_training_rows(config)
+    if not pairs:
+        return None
+    return "; ".join(f"{b} and {a} train the same models (SG(L) is SAA with 2^L samples, here {m} in both), so "
+                     f"their entries coincide by construction" for a, b, m in pairs)
+
+
 def _header(runs: Sequence[dict], command: str) -> list[str]:
     cfg = runs[0]["config"]
     seeds = sorted({r["seed"] for r in runs})
@@ -670,7 +696,8 @@ def _header(runs: Sequence[dict], command: str) -> list[str]:
                    "`pgd1`/`pgd5` = single cross-entropy PGD runs of 1 and 5 steps: labelled single attacks, never "
                    "a model's robustness. All clamped to [0, 1]" if ens else
                    f"Attacks: {len(cfg['attacks'])} columns (no ensemble column: no robustness verdicts)")
-    return ([note] if note else []) + [
+    same = _same_training_text(cfg)
+    return ([note] if note else []) + ([same] if same else []) + [
         f"Made by: {command or runs[0].get('command', '(unknown)')}",
         f"Run records: {len(runs)} (seeds {seeds}); per-run commands: "
         f"{sorted({r.get('command', '') for r in runs})}",
@@ -784,7 +811,12 @@ def headline(runs: Sequence[dict]) -> str:
     seeds = len({r["seed"] for r in runs})
     norm = "ℓ∞" if method.norm == "linf" else "ℓ2"
     parts = []
+    same = {b: (a, m) for a, b, m in same_training_rows(cfg)}
     for row in (m for m in methods if m.startswith("entropic") and budget in table[m]):
+        if row in same and same[row][0] in methods:
+            parts.append(f"{row} = {same[row][0]} (the same models: SG(L) is SAA with 2^L = {same[row][1]} "
+                         "samples)")
+            continue
         mean, low, high, n = paired_difference(runs, row, "ifgm-at", budget)
         clean = paired_difference(runs, row, "ifgm-at", "clean")
         parts.append(f"{row} {table[row][budget][0]:.1f} % against IFGM-AT's {table['ifgm-at'][budget][0]:.1f} % "

@@ -170,3 +170,27 @@ def test_headline_reads_the_training_budget_cell_and_says_which_ensemble():
     old = [{k: v for k, v in r.items() if k != "ensemble"} for r in runs]
     assert "made before the ensemble had its targeted APGD runs" in headline(old)
     assert "made before" not in headline([{**r, "ensemble": ENSEMBLE_VERSION} for r in runs])
+
+
+def test_same_training_rows_finds_sg_equal_to_saa_and_only_then():
+    from pathlib import Path
+
+    from robustrl.supervised.benchmark import headline, load_runs, make_table, same_training_rows
+
+    runs = load_runs(Path(__file__).resolve().parents[2] / "results" / "supervised" / "digits" / "records")
+    config = runs[0]["config"]
+    assert same_training_rows(config) == [("entropic-saa", "entropic-sg", 4)]
+    # what the header claims holds in the records: the two rows have the same per-point results
+    by = {(r["method"], r["seed"]): r for r in runs}
+    for seed in (0, 1, 2):
+        assert by[("entropic-sg", seed)]["points"] == by[("entropic-saa", seed)]["points"]
+    assert "entropic-sg = entropic-saa (the same models" in headline(runs)
+    other_level = json.loads(json.dumps(config))
+    other_level["method_overrides"]["entropic-sg"] = {"L": 3}
+    assert same_training_rows(other_level) == []
+    other_setting = json.loads(json.dumps(config))
+    other_setting["method_overrides"]["entropic-sg"] = {"eta": 0.25}
+    assert same_training_rows(other_setting) == []
+    no_sg = json.loads(json.dumps(config))
+    no_sg["methods"] = [m for m in config["methods"] if m != "entropic-sg"]
+    assert same_training_rows(no_sg) == []
