@@ -31,9 +31,8 @@ from robustrl.checks import check_int
 from robustrl.experiments.io import atomic_write_bytes, atomic_write_json, remove_temporaries
 from robustrl.experiments.parallel import run_calls
 from robustrl.experiments.ray_backend import BACKENDS, check_backend, check_ray_address, run_calls_on_ray
-from robustrl.experiments.records import read_evaluation, read_meta
+from robustrl.experiments.records import read_meta
 from robustrl.experiments.run_files import (
-    CHECKPOINTS,
     checkpoint_files,
     is_weightless,
     model_checksums,
@@ -91,11 +90,7 @@ def rebuild_run(task: SweepTask) -> str:
 
 def _recorded(task: SweepTask) -> bool:
     """Whether a weightless run's ``eval.json`` holds this sweep's evaluation (its tables can be made)."""
-    if not is_weightless(task.run_dir):
-        return False
-    returns = read_evaluation(task.run_dir)["returns"]
-    return all(len(returns.get(e, {}).get(c, [])) == task.episodes for e in task.eval_ids for c in CHECKPOINTS)
-
+    return is_weightless(task.run_dir) and is_evaluated(task.run_dir, task.eval_ids, task.episodes)
 
 
 def run_sweep_task(task: SweepTask) -> dict[str, Any]:
