@@ -1,0 +1,187 @@
+"""Why Acrobot's long upper link separates the agents: the goal line or the dynamics, and how far one step moves.
+
+A longer upper link changes two things in ``PerturbedAcrobotEnv``: the dynamics (link 1's length enters the
+equations of motion) and the goal (the tip's height, ``-l1 cos(theta1) - l2 cos(theta1 + theta2)``, must pass 1 m).
+This script separates them. For every run of --agents x --seeds in RUNS (best checkpoints, greedy, --episodes
+episodes per condition from the same initial states, ``reset(seed=SEED + i)``) it measures the return under
+
+- ``original``: nominal dynamics and goal;
+- ``long``: the long-upper-link id (link 1's length in both);
+- ``long dynamics, nominal goal``: the dynamics of the long link, the tip's height computed with the nominal length;
+- ``nominal dynamics, long goal``: the nominal dynamics, the tip's height computed with the long length.
+
+It also measures, from the states the regular agents visit on the nominal id (first --seeds seed, --episodes
+episodes), how far one step under each perturbed id lands from the nominal step (same state, same action): the
+norm of the difference of the observations divided by the task's state scale (the units of the robust agents'
+rho), in the robust agent's norm, against that agent's rho.
+
+Writes OUT/long_link.md and OUT/long_link.csv. The runs need their weights (a weightless run names the command
+that rebuilds them).
+
+Usage: python scripts/acrobot_long_link.py [--runs results/acrobot/runs] [--out results/acrobot]
+       [--agents regular robust ...] [--seeds 0 1 2 3] [--episodes 100] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import shlex
+import sys
+from math import cos
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.wrappers import TimeLimit
+from tqdm.auto import tqdm
+
+from robustrl.checks import check_int
+from robustrl.envs.classic import ACROBOT_GOAL_HEIGHT, PerturbedAcrobotEnv
+from robustrl.experiments.evaluation import greedy_policy
+from robustrl.experiments.io import atomic_write_text
+from robustrl.experiments.records import read_meta
+from robustrl.experiments.training import load_run_model
+from robustrl.tasks import get_task
+
+AGENTS = ("regular", "domain-randomization", "robust", "robust-mean", "robust-hard", "sa-dqn", "robust-sa")
+LONG_ID = "robustrl/AcrobotLongUpperLink-v1"
+
+
+class GoalLengthAcrobot(PerturbedAcrobotEnv):
+    """Acrobot whose goal test uses ``goal_length_1`` for link 1 instead of the length the dynamics use."""
+
+    def __init__(self, goal_length_1: float, **params: float) -> None:
+        super().__init__(**params)
+        self.goal_length_1 = float(goal_length_1)
+
+    def _terminal(self) -> bool:
+        s = self.state
+        height = -self.goal_length_1 * cos(s[0]) - self.LINK_LENGTH_2 * cos(s[1] + s[0])
+        return bool(height > ACROBOT_GOAL_HEIGHT)
+
+
+def returns(policy, dynamics_l1: float, goal_l1: float, episodes: int, seed: int) -> np.ndarray:
+    """Greedy returns of ``episodes`` episodes side by side, initial states from ``seed + i``."""
+    envs = [TimeLimit(GoalLengthAcrobot(goal_l1, link_length_1=dynamics_l1), 500) for _ in range(episodes)]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    total, alive = np.zeros(episodes), np.ones(episodes, dtype=bool)
+    while alive.any():
+        actions = policy(obs)
+        for i in np.flatnonzero(alive):
+            obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
+            total[i] += reward
+            alive[i] = not (terminated or truncated)
+    return total
+
+
+def one_step_deviations(policy, perturbed: dict[str, dict[str, float]], scale: np.ndarray, norm: str,
+                        episodes: int, seed: int) -> dict[str, np.ndarray]:
+    """Per perturbed id, the deviation of one step from the nominal step at each state ``policy`` visits."""
+    env, probe = PerturbedAcrobotEnv(), PerturbedAcrobotEnv()
+    nominal = probe.get_params()
+    order = np.inf if norm == "linf" else 2
+    out: dict[str, list[float]] = {env_id: [] for env_id in perturbed}
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        for _ in range(500):
+            action = int(policy(obs[None])[0])
+            state = env.state.copy()
+            obs, _, terminated, _, _ = env.step(action)
+            for env_id, change in perturbed.items():
+                probe.set_params(**{**nominal, **change})
+                probe.state = state.copy()
+                moved = probe.step(action)[0]
+                out[env_id].append(float(np.linalg.norm((moved - obs) / scale, ord=order)))
+            if terminated:
+                break
+    return {env_id: np.asarray(values) for env_id, values in out.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the tables; exit 2 on bad input."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="results/acrobot/runs")
+    parser.add_argument("--out", default="results/acrobot")
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0, help="initial states come from seed + i")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    task = get_task("acrobot")
+    runs = Path(args.runs)
+    try:
+        check_int(args.episodes, "--episodes", 1)
+        if "regular" not in args.agents or "robust" not in args.agents:
+            raise ValueError(f"--agents must include regular and robust, got {args.agents}")
+        prefix = task.nominal_id.split("/")[-1]
+        dirs = {(a, s): runs / f"{prefix}__{a}__{s}" for a in args.agents for s in args.seeds}
+        missing = [str(d) for d in dirs.values() if not (d / "meta.json").is_file()]
+        if missing:
+            raise ValueError(f"no run in {', '.join(missing)}")
+        robust = read_meta(dirs[("robust", args.seeds[0])], ("config",))["config"]["robust_kwargs"]
+        policies = {key: greedy_policy(load_run_model(d, "best")) for key, d in dirs.items()}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    long_l1 = float(gym.spec(LONG_ID).kwargs["link_length_1"])
+    conditions = {"original": (1.0, 1.0), "long": (long_l1, long_l1),
+                  "long dynamics, nominal goal": (long_l1, 1.0), "nominal dynamics, long goal": (1.0, long_l1)}
+    rows = []
+    for (agent, seed), policy in tqdm(policies.items(), desc="runs", unit="run"):
+        for name, (dynamics, goal) in conditions.items():
+            rows.append((agent, seed, name, float(returns(policy, dynamics, goal, args.episodes, args.seed).mean())))
+    perturbed = {env_id: dict(gym.spec(env_id).kwargs) for env_id in task.perturbed_ids}
+    scale = np.asarray(task.state_scale, dtype=float)
+    deviations = one_step_deviations(policies[("regular", args.seeds[0])], perturbed, scale, robust["norm"],
+                                     args.episodes, args.seed)
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["agent", "seed", "condition", "mean_return"])
+    writer.writerows([a, s, c, f"{v:.2f}"] for a, s, c, v in rows)
+    out = Path(args.out)
+    atomic_write_text(out / "long_link.csv", buf.getvalue())
+    command = f"python scripts/acrobot_long_link.py {shlex.join(sys.argv[1:] if argv is None else argv)}".strip()
+    mean = {(a, c): np.mean([v for a2, _, c2, v in rows if (a2, c2) == (a, c)]) for a in args.agents
+            for c in conditions}
+    lines = [
+        "# Acrobot's long upper link: the goal line or the dynamics",
+        "",
+        f"_Generated by: {command}_  ",
+        f"_Best checkpoints of seeds {args.seeds}, greedy, {args.episodes} episodes per condition from the same initial "
+        f"states (reset seeds {args.seed} to {args.seed + args.episodes - 1}); the long link is {long_l1:g} m "
+        f"({LONG_ID}). Per-run means in long_link.csv._",
+        "",
+        "Mean return over seeds: the long link in both the dynamics and the goal test (`long`, the id), in one of "
+        "them only, and in neither (`original`).",
+        "",
+        "| agent | " + " | ".join(conditions) + " |",
+        "|---|" + "---|" * len(conditions),
+    ]
+    lines += [f"| {a} | " + " | ".join(f"{mean[(a, c)]:.1f}" for c in conditions) + " |" for a in args.agents]
+    order = "ℓ∞" if robust["norm"] == "linf" else "ℓ2"
+    lines += [
+        "",
+        f"How far one step moves the state: from the {sum(len(v) for v in deviations.values()) // len(deviations)} "
+        f"states the regular agent (seed {args.seeds[0]}) visits on the nominal id, the {order} norm of (perturbed "
+        f"next observation - nominal next observation) / state scale, the units of the robust agents' rho "
+        f"({robust['rho']:g}).",
+        "",
+        "| perturbed id | median | 90th percentile | steps within rho |",
+        "|---|---|---|---|",
+    ]
+    for env_id, values in deviations.items():
+        lines.append(f"| {task.labels[env_id]} | {np.median(values):.3f} | {np.quantile(values, 0.9):.3f} | "
+                     f"{100 * np.mean(values <= robust['rho']):.1f} % |")
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(out / "long_link.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
