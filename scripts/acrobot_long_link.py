@@ -42,7 +42,7 @@ from robustrl.checks import check_int
 from robustrl.envs.classic import ACROBOT_GOAL_HEIGHT, PerturbedAcrobotEnv
 from robustrl.experiments.evaluation import greedy_policy
 from robustrl.experiments.io import atomic_write_text
-from robustrl.experiments.records import read_meta
+from robustrl.experiments.records import read_evaluation, read_meta
 from robustrl.experiments.training import load_run_model
 from robustrl.tasks import get_task
 
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     command = f"python scripts/acrobot_long_link.py {shlex.join(sys.argv[1:] if argv is None else argv)}".strip()
     mean = {(a, c): np.mean([v for a2, _, c2, v in rows if (a2, c2) == (a, c)]) for a in args.agents
             for c in conditions}
+    recorded = {a: np.mean([np.mean(read_evaluation(dirs[(a, s)])["returns"][LONG_ID]["best"]) for s in args.seeds])
+                for a in args.agents}
     lines = [
         "# Acrobot's long upper link: the goal line or the dynamics",
         "",
@@ -157,12 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         f"({LONG_ID}). Per-run means in long_link.csv._",
         "",
         "Mean return over seeds: the long link in both the dynamics and the goal test (`long`, the id), in one of "
-        "them only, and in neither (`original`).",
+        "them only, and in neither (`original`). The last column is the id's entry of the reward table (eval.json: "
+        "other initial states), a check that `long` is the id.",
         "",
-        "| agent | " + " | ".join(conditions) + " |",
-        "|---|" + "---|" * len(conditions),
+        "| agent | " + " | ".join(conditions) + " | long, reward table |",
+        "|---|" + "---|" * (len(conditions) + 1),
     ]
-    lines += [f"| {a} | " + " | ".join(f"{mean[(a, c)]:.1f}" for c in conditions) + " |" for a in args.agents]
+    lines += [f"| {a} | " + " | ".join(f"{mean[(a, c)]:.1f}" for c in conditions) + f" | {recorded[a]:.1f} |"
+              for a in args.agents]
     order = "ℓ∞" if robust["norm"] == "linf" else "ℓ2"
     lines += [
         "",
