@@ -237,7 +237,6 @@ def write_report(
     if not table.is_file():
         raise ValueError(f"{table} does not exist; run `robustrl reproduce` first")
     out = Path(out) if out is not None else results / "REPORT.md"
-    reproduce = read_json(results / "reproduce.json") if (results / "reproduce.json").is_file() else {}
     lines = [
         f"# robustrl report: {task.title}",
         "",
@@ -249,9 +248,8 @@ def write_report(
         "",
     ]
     contents_at = lines.index("## Reward table") - 1
-    if reproduce.get("command"):
-        lines += [f"Made by `{reproduce['command']}` (also in `reward_table.csv` / `.tex`).", ""]
-    lines += [_strip_title(table.read_text()), ""]
+    lines += ["The table's own header names the command that made it; the numbers are also in `reward_table.csv` / "
+              "`.tex`.", "", _strip_title(table.read_text()), ""]
 
     lines += [
         "## Statistics",
