@@ -63,18 +63,21 @@ class GoalLengthAcrobot(PerturbedAcrobotEnv):
         return bool(height > ACROBOT_GOAL_HEIGHT)
 
 
-def returns(policy, dynamics_l1: float, goal_l1: float, episodes: int, seed: int) -> np.ndarray:
-    """Greedy returns of ``episodes`` episodes side by side, initial states from ``seed + i``."""
+def returns(policy, dynamics_l1: float, goal_l1: float, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy returns of ``episodes`` episodes side by side, initial states from ``seed + i``, and whether each
+    reached the goal (terminated before the step limit)."""
     envs = [TimeLimit(GoalLengthAcrobot(goal_l1, link_length_1=dynamics_l1), 500) for _ in range(episodes)]
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     total, alive = np.zeros(episodes), np.ones(episodes, dtype=bool)
+    reached = np.zeros(episodes, dtype=bool)
     while alive.any():
         actions = policy(obs)
         for i in np.flatnonzero(alive):
             obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
             total[i] += reward
+            reached[i] = terminated
             alive[i] = not (terminated or truncated)
-    return total
+    return total, reached
 
 
 def one_step_deviations(policy, perturbed: dict[str, dict[str, float]], scale: np.ndarray, norm: str,
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for (agent, seed), policy in tqdm(policies.items(), desc="runs", unit="run"):
         for name, (dynamics, goal) in conditions.items():
-            rows.append((agent, seed, name, float(returns(policy, dynamics, goal, args.episodes, args.seed).mean())))
+            total, reached = returns(policy, dynamics, goal, args.episodes, args.seed)
+            rows.append((agent, seed, name, float(total.mean()), float(reached.mean())))
     perturbed = {env_id: dict(gym.spec(env_id).kwargs) for env_id in task.perturbed_ids}
     scale = np.asarray(task.state_scale, dtype=float)
     deviations = one_step_deviations(policies[("regular", args.seeds[0])], perturbed, scale, robust["norm"],
@@ -141,13 +145,14 @@ def main(argv: list[str] | None = None) -> int:
 
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["agent", "seed", "condition", "mean_return"])
-    writer.writerows([a, s, c, f"{v:.2f}"] for a, s, c, v in rows)
+    writer.writerow(["agent", "seed", "condition", "mean_return", "reached_goal"])
+    writer.writerows([a, s, c, f"{v:.2f}", f"{g:.2f}"] for a, s, c, v, g in rows)
     out = Path(args.out)
     atomic_write_text(out / "long_link.csv", buf.getvalue())
     command = f"python scripts/acrobot_long_link.py {shlex.join(sys.argv[1:] if argv is None else argv)}".strip()
-    mean = {(a, c): np.mean([v for a2, _, c2, v in rows if (a2, c2) == (a, c)]) for a in args.agents
+    mean = {(a, c): np.mean([v for a2, _, c2, v, _ in rows if (a2, c2) == (a, c)]) for a in args.agents
             for c in conditions}
+    reached = {a: np.mean([g for a2, _, c2, _, g in rows if (a2, c2) == (a, "long")]) for a in args.agents}
     recorded = {a: np.mean([np.mean(read_evaluation(dirs[(a, s)])["returns"][LONG_ID]["best"]) for s in args.seeds])
                 for a in args.agents}
     lines = [
@@ -160,13 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Mean return over seeds: the long link in both the dynamics and the goal test (`long`, the id), in one of "
         "them only, and in neither (`original`). The last column is the id's entry of the reward table (eval.json: "
-        "other initial states), a check that `long` is the id.",
+        "other initial states), a check that `long` is the id; then the share of `long`'s episodes that reach the goal "
+        "within the 500 steps.",
         "",
-        "| agent | " + " | ".join(conditions) + " | long, reward table |",
-        "|---|" + "---|" * (len(conditions) + 1),
+        "| agent | " + " | ".join(conditions) + " | long, reward table | long, goal reached |",
+        "|---|" + "---|" * (len(conditions) + 2),
     ]
-    lines += [f"| {a} | " + " | ".join(f"{mean[(a, c)]:.1f}" for c in conditions) + f" | {recorded[a]:.1f} |"
-              for a in args.agents]
+    lines += [f"| {a} | " + " | ".join(f"{mean[(a, c)]:.1f}" for c in conditions) + f" | {recorded[a]:.1f} | "
+              f"{100 * reached[a]:.0f} % |" for a in args.agents]
     order = "ℓ∞" if robust["norm"] == "linf" else "ℓ2"
     lines += [
         "",
