@@ -19,7 +19,7 @@ Writes OUT/long_link.md and OUT/long_link.csv. The runs need their weights (a we
 that rebuilds them).
 
 Usage: python scripts/acrobot_long_link.py [--runs results/acrobot/runs] [--out results/acrobot]
-       [--agents regular robust ...] [--seeds 0 1 2 3] [--episodes 100] [--seed 0]
+       [--agents regular robust ...] [--seeds 0 1 ...] [--episodes 100] [--seed 0]
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="results/acrobot/runs")
     parser.add_argument("--out", default="results/acrobot")
     parser.add_argument("--agents", nargs="+", default=list(AGENTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="default: every seed that has a run of every agent in RUNS")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="initial states come from seed + i")
     args = parser.parse_args(argv)
@@ -121,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         if "regular" not in args.agents or "robust" not in args.agents:
             raise ValueError(f"--agents must include regular and robust, got {args.agents}")
         prefix = task.nominal_id.split("/")[-1]
+        if args.seeds is None:
+            found = [{int(d.name.rsplit("__", 1)[1]) for d in runs.glob(f"{prefix}__{a}__*")} for a in args.agents]
+            args.seeds = sorted(set.intersection(*found))
+            if not args.seeds:
+                raise ValueError(f"{runs} has no seed with a run of every agent of {args.agents}")
         dirs = {(a, s): runs / f"{prefix}__{a}__{s}" for a in args.agents for s in args.seeds}
         missing = [str(d) for d in dirs.values() if not (d / "meta.json").is_file()]
         if missing:
