@@ -313,16 +313,18 @@ def _cmd_surfaces(args: argparse.Namespace) -> int:
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
     from robustrl.experiments.records import complete_runs
-    from robustrl.experiments.suite import load_suite, suite_runs
+    from robustrl.experiments.suite import default_suite_name, load_suite, suite_runs
     from robustrl.experiments.suite_plots import plot_suite_curves, plot_suite_sets
     from robustrl.experiments.suite_table import collect_suite, write_suite_tables
 
     task = _task(args)
-    suite = load_suite(args.suite, task)
+    if args.suite is not None:
+        load_suite(args.suite, task)  # a bad suite file is named before the runs are read
     run_dirs = complete_runs(args.runs)
     _task(args, run_dirs)
     if not run_dirs:
         raise ValueError(f"no complete runs under {args.runs} (run `robustrl train` or `robustrl reproduce` first)")
+    suite = load_suite(args.suite if args.suite is not None else default_suite_name(run_dirs), task)
     grouped = collect_suite(suite_runs(run_dirs, suite, args.jobs))
     if args.baseline != "regular" and args.baseline not in grouped:
         raise ValueError(f"baseline {args.baseline!r} is not an agent under {args.runs}; choose from {sorted(grouped)}")
@@ -503,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "random actions, uncertainty sets (cached per run)")
     robust.add_argument("--runs", default=RUNS, help="folder of trained run folders (default: %(default)s)")
     robust.add_argument("--suite", default=None,
-                        help="suite YAML file or packaged suite name (default: robustrl/configs/suites/default.yml)")
+                        help="suite YAML file or packaged suite name (default: robustrl/configs/suites/default.yml "
+                             "for DQN agents, actor-critic.yml for SAC and TD3 agents)")
     robust.add_argument("--jobs", type=int_option(1), default=1,
                         help="runs evaluated in parallel (one process each)")
     robust.add_argument("--out", default=OUTPUTS,

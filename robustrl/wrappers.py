@@ -6,6 +6,9 @@ batched transforms behind them, which the batched rollout on the vector env call
 - :class:`RandomAction` / :class:`RandomActionTransform`: with probability ``p`` the environment executes a
   uniformly random action instead of the agent's (the protocol of RFQI: Panaganti, Xu, Kalathil,
   Ghavamzadeh, "Robust Reinforcement Learning using Offline Data", NeurIPS 2022);
+- :class:`ActionNoise` / :class:`ActionNoiseTransform`: the environment executes the agent's continuous action
+  plus Gaussian noise of std ``std`` times the half-width of the action space, clipped to the space (the action
+  noise of Robust-Gymnasium, Gu et al. 2024, and of the action-robustness literature);
 - :class:`ObservationAttack` / :class:`ObservationAttackTransform`: the agent sees the attacked state
   ``s~ = attack(s)`` (an attack of :mod:`robustrl.attacks` on the agent's Q-network, labels its greedy
   action), while the environment moves from the true ``s``;
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOISE_KINDS",
+    "ActionNoise",
+    "ActionNoiseTransform",
     "DomainRandomization",
     "ObservationAttack",
     "ObservationAttackTransform",
@@ -48,6 +53,7 @@ __all__ = [
 NOISE_KINDS: tuple[str, ...] = ("uniform", "gaussian")
 #: Stream keys mixed with a wrapper's reset seed, so that its draws are independent of the environment's.
 _NOISE_STREAM, _ACTION_STREAM, _ATTACK_STREAM = 0x6E6F697365, 0x616374696F6E, 0x61747461636B
+_ACTION_NOISE_STREAM = 0x616E6F697365
 _PHYSICS_STREAM = 0x706879736963
 
 Seed = int | Sequence[int] | None
@@ -136,6 +142,38 @@ class RandomActionTransform:
 
     def __repr__(self) -> str:
         return f"RandomActionTransform(p={self.p}, action_space={self.action_space!r})"
+
+
+class ActionNoiseTransform:
+    """Batched Gaussian action noise on a ``Box`` action space: ``clip(a + std * (high - low) / 2 * z, low, high)``
+    with ``z`` standard normal per action dimension. Takes one action or a batch (first axis); with ``std = 0``
+    the actions are returned unchanged (no draw is made)."""
+
+    def __init__(self, std: float, action_space: gym.Space, seed: Seed = None) -> None:
+        self.std = check_eps(std, "std")
+        if not isinstance(action_space, spaces.Box) or not (
+                np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+            raise ValueError(f"Gaussian action noise needs a bounded Box action space, got {action_space!r} "
+                             "(for discrete actions use random actions)")
+        self.action_space = action_space
+        self.half_width = (action_space.high.astype(np.float64) - action_space.low) / 2
+        self.seed(seed)
+
+    def seed(self, seed: Seed) -> None:
+        """Restart the generator from ``seed`` (``np.random.default_rng(seed)``; ``None``: fresh entropy)."""
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, actions: Any) -> Any:
+        """The actions the environment executes (same shape and dtype as ``actions``)."""
+        chosen = np.asarray(actions)
+        if self.std == 0:
+            return actions
+        noisy = chosen + self.std * self.half_width * self.rng.standard_normal(chosen.shape)
+        executed = np.clip(noisy, self.action_space.low, self.action_space.high).astype(chosen.dtype, copy=False)
+        return executed if isinstance(actions, np.ndarray) else executed[()]
+
+    def __repr__(self) -> str:
+        return f"ActionNoiseTransform(std={self.std}, action_space={self.action_space!r})"
 
 
 class ObservationAttackTransform:
@@ -260,6 +298,42 @@ class RandomAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         """Reset the environment; with ``seed``, also restart the random actions from a derived stream."""
         if seed is not None:
             self.transform.seed(_stream(seed, _ACTION_STREAM))
+        return super().reset(seed=seed, options=options)
+
+    def action(self, action: Any) -> Any:
+        """The action the environment executes."""
+        return self.transform(action)
+
+
+class ActionNoise(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+    """The environment executes the agent's continuous action plus Gaussian noise, clipped to the action space.
+
+    ## Description
+    At every step the action ``a`` becomes ``clip(a + std * (high - low) / 2 * z, low, high)``, ``z`` standard
+    normal per dimension (:class:`ActionNoiseTransform`): Robust-Gymnasium's action noise (Gu et al. 2024), with
+    ``std`` in units of the action space's half-width so that one level means the same on every task.
+
+    ## Parameters
+    - ``std``: the noise's standard deviation in units of the half-width, >= 0; ``std = 0`` gives the unwrapped
+      environment. The action space must be a bounded ``Box`` (``ValueError`` otherwise).
+
+    ## Randomness
+    The draws come from the wrapper's own generator, seeded by ``reset(seed=...)`` (independently of the
+    environment's ``np_random``).
+
+    ## Version History
+    - v0: first version.
+    """
+
+    def __init__(self, env: gym.Env, std: float) -> None:
+        self.transform = ActionNoiseTransform(std, env.action_space)
+        gym.utils.RecordConstructorArgs.__init__(self, std=std)
+        gym.ActionWrapper.__init__(self, env)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Reset the environment; with ``seed``, also restart the noise from a derived stream."""
+        if seed is not None:
+            self.transform.seed(_stream(seed, _ACTION_NOISE_STREAM))
         return super().reset(seed=seed, options=options)
 
     def action(self, action: Any) -> Any:

@@ -17,6 +17,8 @@ from robustrl.attacks import PGD, WorstOf
 from robustrl.envs import NOMINAL_ID
 from robustrl.experiments.evaluation import greedy_rollout
 from robustrl.wrappers import (
+    ActionNoise,
+    ActionNoiseTransform,
     ObservationAttack,
     ObservationAttackTransform,
     ObservationNoise,
@@ -238,6 +240,37 @@ def test_random_actions_on_a_box_action_space_stay_in_the_box():
     assert box.contains(RandomActionTransform(1.0, box, seed=0)(actions[0]))
     with pytest.raises(TypeError, match="MultiBinary"):
         RandomActionTransform(0.1, gym.spaces.MultiBinary(3))
+
+
+def test_action_noise_has_std_in_half_widths_stays_in_the_box_and_refuses_discrete_actions():
+    box = gym.spaces.Box(np.array([-2.0, 0.0], dtype=np.float32), np.array([2.0, 10.0], dtype=np.float32))
+    actions = np.tile(np.array([0.0, 5.0], dtype=np.float32), (20000, 1))
+    noisy = ActionNoiseTransform(0.1, box, seed=0)(actions)
+    assert noisy.dtype == np.float32 and noisy.shape == actions.shape
+    np.testing.assert_allclose((noisy - actions).std(axis=0), [0.1 * 2.0, 0.1 * 5.0], rtol=0.03)  # half-widths 2, 5
+    at_edge = ActionNoiseTransform(1.0, box, seed=0)(np.tile(box.high, (100, 1)))
+    assert (at_edge <= box.high).all() and (at_edge >= box.low).all() and (at_edge < box.high).any()
+    np.testing.assert_array_equal(ActionNoiseTransform(0.0, box, seed=0)(actions), actions)
+    np.testing.assert_array_equal(ActionNoiseTransform(0.3, box, seed=1)(actions[:5]),
+                                  ActionNoiseTransform(0.3, box, seed=1)(actions[:5]))
+    assert box.contains(ActionNoiseTransform(0.5, box, seed=0)(actions[0]))
+    with pytest.raises(ValueError, match="bounded Box .* use random actions"):
+        ActionNoiseTransform(0.1, gym.spaces.Discrete(3))
+    with pytest.raises(ValueError, match="std must be finite and >= 0, got std=-0.1"):
+        ActionNoiseTransform(-0.1, box)
+
+
+def test_action_noise_wrapper_perturbs_what_the_env_executes_and_is_the_identity_at_zero():
+    def rollout(env, seed):
+        env.reset(seed=seed)
+        return [env.step(np.array([0.5], dtype=np.float32))[0] for _ in range(20)]
+
+    plain = rollout(gym.make("robustrl/Pendulum-v1"), 3)
+    np.testing.assert_array_equal(rollout(ActionNoise(gym.make("robustrl/Pendulum-v1"), 0.0), 3), plain)
+    noisy = rollout(ActionNoise(gym.make("robustrl/Pendulum-v1"), 0.5), 3)
+    assert not np.array_equal(noisy, plain)
+    np.testing.assert_array_equal(rollout(ActionNoise(gym.make("robustrl/Pendulum-v1"), 0.5), 3), noisy)
+    check_env(ActionNoise(gym.make("robustrl/Pendulum-v1").unwrapped, 0.2), skip_render_check=True)
 
 
 # --- domain randomization -------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ The channels (:data:`CHANNELS`) are data: a name, what its level means and how i
 - ``noise-uniform``, ``noise-gaussian``: the agent sees ``s + eps * scale * u``, ``u`` uniform in the unit
   ℓ∞ ball or standard normal (Robust-Gymnasium's observation noise).
 - ``random-action``: with probability ``p`` the environment executes a uniformly random action (RFQI).
+- ``action-noise``: continuous actions only; the environment executes ``clip(a + std * half-width * z)``, ``z``
+  standard normal, ``std`` in units of the action space's half-width (Robust-Gymnasium's action noise).
 - ``sets``: uncertainty sets over the physics (:mod:`robustrl.experiments.uncertainty`), summarized by
   the mean, the worst case and CVaR 10 % (:mod:`robustrl.experiments.set_stats`).
 
@@ -81,12 +83,15 @@ from robustrl.experiments.uncertainty import (
 from robustrl.tasks import Task, get_task
 
 __all__ = [
+    "ACTOR_CRITIC_SUITE",
     "CHANNELS",
     "DEFAULT_SUITE",
+    "Q_NETWORK_ALGOS",
     "SUITE_CACHE",
     "Channel",
     "Suite",
     "channel_returns",
+    "default_suite_name",
     "load_suite",
     "parse_suite",
     "suite_run",
@@ -97,8 +102,13 @@ __all__ = [
 #: The file, in each run folder, that caches the returns of the suite's channels.
 SUITE_CACHE = "suite.json"
 LAYOUT = 1
-#: The packaged suite, used when no file is named.
+#: The packaged suite of Q-network agents, used when no file is named.
 DEFAULT_SUITE = "default"
+#: The packaged suite of actor-critic agents (SAC, TD3), used when no file is named and every run is one.
+ACTOR_CRITIC_SUITE = "actor-critic"
+#: The algorithms (``meta.json``'s ``algo``) whose agents act through a Q-network: the default suite's attacks fit
+#: them; every other algorithm of :data:`robustrl.agents.AGENT_CLASSES` is an actor-critic one.
+Q_NETWORK_ALGOS = ("DQN", "RobustDQN", "SADQN", "RobustSADQN")
 _PACKAGE_FOLDER = "configs/suites"
 ATTACK_PRECISIONS = ("float32", "float64")
 
@@ -108,8 +118,9 @@ class Channel(NamedTuple):
 
     ``kind`` is ``"attack"`` (an attack of :mod:`robustrl.attacks` on the observed state), ``"noise"``
     (observation noise of :mod:`robustrl.wrappers`) or ``"action"`` (random actions); ``level`` names the
-    level (``"eps"``, in units of ``state_scale``, or ``"p"``, a probability); ``method`` is the attack
-    (``"fgm"``, ``"pgd"``) or the noise distribution (``"uniform"``, ``"gaussian"``); ``norm`` its ball.
+    level (``"eps"``, in units of ``state_scale``; ``"p"``, a probability; ``"std"``, in units of the action
+    space's half-width); ``method`` is the attack (``"fgm"``, ``"pgd"``, ``"mad"``, ``"critic"``) or the noise
+    distribution (``"uniform"``, ``"gaussian"``); ``norm`` its ball.
     """
 
     name: str
@@ -132,6 +143,8 @@ CHANNELS: dict[str, Channel] = {c.name: c for c in (
     Channel("noise-uniform", "noise", "eps", "uniform", "linf", "uniform noise in the l-inf ball"),
     Channel("noise-gaussian", "noise", "eps", "gaussian", "linf", "Gaussian noise, std eps * scale"),
     Channel("random-action", "action", "p", "", "", "a uniformly random action with probability p"),
+    Channel("action-noise", "action", "std", "gaussian", "", "continuous actions: Gaussian noise of std "
+            "std * the action space's half-width, clipped to the space"),
 )}
 
 
@@ -227,7 +240,8 @@ def parse_suite(data: Any, source: str, task: Task | str | None = None) -> Suite
 
 
 def load_suite(name_or_path: str | Path | None = None, task: Task | str | None = None) -> Suite:
-    """A packaged suite by name (default ``"default"``) or a user's YAML file by path, for ``task`` (its state
+    """A packaged suite by name (default ``"default"``; ``"actor-critic"`` for SAC and TD3 agents, see
+    :func:`default_suite_name`) or a user's YAML file by path, for ``task`` (its state
     scale and uncertainty sets where the file names none; default :data:`robustrl.tasks.DEFAULT_TASK`).
 
     ``FileNotFoundError`` for a missing file; ``ValueError`` naming the file, the key path and the value.
@@ -235,6 +249,21 @@ def load_suite(name_or_path: str | Path | None = None, task: Task | str | None =
     data, source = read_packaged_yaml(DEFAULT_SUITE if name_or_path is None else name_or_path, _PACKAGE_FOLDER,
                                       "suite")
     return parse_suite(data, source, task)
+
+
+def default_suite_name(run_dirs: list[Path]) -> str:
+    """The packaged suite that fits ``run_dirs``: :data:`DEFAULT_SUITE` for Q-network agents (and for no run),
+    :data:`ACTOR_CRITIC_SUITE` for actor-critic ones; ``ValueError`` if the runs mix the two (their attacks
+    differ: name a suite that fits both, e.g. one without attack channels)."""
+    from robustrl.experiments.records import read_meta
+
+    algos = {Path(d).name: read_meta(d, ("algo",))["algo"] for d in run_dirs}
+    q_network = sorted(name for name, algo in algos.items() if algo in Q_NETWORK_ALGOS)
+    actor_critic = sorted(name for name, algo in algos.items() if algo not in Q_NETWORK_ALGOS)
+    if q_network and actor_critic:
+        raise ValueError(f"the runs mix Q-network agents ({q_network[0]}, ...) and actor-critic agents "
+                         f"({actor_critic[0]}, ...), whose attack channels differ: name a suite with --suite")
+    return ACTOR_CRITIC_SUITE if actor_critic else DEFAULT_SUITE
 
 
 class _Blocks:
@@ -265,7 +294,12 @@ def channel_returns(model: Any, channel: str, levels: list[float], episodes: int
     """
     from robustrl.attacks import ACTOR_OBJECTIVES, FGM, PGDEnsemble, WorstOf
     from robustrl.experiments.evaluation import EVALUATION_PRECISION, greedy_policy, greedy_q_network, greedy_rollout
-    from robustrl.wrappers import ObservationAttackTransform, ObservationNoiseTransform, RandomActionTransform
+    from robustrl.wrappers import (
+        ActionNoiseTransform,
+        ObservationAttackTransform,
+        ObservationNoiseTransform,
+        RandomActionTransform,
+    )
 
     spec = CHANNELS[channel]
     policy = greedy_policy(model, EVALUATION_PRECISION)
@@ -303,9 +337,9 @@ def channel_returns(model: Any, channel: str, levels: list[float], episodes: int
              for k, level in enumerate(levels)], episodes)
     else:
         space = model.action_space
+        make = ActionNoiseTransform if spec.method == "gaussian" else RandomActionTransform
         kwargs["action_transform"] = _Blocks(
-            [RandomActionTransform(level, space, seed=_stream(seed, channel, k)) for k, level in enumerate(levels)],
-            episodes)
+            [make(level, space, seed=_stream(seed, channel, k)) for k, level in enumerate(levels)], episodes)
     returns, _ = greedy_rollout(policy, env_id or get_task().nominal_id, rows, seed, **kwargs)
     return returns.reshape(len(levels), episodes)
 

@@ -31,7 +31,8 @@ from robustrl.tasks import Task, get_task
 
 __all__ = ["agent_colours", "plot_suite_curves", "plot_suite_sets"]
 
-_LEVEL_LABELS = {"eps": "eps (units of state_scale)", "p": "probability of a random action"}
+_LEVEL_LABELS = {"eps": "eps (units of state_scale)", "p": "probability of a random action",
+                 "std": "std (units of the action half-width)"}
 
 
 def agent_colours(agents: list[str], baseline: str = "regular") -> dict[str, str]:

@@ -210,6 +210,40 @@ def test_the_suite_runs_noise_channels_on_an_actor_critic_and_refuses_q_network_
                           "robustrl/Pendulum-v1")
     assert mad.shape == (2, 2) and (mad <= 0).all()
     np.testing.assert_array_equal(mad[0], noise[0])  # level 0: the clean return, whatever the channel
+    actions = channel_returns(model, "action-noise", [0.0, 0.5], 2, 0, [1.0, 1.0, 8.0], suite.attack,
+                              "robustrl/Pendulum-v1")
+    np.testing.assert_array_equal(actions[0], noise[0])
+    assert not np.array_equal(actions[1], actions[0])
+
+
+def test_the_packaged_suite_follows_the_runs_algorithm_and_mixed_runs_must_name_one(tmp_path):
+    import json
+
+    from robustrl.agents import AGENT_CLASSES
+    from stable_baselines3 import DQN
+
+    from robustrl.experiments.suite import (
+        ACTOR_CRITIC_SUITE,
+        CHANNELS,
+        DEFAULT_SUITE,
+        Q_NETWORK_ALGOS,
+        default_suite_name,
+        load_suite,
+    )
+
+    assert set(Q_NETWORK_ALGOS) == {name for name, cls in AGENT_CLASSES.items() if issubclass(cls, DQN)}
+    runs = {}
+    for algo in ("DQN", "RobustSADQN", "SAC", "PRMDPTD3"):
+        runs[algo] = tmp_path / algo
+        runs[algo].mkdir()
+        (runs[algo] / "meta.json").write_text(json.dumps({"agent": "a", "seed": 0, "algo": algo}))
+    assert default_suite_name([runs["DQN"], runs["RobustSADQN"]]) == DEFAULT_SUITE
+    assert default_suite_name([runs["SAC"], runs["PRMDPTD3"]]) == ACTOR_CRITIC_SUITE
+    with pytest.raises(ValueError, match=r"mix Q-network agents \(DQN, ...\) and actor-critic agents \(SAC"):
+        default_suite_name([runs["DQN"], runs["SAC"]])
+    actor_critic = load_suite(ACTOR_CRITIC_SUITE, "pendulum")
+    assert all(CHANNELS[c].method not in ("fgm", "pgd") for c in actor_critic.channels)
+    assert {"mad-linf", "critic-linf", "action-noise"} <= set(actor_critic.channels)
 
 
 def test_an_agent_can_name_its_own_family_so_sac_and_td3_share_one_env_id():
