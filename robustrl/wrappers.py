@@ -271,7 +271,25 @@ class ObservationNoise(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         return self.transform(observation)
 
 
-class RandomAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+class _TransformedActions(gym.ActionWrapper):
+    """An action wrapper whose :attr:`transform` maps the agent's action to the executed one, its generator
+    restarted on ``reset(seed=...)`` from a stream of the wrapper's own (:attr:`_STREAM`)."""
+
+    transform: RandomActionTransform | ActionNoiseTransform
+    _STREAM: int
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Reset the environment; with ``seed``, also restart the wrapper's draws from a derived stream."""
+        if seed is not None:
+            self.transform.seed(_stream(seed, self._STREAM))
+        return super().reset(seed=seed, options=options)
+
+    def action(self, action: Any) -> Any:
+        """The action the environment executes."""
+        return self.transform(action)
+
+
+class RandomAction(_TransformedActions, gym.utils.RecordConstructorArgs):
     """With probability ``p`` the environment executes a uniformly random action instead of the agent's.
 
     ## Description
@@ -289,23 +307,15 @@ class RandomAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     - v0: first version.
     """
 
+    _STREAM = _ACTION_STREAM
+
     def __init__(self, env: gym.Env, p: float) -> None:
         self.transform = RandomActionTransform(p, env.action_space)
         gym.utils.RecordConstructorArgs.__init__(self, p=p)
-        gym.ActionWrapper.__init__(self, env)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        """Reset the environment; with ``seed``, also restart the random actions from a derived stream."""
-        if seed is not None:
-            self.transform.seed(_stream(seed, _ACTION_STREAM))
-        return super().reset(seed=seed, options=options)
-
-    def action(self, action: Any) -> Any:
-        """The action the environment executes."""
-        return self.transform(action)
+        _TransformedActions.__init__(self, env)
 
 
-class ActionNoise(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+class ActionNoise(_TransformedActions, gym.utils.RecordConstructorArgs):
     """The environment executes the agent's continuous action plus Gaussian noise, clipped to the action space.
 
     ## Description
@@ -325,20 +335,12 @@ class ActionNoise(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     - v0: first version.
     """
 
+    _STREAM = _ACTION_NOISE_STREAM
+
     def __init__(self, env: gym.Env, std: float) -> None:
         self.transform = ActionNoiseTransform(std, env.action_space)
         gym.utils.RecordConstructorArgs.__init__(self, std=std)
-        gym.ActionWrapper.__init__(self, env)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        """Reset the environment; with ``seed``, also restart the noise from a derived stream."""
-        if seed is not None:
-            self.transform.seed(_stream(seed, _ACTION_NOISE_STREAM))
-        return super().reset(seed=seed, options=options)
-
-    def action(self, action: Any) -> Any:
-        """The action the environment executes."""
-        return self.transform(action)
+        _TransformedActions.__init__(self, env)
 
 
 class ObservationAttack(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
