@@ -26,8 +26,8 @@ from robustrl.experiments.report import write_benchmark_section
 from robustrl.kernels import cpu_name
 
 #: The robust agents at their full radius from the first update, with a fixed state scale (Pendulum's
-#: observation bounds: cos, sin, angular velocity 8).
-ROBUST = {"rho_ramp": 0.0, "state_scale": [1.0, 1.0, 8.0]}
+#: observation bounds: cos, sin, angular velocity 8), on the sampled target unless a row names another estimator.
+ROBUST = {"rho_ramp": 0.0, "state_scale": [1.0, 1.0, 8.0], "estimator": "saa"}
 #: label -> (agent of configs/sac.yml, overrides, the plain agent it is compared with)
 AGENTS = {"SAC": ("regular", {}, "SAC"), "RobustSAC": ("robust", ROBUST, "SAC"),
           "RobustSAC m=4": ("robust", {**ROBUST, "n_samples": 4}, "SAC"),
