@@ -318,13 +318,12 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     from robustrl.experiments.suite_table import collect_suite, write_suite_tables
 
     task = _task(args)
-    if args.suite is not None:
-        load_suite(args.suite, task)  # a bad suite file is named before the runs are read
+    suite = None if args.suite is None else load_suite(args.suite, task)  # a bad file is named before the runs
     run_dirs = complete_runs(args.runs)
     _task(args, run_dirs)
     if not run_dirs:
         raise ValueError(f"no complete runs under {args.runs} (run `robustrl train` or `robustrl reproduce` first)")
-    suite = load_suite(args.suite if args.suite is not None else default_suite_name(run_dirs), task)
+    suite = suite or load_suite(default_suite_name(run_dirs), task)
     grouped = collect_suite(suite_runs(run_dirs, suite, args.jobs))
     if args.baseline != "regular" and args.baseline not in grouped:
         raise ValueError(f"baseline {args.baseline!r} is not an agent under {args.runs}; choose from {sorted(grouped)}")

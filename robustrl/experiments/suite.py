@@ -117,10 +117,10 @@ class Channel(NamedTuple):
     """One way of perturbing an agent: its name, what a level is, and how a level perturbs it.
 
     ``kind`` is ``"attack"`` (an attack of :mod:`robustrl.attacks` on the observed state), ``"noise"``
-    (observation noise of :mod:`robustrl.wrappers`) or ``"action"`` (random actions); ``level`` names the
-    level (``"eps"``, in units of ``state_scale``; ``"p"``, a probability; ``"std"``, in units of the action
-    space's half-width); ``method`` is the attack (``"fgm"``, ``"pgd"``, ``"mad"``, ``"critic"``) or the noise
-    distribution (``"uniform"``, ``"gaussian"``); ``norm`` its ball.
+    (observation noise of :mod:`robustrl.wrappers`) or ``"action"`` (random actions, action noise); ``level``
+    names the level (``"eps"``, in units of ``state_scale``; ``"p"``, a probability; ``"std"``, in units of the
+    action space's half-width); ``method`` is the attack (``"fgm"``, ``"pgd"``, ``"mad"``, ``"critic"``) or the
+    noise distribution (``"uniform"``, ``"gaussian"``); ``norm`` its ball.
     """
 
     name: str
