@@ -305,3 +305,13 @@ def test_the_decision_table_names_the_winner_and_says_where_robust_loses(tmp_pat
     assert rows["Heavy pole"]["winner"] == "robust" and rows["Heavy pole"]["vs_winner"] is None
     text = write_decision_table(list(rows.values()), tmp_path / "d.md", "test").read_text()
     assert "On pgd-linf the robust agent loses to other" in text and "| Heavy pole | robust (460.0) |" in text
+
+
+def test_the_table_header_describes_the_attacks_the_suite_runs():
+    from robustrl.experiments.suite import load_suite
+    from robustrl.experiments.suite_table import _attacks_text
+
+    q_network = _attacks_text(load_suite("default", "cartpole"))
+    actor_critic = _attacks_text(load_suite("actor-critic", "pendulum"))
+    assert "cross-entropy" in q_network and "MAD" not in q_network
+    assert "MAD and critic" in actor_critic and "cross-entropy" not in actor_critic
