@@ -307,11 +307,19 @@ def test_the_decision_table_names_the_winner_and_says_where_robust_loses(tmp_pat
     assert "On pgd-linf the robust agent loses to other" in text and "| Heavy pole | robust (460.0) |" in text
 
 
-def test_the_table_header_describes_the_attacks_the_suite_runs():
-    from robustrl.experiments.suite import load_suite
-    from robustrl.experiments.suite_table import _attacks_text
+def test_the_table_header_describes_the_attacks_the_suite_runs(tmp_path):
+    import numpy as np
 
-    q_network = _attacks_text(load_suite("default", "cartpole"))
-    actor_critic = _attacks_text(load_suite("actor-critic", "pendulum"))
+    from robustrl.experiments.suite import load_suite
+    from robustrl.experiments.suite_table import write_suite_tables
+
+    def header(suite):
+        grouped = {"regular": {"best": {"channels": {c: np.zeros((2, len(v))) for c, v in suite.channels.items()},
+                                        "sets": {}}}}
+        write_suite_tables(grouped, suite, tmp_path, "cmd")
+        return (tmp_path / "robustness_table.md").read_text().splitlines()[1]
+
+    q_network = header(load_suite("default", "cartpole"))
+    actor_critic = header(load_suite("actor-critic", "pendulum"))
     assert "cross-entropy" in q_network and "MAD" not in q_network
     assert "MAD and critic" in actor_critic and "cross-entropy" not in actor_critic
