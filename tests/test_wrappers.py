@@ -211,6 +211,30 @@ def test_batched_rollout_uses_the_same_transforms(q_net):
         rollout(observation_noise=noise, observation_transform=ObservationNoiseTransform(0.1))
 
 
+@pytest.mark.parametrize("ids", [(NOMINAL_ID, "robustrl/CartPoleHeavy-v1"),
+                                 ("robustrl/Acrobot-v1", "robustrl/AcrobotHeavyUpperLink-v1")])
+def test_each_block_of_a_batched_rollout_has_its_own_starts_the_same_for_every_policy(ids):
+    from robustrl.experiments.evaluation import greedy_returns_by_id
+
+    def starts_of(action: int) -> np.ndarray:
+        seen: list[np.ndarray] = []
+
+        def policy(obs: np.ndarray) -> np.ndarray:
+            if not seen:
+                seen.append(obs.copy())
+            return np.full(len(obs), action, dtype=np.int64)
+
+        greedy_returns_by_id(policy, ids, 3, seed=5)
+        return seen[0]
+
+    first = starts_of(0)
+    np.testing.assert_array_equal(first, starts_of(1))  # another policy, the same starts
+    assert not np.array_equal(first[:3], first[3:])  # the second id's block starts elsewhere
+    if ids[0] != NOMINAL_ID:  # a SyncVectorEnv family: sub-environment i is reset with seed + i
+        single = np.array([gym.make(ids[0]).reset(seed=5 + i)[0] for i in range(6)], dtype=np.float32)
+        np.testing.assert_array_equal(first, single)
+
+
 def test_an_agents_q_network_is_the_attacked_model_of_its_greedy_policy():
     from stable_baselines3 import DQN
 

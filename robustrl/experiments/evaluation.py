@@ -167,7 +167,11 @@ def greedy_rollout(policy: Policy, env_id: str, n_episodes: int, seed: int, *, m
     it tells apart policies that all reach the step limit (one that drifts to the edge of termination
     from one that keeps well inside it). ``max_episode_steps`` is the registered limit unless given.
     ``parameters`` override the physics; arrays of shape ``(n_episodes,)`` give each episode its own value.
-    The initial states come from ``seed``.
+    The initial states come from ``seed``, one per sub-environment (:func:`~robustrl.envs.make_vector_env`:
+    ``reset(seed=seed + i)`` for sub-environment ``i``, or row ``i`` of one draw where the family has a vector
+    env), so episodes in different blocks of one batch (two physics, two noise levels) start from different
+    states, while every policy run with the same ``seed`` and batch layout starts from the same ones
+    (comparisons of agents on one condition are paired by initial state).
     ``observation_noise`` (a per-dimension half-width) shows the policy ``s + noise * u`` with ``u``
     uniform in [-1, 1]^d drawn from ``noise_seed``, while the env, the margin and the return use ``s``.
     More generally, ``observation_transform`` maps the batch of true states to what the policy sees and
@@ -223,7 +227,8 @@ def greedy_returns_by_id(policy: Policy, env_ids: tuple[str, ...], n_episodes: i
 
     The ids differ only in their physics (the keyword arguments of their registrations), so one vector env with
     per-env parameter arrays runs them all at once: sub-envs ``[k * n_episodes, (k + 1) * n_episodes)`` have the
-    physics of ``env_ids[k]``. Initial states come from ``seed``.
+    physics of ``env_ids[k]``. Initial states come from ``seed`` as in :func:`greedy_rollout`: each id's block
+    has its own initial states, the same for every policy.
     """
     import gymnasium as gym
 

@@ -288,8 +288,10 @@ def channel_returns(model: Any, channel: str, levels: list[float], episodes: int
                     state_scale: list[float], attack: dict[str, Any], env_id: str | None = None) -> np.ndarray:
     """Greedy returns of an SB3 DQN ``model`` on one channel, shape ``(len(levels), episodes)``.
 
-    One batched rollout on the nominal env ``env_id`` (default: the default task's), ``episodes`` sub-environments per level; initial states from
-    ``seed``, every perturbation's randomness from streams derived from ``seed`` and the channel's name.
+    One batched rollout on the nominal env ``env_id`` (default: the default task's), ``episodes`` sub-environments
+    per level; initial states from ``seed`` (:func:`~robustrl.experiments.evaluation.greedy_rollout`: each level
+    has its own initial states, the same for every agent), every perturbation's randomness from streams derived
+    from ``seed`` and the channel's name.
     The agent acts in the evaluation precision (float64); the attacks search in ``attack["precision"]``.
     """
     from robustrl.attacks import ACTOR_OBJECTIVES, FGM, PGDEnsemble, WorstOf
