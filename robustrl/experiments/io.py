@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_with",
     "file_sha256",
+    "json_text",
     "model_bytes",
     "packaged_names",
     "read_json",
@@ -97,9 +99,31 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(data: Any) -> str:
+    """``data`` as the JSON text robustrl writes (with a final newline): keys sorted, objects and lists of lists
+    indented by two spaces, a list of plain values (numbers, strings, booleans, null) on one line, so an episode's
+    returns or a parameter grid take one line each; ``inf`` is written as ``Infinity``, as :func:`json.dumps` does.
+    """
+    flat: list[str] = []
+    tag = secrets.token_hex(8)  # marks the one-line lists; a string of the data cannot hold it by chance
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: mark(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            if all(not isinstance(item, (dict, list, tuple)) for item in value):
+                flat.append(json.dumps(list(value)))
+                return f"{tag}:{len(flat) - 1}"
+            return [mark(item) for item in value]
+        return value
+
+    text = json.dumps(mark(data), indent=2, sort_keys=True)
+    return re.sub(f'"{tag}:(\\d+)"', lambda m: flat[int(m.group(1))], text) + "\n"
+
+
 def atomic_write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically (``inf`` is written as ``Infinity``)."""
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Write ``data`` to ``path`` atomically as :func:`json_text` formats it."""
+    return atomic_write_text(path, json_text(data))
 
 
 def atomic_write_with(path: str | Path, writer: Callable[[io.BytesIO], Any]) -> Path:

@@ -23,7 +23,13 @@ from robustrl.envs import ENV_IDS, NOMINAL_ID
 from robustrl.experiments import RunSpec, evaluate_run, evaluate_runs, load_run_model, robustness_run, train_run
 from robustrl.experiments.compare import compact_run, compare_runs
 from robustrl.experiments.evaluation import greedy_policy, greedy_returns_by_id
-from robustrl.experiments.io import atomic_write_bytes, atomic_write_json, model_bytes, remove_temporaries
+from robustrl.experiments.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    json_text,
+    model_bytes,
+    remove_temporaries,
+)
 from robustrl.experiments.training import checkpoint_files, is_complete, save_final_checkpoint
 
 TINY = {"n_timesteps": 400, "eval_freq": 200, "eval_episodes": 2, "learning_starts": 100,
@@ -169,6 +175,20 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == mode
+
+
+def test_json_is_written_with_plain_lists_on_one_line_and_reads_back_equal(tmp_path):
+    data = {"returns": [[500.0, 12.5], [float("inf"), -1]], "b": {"levels": (0.01, 0.2), "none": []},
+            "a": [{"k": "x\"[1, 2]"}, [True, None]], "tag": "\u0000"}
+    path = atomic_write_json(tmp_path / "d.json", data)
+    text = path.read_text()
+    assert text == json_text(data) and text.endswith("}\n")
+    assert json.loads(text) == {**data, "b": {"levels": [0.01, 0.2], "none": []}}
+    lines = text.splitlines()
+    assert lines[lines.index('  "returns": ['):][:4] == ['  "returns": [', "    [500.0, 12.5],", "    [Infinity, -1]", "  ],"]
+    assert '    "levels": [0.01, 0.2],' in lines and '    "none": []' in lines and "    [true, null]" in lines
+    assert lines.index('  "a": [') < lines.index('  "b": {') < lines.index('  "returns": [')  # keys sorted
+    assert '      "k": "x\\"[1, 2]"' in lines  # a string that looks like a list stays a string
 
 
 def _zip_run(trained: Path, root: Path) -> Path:
