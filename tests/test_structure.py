@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
 from pathlib import Path
+
+import pytest
 
 import robustrl
 
@@ -113,3 +117,16 @@ def test_no_experiment_or_agent_module_names_cartpole_or_one_of_its_parameters()
              for folder in ("experiments", "agents") for path in sorted((ROOT / "robustrl" / folder).rglob("*.py"))
              for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_committed_json_is_in_the_layout_robustrl_writes():
+    """Files copied in from an older robustrl are rewritten by scripts/format_json.py before they are committed."""
+    from robustrl.experiments.io import json_text
+
+    listed = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True)
+    files = [ROOT / f for f in listed.stdout.split() if f.endswith(".json")] if listed.returncode == 0 else []
+    if not files:
+        pytest.skip("not a git checkout with committed results")
+    other = [str(f.relative_to(ROOT)) for f in files if f.is_file()
+             and (text := f.read_text(encoding="utf-8")) != json_text(json.loads(text))]
+    assert not other, f"{len(other)} files, e.g. {other[:3]}: python scripts/format_json.py results"
