@@ -32,21 +32,23 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"no such file or folder: {', '.join(missing)}")
     files = sorted({f for p in args.paths for f in ([p] if p.is_file() else p.rglob("*.json"))})
-    changed, before, after = [], 0, 0
-    for path in files:
+    texts = {}
+    for path in files:  # every file is read and checked before any is written
         old = path.read_text(encoding="utf-8")
         try:
             data = json.loads(old)
         except json.JSONDecodeError as err:
             parser.error(f"{path} is not JSON: {err}")
         new = json_text(data)
-        if new == old:
-            continue
-        if canonical(json.loads(new)) != canonical(data):  # the format must not change the data
-            raise AssertionError(f"{path}: the rewritten text reads back to other data")
-        changed.append(path)
-        before, after = before + len(old.encode()), after + len(new.encode())
-        if not args.check:
+        if new != old:
+            if canonical(json.loads(new)) != canonical(data):  # the format must not change the data
+                raise AssertionError(f"{path}: the rewritten text reads back to other data")
+            texts[path] = (old, new)
+    changed = list(texts)
+    before = sum(len(old.encode()) for old, _ in texts.values())
+    after = sum(len(new.encode()) for _, new in texts.values())
+    if not args.check:
+        for path, (_, new) in texts.items():
             atomic_write_text(path, new)
     verb = "not in the format" if args.check else "rewritten"
     for path in changed if args.check else []:
