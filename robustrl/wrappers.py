@@ -165,9 +165,9 @@ class ActionNoiseTransform:
 
     def __call__(self, actions: Any) -> Any:
         """The actions the environment executes (same shape and dtype as ``actions``)."""
-        chosen = np.asarray(actions)
         if self.std == 0:
             return actions
+        chosen = np.asarray(actions)
         noisy = chosen + self.std * self.half_width * self.rng.standard_normal(chosen.shape)
         executed = np.clip(noisy, self.action_space.low, self.action_space.high).astype(chosen.dtype, copy=False)
         return executed if isinstance(actions, np.ndarray) else executed[()]
