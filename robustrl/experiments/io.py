@@ -29,6 +29,7 @@ __all__ = [
     "ABANDONED_AFTER",
     "atomic_write_bytes",
     "atomic_write_json",
+    "atomic_write_png",
     "atomic_write_text",
     "atomic_write_with",
     "file_sha256",
@@ -135,6 +136,28 @@ def atomic_write_with(path: str | Path, writer: Callable[[io.BytesIO], Any]) -> 
     buffer = io.BytesIO()
     writer(buffer)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+#: Colours of a PNG written by :func:`atomic_write_png`.
+PNG_COLOURS = 256
+
+
+def atomic_write_png(path: str | Path, fig: Any, dpi: int, *, tight: bool = True) -> Path:
+    """Write the matplotlib figure ``fig`` to ``path`` atomically as an 8-bit palette PNG at ``dpi``.
+
+    matplotlib renders an RGBA image; on the figures' opaque background the alpha channel is constant, and their
+    lines, markers, text and translucent bands use few colours, so the image is reduced to :data:`PNG_COLOURS`
+    colours (Pillow's median cut, deterministic) and saved with Pillow's ``optimize``: about a third of matplotlib's
+    file, the same picture to the eye. ``tight`` crops to the drawn area (``bbox_inches="tight"``).
+    """
+    from PIL import Image
+
+    rendered = io.BytesIO()
+    fig.savefig(rendered, format="png", dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
+    rendered.seek(0)
+    with Image.open(rendered) as image:
+        palette = image.convert("RGB").quantize(PNG_COLOURS, method=Image.Quantize.MEDIANCUT)
+    return atomic_write_with(path, lambda f: palette.save(f, format="PNG", optimize=True))
 
 
 def model_bytes(model: Any) -> bytes:

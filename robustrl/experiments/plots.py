@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import offset_copy
 
 from robustrl.experiments.curves import NOT_COMPUTED, read_views
-from robustrl.experiments.io import atomic_write_with
+from robustrl.experiments.io import atomic_write_png
 from robustrl.experiments.records import complete_runs, read_meta
 from robustrl.experiments.tables import BOOTSTRAP_RESAMPLES, agent_label, bootstrap_ci_columns
 from robustrl.experiments.run_files import runs_task
@@ -75,8 +75,9 @@ def _meta_label(meta: dict) -> str:
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
-    """Save ``fig`` as a PNG (``dpi``, tight box) to ``path`` atomically; returns the path."""
-    return atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+    """Save ``fig`` as a palette PNG (``dpi``, tight box) to ``path`` atomically
+    (:func:`~robustrl.experiments.io.atomic_write_png`); returns the path."""
+    return atomic_write_png(path, fig, dpi)
 
 
 def agent_color(label: str) -> str:

@@ -16,14 +16,13 @@ The results follow ``rliable``'s definitions (the median is the median of the pe
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from robustrl.checks import check_int
-from robustrl.experiments.io import atomic_write_bytes
+from robustrl.experiments.io import atomic_write_png
 
 __all__ = [
     "aggregate",
@@ -373,6 +372,4 @@ def plot_performance_profiles(profiles: Mapping[str, np.ndarray], path: str | Pa
     ax.set_title(f"{title}: {level:.0%} stratified bootstrap CIs ({resamples} resamples)")
     ax.legend()
     ax.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return atomic_write_png(path, fig, 130)

@@ -25,7 +25,7 @@ from robustrl.kernels import kernel_report
 from robustrl.supervised._checks import check_choice
 from robustrl.supervised.attacks import targeted_starts
 from robustrl.supervised.data import DATASETS, Dataset, load_dataset, subset
-from robustrl.experiments.io import atomic_write_json, atomic_write_text, atomic_write_with, read_json
+from robustrl.experiments.io import atomic_write_json, atomic_write_png, atomic_write_text, atomic_write_with, read_json
 from robustrl.supervised.methods import METHODS, MethodConfig, make_method, needs_mmc_head
 from robustrl.supervised.models import make_model
 from robustrl.supervised.training import (
@@ -786,7 +786,7 @@ def plot_accuracy(runs: Sequence[dict], path: Path | str) -> Path:
     fig.suptitle(f"{runs[0]['config']['dataset']}: test accuracy, mean over {'/'.join(map(str, n_seeds))} "
                  "seeds, bars ±1 std", fontsize=9)
     fig.tight_layout(rect=(0, 0.12 if len(norms) > 1 else 0.2, 1, 0.97))
-    atomic_write_with(path, lambda f: fig.savefig(f, dpi=100, format="png"))
+    atomic_write_png(path, fig, 100, tight=False)
     return Path(path)
 
 

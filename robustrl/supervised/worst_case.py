@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from robustrl.estimators import check_eta, check_rho, entropic_risk, sample_worst_case
-from robustrl.experiments.io import atomic_write_with
+from robustrl.experiments.io import atomic_write_png
 
 __all__ = [
     "ball_grid",
@@ -67,7 +67,7 @@ def plot_worst_case_1d(path: Path | str, etas: Sequence[float] = (1.0, 2.0, 5.0,
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper center")
     fig.suptitle(f"Worst-case distribution, f(z) = z², x = 0, ρ = {rho:g}", fontsize=10)
     fig.tight_layout()
-    atomic_write_with(path, lambda f: fig.savefig(f, dpi=120, format="png"))
+    atomic_write_png(path, fig, 120, tight=False)
     return Path(path)
 
 

@@ -243,3 +243,29 @@ def test_set_error_bars_span_the_bootstrap_interval_as_it_is(captured, tmp_path)
     assert any(stats[key].ci_high < stats[key].value for key in ("worst", "cvar"))  # drawn, not clipped away
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["robust (6 seeds)"]
     assert fig.get_suptitle() and "95 % percentile bootstrap CI over seeds" in _caption(fig)
+
+
+def test_figures_are_saved_as_palette_pngs_with_their_colours_and_size(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from robustrl.experiments.io import atomic_write_png
+
+    fig = Figure(figsize=(3, 2))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.fill_between([0, 1], 0, 1, color="#d62728")
+    ax.fill_between([1, 2], 0, 1, color="#1f77b4", alpha=0.2)  # a translucent band over the white background
+    ax.set_xlim(0, 2)
+    ax.set_ylim(0, 1)
+    rendered = io.BytesIO()
+    fig.savefig(rendered, format="png", dpi=50)
+    path = atomic_write_png(tmp_path / "figure.png", fig, 50, tight=False)
+    with Image.open(path) as saved, Image.open(rendered) as original:
+        assert saved.mode == "P" and saved.size == original.size == (150, 100)
+        rgb = saved.convert("RGB")
+        assert rgb.getpixel((30, 50)) == original.getpixel((30, 50))[:3] == (214, 39, 40)
+        assert rgb.getpixel((120, 50)) == original.getpixel((120, 50))[:3]  # the band's blend, kept exactly
+    assert path.stat().st_size < len(rendered.getvalue())
+    assert not list(tmp_path.glob(".*.tmp"))
