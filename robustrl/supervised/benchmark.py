@@ -25,7 +25,13 @@ from robustrl.kernels import kernel_report
 from robustrl.supervised._checks import check_choice
 from robustrl.supervised.attacks import targeted_starts
 from robustrl.supervised.data import DATASETS, Dataset, load_dataset, subset
-from robustrl.experiments.io import atomic_write_json, atomic_write_png, atomic_write_text, atomic_write_with, read_json
+from robustrl.experiments.io import (
+    atomic_write_json,
+    atomic_write_png,
+    atomic_write_text,
+    atomic_write_with,
+    read_json,
+)
 from robustrl.supervised.methods import METHODS, MethodConfig, make_method, needs_mmc_head
 from robustrl.supervised.models import make_model
 from robustrl.supervised.training import (
