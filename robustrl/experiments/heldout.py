@@ -20,11 +20,16 @@ and not a judgement made after seeing the numbers::
                                           # highest-nominal (the highest nominal mean; ties by prefer)
     reference: [{kappa: 0.01, sa_loss: pgd}]   # settings reported beside the winner (optional)
     also_report: [robustrl/AcrobotHeavyUpperLink-v1]  # ids shown and averaged, not scored (optional)
+    incumbent:                            # the setting in use, chosen by an earlier sweep on the same seeds
+      name: robust-sa (packaged)          # (optional): the chosen row of that sweep's choice.csv, rescored
+      choice: results/sweeps/old/choice.csv  # by this rule; a winner replaces it only if it scores more than
+                                          # `tolerance` above it (or it misses the nominal bar)
 
 The evaluation ids are read from the runs' ``eval.json``; the suite channels from the
 ``robustness_table.csv`` that ``robustrl robustness --runs RUNS --out RESULTS`` writes for the sweep's runs.
 :func:`apply_rule` scores every setting and picks the winner; :func:`write_choice` writes ``choice.md`` and
-``choice.csv`` (``scripts/heldout_choice.py`` does both).
+``choice.csv`` (``scripts/heldout_choice.py`` does both). A relative ``incumbent.choice`` path is read from the
+working directory (the repository's root).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ SCORES = ("mean", "min")
 #: What a rule does when no setting reaches the nominal bar.
 NONE_ELIGIBLE = ("none", "highest", "highest-nominal")
 _RULE_KEYS = ("sweep", "score", "conditions", "nominal_at_least", "tolerance", "prefer", "if_none_eligible",
-              "reference", "also_report")
+              "reference", "also_report", "incumbent")
 
 
 @dataclass(frozen=True)
@@ -86,19 +91,22 @@ class HeldoutRule:
     if_none_eligible: str = "none"
     reference: tuple[dict[str, Any], ...] = ()
     also_report: tuple[str, ...] = ()
+    incumbent: tuple[str, str] | None = None
     source: str = "<rule>"
 
 
 @dataclass
 class Choice:
     """The scored settings of a sweep (one dict per setting, in the sweep's order) and the winner's index (None
-    when the rule chooses nothing), with the reason in words."""
+    when the rule chooses nothing, or keeps the incumbent), with the reason in words; ``incumbent`` is the rule's
+    incumbent rescored (None without one)."""
 
     rule: HeldoutRule
     grid_keys: tuple[str, ...]
     rows: list[dict[str, Any]]
     winner: int | None
     reason: str
+    incumbent: dict[str, Any] | None = None
 
 
 def _number(source: str, path: str, value: Any) -> float:
@@ -166,11 +174,39 @@ def load_rule(path: str | Path) -> HeldoutRule:
     also = data.get("also_report") or []
     if not isinstance(also, list) or not all(isinstance(i, str) and i for i in also):
         raise file_error(source, "also_report", f"expected a list of env ids, got {also!r}")
+    incumbent = None
+    if "incumbent" in data:
+        item = check_mapping(source, "incumbent", data["incumbent"], ("name", "choice"))
+        for key in ("name", "choice"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise file_error(source, f"incumbent.{key}", f"expected a non-empty string, got {item.get(key)!r}")
+        incumbent = (item["name"], item["choice"])
     return HeldoutRule(
         sweep=data["sweep"], score=data["score"], conditions=tuple(conditions),
         nominal_at_least=None if nominal is None else _number(source, "nominal_at_least", nominal),
         tolerance=tolerance, prefer=tuple(prefer), if_none_eligible=data.get("if_none_eligible", "none"),
-        reference=tuple(reference), also_report=tuple(also), source=source)
+        reference=tuple(reference), also_report=tuple(also), incumbent=incumbent, source=source)
+
+
+def _incumbent(rule: HeldoutRule, columns: list[str]) -> dict[str, Any]:
+    """The chosen row of the incumbent's ``choice.csv``, rescored by ``rule`` over ``columns`` (this sweep's
+    condition labels); ``ValueError`` if the file is missing, has no single chosen row, or lacks a column."""
+    assert rule.incumbent is not None
+    name, path = rule.incumbent
+    rows = read_table_rows(path, f"the incumbent's held-out choice ({rule.source}: incumbent.choice)")
+    chosen = [row for row in rows if row.get("chosen") == "True"]
+    if len(chosen) != 1:
+        raise ValueError(f"{path}: expected one chosen row for the incumbent, found {len(chosen)}")
+    row = chosen[0]
+    missing = [c for c in ["nominal", "seeds", *columns] if c not in row]
+    if missing:
+        raise ValueError(f"{path} has no column {', '.join(repr(c) for c in missing)}: the incumbent must have been "
+                         f"scored on the same conditions as {rule.sweep}")
+    values = {c: float(row[c]) for c in columns}
+    score = float(np.mean(list(values.values()))) if rule.score == "mean" else float(np.min(list(values.values())))
+    nominal = float(row["nominal"])
+    return {"name": name, "source": path, "seeds": int(row["seeds"]), "nominal": nominal, "values": values,
+            "score": score, "eligible": rule.nominal_at_least is None or nominal >= rule.nominal_at_least}
 
 
 def _suite_cells(results_dir: Path) -> dict[tuple[str, str], dict[float | None, tuple[float, int]]]:
@@ -289,8 +325,31 @@ def apply_rule(rule: HeldoutRule, spec: SweepSpec, runs_dir: str | Path, results
     if incomplete:
         return Choice(rule, tuple(spec.grid), rows, None,
                       f"no choice: {len(incomplete)} setting(s) are incomplete, and the rule applies to the whole sweep")
+    incumbent = _incumbent(rule, list(rows[0]["values"])) if rule.incumbent and rows else None
     winner, reason = _choose(rule, rows)
-    return Choice(rule, tuple(spec.grid), rows, winner, reason)
+    if incumbent is not None:
+        winner, reason = _against_incumbent(rule, rows, winner, reason, incumbent)
+    return Choice(rule, tuple(spec.grid), rows, winner, reason, incumbent)
+
+
+def _against_incumbent(rule: HeldoutRule, rows: list[dict[str, Any]], winner: int | None, reason: str,
+                       incumbent: dict[str, Any]) -> tuple[int | None, str]:
+    """The sweep's winner replaces the incumbent if it reaches the nominal bar the incumbent misses, or if both
+    are on the same side of that bar and the sweep's highest score there is more than the tolerance above the
+    incumbent's."""
+    name, score = incumbent["name"], incumbent["score"]
+    if winner is None:
+        return None, f"{reason}; the incumbent {name} stays"
+    best = rows[winner]
+    if not best["eligible"] and incumbent["eligible"]:
+        return None, f"{reason}; the incumbent {name} stays: it reaches the nominal bar and the sweep's best does not"
+    top = max(row["score"] for row in rows if row["eligible"] or not best["eligible"])
+    if incumbent["eligible"] == best["eligible"] and top <= score + rule.tolerance:
+        among = " among its eligible settings" if best["eligible"] else ""
+        return None, (f"the incumbent {name} stays: the sweep's highest score{among}, {top:.1f}, is not more than "
+                      f"{rule.tolerance:g} points above the incumbent's {score:.1f}")
+    return winner, f"{reason}; above the incumbent {name}'s {score:.1f}" + (
+        "" if incumbent["eligible"] else f" (which misses the nominal bar, {incumbent['nominal']:.1f})")
 
 
 def _choose(rule: HeldoutRule, rows: list[dict[str, Any]]) -> tuple[int | None, str]:
@@ -337,6 +396,13 @@ def write_choice(choice: Choice, out_dir: str | Path, command: str) -> list[Path
               *(f"{c} (not scored)" for c in also), ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     records = []
+    if choice.incumbent is not None:
+        inc = choice.incumbent
+        lines.append("| " + " | ".join([
+            f"{inc['name']} (incumbent)", *("–" for _ in choice.grid_keys), str(inc["seeds"]), _cell(inc["nominal"]),
+            *(_cell(inc["values"].get(c, math.nan)) for c in columns), _cell(inc["score"]),
+            "yes" if inc["eligible"] else "no", *("–" for _ in also),
+            "**kept**" if choice.winner is None else "incumbent"]) + " |")
     for i, row in enumerate(choice.rows):
         mark = "**chosen**" if i == choice.winner else ("reference" if row["reference"] else "")
         lines.append("| " + " | ".join([
@@ -348,6 +414,8 @@ def write_choice(choice: Choice, out_dir: str | Path, command: str) -> list[Path
                         **{c: round(row["values"].get(c, math.nan), 3) for c in columns}, "score": round(row["score"], 3),
                         "eligible": row["eligible"], **{f"{c} (not scored)": round(row["reported"][c], 3) for c in also},
                         "chosen": i == choice.winner})
+    if choice.incumbent is not None:
+        lines += ["", f"The incumbent's row is the chosen row of `{choice.incumbent['source']}`, rescored by this rule."]
     if choice.winner is None:
         lines += ["", f"**{choice.reason}.**"]
     else:

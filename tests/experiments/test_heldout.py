@@ -121,6 +121,58 @@ def test_a_sweep_with_missing_seeds_is_refused_or_scored_without_a_winner(tmp_pa
         apply_rule(_rule(tmp_path), spec, runs, results)
 
 
+def _incumbent_csv(tmp_path, nominal=500, pgd05=400, pgd1=300, chosen=True, columns=("pgd-linf 0.05", "pgd-linf 0.1")):
+    path = tmp_path / "old" / "choice.csv"
+    path.parent.mkdir(exist_ok=True)
+    values = {"pgd-linf 0.05": pgd05, "pgd-linf 0.1": pgd1}
+    header = ["agent", "kappa", "seeds", "nominal", *columns, "score", "eligible", "chosen"]
+    rows = [["sa-dqn", "0.03", "10", str(nominal), *(str(values[c]) for c in columns), "0", "True", str(chosen)],
+            ["sa-dqn", "0.5", "10", "500", *("1" for _ in columns), "1", "True", "False"]]
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    return str(path)
+
+
+def test_an_incumbent_is_replaced_only_by_a_setting_more_than_the_tolerance_above_it(tmp_path):
+    spec, runs, results = _sweep(tmp_path)  # the sweep's best: kappa 0.01, sa_eps 0.1, score 351.0 (mean rule)
+    kept = apply_rule(_rule(tmp_path, incumbent={"name": "old", "choice": _incumbent_csv(tmp_path)}),
+                      spec, runs, results)  # the incumbent's own score: (400 + 300) / 2 = 350, rescored by the rule
+    assert kept.winner is None and kept.incumbent["score"] == 350.0
+    assert kept.reason.startswith("the incumbent old stays: the sweep's highest score among its eligible "
+                                  "settings, 351.5, is not more than 2 points")  # 351.5 is kappa 0.05, sa_eps 0.05
+    text = write_choice(kept, results, "heldout_choice")[0].read_text()
+    assert "| old (incumbent) | – | – | 10 | 500.0 | 400.0 | 300.0 | 350.0 | yes | **kept** |" in text
+    assert "**the incumbent old stays" in text and "chosen row of" in text
+    lower = apply_rule(_rule(tmp_path, incumbent={"name": "old", "choice": _incumbent_csv(tmp_path, pgd1=280)}),
+                       spec, runs, results)  # 340: the sweep's 351.0 is more than 2 points above it
+    assert _chosen(lower) == {"kappa": 0.01, "sa_eps": 0.1} and lower.reason.endswith("above the incumbent old's 340.0")
+    unfit = apply_rule(_rule(tmp_path, incumbent={"name": "old", "choice": _incumbent_csv(tmp_path, nominal=480)}),
+                       spec, runs, results)  # a higher score cannot keep an incumbent that misses the nominal bar
+    assert _chosen(unfit) == {"kappa": 0.01, "sa_eps": 0.1} and "misses the nominal bar, 480.0" in unfit.reason
+    strict = _rule(tmp_path, nominal_at_least=501, incumbent={"name": "old", "choice": _incumbent_csv(tmp_path)})
+    assert apply_rule(strict, spec, runs, results).reason.endswith("the incumbent old stays")
+    both_short = {"nominal_at_least": 501, "if_none_eligible": "highest"}  # neither reaches the bar: scores decide
+    choice = apply_rule(_rule(tmp_path, **both_short, incumbent={"name": "old", "choice": _incumbent_csv(tmp_path)}),
+                        spec, runs, results)
+    assert _chosen(choice) == {"kappa": 0.05, "sa_eps": 0.1}  # 499.0 against the incumbent's 350.0
+    high = _incumbent_csv(tmp_path, pgd05=499, pgd1=498)
+    choice = apply_rule(_rule(tmp_path, **both_short, incumbent={"name": "old", "choice": high}), spec, runs, results)
+    assert choice.winner is None and "highest score, 499.0, is not more than 2 points above" in choice.reason
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"columns": ("pgd-linf 0.05",)}, "has no column 'pgd-linf 0.1': the incumbent must have been scored"),
+    ({"chosen": False}, "expected one chosen row for the incumbent, found 0"),
+])
+def test_an_incumbent_must_be_one_chosen_row_with_the_rules_conditions(tmp_path, kwargs, message):
+    spec, runs, results = _sweep(tmp_path)
+    rule = _rule(tmp_path, incumbent={"name": "old", "choice": _incumbent_csv(tmp_path, **kwargs)})
+    with pytest.raises(ValueError, match=message):
+        apply_rule(rule, spec, runs, results)
+    with pytest.raises(ValueError, match="nosuch.csv not found: the incumbent's held-out choice"):
+        apply_rule(_rule(tmp_path, incumbent={"name": "old", "choice": str(tmp_path / "nosuch.csv")}),
+                   spec, runs, results)
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"score": "median"}, "score: expected one of mean, min"),
     ({"conditions": [{"id": HEAVY, "channel": "pgd-linf"}]}, r"conditions\[0\]: give either id or channel"),
@@ -130,6 +182,8 @@ def test_a_sweep_with_missing_seeds_is_refused_or_scored_without_a_winner(tmp_pa
     ({"tolerance": -1}, "tolerance: expected a number >= 0"),
     ({"scores": "mean"}, "scores: unknown key"),
     ({"also_report": HEAVY}, "also_report: expected a list of env ids"),
+    ({"incumbent": {"name": "", "choice": "c.csv"}}, "incumbent.name: expected a non-empty string"),
+    ({"incumbent": {"name": "old", "csv": "c.csv"}}, "incumbent.csv: unknown key"),
 ])
 def test_a_bad_rule_file_is_named_with_its_key(tmp_path, fields, message):
     with pytest.raises(ValueError, match=f"rule.yml: {message}"):
@@ -162,3 +216,5 @@ def test_the_packaged_rules_fit_their_sweep_files(name):
     assert all(set(ref) == set(spec.grid) for ref in rule.reference)
     assert all(c.id in spec.eval_ids for c in rule.conditions if c.id)
     assert set(rule.also_report) <= set(spec.eval_ids)
+    if rule.incumbent:  # the incumbent's committed choice, read from the repository's root
+        assert (CONFIGS.parents[1] / rule.incumbent[1]).is_file()
