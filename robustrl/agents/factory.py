@@ -263,7 +263,7 @@ def make_agent(cfg: AgentConfig, env: gym.Env | Any, seed: int, **kwargs: Any) -
     becomes SB3's ``NormalActionNoise`` with that standard deviation on every action dimension."""
     cls = AGENT_CLASSES[cfg.algo]
     outputs = {} if cfg.tensorboard_log is None else {"tensorboard_log": cfg.tensorboard_log}
-    algorithm_kwargs = dict(cfg.dqn_kwargs)
+    algorithm_kwargs = copy.deepcopy(dict(cfg.dqn_kwargs))  # SB3 writes into policy_kwargs (use_sde)
     robust_kwargs = dict(cfg.robust_kwargs)
     if cfg.algo == "PRMDPTD3":
         robust_kwargs["alpha"] = robust_kwargs.pop("pr_alpha")

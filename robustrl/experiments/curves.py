@@ -92,6 +92,9 @@ def _evaluation_defaults() -> tuple[int, str]:
 
 
 def _check_grid(grid: dict[str, list[float]], task: Any) -> dict[str, list[float]]:
+    if not grid:
+        raise ValueError(f"task {task.name} has no parameter grid for robustness curves or surfaces (its task file "
+                         "gives no `parameters`): judge it on its uncertainty sets with `robustrl robustness`")
     for parameter, values in grid.items():
         task.check_params({parameter: values}, num_envs=len(values))
     return {parameter: list(values) for parameter, values in grid.items()}

@@ -48,6 +48,7 @@ class ReproduceConfig:
     #: the agents to train; None: every agent the task's hyperparameters configure, in :data:`TABLE_AGENTS`' order
     agents: tuple[str, ...] | None = None
     episodes: int = 100
+    #: episodes per value of the task's robustness-curve grid (none are run for a task without a grid)
     robustness_episodes: int = 20
     out: Path = Path("runs/reproduce")
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -188,17 +189,20 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     runs_dir = cfg.out / "runs"
     specs = [RunSpec(agent, seed, task.nominal_id, overrides=dict(cfg.overrides))
              for agent in cfg.resolved_agents for seed in range(cfg.seeds)]
+    # A task without a parameter grid (judged on its uncertainty sets by `robustrl robustness`) has no curves.
+    robustness_episodes = cfg.robustness_episodes if task.curve_grid else 0
     reuse = [s.name for s in specs if is_weightless(runs_dir / s.name)
-             and records_hold(runs_dir / s.name, task.ids, cfg.episodes, cfg.robustness_episodes)]
+             and records_hold(runs_dir / s.name, task.ids, cfg.episodes, robustness_episodes)]
     run_dirs = train_runs(specs, runs_dir, config, cfg.jobs, cfg.backend, cfg.address, reuse=reuse)
-    evaluate_runs(run_dirs, cfg.episodes, cfg.robustness_episodes, task.ids, jobs=cfg.jobs, backend=cfg.backend,
+    evaluate_runs(run_dirs, cfg.episodes, robustness_episodes, task.ids, jobs=cfg.jobs, backend=cfg.backend,
                   address=cfg.address)
     command = command or "robustrl " + shlex.join(sys.argv[1:])
     summary = {agent: config_summary(AgentConfig.resolve(config, task.nominal_id, agent, cfg.overrides).to_dict())
                for agent in cfg.resolved_agents}
     outputs = write_reward_tables(runs_dir, cfg.out, command, summary)
     outputs.append(plot_training_curves(runs_dir, cfg.out / "training_curves.png"))
-    outputs.append(plot_robustness_curves(runs_dir, cfg.out / "robustness_curves.png"))
+    if robustness_episodes:
+        outputs.append(plot_robustness_curves(runs_dir, cfg.out / "robustness_curves.png"))
     outputs.append(atomic_write_json(cfg.out / "reproduce.json", {
         "command": command, "seeds": cfg.seeds, "episodes": cfg.episodes, "agents": summary,
         "evaluation_seed": EVALUATION_SEED}))

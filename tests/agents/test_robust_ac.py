@@ -258,6 +258,17 @@ def test_an_agent_can_name_its_own_family_so_sac_and_td3_share_one_env_id():
         AgentConfig.resolve(config, "robustrl/Pendulum-v1", "td3", {"ent_coef": 0.1})
 
 
+def test_building_an_agent_leaves_its_config_as_it_was():
+    from robustrl.agents import AgentConfig, load_config, make_agent
+
+    sac = AgentConfig.resolve(load_config(None, "sac.yml"), "robustrl/Pendulum-v1", "regular",
+                              {"policy_kwargs": {"net_arch": [16, 16]}})
+    model = make_agent(sac, gym.make("robustrl/Pendulum-v1"), seed=0)
+    assert "use_sde" in model.policy_kwargs  # SB3 writes into the policy_kwargs it is given ...
+    assert sac.dqn_kwargs["policy_kwargs"] == {"net_arch": [16, 16]}  # ... a copy, not the config's (whose check
+    AgentConfig.resolve(load_config(None, "sac.yml"), "robustrl/Pendulum-v1", "regular", sac.dqn_kwargs)  # refuses it)
+
+
 @pytest.mark.parametrize("objective", ["mad", "critic"])
 def test_actor_attacks_beat_random_points_of_the_ball_and_stay_in_it(objective):
     from robustrl.attacks import ActorAttack

@@ -122,6 +122,23 @@ def test_reproduce_end_to_end_and_rerun_skips(tmp_path):
     assert not any(path.exists() for path in weights) and (run / "meta.json").stat().st_mtime_ns == stamp
 
 
+def test_a_task_without_a_parameter_grid_reproduces_without_robustness_curves(tmp_path):
+    pytest.importorskip("mujoco", reason="MuJoCo is not installed (the robustrl[mujoco] extra)")
+    from robustrl.experiments import robustness_run
+
+    tiny = {"n_timesteps": 300, "learning_starts": 100, "eval_freq": 150, "eval_episodes": 1, "batch_size": 16,
+            "buffer_size": 1000, "policy_kwargs": {"net_arch": [16, 16]}}
+    cfg = ReproduceConfig(seeds=1, agents=("regular",), episodes=2, out=tmp_path, jobs=1, overrides=tiny,
+                          task="invertedpendulum")  # judged on RRLS's sets: no curve grid
+    names = {p.name for p in reproduce(cfg, command="robustrl reproduce --test")}
+    assert {"reward_table.csv", "training_curves.png"} <= names and "robustness_curves.png" not in names
+    run = tmp_path / "runs" / "InvertedPendulum-v5__regular__0"
+    assert (run / "eval.json").is_file() and not (run / "robustness.json").exists()
+    with pytest.raises(ValueError, match="task invertedpendulum has no parameter grid .* `robustrl robustness`"):
+        robustness_run(run)
+    assert not (run / "robustness.json").exists()
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
