@@ -15,7 +15,7 @@ BLOCKS = {"reward-table": "results/reward_table.md", "decision-table": "results/
           "supervised-digits": "results/supervised/digits/headline.md",
           "supervised-fashion-mnist": "results/supervised/fashion-mnist/headline.md"}
 #: Task studies whose headline goes to the README: block name -> the study's folder.
-STUDIES = {"acrobot-headline": "results/acrobot"}
+STUDIES = {"acrobot-headline": "results/acrobot", "lunarlander-headline": "results/lunarlander"}
 #: Seeds a task study's table needs before its headline replaces the progress line.
 STUDY_SEEDS = 10
 
