@@ -330,13 +330,17 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     out = Path(args.out)
     command = "robustrl " + shlex.join(sys.argv[1:])
     paths = write_suite_tables(grouped, suite, out, command, args.baseline)
-    if "robust" in grouped:
+    pairs = {"robust": args.baseline, **task.decision_pairs}
+    pairs = {robust: baseline for robust, baseline in pairs.items() if robust in grouped}
+    if pairs:
         from robustrl.experiments.decision import conditions, decision_rows, write_decision_table
         from robustrl.experiments.tables import collect_evaluations
 
-        evaluations = collect_evaluations(args.runs, allow_partial=True)[0]
-        rows = decision_rows(conditions(grouped, evaluations), baseline=args.baseline)
-        paths.append(write_decision_table(rows, out / "decision_table.md", command, baseline=args.baseline))
+        by_condition = conditions(grouped, collect_evaluations(args.runs, allow_partial=True)[0])
+        for robust, baseline in pairs.items():
+            rows = decision_rows(by_condition, robust=robust, baseline=baseline)
+            name = "decision_table.md" if robust == "robust" else f"decision_table_{robust}.md"
+            paths.append(write_decision_table(rows, out / name, command, robust=robust, baseline=baseline))
     if suite.channels:
         paths.append(plot_suite_curves(grouped, suite, out / "robustness_suite.png", task=task))
     if suite.sets:

@@ -18,6 +18,10 @@ its perturbations, its uncertainty sets (``configs/uncertainty/NAME/``) and the 
       length: {label: pole half-length (m), surface: [0.1, 0.5, 1.0]}
     surface_pairs: [[masspole, length]]
 
+A task whose agents come in families (SAC and TD3) may add ``decision_pairs: {robust-td3: td3}``: beside the
+decision table of ``robust`` against the baseline, ``robustrl robustness`` writes one more per pair, each robust
+agent against its own family's plain agent (``decision_table_robust-td3.md``).
+
 What a parameter *is* (its nominal value, valid range and unit) lives with the environment
 (:class:`robustrl.envs.params.Parameter`); what a perturbed id changes lives in its Gymnasium registration. The
 task refers to both and checks them when it is loaded, so nothing is said twice. Model selection breaks ties of
@@ -83,6 +87,7 @@ class Task:
     parameters: Mapping[str, TaskParameter]
     surface_pairs: tuple[tuple[str, str], ...] = ()
     description: str = ""
+    decision_pairs: Mapping[str, str] = field(default_factory=dict)
     source: str = field(default="", compare=False)
 
     @property
@@ -182,7 +187,7 @@ def _numbers(source: str, key: str, value: Any, length: int | None = None) -> tu
 
 
 _KEYS = {"name", "title", "description", "nominal_id", "ids", "return_range", "state_scale", "hyperparameters",
-         "parameters", "surface_pairs"}
+         "parameters", "surface_pairs", "decision_pairs"}
 
 
 def parse_task(data: Any, source: str) -> Task:
@@ -234,12 +239,17 @@ def parse_task(data: Any, source: str) -> Task:
             raise ValueError(f"{source}: a surface pair names two different parameters with a surface grid, "
                              f"got {pair!r}")
         pairs.append((str(pair[0]), str(pair[1])))
+    decision_pairs = data.get("decision_pairs") or {}
+    if (not isinstance(decision_pairs, dict) or "robust" in decision_pairs
+            or not all(isinstance(k, str) and isinstance(v, str) and k != v for k, v in decision_pairs.items())):
+        raise ValueError(f"{source}: decision_pairs maps a robust agent other than 'robust' to a different plain "
+                         f"agent, as {{robust-td3: td3}}, got decision_pairs={decision_pairs!r}")
     return Task(
         name=str(data["name"]), title=str(data["title"]), nominal_id=nominal, labels=dict(ids),
         return_range=(low, high),
         state_scale=_numbers(source, "state_scale", data["state_scale"]) if "state_scale" in data else (),
         hyperparameters=str(data.get("hyperparameters", "")), parameters=parameters, surface_pairs=tuple(pairs),
-        description=str(data.get("description", "")),
+        description=str(data.get("description", "")), decision_pairs=dict(decision_pairs),
         source=source)
 
 

@@ -67,6 +67,9 @@ def test_labels_and_order_of_ids_come_from_the_tasks():
     ({"parameters": {"masspole": {"curve": [0.1, -1.0]}}}, r"masspole must be finite and > 0, got masspole\[1\]=-1.0"),
     ({"parameters": {"masspole": {"grid": [0.1]}}}, r"parameters.masspole.grid: unknown key"),
     ({"surface_pairs": [["masspole", "length"]]}, "surface pair"),
+    ({"decision_pairs": {"robust": "td3"}}, "decision_pairs maps a robust agent other than 'robust'"),
+    ({"decision_pairs": {"robust-td3": "robust-td3"}}, "decision_pairs maps"),
+    ({"decision_pairs": [["robust-td3", "td3"]]}, "decision_pairs maps"),
 ])
 def test_a_bad_task_file_is_one_error_naming_the_file_and_the_key(change, message):
     with pytest.raises(ValueError, match=message):

@@ -281,6 +281,10 @@ def write_report(
             lines += ["### Decision table", "", "Per condition, the winner and the robust agent against it "
                       "(`robustrl robustness` writes it with the suite).", "",
                       _strip_title(decision.read_text(), shift=2), ""]
+        for path in sorted(results.glob("decision_table_*.md")):
+            robust = path.stem.removeprefix("decision_table_")
+            lines += [f"### Decision table: {robust}", "", f"The same for {robust}, against the plain agent of its "
+                      "family (the task's `decision_pairs`).", "", _strip_title(path.read_text(), shift=2), ""]
         weakest = results / "weakest_condition.md"
         if weakest.is_file():
             lines += ["### Weakest condition", "", _strip_title(weakest.read_text(), shift=2), ""]

@@ -183,6 +183,23 @@ def test_the_command_writes_the_tables_and_plots_and_a_rerun_computes_nothing(ru
     assert main(["robustness", "--runs", str(folder), "--suite", str(suite), "--out", str(out)]) == 0
 
 
+def test_a_tasks_decision_pairs_add_one_decision_table_each(runs, tmp_path):
+    from importlib.resources import files
+
+    folder = tmp_path / "runs"
+    shutil.copytree(runs, folder)
+    task = tmp_path / "cartpole.yml"  # the packaged task, with regular compared against robust as a second family
+    task.write_text(files("robustrl").joinpath("configs/tasks/cartpole.yml").read_text()
+                    + "decision_pairs: {regular: robust, absent: regular}\n")
+    out = tmp_path / "out"
+    assert main(["robustness", "--task", str(task), "--runs", str(folder), "--suite", str(_suite(tmp_path)),
+                 "--out", str(out)]) == 0
+    main_table, second = (out / "decision_table.md").read_text(), (out / "decision_table_regular.md").read_text()
+    assert "| P(robust > winner) | P(robust > regular) |" in main_table
+    assert "| P(regular > winner) | P(regular > robust) |" in second
+    assert not (out / "decision_table_absent.md").exists()  # an agent without runs has no table
+
+
 @pytest.mark.parametrize(("old", "new", "message"), [
     ("pgd-linf: [0.0, 0.5]", "pgd-linf: [-0.1]", "eps=-0.1"),
     ("random-action: [0.0, 1.0]", "random-action: [2]", "p=2"),
