@@ -323,7 +323,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     _task(args, run_dirs)
     if not run_dirs:
         raise ValueError(f"no complete runs under {args.runs} (run `robustrl train` or `robustrl reproduce` first)")
-    suite = suite or load_suite(default_suite_name(run_dirs), task)
+    suite = suite or load_suite(default_suite_name(run_dirs, task), task)
     grouped = collect_suite(suite_runs(run_dirs, suite, args.jobs))
     if args.baseline != "regular" and args.baseline not in grouped:
         raise ValueError(f"baseline {args.baseline!r} is not an agent under {args.runs}; choose from {sorted(grouped)}")

@@ -22,6 +22,10 @@ A task whose agents come in families (SAC and TD3) may add ``decision_pairs: {ro
 decision table of ``robust`` against the baseline, ``robustrl robustness`` writes one more per pair, each robust
 agent against its own family's plain agent (``decision_table_robust-td3.md``).
 
+A task on which the packaged suite's budgets say nothing (a stabilising task, whose visited states, and so its
+state scale, are small) names its own suite with ``suite: NAME`` (``robustrl/configs/suites/NAME.yml``), which
+``robustrl robustness`` then uses for its runs.
+
 What a parameter *is* (its nominal value, valid range and unit) lives with the environment
 (:class:`robustrl.envs.params.Parameter`); what a perturbed id changes lives in its Gymnasium registration. The
 task refers to both and checks them when it is loaded, so nothing is said twice. Model selection breaks ties of
@@ -88,6 +92,7 @@ class Task:
     surface_pairs: tuple[tuple[str, str], ...] = ()
     description: str = ""
     decision_pairs: Mapping[str, str] = field(default_factory=dict)
+    suite: str = ""
     source: str = field(default="", compare=False)
 
     @property
@@ -187,7 +192,7 @@ def _numbers(source: str, key: str, value: Any, length: int | None = None) -> tu
 
 
 _KEYS = {"name", "title", "description", "nominal_id", "ids", "return_range", "state_scale", "hyperparameters",
-         "parameters", "surface_pairs", "decision_pairs"}
+         "parameters", "surface_pairs", "decision_pairs", "suite"}
 
 
 def parse_task(data: Any, source: str) -> Task:
@@ -244,13 +249,20 @@ def parse_task(data: Any, source: str) -> Task:
             or not all(isinstance(k, str) and isinstance(v, str) and k != v for k, v in decision_pairs.items())):
         raise ValueError(f"{source}: decision_pairs maps a robust agent other than 'robust' to a different plain "
                          f"agent, as {{robust-td3: td3}}, got decision_pairs={decision_pairs!r}")
+    suite = data.get("suite", "")
+    if suite != "":
+        from robustrl.experiments.io import packaged_names
+
+        if suite not in packaged_names("configs/suites"):
+            raise ValueError(f"{source}: suite names a packaged suite ({', '.join(packaged_names('configs/suites'))}"
+                             f"), got suite={suite!r}")
     return Task(
         name=str(data["name"]), title=str(data["title"]), nominal_id=nominal, labels=dict(ids),
         return_range=(low, high),
         state_scale=_numbers(source, "state_scale", data["state_scale"]) if "state_scale" in data else (),
         hyperparameters=str(data.get("hyperparameters", "")), parameters=parameters, surface_pairs=tuple(pairs),
         description=str(data.get("description", "")), decision_pairs=dict(decision_pairs),
-        source=source)
+        suite=suite, source=source)
 
 
 def load_task(name_or_path: str) -> Task:

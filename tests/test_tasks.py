@@ -70,6 +70,8 @@ def test_labels_and_order_of_ids_come_from_the_tasks():
     ({"decision_pairs": {"robust": "td3"}}, "decision_pairs maps a robust agent other than 'robust'"),
     ({"decision_pairs": {"robust-td3": "robust-td3"}}, "decision_pairs maps"),
     ({"decision_pairs": [["robust-td3", "td3"]]}, "decision_pairs maps"),
+    ({"suite": "nowhere"}, r"suite names a packaged suite \(actor-critic, default.*got suite='nowhere'"),
+    ({"suite": 3}, "suite names a packaged suite"),
 ])
 def test_a_bad_task_file_is_one_error_naming_the_file_and_the_key(change, message):
     with pytest.raises(ValueError, match=message):

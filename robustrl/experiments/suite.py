@@ -251,11 +251,15 @@ def load_suite(name_or_path: str | Path | None = None, task: Task | str | None =
     return parse_suite(data, source, task)
 
 
-def default_suite_name(run_dirs: list[Path]) -> str:
-    """The packaged suite that fits ``run_dirs``: :data:`DEFAULT_SUITE` for Q-network agents (and for no run),
-    :data:`ACTOR_CRITIC_SUITE` for actor-critic ones; ``ValueError`` if the runs mix the two (their attacks
-    differ: name a suite that fits both, e.g. one without attack channels)."""
+def default_suite_name(run_dirs: list[Path], task: Task | str | None = None) -> str:
+    """The packaged suite that fits ``run_dirs``: the suite ``task`` names (its ``suite`` key) if it names one,
+    else :data:`DEFAULT_SUITE` for Q-network agents (and for no run), :data:`ACTOR_CRITIC_SUITE` for actor-critic
+    ones; ``ValueError`` if the runs mix the two (their attacks differ: name a suite that fits both, e.g. one
+    without attack channels)."""
     from robustrl.experiments.records import read_meta
+
+    if task is not None and get_task(task).suite:
+        return get_task(task).suite
 
     algos = {Path(d).name: read_meta(d, ("algo",))["algo"] for d in run_dirs}
     q_network = sorted(name for name, algo in algos.items() if algo in Q_NETWORK_ALGOS)

@@ -239,6 +239,12 @@ def test_the_packaged_suite_follows_the_runs_algorithm_and_mixed_runs_must_name_
         (runs[algo] / "meta.json").write_text(json.dumps({"agent": "a", "seed": 0, "algo": algo}))
     assert default_suite_name([runs["DQN"], runs["RobustSADQN"]]) == DEFAULT_SUITE
     assert default_suite_name([runs["SAC"], runs["PRMDPTD3"]]) == ACTOR_CRITIC_SUITE
+    assert default_suite_name([runs["SAC"]], "pendulum") == ACTOR_CRITIC_SUITE  # a task without a suite of its own
+    from dataclasses import replace
+
+    from robustrl.tasks import get_task
+
+    assert default_suite_name([runs["SAC"]], replace(get_task("pendulum"), suite="mine")) == "mine"
     with pytest.raises(ValueError, match=r"mix Q-network agents \(DQN, ...\) and actor-critic agents \(SAC"):
         default_suite_name([runs["DQN"], runs["SAC"]])
     actor_critic = load_suite(ACTOR_CRITIC_SUITE, "pendulum")
