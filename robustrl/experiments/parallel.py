@@ -111,8 +111,11 @@ class ProcessPool:
 
     def __init__(self, jobs: int, interval: float = 0.5) -> None:
         self._reader, writer = _SPAWN.Pipe(duplex=False)
+        # One call per worker process: memory a simulator leaks (pybox2d's LunarLander keeps growing over long
+        # batched rollouts) goes back to the system when its run is done, instead of piling up in a worker that
+        # serves run after run.
         self._executor = ProcessPoolExecutor(max_workers=jobs, mp_context=_SPAWN, initializer=_init_worker,
-                                             initargs=(os.getpid(), interval, writer))
+                                             initargs=(os.getpid(), interval, writer), max_tasks_per_child=1)
         self._writer = writer
         self._bars = RunBars()
         self._listening = True

@@ -176,3 +176,12 @@ def test_killed_sweep_ends_its_workers_and_its_locks(tmp_path, capsys):
         assert (run_dir / LOCK_NAME).is_file()
         with run_lock(run_dir):
             pass
+
+
+def test_each_call_of_a_process_pool_gets_a_fresh_worker():
+    """What a call leaks (a simulator's native memory) must not pile up in a worker that serves run after run."""
+    from robustrl.experiments.parallel import run_calls
+
+    pids: list[int] = []
+    run_calls(os.getpid, [(), (), ()], 2, done=pids.append)
+    assert len(set(pids)) == 3 and os.getpid() not in pids
