@@ -179,7 +179,7 @@ def test_killed_sweep_ends_its_workers_and_its_locks(tmp_path, capsys):
 
 
 def test_each_call_of_a_process_pool_gets_a_fresh_worker():
-    """What a call leaks (a simulator's native memory) must not pile up in a worker that serves run after run."""
+    """Memory a call leaves with the C allocator must not pile up in a worker that serves run after run."""
     from robustrl.experiments.parallel import run_calls
 
     pids: list[int] = []
