@@ -79,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     low, high = task.return_range
     threshold = low + THRESHOLD * (high - low)
     returns: dict[str, list[list[float]]] = {}  # channel -> per run, the mean return at each factor
+    models = {run_dir: load_run_model(run_dir, "best") for run_dir in run_dirs}
     for channel in kinds["attack"] + kinds["noise"]:
         top = max(suite.channels[channel])
         levels = [top * k for k in FACTORS]
         returns[channel] = []
-        for run_dir in run_dirs:
-            model = load_run_model(run_dir, "best")
+        for run_dir, model in models.items():
             matrix = channel_returns(model, channel, levels, args.episodes, EVALUATION_SEED, suite.state_scale,
                                      suite.attack, task.nominal_id)
             returns[channel].append(matrix.mean(axis=1).tolist())

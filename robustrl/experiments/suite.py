@@ -258,8 +258,8 @@ def default_suite_name(run_dirs: list[Path], task: Task | str | None = None) -> 
     without attack channels)."""
     from robustrl.experiments.records import read_meta
 
-    if task is not None and get_task(task).suite:
-        return get_task(task).suite
+    if task is not None and (own := get_task(task).suite):
+        return own
 
     algos = {Path(d).name: read_meta(d, ("algo",))["algo"] for d in run_dirs}
     q_network = sorted(name for name, algo in algos.items() if algo in Q_NETWORK_ALGOS)
