@@ -31,15 +31,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import gymnasium
 import numpy as np
+import stable_baselines3
 import torch
 
 from robustrl.agents import AgentConfig, load_config, make_agent
 from robustrl.checks import check_int, check_seed
 from robustrl.experiments.evaluation import greedy_q_network
+from robustrl.experiments.training import jsonable
 from robustrl.kernels import cpu_name, kernel_report
 
-__all__ = ["FINGERPRINT_STAGES", "compare_fingerprints", "update_fingerprint"]
+__all__ = ["FINGERPRINT_STAGES", "compare_fingerprints", "fingerprint_config", "update_fingerprint"]
 
 #: The stages hashed per gradient step, in the order the step computes them.
 FINGERPRINT_STAGES = ("batch", "target_input", "target_forward", "target", "q_values", "loss", "gradients",
@@ -102,6 +105,19 @@ def _recording(model: Any, step: dict[str, str]) -> Iterator[None]:
             del model._compute_target
 
 
+def fingerprint_config(agent: str = "robust", *, env_id: str | None = None,
+                       config: dict[str, Any] | None = None) -> AgentConfig:
+    """The configuration :func:`update_fingerprint` trains ``agent`` with: the agent's entry for ``env_id``
+    (default: the default task's nominal id) in ``config`` (default: the packaged config), its robust target's
+    radius at full value from the first step (``rho_ramp`` 0 where the agent ramps it)."""
+    from robustrl.tasks import get_task
+
+    env_id = get_task().nominal_id if env_id is None else env_id
+    config = config or load_config()
+    ramped = "rho_ramp" in (config.get(env_id, {}).get("agents", {}).get(agent) or {})
+    return AgentConfig.resolve(config, env_id, agent, {"rho_ramp": 0.0} if ramped else {})
+
+
 def update_fingerprint(agent: str = "robust", seed: int = 0, updates: int = 4, *, env_id: str | None = None,
                        config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Hashes of every stage of ``updates`` gradient steps of ``agent`` (from the packaged config) trained
@@ -111,17 +127,14 @@ def update_fingerprint(agent: str = "robust", seed: int = 0, updates: int = 4, *
     One thread and the run's own seeding and code path (the agent's ``train`` step, one gradient step at a time),
     so a machine whose fingerprint equals the reference's computes what ``robustrl train`` computes there. The
     robust agent's radius is taken at its full value (no ramp), so the perturbation stages are exercised from
-    the first step. Returns ``{"agent", "seed", "env_id",
-    "kernels", "machine", "transitions", "steps": [{stage: hash}, ...], "evaluation"}``.
+    the first step (:func:`fingerprint_config`). Returns ``{"agent", "seed", "env_id", "config" (the resolved
+    configuration, so a reference made before a change of the agent's settings is told apart from a machine that
+    computes differently), "kernels", "machine", "transitions", "steps": [{stage: hash}, ...], "evaluation"}``.
     """
     check_seed(seed)
     check_int(updates, "updates", 1)
-    from robustrl.tasks import get_task
-
-    env_id = get_task().nominal_id if env_id is None else env_id
-    config = config or load_config()
-    ramped = "rho_ramp" in (config.get(env_id, {}).get("agents", {}).get(agent) or {})
-    cfg = AgentConfig.resolve(config, env_id, agent, {"rho_ramp": 0.0} if ramped else {})
+    cfg = fingerprint_config(agent, env_id=env_id, config=config)
+    env_id = cfg.env_id
     torch.set_num_threads(1)
     model = make_agent(cfg, cfg.make_training_env(), seed=seed, verbose=0, device="cpu")
     learning_starts = int(cfg.dqn_kwargs.get("learning_starts", model.learning_starts))
@@ -143,18 +156,27 @@ def update_fingerprint(agent: str = "robust", seed: int = 0, updates: int = 4, *
     with torch.no_grad():
         observations = torch.as_tensor(buffer.observations[:size].reshape(size, -1), dtype=torch.float64)
         evaluation = _digest(greedy_q_network(model)(observations))
-    return {"agent": agent, "seed": seed, "env_id": env_id, "kernels": kernel_report(),
+    return {"agent": agent, "seed": seed, "env_id": env_id, "config": jsonable(cfg.to_dict()),
+            "kernels": kernel_report(),
             "machine": {"cpu": cpu_name(), "arch": platform.machine(), "torch": torch.__version__,
-                        "numpy": np.__version__},
+                        "numpy": np.__version__, "stable_baselines3": stable_baselines3.__version__,
+                        "gymnasium": gymnasium.__version__},
             "transitions": transitions, "steps": steps, "evaluation": evaluation}
 
 
 def compare_fingerprints(new: dict[str, Any], reference: dict[str, Any]) -> str | None:
     """None if every hash of ``new`` equals ``reference``'s, else one line naming the first stage that differs
-    (``"step 2, target_forward"``), which is where the two machines' arithmetic parts."""
+    (``"step 2, target_forward"``), which is where the two machines' arithmetic parts. Two fingerprints of
+    different agents, seeds, environments or configurations are not comparable, and the line says so (a reference
+    older than the agent's settings is rewritten, not blamed on the machine)."""
     for key in ("agent", "seed", "env_id"):
         if new.get(key) != reference.get(key):
             return f"not comparable: {key} {new.get(key)!r} vs {reference.get(key)!r}"
+    if "config" in new and "config" in reference and new["config"] != reference["config"]:
+        changed = sorted(key for key in {**new["config"], **reference["config"]}
+                         if new["config"].get(key) != reference["config"].get(key))
+        return (f"not comparable: the reference was made with another configuration of {new['agent']!r} "
+                f"(differs in {', '.join(changed)}); rewrite it with --write")
     if new["transitions"] != reference["transitions"]:
         return "transitions differ: the environment's physics (numpy) already parts, before any gradient step"
     for number, (a, b) in enumerate(zip(new["steps"], reference["steps"]), start=1):
