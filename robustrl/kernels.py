@@ -35,8 +35,8 @@ import warnings
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["KERNELS_VARIABLE", "KERNEL_MODES", "PINNED_VARIABLES", "UNSET_WHEN_PINNED", "cpu_name",
-           "kernel_environment", "kernel_mode", "kernel_report", "pin_kernels"]
+__all__ = ["ISA_FLAGS", "KERNELS_VARIABLE", "KERNEL_MODES", "PINNED_VARIABLES", "UNSET_WHEN_PINNED", "cpu_features",
+           "cpu_name", "kernel_environment", "kernel_mode", "kernel_report", "pin_kernels"]
 
 #: The environment variable that chooses the mode: ``pinned`` (default) or ``native``.
 KERNELS_VARIABLE = "ROBUSTRL_KERNELS"
@@ -110,6 +110,31 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+#: The vector-instruction flags of /proc/cpuinfo that decide which kernels a CPU can run (x86-64, then ARM).
+ISA_FLAGS = ("sse4_2", "avx", "fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+             "asimd", "sve", "sve2", "bf16", "i8mm")
+
+
+def cpu_features(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's vector-instruction flags among :data:`ISA_FLAGS`, in that order, read from ``cpuinfo`` (the text
+    of /proc/cpuinfo; default: this machine's) for the records of runs; ``[]`` where there is no such file.
+
+    Two machines whose model names agree ("AMD EPYC") can differ here (AVX-512 or not), and a run that replays
+    across them is the check that the pinned kernels hold."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as info:
+                cpuinfo = info.read()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            present = set(value.split())
+            return [flag for flag in ISA_FLAGS if flag in present]
+    return []
+
+
 def kernel_environment() -> dict[str, str]:
     """The variables a worker process started elsewhere (a Ray worker on another node, which does not inherit this
     process's environment) needs to run this process's kernels: the pinned ones and the mode, or only
@@ -124,8 +149,9 @@ def kernel_report() -> dict[str, Any]:
     """What a run records about its kernels: ``{"mode": "pinned" | "native" | "late", ...}``.
 
     ``late`` means the pinned mode was asked for but torch or numpy had been imported before robustrl (the
-    libraries named under ``"imported_before"``); the variables as the process sees them and the capability
-    ATen really uses are recorded too.
+    libraries named under ``"imported_before"``); the variables as the process sees them, the capability
+    ATen really uses and the CPU (``"cpu": {"name", "features"}``: :func:`cpu_name`, :func:`cpu_features`) are
+    recorded too.
     """
     mode = pin_kernels()
     late = [name for name in _state["late"] if mode == "pinned"]
@@ -137,4 +163,5 @@ def kernel_report() -> dict[str, Any]:
             report[name] = os.environ[name]
     if "torch" in sys.modules:
         report["aten_capability"] = sys.modules["torch"].backends.cpu.get_cpu_capability()
+    report["cpu"] = {"name": cpu_name(), "features": cpu_features()}
     return report

@@ -127,3 +127,28 @@ def test_unknown_mode_is_an_error_naming_the_variable_and_import_warns(seen) -> 
     report, err = seen["pinned"]
     assert "ROBUSTRL_KERNELS" in err and "'fast'" in err
     assert report["report"]["mode"] == "pinned"
+
+
+ZEN4 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 avx512f avx512dq avx512_bf16 avx512_vnni
+"""
+GRAVITON = """processor\t: 0
+Features\t: fp asimd evtstrm aes sha2 crc32 atomics sve i8mm bf16 sve2
+"""
+
+
+def test_cpu_features_reads_the_vector_flags_that_decide_the_kernels() -> None:
+    from robustrl.kernels import cpu_features
+
+    assert cpu_features(ZEN4) == ["sse4_2", "avx", "fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16"]
+    assert cpu_features(GRAVITON) == ["asimd", "sve", "sve2", "bf16", "i8mm"]
+    assert cpu_features(ZEN4.replace(" avx512f avx512dq avx512_bf16 avx512_vnni", "")) == [
+        "sse4_2", "avx", "fma", "avx2"]
+    assert cpu_features("model name\t: unknown\n") == []
+
+
+def test_a_run_records_its_cpu(seen) -> None:
+    report = seen["pinned"][0]["report"]
+    assert set(report["cpu"]) == {"name", "features"} and isinstance(report["cpu"]["features"], list)
