@@ -68,6 +68,7 @@ __all__ = [
     "robust_columns",
     "run_benchmark",
     "run_one",
+    "run_settings",
     "same_training_rows",
     "sanity_lines",
     "summarise",
@@ -346,7 +347,8 @@ def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str 
     for (method, seed), path in zip(pairs, paths):
         if resume and path.exists():
             done = read_record(path)
-            if done.get("config") == config.to_dict() and done.get("ensemble") == ENSEMBLE_VERSION:
+            if (run_settings(done.get("config")) == run_settings(config.to_dict())
+                    and done.get("ensemble") == ENSEMBLE_VERSION):
                 continue
         todo.append((config, method, seed, str(path), command, progress and jobs == 1))
     from robustrl.experiments.parallel import run_calls
@@ -356,15 +358,23 @@ def run_benchmark(config: BenchmarkConfig, out_dir: Path | str, *, command: str 
     return [read_record(p) for p in paths]
 
 
+def run_settings(config: dict | None) -> dict | None:
+    """What of a benchmark's configuration (``BenchmarkConfig.to_dict()``) one run depends on: all of it but the
+    list of ``seeds`` the benchmark trains (a run records its own seed), so a run trained by ``--seeds 1`` is the
+    same run as seed 1 of the full benchmark, for resuming and for :func:`compare_record`."""
+    return None if config is None else {key: value for key, value in config.items() if key != "seeds"}
+
+
 def compare_record(record: dict, reference: dict) -> list[str]:
     """What differs between a run record and a reference record of the same run; empty if it replays.
 
-    Compares the configuration first (other settings make the rest meaningless), then the training loss of every
+    Compares the configuration first (:func:`run_settings`; other settings make the rest meaningless), then the
+    training loss of every
     epoch, the accuracy of every column and every point's result, and the convergence check, all exactly: a run
     that replays on another CPU gives the same bits (the kernels are pinned at ``import robustrl``). Timings,
     commands and the machine are not compared."""
-    if record.get("config") != reference.get("config") or record.get("method_config") != reference.get(
-            "method_config"):
+    if run_settings(record.get("config")) != run_settings(reference.get("config")) or record.get(
+            "method_config") != reference.get("method_config"):
         return ["configuration differs; nothing else compared"]
     out = []
     new_loss, old_loss = record.get("train_loss", []), reference.get("train_loss", [])

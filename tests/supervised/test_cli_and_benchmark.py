@@ -71,8 +71,12 @@ def test_benchmark_resume_and_checks(tmp_path):
                                    for n, e in (("linf", 0.1), ("linf", 0.2), ("l2", 0.5), ("l2", 1.0))]
                           + [dict(name="fgm", norm="linf", eps=0.35)], convergence_seeds=[0])
     first = run_benchmark(cfg, tmp_path, command="c", progress=False)
+    # a record made by a benchmark of more seeds is the same run: reused, not retrained
+    record = tmp_path / "records" / "digits__erm__0.json"
+    record.write_text(record.read_text().replace('"seeds": [0]', '"seeds": [0, 5]'))
     second = run_benchmark(cfg, tmp_path, command="c", progress=False)
     assert [r["train_seconds"] for r in first] == [r["train_seconds"] for r in second]
+    assert json.loads(record.read_text())["config"]["seeds"] == [0, 5]
     write_benchmark_tables(load_runs(tmp_path / "records"), tmp_path, "c")
     md = (tmp_path / "table.md").read_text()
     assert "entropic-saa >= ifgm-at" in md and "- ensemble_l2_1: ERM" in md
@@ -147,8 +151,12 @@ def test_compare_records_names_what_moved(tmp_path):
     flipped = json.loads(json.dumps(base))
     flipped["points"]["clean"] = ("0" if base["points"]["clean"][0] != "0" else "1") + base["points"]["clean"][1:]
     assert compare_record(flipped, base)[0] == "per-point results differ (same accuracy) in clean"
+    # the benchmark's list of seeds is not part of a run: `--seeds 0` retrains seed 0 of the committed table
+    alone = json.loads(json.dumps(base))
+    alone["config"]["seeds"] = [0]
+    assert compare_record(alone, base) == []
     other = json.loads(json.dumps(base))
-    other["config"]["seeds"] = [7]
+    other["config"]["n_test"] = 7
     assert compare_record(other, base) == ["configuration differs; nothing else compared"]
     for folder, record in (("new", moved), ("old", base)):
         (tmp_path / folder).mkdir()
