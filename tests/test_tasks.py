@@ -189,3 +189,27 @@ def test_registered_options_that_are_not_physics_stay_as_registered_in_a_vector_
     assert [env.unwrapped.get_params()["gravity"] for env in venv.envs] == [5.0, 11.0]
     with pytest.raises(ValueError, match="unknown LunarLander parameter"):
         make_vector_env("robustrl/LunarLanderContinuous-v3", 2, mass=1.0)
+
+
+def test_a_domain_randomization_header_relates_the_box_to_what_the_task_is_judged_on():
+    from robustrl.agents import AgentConfig, load_config
+    from robustrl.experiments.tables import config_summary
+
+    def summary(env_id: str, ranges: dict) -> str:
+        config = load_config(packaged=task_of(env_id).hyperparameters)
+        cfg = AgentConfig.resolve(config, env_id, "regular").to_dict()
+        return config_summary({**cfg, "domain_randomization": ranges})
+
+    # a task with perturbed ids: the box against their physics
+    assert "contains none of the test physics (gravity 11.9" in summary(
+        "robustrl/LunarLander-v3", {"gravity": [8.0, 11.5]})
+    assert "contains the test physics of robustrl/LunarLanderStrongGravity-v3;" in summary(
+        "robustrl/LunarLander-v3", {"gravity": [8.0, 12.0]})
+    pytest.importorskip("mujoco", reason="MuJoCo is not installed (the robustrl[mujoco] extra)")
+    # a task judged on its uncertainty sets only: the box against the sets
+    assert "contains the uncertainty sets it is judged on: rrls-1d, rrls-2d" in summary(
+        "robustrl/InvertedPendulum-v5", {"polemass": [1.0, 31.0], "cartmass": [1.0, 11.0]})
+    assert "contains the uncertainty sets it is judged on: rrls-1d;" in summary(
+        "robustrl/InvertedPendulum-v5", {"polemass": [1.0, 31.0]})
+    assert "contains none of the task's uncertainty sets (rrls-1d, rrls-2d)" in summary(
+        "robustrl/InvertedPendulum-v5", {"polemass": [1.0, 20.0]})

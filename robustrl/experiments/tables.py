@@ -139,18 +139,34 @@ def config_summary(config: dict[str, Any]) -> str:
     ranges = config.get("domain_randomization") or {}
     if ranges:
         box = ", ".join(f"{k} [{low:g}, {high:g}]" for k, (low, high) in ranges.items())
-        variants = (task_of(config["env_id"]) if "env_id" in config else get_task()).variants
-        inside = [env_id for env_id, change in variants.items() if change and all(
+        task = task_of(config["env_id"]) if "env_id" in config else get_task()
+        inside = [env_id for env_id, change in task.variants.items() if change and all(
             k in ranges and ranges[k][0] <= v <= ranges[k][1] for k, v in change.items())]
-        tested = ", ".join(f"{k} {v:g}" for change in variants.values() for k, v in change.items())
-        reach = (f"contains the test physics of {', '.join(inside)}" if inside
-                 else f"contains none of the test physics ({tested})")
+        tested = ", ".join(f"{k} {v:g}" for change in task.variants.values() for k, v in change.items())
+        if tested:
+            reach = (f"contains the test physics of {', '.join(inside)}" if inside
+                     else f"contains none of the test physics ({tested})")
+        else:  # a task judged on its uncertainty sets only: does the box hold the sets it is judged on?
+            reach = _box_and_sets(ranges, task)
         drawn = f"physics drawn at every reset from: {box}; the box {reach}"
         robust = ", ".join(filter(None, [robust, drawn]))
     selection = (f"selection: every {config['eval_freq']} steps, {config['eval_episodes']} nominal episodes, "
                  f"ties={config.get('selection_ties', 'latest')}")
     settings = ", ".join(filter(None, [f"n_timesteps={config['n_timesteps']}", robust]))
     return f"{config['algo']}({settings}; {selection})"
+
+
+def _box_and_sets(ranges: dict[str, Any], task: Any) -> str:
+    """Which of ``task``'s packaged uncertainty sets the domain-randomization box ``ranges`` contains."""
+    from robustrl.experiments.uncertainty import load_uncertainty_set, packaged_uncertainty_sets
+
+    names = packaged_uncertainty_sets(task)
+    held = [name for name in names if all(
+        p in ranges and ranges[p][0] <= low and high <= ranges[p][1]
+        for p, (low, high) in load_uncertainty_set(name, task).ranges.items())]
+    if held:
+        return f"contains the uncertainty sets it is judged on: {', '.join(held)}"
+    return f"contains none of the task's uncertainty sets ({', '.join(names)})"
 
 
 def _run_configs(runs: list[EvaluatedRun], labels: list[str]) -> dict[str, str]:
