@@ -369,10 +369,9 @@ def compare_record(record: dict, reference: dict) -> list[str]:
     """What differs between a run record and a reference record of the same run; empty if it replays.
 
     Compares the configuration first (:func:`run_settings`; other settings make the rest meaningless), then the
-    training loss of every
-    epoch, the accuracy of every column and every point's result, and the convergence check, all exactly: a run
-    that replays on another CPU gives the same bits (the kernels are pinned at ``import robustrl``). Timings,
-    commands and the machine are not compared."""
+    training loss of every epoch, the accuracy of every column and every point's result, and the convergence
+    check, all exactly: a run that replays on another CPU gives the same bits (the kernels are pinned at ``import
+    robustrl``). Timings, commands and the machine are not compared."""
     if run_settings(record.get("config")) != run_settings(reference.get("config")) or record.get(
             "method_config") != reference.get("method_config"):
         return ["configuration differs; nothing else compared"]
