@@ -35,8 +35,8 @@ import warnings
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["ISA_FLAGS", "KERNELS_VARIABLE", "KERNEL_MODES", "PINNED_VARIABLES", "UNSET_WHEN_PINNED", "cpu_features",
-           "cpu_name", "kernel_environment", "kernel_mode", "kernel_report", "pin_kernels"]
+__all__ = ["ISA_FLAGS", "KERNELS_VARIABLE", "KERNEL_MODES", "PINNED_VARIABLES", "UNSET_WHEN_PINNED",
+           "cpu_features", "cpu_name", "kernel_environment", "kernel_mode", "kernel_report", "pin_kernels"]
 
 #: The environment variable that chooses the mode: ``pinned`` (default) or ``native``.
 KERNELS_VARIABLE = "ROBUSTRL_KERNELS"

@@ -10,6 +10,7 @@ Numpy only.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def conditions(suite_grouped: SuiteResults, evaluations: dict[str, dict[str, dic
 def decision_rows(by_condition: dict[str, dict[str, np.ndarray]], robust: str = "robust",
                   baseline: str = "regular", resamples: int = 2000) -> list[dict[str, Any]]:
     """Per condition: the winner (highest mean score), its mean, the robust agent's mean, and P(robust > winner)
-    and P(robust > baseline) with their CIs (``None`` where the robust agent is the winner or an agent is missing)."""
+    and P(robust > baseline) with their CIs (``None`` where the robust agent is the winner or an agent is missing;
+    the CI is NaN when one side has a single seed, which a bootstrap over seeds cannot resample)."""
     rows = []
     for condition, agents in by_condition.items():
         means = {agent: float(matrix.mean()) for agent, matrix in agents.items()}
@@ -63,8 +65,11 @@ def decision_rows(by_condition: dict[str, dict[str, np.ndarray]], robust: str = 
         for key, other in (("vs_winner", winner), ("vs_baseline", baseline)):
             if robust in agents and other in agents and other != robust:
                 x, y = agents[robust], agents[other]
-                row[key] = (probability_of_improvement(x, y),
-                            *probability_of_improvement_ci(x, y, resamples=resamples, by="run"))
+                if min(len(x), len(y)) < 2:  # resampling one seed gives that seed back: no interval, no verdict
+                    row[key] = (probability_of_improvement(x, y), math.nan, math.nan)
+                else:
+                    row[key] = (probability_of_improvement(x, y),
+                                *probability_of_improvement_ci(x, y, resamples=resamples, by="run"))
             else:
                 row[key] = None
         rows.append(row)
@@ -72,7 +77,11 @@ def decision_rows(by_condition: dict[str, dict[str, np.ndarray]], robust: str = 
 
 
 def _p(value: tuple[float, float, float] | None) -> str:
-    return "–" if value is None else f"{value[0]:.2f} [{value[1]:.2f}, {value[2]:.2f}]"
+    if value is None:
+        return "–"
+    if math.isnan(value[1]):
+        return f"{value[0]:.2f} (one seed: no CI)"
+    return f"{value[0]:.2f} [{value[1]:.2f}, {value[2]:.2f}]"
 
 
 def write_decision_table(rows: list[dict[str, Any]], path: str | Path, command: str, robust: str = "robust",
@@ -89,7 +98,10 @@ def write_decision_table(rows: list[dict[str, Any]], path: str | Path, command: 
         lines.append(f"| {row['condition']} | {row['winner']} ({row['winner_mean']:.1f}) | {robust_mean} | "
                      f"{_p(row['vs_winner'])} | {_p(row['vs_baseline'])} |")
         vs = row["vs_winner"]
-        if vs is not None and vs[2] < 0.5:
+        if vs is not None and math.isnan(vs[1]):
+            losses.append(f"On {row['condition']} {row['winner']} is ahead of {robust} ({row['winner_mean']:.1f} "
+                          f"against {row['robust_mean']:.1f}); one seed: no interval, no verdict.")
+        elif vs is not None and vs[2] < 0.5:
             losses.append(f"On {row['condition']} the {robust} agent loses to {row['winner']}: P({robust} > "
                           f"{row['winner']}) = {_p(vs)}, the whole interval below 0.5.")
         elif vs is not None:

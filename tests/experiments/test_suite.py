@@ -322,6 +322,12 @@ def test_the_decision_table_names_the_winner_and_says_where_robust_loses(tmp_pat
     assert rows["Heavy pole"]["winner"] == "robust" and rows["Heavy pole"]["vs_winner"] is None
     text = write_decision_table(list(rows.values()), tmp_path / "d.md", "test").read_text()
     assert "On pgd-linf the robust agent loses to other" in text and "| Heavy pole | robust (460.0) |" in text
+    # one seed: a bootstrap over seeds has nothing to resample, so no interval and no verdict
+    single = {condition: {agent: matrix[:1] for agent, matrix in agents.items()}
+              for condition, agents in found.items()}
+    rows = decision_rows(single, resamples=200)
+    text = write_decision_table(rows, tmp_path / "one.md", "test").read_text()
+    assert "0.00 (one seed: no CI)" in text and "one seed: no interval, no verdict" in text and "loses" not in text
 
 
 def test_the_table_header_describes_the_attacks_the_suite_runs(tmp_path):
