@@ -65,11 +65,10 @@ def decision_rows(by_condition: dict[str, dict[str, np.ndarray]], robust: str = 
         for key, other in (("vs_winner", winner), ("vs_baseline", baseline)):
             if robust in agents and other in agents and other != robust:
                 x, y = agents[robust], agents[other]
-                if min(len(x), len(y)) < 2:  # resampling one seed gives that seed back: no interval, no verdict
-                    row[key] = (probability_of_improvement(x, y), math.nan, math.nan)
-                else:
-                    row[key] = (probability_of_improvement(x, y),
-                                *probability_of_improvement_ci(x, y, resamples=resamples, by="run"))
+                # resampling one seed gives that seed back: no interval, no verdict
+                ci = ((math.nan, math.nan) if min(len(x), len(y)) < 2
+                      else probability_of_improvement_ci(x, y, resamples=resamples, by="run"))
+                row[key] = (probability_of_improvement(x, y), *ci)
             else:
                 row[key] = None
         rows.append(row)
