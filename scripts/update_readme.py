@@ -1,7 +1,10 @@
 """Copy the generated reward table (results/reward_table.md), decision table (results/decision_table.md), the task
-studies' headlines (the best-checkpoint part of results/<task>/reward_table.md, once the study holds its 10 seeds;
-before that, one line saying how far it is) and the supervised benchmarks' headlines
-(results/supervised/<preset>/headline.md) into README.md between their markers."""
+studies' headlines (once the study holds its 10 seeds; before that, one line saying how far it is) and the supervised
+benchmarks' headlines (results/supervised/<preset>/headline.md) into README.md between their markers.
+
+A task judged on perturbed ids is headlined by the best-checkpoint part of its reward table; a task judged only on
+uncertainty sets (no perturbed ids: its reward table holds the nominal env alone) by its decision tables, whose rows
+hold the sets."""
 
 from __future__ import annotations
 
@@ -14,16 +17,21 @@ from robustrl.experiments.io import atomic_write_text
 BLOCKS = {"reward-table": "results/reward_table.md", "decision-table": "results/decision_table.md",
           "supervised-digits": "results/supervised/digits/headline.md",
           "supervised-fashion-mnist": "results/supervised/fashion-mnist/headline.md"}
-#: Task studies whose headline goes to the README: block name -> the study's folder.
-STUDIES = {"acrobot-headline": "results/acrobot", "lunarlander-headline": "results/lunarlander"}
+#: Task studies whose headline goes to the README: block name -> (the study's folder, the tables it is made of).
+STUDIES = {"acrobot-headline": ("results/acrobot", ("reward_table.md",)),
+           "lunarlander-headline": ("results/lunarlander", ("reward_table.md",)),
+           "invertedpendulum-headline": ("results/invertedpendulum",
+                                         ("decision_table.md", "decision_table_robust-td3.md"))}
 #: Seeds a task study's table needs before its headline replaces the progress line.
 STUDY_SEEDS = 10
 
 
-def study_headline(folder: str | Path, seeds: int = STUDY_SEEDS) -> str:
-    """The headline of a task study: its reward table's header lines and its best-checkpoint tables (returns and
-    differences to regular, with CIs), without the final-model tables; while the table holds fewer than ``seeds``
-    seeds per agent (or none yet), a line saying so and where the study is."""
+def study_headline(folder: str | Path, seeds: int = STUDY_SEEDS,
+                   tables: tuple[str, ...] = ("reward_table.md",)) -> str:
+    """The headline of a task study: the files ``tables`` of its folder, each without its agents' configuration
+    comments and without what follows its final-model tables (the reward table keeps its header lines and its
+    best-checkpoint tables: returns and differences to regular, with CIs). While the reward table holds fewer than
+    ``seeds`` seeds per agent (or none yet), a line saying so and where the study is."""
     folder = Path(folder)
     table = folder / "reward_table.md"
     link = f"[{folder}]({folder}/README.md)"
@@ -35,13 +43,16 @@ def study_headline(folder: str | Path, seeds: int = STUDY_SEEDS) -> str:
         held = f"{found.group(1)} of {seeds}" if found else f"fewer than {seeds} (or unequal)"
         return (f"_Study in progress: {held} seeds per agent so far, tables in {link}; the headline comes here at "
                 f"{seeds}._")
-    lines = []
-    for line in text.strip().splitlines():
-        if line.startswith("**Final model**"):
-            break
-        if not line.startswith("<!-- Config"):
-            lines.append(line)
-    return "\n".join(lines).strip()
+    parts = []
+    for name in tables:
+        lines = []
+        for line in (folder / name).read_text().strip().splitlines():
+            if line.startswith("**Final model**"):
+                break
+            if not line.startswith("<!-- Config"):
+                lines.append(line)
+        parts.append("\n".join(lines).strip())
+    return "\n\n".join(parts)
 
 
 def main() -> None:
@@ -49,7 +60,7 @@ def main() -> None:
     readme = Path("README.md")
     text = readme.read_text()
     contents = {name: Path(source).read_text().strip() for name, source in BLOCKS.items()}
-    contents.update({name: study_headline(folder) for name, folder in STUDIES.items()})
+    contents.update({name: study_headline(folder, tables=tables) for name, (folder, tables) in STUDIES.items()})
     for name, content in contents.items():
         begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
         pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
