@@ -15,8 +15,10 @@ episodes), how far one step under each perturbed id lands from the nominal step 
 norm of the difference of the observations divided by the task's state scale (the units of the robust agents'
 rho), in the robust agent's norm, against that agent's rho.
 
-Writes OUT/long_link.md and OUT/long_link.csv. The runs need their weights (a weightless run names the command
-that rebuilds them).
+Writes OUT/long_link.md and OUT/long_link.csv. long_link.csv records the checksum of each run's best model, and a
+run whose rows there match its model (and --episodes and --seed) is not measured again, so a weightless run needs
+its weights only when it is new or has changed (the command that rebuilds them is named then), and so does the
+regular agent's first seed, whose states the one-step deviations come from.
 
 Usage: python scripts/acrobot_long_link.py [--runs results/acrobot/runs] [--out results/acrobot]
        [--agents regular robust ...] [--seeds 0 1 ...] [--episodes 100] [--seed 0]
@@ -43,6 +45,7 @@ from robustrl.envs.classic import ACROBOT_GOAL_HEIGHT, PerturbedAcrobotEnv
 from robustrl.experiments.evaluation import greedy_policy
 from robustrl.experiments.io import atomic_write_text
 from robustrl.experiments.records import read_evaluation, read_meta
+from robustrl.experiments.run_files import model_checksums
 from robustrl.experiments.training import load_run_model
 from robustrl.tasks import get_task
 
@@ -103,6 +106,32 @@ def one_step_deviations(policy, perturbed: dict[str, dict[str, float]], scale: n
     return {env_id: np.asarray(values) for env_id, values in out.items()}
 
 
+def saved_rows(path: Path, weights: dict[tuple[str, int], str], episodes: int, seed: int,
+               conditions: tuple[str, ...]) -> dict[tuple[str, int], list[tuple[str, int, str, float, float]]]:
+    """The rows of an earlier long_link.csv for the runs whose best model is still the one measured (same
+    checksum), with the same episodes and reset seed, and a row for every condition; none from a file without
+    checksums or that cannot be read."""
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(newline="") as f:
+            table = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    found: dict[tuple[str, int], list[tuple[str, int, str, float, float]]] = {}
+    for row in table:
+        try:
+            key = (row["agent"], int(row["seed"]))
+            if (weights.get(key) != row["weights"] or int(row["episodes"]) != episodes
+                    or int(row["reset_seed"]) != seed):
+                continue
+            found.setdefault(key, []).append((*key, row["condition"], float(row["mean_return"]),
+                                              float(row["reached_goal"])))
+        except (KeyError, TypeError, ValueError):
+            return {}
+    return {key: rows for key, rows in found.items() if [r[2] for r in rows] == list(conditions)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the tables; exit 2 on bad input."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -132,28 +161,37 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise ValueError(f"no run in {', '.join(missing)}")
         robust = read_meta(dirs[("robust", args.seeds[0])], ("config",))["config"]["robust_kwargs"]
-        policies = {key: greedy_policy(load_run_model(d, "best")) for key, d in dirs.items()}
+        weights = {key: model_checksums(d, ("best",))["best"]["sha256"] for key, d in dirs.items()}
+        out = Path(args.out)
+        long_l1 = float(gym.spec(LONG_ID).kwargs["link_length_1"])
+        conditions = {"original": (1.0, 1.0), "long": (long_l1, long_l1),
+                      "long dynamics, nominal goal": (long_l1, 1.0), "nominal dynamics, long goal": (1.0, long_l1)}
+        saved = saved_rows(out / "long_link.csv", weights, args.episodes, args.seed, tuple(conditions))
+        regular = ("regular", args.seeds[0])
+        policies = {key: greedy_policy(load_run_model(d, "best")) for key, d in dirs.items()
+                    if key not in saved or key == regular}
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    long_l1 = float(gym.spec(LONG_ID).kwargs["link_length_1"])
-    conditions = {"original": (1.0, 1.0), "long": (long_l1, long_l1),
-                  "long dynamics, nominal goal": (long_l1, 1.0), "nominal dynamics, long goal": (1.0, long_l1)}
     rows = []
-    for (agent, seed), policy in tqdm(policies.items(), desc="runs", unit="run"):
+    for key in tqdm(dirs, desc="runs", unit="run"):
+        if key in saved:
+            rows += saved[key]
+            continue
         for name, (dynamics, goal) in conditions.items():
-            total, reached = returns(policy, dynamics, goal, args.episodes, args.seed)
-            rows.append((agent, seed, name, float(total.mean()), float(reached.mean())))
+            total, reached = returns(policies[key], dynamics, goal, args.episodes, args.seed)
+            rows.append((*key, name, float(total.mean()), float(reached.mean())))
+    print(f"{len(saved)} of {len(dirs)} runs read from {out / 'long_link.csv'} (same weights), "
+          f"{len(dirs) - len(saved)} measured")
     perturbed = {env_id: dict(gym.spec(env_id).kwargs) for env_id in task.perturbed_ids}
     scale = np.asarray(task.state_scale, dtype=float)
-    deviations = one_step_deviations(policies[("regular", args.seeds[0])], perturbed, scale, robust["norm"],
-                                     args.episodes, args.seed)
+    deviations = one_step_deviations(policies[regular], perturbed, scale, robust["norm"], args.episodes, args.seed)
 
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["agent", "seed", "condition", "mean_return", "reached_goal"])
-    writer.writerows([a, s, c, f"{v:.2f}", f"{g:.2f}"] for a, s, c, v, g in rows)
-    out = Path(args.out)
+    writer.writerow(["agent", "seed", "condition", "mean_return", "reached_goal", "weights", "episodes", "reset_seed"])
+    writer.writerows([a, s, c, f"{v:.2f}", f"{g:.2f}", weights[(a, s)], args.episodes, args.seed]
+                     for a, s, c, v, g in rows)
     atomic_write_text(out / "long_link.csv", buf.getvalue())
     command = f"python scripts/acrobot_long_link.py {shlex.join(sys.argv[1:] if argv is None else argv)}".strip()
     mean = {(a, c): np.mean([v for a2, _, c2, v, _ in rows if (a2, c2) == (a, c)]) for a in args.agents

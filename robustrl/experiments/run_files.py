@@ -15,11 +15,9 @@ from typing import Any
 
 from robustrl.experiments.io import file_sha256, read_json
 
-__all__ = [
-    "run_task",
-    "runs_task","CHECKPOINTS", "CHECKPOINT_SUFFIX", "MissingWeightsError", "checkpoint_files", "check_checkpoint",
+__all__ = ["CHECKPOINTS", "CHECKPOINT_SUFFIX", "MissingWeightsError", "checkpoint_files", "check_checkpoint",
            "find_entry", "is_complete", "is_trained", "is_weightless", "model_checksums", "rebuild_command",
-           "recorded_models", "renew_models"]
+           "recorded_models", "renew_models", "run_task", "runs_task"]
 
 
 class MissingWeightsError(ValueError):
