@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for name, (dynamics, goal) in conditions.items():
             total, reached = returns(policies[key], dynamics, goal, args.episodes, args.seed)
-            rows.append((*key, name, float(total.mean()), float(reached.mean())))
+            # Rounded as the csv keeps them, so the tables are the same whether a run is measured or read back.
+            rows.append((*key, name, round(float(total.mean()), 2), round(float(reached.mean()), 2)))
     print(f"{len(saved)} of {len(dirs)} runs read from {out / 'long_link.csv'} (same weights), "
           f"{len(dirs) - len(saved)} measured")
     perturbed = {env_id: dict(gym.spec(env_id).kwargs) for env_id in task.perturbed_ids}
