@@ -24,12 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
+from robustrl.checks import int_option
 from robustrl.experiments.report import write_benchmark_section
 from robustrl.supervised import PRESETS, attack_ensemble, make_model
 from robustrl.supervised.benchmark import load_data, train_row
@@ -71,7 +73,7 @@ def record_totals(records: Path) -> dict[str, float]:
         totals["convergence"] += record.get("convergence_seconds", 0.0)
         totals["runs"] += 1
     if not totals["runs"]:
-        raise SystemExit(f"no run records in {records}")
+        raise ValueError(f"no run records in {records}")
     return totals
 
 
@@ -103,8 +105,8 @@ def measure(preset: str, rounds: int) -> dict:
                 points=int(right.sum()))
 
 
-def section(results: list[dict], rounds: int, records_root: Path) -> str:
-    """The Markdown section."""
+def section(results: list[dict], totals: dict[str, dict[str, float]], rounds: int) -> str:
+    """The Markdown section, from the measurements and each preset's :func:`record_totals`."""
     lines = [
         "## Attack cost per test point (supervised benchmarks)",
         "",
@@ -133,7 +135,7 @@ def section(results: list[dict], rounds: int, records_root: Path) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        t = record_totals(records_root / r["preset"] / "records")
+        t = totals[r["preset"]]
         recorded = (t["train"] + t["eval"] + t["convergence"]) / 60 / 2
         floor = (t["train"] + (t["eval"] + t["convergence"]) / max(r["ratio"], 1.0)) / 60 / 2
         lines.append(f"| {r['preset']} | {t['runs']} | {t['passes']:,.0f} | {t['train'] / 60:.1f} | "
@@ -142,27 +144,32 @@ def section(results: list[dict], rounds: int, records_root: Path) -> str:
     lines += [
         "",
         "Minutes of the records are summed over runs, each on one core. *floor*: the records' training plus their "
-        "evaluation and convergence-check time divided by the ensemble's overhead ratio (by 1 where the measured ratio "
-        "is below 1, as load noise can make it), i.e. the same passes with no overhead at all, shared by two cores. When the cost per pass is flat in the batch size and the "
-        "overhead ratio is near 1, the time is the passes themselves: only fewer passes (fewer steps, restarts "
-        "or target classes, i.e. a weaker attack) or a cheaper network make it shorter.",
+        "evaluation and convergence-check time divided by the ensemble's overhead ratio (by 1 where the measured "
+        "ratio is below 1, as load noise can make it), i.e. the same passes with no overhead at all, shared by two "
+        "cores. When the cost per pass is flat in the batch size and the overhead ratio is near 1, the time is the "
+        "passes themselves: only fewer passes (fewer steps, restarts or target classes, i.e. a weaker attack) or a "
+        "cheaper network make it shorter.",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure, print and write the section; exit 2 on bad input (before any measurement)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int_option(1), default=5)
     parser.add_argument("--presets", nargs="+", default=list(TARGETS_MIN), choices=list(TARGETS_MIN))
     parser.add_argument("--results", default="results", help="where results/benchmarks.md is written")
     parser.add_argument("--records", default="results/supervised",
                         help="the folder holding <preset>/records of the committed benchmarks")
     args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    try:  # before the minutes of measuring
+        totals = {p: record_totals(Path(args.records) / p / "records") for p in args.presets}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     torch.set_num_threads(1)
     results = [measure(p, args.rounds) for p in args.presets]
-    text = section(results, args.rounds, Path(args.records))
+    text = section(results, totals, args.rounds)
     print(text)
     write_benchmark_section(args.results, "attack_cost", text)
     return 0
