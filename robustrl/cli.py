@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -283,14 +284,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_surfaces(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from robustrl.experiments.records import complete_runs
     from robustrl.experiments.surfaces import (
         collect_surfaces,
         plot_surface_curves,
         plot_surface_pairs,
         surface_run,
     )
-
-    from robustrl.experiments.records import complete_runs
 
     _task(args)
     run_dirs = complete_runs(args.runs)
@@ -380,6 +380,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """An argument parser (and its subcommands') whose usage errors are one line, like every other error of
     the command line, pointing to the command's ``--help``."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        """As argparse's, but a subcommand refuses what it does not know itself, so the message points to
+        its own ``--help`` (argparse leaves that to the top-level parser, whose help does not list them)."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog != "robustrl":
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("robustrl").strip()

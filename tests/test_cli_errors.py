@@ -266,6 +266,19 @@ def test_a_list_flag_given_without_a_value_is_refused(tmp_path, capsys, monkeypa
     assert files_under(tmp_path) == []
 
 
+@pytest.mark.parametrize("argv, command", [(["table", "--results", "r"], "table"),
+                                           (["supervised", "train", "--preset", "p"], "supervised train"),
+                                           (["robustness", "--task", "acrobot", "--bogus"], "robustness")])
+def test_an_option_a_subcommand_does_not_take_points_to_that_subcommands_help(tmp_path, capsys, monkeypatch, argv,
+                                                                            command):
+    """argparse leaves unknown options to the top-level parser, whose help does not list the subcommand's."""
+    monkeypatch.chdir(tmp_path)
+    err = usage_error(capsys, argv)
+    assert f"error: {command}: unrecognized arguments: " in err
+    assert f"(`robustrl {command} --help` lists the options)" in err
+    assert files_under(tmp_path) == []
+
+
 def test_no_count_flag_takes_any_integer():
     """Every integer option of every command is checked at parsing (seeds: by the seed check, naming them)."""
     import argparse

@@ -28,7 +28,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import DQN
 
 from robustrl.agents.factory import AgentConfig, make_agent
 from robustrl.envs import check_env_id

@@ -174,7 +174,7 @@ def test_headline_reads_the_training_budget_cell_and_says_which_ensemble():
     runs = load_runs(Path(__file__).resolve().parents[2] / "results" / "supervised" / "digits" / "records")
     text = headline(runs)
     mean, low, high, _ = paired_difference(runs, "entropic-saa", "ifgm-at", "ensemble_linf_0.15")
-    assert f"ℓ∞ ε = 0.15" in text and f"({mean:+.1f} [{low:+.1f}, {high:+.1f}]" in text
+    assert "ℓ∞ ε = 0.15" in text and f"({mean:+.1f} [{low:+.1f}, {high:+.1f}]" in text
     old = [{k: v for k, v in r.items() if k != "ensemble"} for r in runs]
     assert "made before the ensemble had its targeted APGD runs" in headline(old)
     assert "made before" not in headline([{**r, "ensemble": ENSEMBLE_VERSION} for r in runs])
@@ -183,7 +183,7 @@ def test_headline_reads_the_training_budget_cell_and_says_which_ensemble():
 def test_same_training_rows_finds_sg_equal_to_saa_and_only_then():
     from pathlib import Path
 
-    from robustrl.supervised.benchmark import headline, load_runs, make_table, same_training_rows
+    from robustrl.supervised.benchmark import headline, load_runs, same_training_rows
 
     runs = load_runs(Path(__file__).resolve().parents[2] / "results" / "supervised" / "digits" / "records")
     config = runs[0]["config"]
