@@ -80,11 +80,10 @@ def main() -> None:
             if len(args.runs) > 1:  # the same agent may come from two folders
                 label = f"{label} ({source})"
             q_final = gap_final = float("nan")
-            if upright:
+            if upright:  # a sweep committed without its weights fails here; the message says how to rebuild
                 try:
                     q_final, gap_final = q_near_upright(run, "final")
-                except ValueError as err:  # e.g. a sweep committed without its weights: the message says how
-                    # to rebuild them
+                except ValueError as err:
                     sys.exit(f"seed_reliability.py: {err}")
             episode_counts.add(int(meta["config"]["eval_episodes"]))
             rows.setdefault(label, []).append((meta["seed"], float(meta["best_selection_mean"]),
