@@ -1,27 +1,25 @@
 """Progress of training runs: one bar per running run, whether it trains in this process or in a worker.
 
-A run reports ``(run, steps done, steps planned)`` through :class:`TrainingProgress`, an SB3 callback, to
-the reporter of its process (:func:`reporting_to`). The process that owns the terminal draws the reports
+A run reports ``(run, steps done, steps planned)`` through
+:class:`~robustrl.experiments.training.TrainingProgress`, an SB3 callback, to the reporter of its process
+(:func:`reporting_to`). The process that owns the terminal draws the reports
 with :class:`RunBars`: one tqdm bar per running run below the overall bar of the command, or, when
 stderr is not a terminal, a log line per tenth of each run. Pool workers send their reports to the parent
-through a pipe (:mod:`robustrl.experiments.parallel`).
+through a pipe (:mod:`robustrl.experiments.parallel`). This module does not import Stable-Baselines3 (nor
+torch), so a pool worker starts without them and loads them only for a call that trains.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
-__all__ = ["Reporter", "RunBars", "TrainingProgress", "planned_steps", "reporting_to", "set_reporter",
-           "training_reports"]
+__all__ = ["Reporter", "RunBars", "reporting_to", "set_reporter", "training_reports"]
 
 #: ``reporter(run, done, total)``: ``done`` of ``total`` environment steps of ``run`` are trained.
 Reporter = Callable[[str, int, int], None]
@@ -44,53 +42,6 @@ def reporting_to(report: Reporter | None) -> Iterator[None]:
         yield
     finally:
         set_reporter(previous)
-
-
-def planned_steps(model: Any, total_timesteps: int) -> int:
-    """The environment steps ``model.learn(total_timesteps)`` will take from ``model.num_timesteps``.
-
-    SB3's off-policy ``learn`` collects whole rollouts of ``train_freq`` steps on each of ``n_envs`` envs
-    until ``num_timesteps`` reaches the budget, so it trains the budget rounded up to a whole rollout:
-    ``n_timesteps: 5000`` with ``train_freq: 256`` trains 5,120 steps (SB3's own progress bar then reads
-    "5,120/5,000"). A ``train_freq`` counted in episodes has no fixed length: the budget is returned.
-    """
-    remaining = max(total_timesteps - model.num_timesteps, 0)
-    train_freq = getattr(model, "train_freq", None)
-    if train_freq is None or getattr(train_freq.unit, "value", train_freq.unit) != "step":
-        return remaining
-    rollout = train_freq.frequency * model.n_envs
-    return math.ceil(remaining / rollout) * rollout
-
-
-class TrainingProgress(BaseCallback):
-    """SB3 callback reporting the steps of one run to ``report`` (at most every ``interval`` seconds).
-
-    The last report, at the end of training, has ``done == total``: the steps trained.
-    """
-
-    def __init__(self, run: str, report: Reporter, interval: float = 0.25) -> None:
-        super().__init__()
-        self.run, self.report, self.interval = run, report, interval
-        self.start, self.total, self.last = 0, 0, 0.0
-
-    def _done(self) -> int:
-        return self.model.num_timesteps - self.start
-
-    def _on_training_start(self) -> None:
-        self.start = self.model.num_timesteps
-        self.total = planned_steps(self.model, self.locals["total_timesteps"])
-        self.last = time.monotonic()
-        self.report(self.run, 0, self.total)
-
-    def _on_step(self) -> bool:
-        now, done = time.monotonic(), self._done()
-        if now - self.last >= self.interval and done < self.total:  # the end is reported once, below
-            self.last = now
-            self.report(self.run, done, self.total)
-        return True
-
-    def _on_training_end(self) -> None:
-        self.report(self.run, self._done(), self._done())
 
 
 class RunBars:

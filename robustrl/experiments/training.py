@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,9 +14,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
 import robustrl
-from robustrl.agents import AgentConfig, checkpoint_bytes, load_agent, load_checkpoint, load_config, make_agent
+from robustrl.agents import (
+    AgentConfig,
+    checkpoint_bytes,
+    load_agent,
+    load_checkpoint,
+    load_config,
+    make_agent,
+)
 from robustrl.checks import check_name, check_seed, is_int
 from robustrl.envs import check_env_id
 from robustrl.experiments.evaluation import (
@@ -33,10 +42,9 @@ from robustrl.experiments.io import (
     remove_temporaries,
 )
 from robustrl.experiments.locks import run_lock
-from robustrl.experiments.progress import TrainingProgress, training_reports
+from robustrl.experiments.progress import Reporter, training_reports
 from robustrl.experiments.records import read_evaluation, read_meta
 from robustrl.experiments.run_files import (
-    run_task,
     CHECKPOINT_SUFFIX,
     CHECKPOINTS,
     check_checkpoint,
@@ -45,6 +53,7 @@ from robustrl.experiments.run_files import (
     is_trained,
     is_weightless,
     model_checksums,
+    run_task,
 )
 from robustrl.experiments.tables import agent_label
 from robustrl.kernels import kernel_report
@@ -52,16 +61,65 @@ from robustrl.tasks import get_task
 
 __all__ = [
     "RunSpec",
+    "TrainingProgress",
     "evaluate_run",
     "is_complete",
     "is_evaluated",
     "jsonable",
     "load_run_model",
+    "planned_steps",
     "save_final_checkpoint",
     "target_stats_csv",
     "train_run",
     "verify_evaluation",
 ]
+
+
+def planned_steps(model: Any, total_timesteps: int) -> int:
+    """The environment steps ``model.learn(total_timesteps)`` will take from ``model.num_timesteps``.
+
+    SB3's off-policy ``learn`` collects whole rollouts of ``train_freq`` steps on each of ``n_envs`` envs
+    until ``num_timesteps`` reaches the budget, so it trains the budget rounded up to a whole rollout:
+    ``n_timesteps: 5000`` with ``train_freq: 256`` trains 5,120 steps (SB3's own progress bar then reads
+    "5,120/5,000"). A ``train_freq`` counted in episodes has no fixed length: the budget is returned.
+    """
+    remaining = max(total_timesteps - model.num_timesteps, 0)
+    train_freq = getattr(model, "train_freq", None)
+    if train_freq is None or getattr(train_freq.unit, "value", train_freq.unit) != "step":
+        return remaining
+    rollout = train_freq.frequency * model.n_envs
+    return math.ceil(remaining / rollout) * rollout
+
+
+class TrainingProgress(BaseCallback):
+    """SB3 callback reporting the steps of one run to ``report`` (at most every ``interval`` seconds).
+
+    The last report, at the end of training, has ``done == total``: the steps trained.
+    """
+
+    def __init__(self, run: str, report: Reporter, interval: float = 0.25) -> None:
+        super().__init__()
+        self.run, self.report, self.interval = run, report, interval
+        self.start, self.total, self.last = 0, 0, 0.0
+
+    def _done(self) -> int:
+        return self.model.num_timesteps - self.start
+
+    def _on_training_start(self) -> None:
+        self.start = self.model.num_timesteps
+        self.total = planned_steps(self.model, self.locals["total_timesteps"])
+        self.last = time.monotonic()
+        self.report(self.run, 0, self.total)
+
+    def _on_step(self) -> bool:
+        now, done = time.monotonic(), self._done()
+        if now - self.last >= self.interval and done < self.total:  # the end is reported once, below
+            self.last = now
+            self.report(self.run, done, self.total)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.report(self.run, self._done(), self._done())
 
 
 @dataclass(frozen=True)
