@@ -4,9 +4,10 @@ import pytest
 import torch
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Tiny networks: one thread is faster, and much faster on a busy machine (no idle threads spinning)."""
+    """Every test: tiny networks are faster on one thread, and much faster on a busy machine (no idle threads
+    spinning; the suite runs on two workers, which with torch's default would share the cores with four)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
