@@ -44,6 +44,18 @@ def test_registering_and_making_every_id_imports_neither_torch_nor_sb3():
     assert seen == {"torch": False, "stable_baselines3": False}
 
 
+def test_a_pool_worker_starts_without_torch_or_sb3():
+    """A spawned worker imports what unpickling its initializer needs: the pool and progress modules. A call
+    that trains loads torch and SB3 itself; the pool does not load them for every worker it starts (one per
+    call, and a replacement after each)."""
+    seen = run_python(
+        "import json, sys\n"
+        "import robustrl.experiments.parallel, robustrl.experiments.progress\n"
+        f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))\n"
+    )
+    assert seen == {"torch": False, "stable_baselines3": False}
+
+
 def test_help_of_every_command_imports_neither_torch_nor_sb3():
     seen = run_python(
         "import contextlib, io, json, sys\n"
