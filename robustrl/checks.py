@@ -23,6 +23,7 @@ __all__ = [
     "check_eps",
     "check_int",
     "check_mapping",
+    "check_option",
     "check_name",
     "check_probability",
     "check_seed",
@@ -107,6 +108,15 @@ def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
     """``value`` if it is one of ``choices``, else ``ValueError`` naming it and listing the choices."""
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+def check_option(value: Any, choices: tuple[str, ...], name: str) -> str:
+    """``value`` if it is one of ``choices``, else ``ValueError`` in the form of a hyperparameter's errors,
+    e.g. ``norm must be one of ('linf', 'l2'), got norm='l1'`` (:func:`check_choice` words a command-line or
+    task choice instead)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {name}={value!r}")
     return value
 
 

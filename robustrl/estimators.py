@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from robustrl.checks import NORMS, check_int, is_number
+from robustrl.checks import NORMS, check_int, check_option, is_number
 
 __all__ = [
     "NORMS",
@@ -70,9 +70,7 @@ def check_rho(rho: float) -> float:
 
 def check_norm(norm: str) -> str:
     """Validate a ball's norm: one of :data:`NORMS`."""
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got norm={norm!r}")
-    return norm
+    return check_option(norm, NORMS, "norm")
 
 
 def entropic_risk(values: Tensor, eta: float | Tensor, dim: int = -1) -> Tensor:
@@ -433,15 +431,14 @@ class Linearized(Estimator):
 def make_estimator(name: str, *, m: int | None = None, L: int | None = None, relative: bool = False) -> Estimator:
     """Build an estimator by name: ``"saa"`` (uses ``m``), ``"sg"`` or ``"mlmc"`` (use ``L``), ``"linear"``
     (:class:`Linearized`, uses ``relative``)."""
+    check_option(name, ESTIMATORS, "estimator")
     if name == "saa":
         return SAA(16 if m is None else m)
     if name == "sg":
         return SG(4 if L is None else L)
     if name == "mlmc":
         return RTMLMC(4 if L is None else L)
-    if name == "linear":
-        return Linearized(relative)
-    raise ValueError(f"estimator must be one of {ESTIMATORS}, got estimator={name!r}")
+    return Linearized(relative)
 
 
 def sample_worst_case(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robustrl.checks import check_int, is_int
+from robustrl.checks import check_int, check_option, is_int
 
 
 @pytest.mark.parametrize("value", [True, False, 1.0, "3", None, 0, -2])
@@ -29,6 +29,27 @@ def test_every_module_uses_the_one_check():
     root = Path(robustrl.__file__).parent
     hand_written = [str(p.relative_to(root)) for p in root.rglob("*.py")
                     if p.name != "checks.py" and ", bool) or not isinstance(" in p.read_text()]
+    assert not hand_written
+
+
+@pytest.mark.parametrize("value", ["l1", "LINF", None, ["linf"], {"linf": 1}, 1.0])
+def test_check_option_names_the_value_and_the_choices_even_for_unhashable_values(value):
+    with pytest.raises(ValueError) as info:
+        check_option(value, ("linf", "l2"), "norm")
+    assert str(info.value) == f"norm must be one of ('linf', 'l2'), got norm={value!r}"
+    assert check_option("l2", ("linf", "l2"), "norm") == "l2"
+
+
+def test_no_module_writes_the_one_of_check_by_hand():
+    """A hyperparameter choice is checked by robustrl.checks.check_option, not by a hand-written raise (kernels.py
+    checks an environment variable and names its raw value, not the normalised mode it tests)."""
+    from pathlib import Path
+
+    import robustrl
+
+    root = Path(robustrl.__file__).parent
+    hand_written = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                    if p.name not in ("checks.py", "kernels.py") and "must be one of {" in p.read_text()]
     assert not hand_written
 
 

@@ -28,7 +28,7 @@ from robustrl.agents.robust_ac import PRMDPTD3, RobustSAC, RobustTD3
 from robustrl.agents.robust_dqn import RobustDQN
 from robustrl.agents.robust_target import ROBUST_TARGET_KEYS
 from robustrl.agents.sa_dqn import SA_KEYS, SADQN, RobustSADQN, check_sa_kwargs
-from robustrl.checks import check_int, load_yaml, read_yaml
+from robustrl.checks import check_int, check_option, load_yaml, read_yaml
 
 __all__ = ["AGENT_CLASSES", "ALGORITHM_FAMILIES", "ROBUST_KEYS", "AgentConfig", "available_agents", "load_agent", "load_config", "make_agent"]
 
@@ -136,8 +136,7 @@ class AgentConfig:
         robust = dict(agents[agent] or {})
         # An agent may name its own algorithm family and its kwargs (e.g. TD3 beside SAC on one env id).
         family = robust.pop("algorithm", block.get("algorithm", "DQN"))
-        if family not in ALGORITHM_FAMILIES:
-            raise ValueError(f"algorithm must be one of {tuple(ALGORITHM_FAMILIES)}, got algorithm={family!r}")
+        check_option(family, tuple(ALGORITHM_FAMILIES), "algorithm")
         plain_class = ALGORITHM_FAMILIES[family][0]
         kwarg_keys = _DQN_KEYS if family == "DQN" else (*_defaults(plain_class), *AC_EXTRA_KEYS)
         randomization = robust.pop("domain_randomization", None)
@@ -161,12 +160,8 @@ class AgentConfig:
         for key in ("n_timesteps", "eval_freq", "eval_episodes"):
             value = budget.get(key, 1)
             check_int(value, key, 1)
-        ties = budget.get("ties", "latest")
-        if ties not in SELECTION_TIES:
-            raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")
-        policy = block.get("policy", "MlpPolicy")
-        if not isinstance(policy, str) or policy not in plain_class.policy_aliases:
-            raise ValueError(f"policy must be one of {tuple(plain_class.policy_aliases)}, got policy={policy!r}")
+        ties = check_option(budget.get("ties", "latest"), SELECTION_TIES, "ties")
+        policy = check_option(block.get("policy", "MlpPolicy"), tuple(plain_class.policy_aliases), "policy")
         if family == "DQN":
             dqn = check_dqn_kwargs(dqn, _DQN_DEFAULTS)
         else:

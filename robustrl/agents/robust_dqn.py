@@ -19,7 +19,7 @@ from robustrl.agents.robust_target import (
     check_state_scale,
     check_target_estimator,
 )
-from robustrl.checks import check_int
+from robustrl.checks import check_int, check_option
 
 __all__ = ["ETA_SCALES", "PERTURBATIONS", "TARGET_ESTIMATORS", "TARGET_PRECISIONS", "RobustDQN", "check_eta_scale",
            "check_perturbation", "check_rho_ramp", "check_state_scale", "check_target_estimator",
@@ -33,16 +33,12 @@ TARGET_PRECISIONS = ("float32", "bfloat16")
 
 def check_target_precision(target_precision: Any) -> str:
     """Validate the precision of the sampled target's hidden layers: one of :data:`TARGET_PRECISIONS`."""
-    if target_precision not in TARGET_PRECISIONS:
-        raise ValueError(f"target_precision must be one of {TARGET_PRECISIONS}, got target_precision={target_precision!r}")
-    return target_precision
+    return check_option(target_precision, TARGET_PRECISIONS, "target_precision")
 
 
 def check_perturbation(perturbation: Any) -> str:
     """Validate how the robust target perturbs the next state: one of :data:`PERTURBATIONS`."""
-    if perturbation not in PERTURBATIONS:
-        raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got perturbation={perturbation!r}")
-    return perturbation
+    return check_option(perturbation, PERTURBATIONS, "perturbation")
 
 
 class RobustDQN(RobustTargetMixin, HookedDQN):

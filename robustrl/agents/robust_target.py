@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch as th
 
-from robustrl.checks import check_int, is_number
+from robustrl.checks import check_int, check_option, is_number
 from robustrl.estimators import Estimator, check_eta, check_norm, check_rho, entropic_softmin, make_estimator, perturb
 
 __all__ = ["ETA_SCALES", "ROBUST_TARGET_KEYS", "TARGET_ESTIMATORS", "RobustTargetMixin", "check_eta_scale",
@@ -43,15 +43,9 @@ ROBUST_TARGET_KEYS = ("rho", "eta", "n_samples", "norm", "state_scale", "estimat
                       "eta_scale", "state_scale_steps")
 
 
-def _check_option(value: Any, choices: tuple[str, ...], name: str) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {name}={value!r}")
-    return value
-
-
 def check_eta_scale(eta_scale: Any) -> str:
     """Validate the unit of eta: one of :data:`ETA_SCALES`."""
-    return _check_option(eta_scale, ETA_SCALES, "eta_scale")
+    return check_option(eta_scale, ETA_SCALES, "eta_scale")
 
 
 def check_rho_ramp(rho_ramp: Any) -> float:
@@ -63,7 +57,7 @@ def check_rho_ramp(rho_ramp: Any) -> float:
 
 def check_target_estimator(estimator: Any) -> str:
     """Validate the robust target's estimator: one of :data:`TARGET_ESTIMATORS`."""
-    return _check_option(estimator, TARGET_ESTIMATORS, "estimator")
+    return check_option(estimator, TARGET_ESTIMATORS, "estimator")
 
 
 def check_state_scale(state_scale: Any, obs_size: int | None = None,

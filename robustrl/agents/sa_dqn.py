@@ -13,7 +13,7 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from robustrl.agents.base import HookedDQN
 from robustrl.agents.robust_dqn import RobustDQN
 from robustrl.agents.robust_target import check_state_scale
-from robustrl.checks import check_eps, check_int, is_number
+from robustrl.checks import check_eps, check_int, check_option, is_number
 from robustrl.estimators import check_eta, check_norm
 
 __all__ = ["SA_KEYS", "SA_LOSSES", "ObservationHingeMixin", "RobustSADQN", "SADQN", "check_sa_kwargs"]
@@ -32,12 +32,6 @@ def _fraction(value: Any, name: str) -> float:
     return number
 
 
-def _choice(value: Any) -> str:
-    if value not in SA_LOSSES:
-        raise ValueError(f"sa_loss must be one of {SA_LOSSES}, got sa_loss={value!r}")
-    return value
-
-
 def _temperature(value: Any) -> float:
     try:
         return check_eta(value) if is_number(value) else check_eta(math.nan)
@@ -49,7 +43,7 @@ def check_sa_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Check :class:`SADQN`'s own keyword arguments (``ValueError`` naming the key and the value)."""
     checks = {"kappa": lambda v: check_eps(v, "kappa"), "sa_eps": lambda v: check_eps(v, "sa_eps"),
               "sa_ramp": lambda v: _fraction(v, "sa_ramp"), "hinge_c": lambda v: check_eps(v, "hinge_c"),
-              "sa_steps": lambda v: check_int(v, "sa_steps", 1), "sa_loss": _choice, "sa_eta": _temperature,
+              "sa_steps": lambda v: check_int(v, "sa_steps", 1), "sa_loss": lambda v: check_option(v, SA_LOSSES, "sa_loss"), "sa_eta": _temperature,
               "sa_samples": lambda v: check_int(v, "sa_samples", 1)}
     for key, value in kwargs.items():
         if key in checks:

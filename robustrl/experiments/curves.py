@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from robustrl.checks import check_option
 from robustrl.experiments.io import atomic_write_json, read_json, remove_temporaries
 from robustrl.experiments.run_files import (
     find_entry,
@@ -194,8 +195,7 @@ def _assemble(cache: dict[str, Any], view: str) -> dict[str, Any] | None:
 
 def _view_of(run_dir: Path, view: str) -> tuple[dict[str, Any] | None, str]:
     """The cached ``view`` of a run and, if there is none to use, why (:data:`NOT_COMPUTED`, :data:`STALE`)."""
-    if view not in VIEWS:
-        raise ValueError(f"view must be one of {VIEWS}, got view={view!r}")
+    check_option(view, VIEWS, "view")
     if not (run_dir / CACHE_NAME).is_file():
         return None, NOT_COMPUTED
     cache = _read_cache(run_dir)

@@ -15,7 +15,7 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 
 from robustrl.agents.factory import SELECTION_TIES
-from robustrl.checks import check_int
+from robustrl.checks import check_int, check_option
 from robustrl.envs import check_env_id, make_vector_env
 from robustrl.experiments.io import atomic_write_bytes, model_bytes
 from robustrl.tasks import Task, get_task
@@ -102,8 +102,7 @@ def greedy_actor_network(model: BaseAlgorithm, precision: str = EVALUATION_PRECI
     """The deterministic actor of an SB3 SAC or TD3 as one module from observations (in ``precision``) to actions
     in [-1, 1] (the policy's scaled actions), a copy unless ``precision`` is ``"float32"``: what the actor
     attacks of :class:`robustrl.attacks.ActorAttack` differentiate."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got precision={precision!r}")
+    check_option(precision, tuple(PRECISIONS), "precision")
     actor = model.policy.actor  # type: ignore[attr-defined]
     if PRECISIONS[precision] != torch.float32:
         actor = copy.deepcopy(actor).to(PRECISIONS[precision])
@@ -140,8 +139,7 @@ def greedy_q_network(model: BaseAlgorithm, precision: str = EVALUATION_PRECISION
     ``"float32"`` (see :func:`greedy_policy`, which acts greedily on it). This is the model the observation
     attacks of :mod:`robustrl.attacks` differentiate, e.g. ``PGD(greedy_q_network(model), eps, clip=None)``.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got precision={precision!r}")
+    check_option(precision, tuple(PRECISIONS), "precision")
     dtype = PRECISIONS[precision]
     q_net = model.policy.q_net  # type: ignore[attr-defined]
     if dtype != torch.float32:
@@ -283,9 +281,7 @@ class NominalSelectionCallback(BaseCallback):
                  checkpoint_dir: str | Path | None = None,
                  serialize: Callable[[BaseAlgorithm], bytes] = model_bytes) -> None:
         super().__init__()
-        if ties not in SELECTION_TIES:
-            raise ValueError(f"ties must be one of {SELECTION_TIES}, got ties={ties!r}")
-        self.ties = ties
+        self.ties = check_option(ties, SELECTION_TIES, "ties")
         self.best_path = Path(best_path)
         self.eval_freq = eval_freq
         self.n_episodes = n_episodes

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from robustrl.checks import check_option
 from robustrl.kernels import kernel_environment
 
 __all__ = ["BACKENDS", "check_backend", "check_ray_address", "require_ray", "run_calls_on_ray"]
@@ -23,8 +24,7 @@ BACKENDS = ("local", "ray")
 
 def check_backend(backend: str, address: str | None) -> None:
     """``ValueError`` for an unknown backend, an address without Ray, Ray not installed, or nothing at the address."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
+    check_option(backend, BACKENDS, "backend")
     if address and backend != "ray":
         raise ValueError("--address is only used by the ray backend")
     if backend == "ray":

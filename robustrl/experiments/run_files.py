@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from robustrl.checks import check_option
 from robustrl.experiments.io import file_sha256, read_json
 
 __all__ = ["CHECKPOINTS", "CHECKPOINT_SUFFIX", "MissingWeightsError", "checkpoint_files", "check_checkpoint",
@@ -51,9 +52,7 @@ def runs_task(run_dirs: Any) -> Any:
 
 def check_checkpoint(checkpoint: str) -> str:
     """``checkpoint`` if it is ``"best"`` or ``"final"``, else a ``ValueError`` naming it."""
-    if checkpoint not in CHECKPOINTS:
-        raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got checkpoint={checkpoint!r}")
-    return checkpoint
+    return check_option(checkpoint, CHECKPOINTS, "checkpoint")
 
 
 def checkpoint_files(run_dir: str | Path, *, weights: bool = True) -> dict[str, Path]:
