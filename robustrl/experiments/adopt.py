@@ -3,8 +3,10 @@
 A sweep run ``{env}__{agent}-{tag}__{seed}`` whose saved configuration equals what the packaged config
 gives for ``{agent}`` (as ``robustrl reproduce`` resolves it) is copied to ``OUT/{env}__{agent}__{seed}``:
 training is deterministic for a seed, so retraining it would give the same weights. ``meta.json`` gets
-``run`` and ``tag`` of the table run and a ``copied_from`` record (source run and its command); nothing
-else changes but, with ``agent``, the agent label. A run whose configuration differs is refused with the
+``run`` and ``tag`` of the table run and a ``copied_from`` record (source run and its command), and the
+run's JSON records (its evaluation and the caches of its robustness curves, suite and uncertainty sets, each keyed
+by the model's checksum, so a weightless run keeps them) get the table run's name; nothing else changes but, with
+``agent``, the agent label. A run whose configuration differs is refused with the
 differing keys named, and an existing table run is never overwritten. ``robustrl reproduce`` later checks
 every run's configuration again. ``agent="robust"`` adopts runs as the table's agent ``robust`` instead of
 their own (e.g. robust-hard runs once the packaged robust agent has robust-hard's settings); the
@@ -18,13 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from robustrl.agents import AgentConfig
+from robustrl.experiments.curves import CACHE_NAME
 from robustrl.experiments.io import atomic_write_json, read_json
-from robustrl.experiments.training import RunSpec, jsonable
+from robustrl.experiments.suite import SUITE_CACHE
+from robustrl.experiments.training import TARGET_STATS, RunSpec, jsonable
+from robustrl.experiments.uncertainty import UNCERTAINTY_CACHE
 
-__all__ = ["ADOPTED_FILES", "adopt_run", "config_differences"]
+__all__ = ["ADOPTED_FILES", "NAMED_RECORDS", "adopt_run", "config_differences"]
 
+#: The JSON records of a run that name it (``"run"``): adoption renames them to the table run.
+NAMED_RECORDS = ("eval.json", CACHE_NAME, SUITE_CACHE, UNCERTAINTY_CACHE)
 #: The files of a run that adoption copies (``meta.json`` is rewritten, not copied).
-ADOPTED_FILES = ("best.pt", "final.pt", "best.zip", "final.zip", "curve.csv", "eval.json", "robustness.json")
+ADOPTED_FILES = ("best.pt", "final.pt", "best.zip", "final.zip", "curve.csv", TARGET_STATS, *NAMED_RECORDS)
 
 
 def config_differences(saved: dict[str, Any], wanted: dict[str, Any],
@@ -69,6 +76,10 @@ def adopt_run(source: Path, out: Path, config: dict[str, Any], dry_run: bool = F
     for name in ADOPTED_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, tmp / name)
+    for name in NAMED_RECORDS:
+        record = read_json(tmp / name) if (tmp / name).is_file() else None
+        if isinstance(record, dict) and "run" in record:
+            atomic_write_json(tmp / name, {**record, "run": spec.name})
     copied_from = {"run": meta["run"], "command": meta.get("command"), "script": "scripts/adopt_sweep_runs.py"}
     atomic_write_json(tmp / "meta.json", {**meta, "run": spec.name, "agent": spec.agent, "tag": "", "config": saved,
                                           "copied_from": {**copied_from, "agent": meta["agent"]}})

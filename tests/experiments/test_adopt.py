@@ -64,3 +64,20 @@ def test_adopts_under_another_agent_only_with_equal_settings(tmp_path: Path) -> 
     assert meta["copied_from"]["agent"] == "robust-hard"
     spec = RunSpec("robust", 2)
     assert meta["config"] == jsonable(spec.resolve(config).to_dict())
+
+
+def test_adoption_carries_the_runs_caches_renamed_to_the_table_run(tmp_path: Path) -> None:
+    """A weightless run keeps its suite and uncertainty-set caches (keyed by the model's checksum) through adoption,
+    and every record that names the run names the table run."""
+    budget = load_config()[NOMINAL_ID]["n_timesteps"]
+    source = _fake_run(tmp_path / "sweep", "robust", 1, {"n_timesteps": budget}, f"n_timesteps{budget}")
+    records = {name: {"run": source.name, "entries": [{"returns": [1.5, 2.5]}]}
+               for name in ("eval.json", "robustness.json", "suite.json", "uncertainty.json")}
+    for name, record in records.items():
+        (source / name).write_text(json.dumps(record))
+    (source / "target_stats.csv").write_text("step,gap\n256,0.5\n")
+    target = adopt(source, tmp_path / "out", load_config())
+    for name, record in records.items():
+        assert json.loads((target / name).read_text()) == {**record, "run": "CartPole-v1__robust__1"}, name
+    assert (target / "target_stats.csv").read_text() == "step,gap\n256,0.5\n"
+    assert json.loads((source / "suite.json").read_text())["run"] == source.name  # the sweep's own is untouched
