@@ -41,8 +41,8 @@ def test_check_option_names_the_value_and_the_choices_even_for_unhashable_values
 
 
 def test_no_module_writes_the_one_of_check_by_hand():
-    """A hyperparameter choice is checked by robustrl.checks.check_option, not by a hand-written raise (kernels.py
-    checks an environment variable and names its raw value, not the normalised mode it tests)."""
+    """A hyperparameter choice is checked by robustrl.checks.check_option, not by a hand-written raise
+    (kernels.py checks an environment variable and names its raw value, not the normalised mode it tests)."""
     from pathlib import Path
 
     import robustrl

@@ -43,7 +43,8 @@ def check_sa_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Check :class:`SADQN`'s own keyword arguments (``ValueError`` naming the key and the value)."""
     checks = {"kappa": lambda v: check_eps(v, "kappa"), "sa_eps": lambda v: check_eps(v, "sa_eps"),
               "sa_ramp": lambda v: _fraction(v, "sa_ramp"), "hinge_c": lambda v: check_eps(v, "hinge_c"),
-              "sa_steps": lambda v: check_int(v, "sa_steps", 1), "sa_loss": lambda v: check_option(v, SA_LOSSES, "sa_loss"), "sa_eta": _temperature,
+              "sa_steps": lambda v: check_int(v, "sa_steps", 1), "sa_eta": _temperature,
+              "sa_loss": lambda v: check_option(v, SA_LOSSES, "sa_loss"),
               "sa_samples": lambda v: check_int(v, "sa_samples", 1)}
     for key, value in kwargs.items():
         if key in checks:

@@ -4,10 +4,10 @@ A sweep run ``{env}__{agent}-{tag}__{seed}`` whose saved configuration equals wh
 gives for ``{agent}`` (as ``robustrl reproduce`` resolves it) is copied to ``OUT/{env}__{agent}__{seed}``:
 training is deterministic for a seed, so retraining it would give the same weights. ``meta.json`` gets
 ``run`` and ``tag`` of the table run and a ``copied_from`` record (source run and its command), and the
-run's JSON records (its evaluation and the caches of its robustness curves, suite and uncertainty sets, each keyed
-by the model's checksum, so a weightless run keeps them) get the table run's name; nothing else changes but, with
-``agent``, the agent label. A run whose configuration differs is refused with the
-differing keys named, and an existing table run is never overwritten. ``robustrl reproduce`` later checks
+run's JSON records (its evaluation and the caches of its robustness curves, suite and uncertainty sets, each
+keyed by the model's checksum, so a weightless run keeps them) get the table run's name; nothing else changes
+but, with ``agent``, the agent label. A run whose configuration differs is refused with the differing keys
+named, and an existing table run is never overwritten. ``robustrl reproduce`` later checks
 every run's configuration again. ``agent="robust"`` adopts runs as the table's agent ``robust`` instead of
 their own (e.g. robust-hard runs once the packaged robust agent has robust-hard's settings); the
 configurations must still be equal. The command line is ``python scripts/adopt_sweep_runs.py``.

@@ -67,8 +67,8 @@ def test_adopts_under_another_agent_only_with_equal_settings(tmp_path: Path) -> 
 
 
 def test_adoption_carries_the_runs_caches_renamed_to_the_table_run(tmp_path: Path) -> None:
-    """A weightless run keeps its suite and uncertainty-set caches (keyed by the model's checksum) through adoption,
-    and every record that names the run names the table run."""
+    """A weightless run keeps its suite and uncertainty-set caches (keyed by the model's checksum) through
+    adoption, and every record that names the run names the table run."""
     budget = load_config()[NOMINAL_ID]["n_timesteps"]
     source = _fake_run(tmp_path / "sweep", "robust", 1, {"n_timesteps": budget}, f"n_timesteps{budget}")
     records = {name: {"run": source.name, "entries": [{"returns": [1.5, 2.5]}]}
@@ -80,4 +80,5 @@ def test_adoption_carries_the_runs_caches_renamed_to_the_table_run(tmp_path: Pat
     for name, record in records.items():
         assert json.loads((target / name).read_text()) == {**record, "run": "CartPole-v1__robust__1"}, name
     assert (target / "target_stats.csv").read_text() == "step,gap\n256,0.5\n"
-    assert json.loads((source / "suite.json").read_text())["run"] == source.name  # the sweep's own is untouched
+    # the sweep's own records are untouched
+    assert json.loads((source / "suite.json").read_text())["run"] == source.name
