@@ -21,7 +21,9 @@ BLOCKS = {"reward-table": "results/reward_table.md", "decision-table": "results/
 STUDIES = {"acrobot-headline": ("results/acrobot", ("reward_table.md",)),
            "lunarlander-headline": ("results/lunarlander", ("reward_table.md",)),
            "invertedpendulum-headline": ("results/invertedpendulum",
-                                         ("decision_table.md", "decision_table_robust-td3.md"))}
+                                         ("decision_table.md", "decision_table_robust-td3.md")),
+           "pendulum-headline": ("results/pendulum",
+                                 ("reward_table.md", "decision_table.md", "decision_table_robust-td3.md"))}
 #: Seeds a task study's table needs before its headline replaces the progress line.
 STUDY_SEEDS = 10
 
