@@ -308,7 +308,8 @@ def test_hopper_names_its_own_suite_the_actor_critic_one_without_the_3d_set():
 
     assert default_suite_name([], "hopper") == "hopper"
     own, actor_critic = load_suite("hopper", "hopper"), load_suite(ACTOR_CRITIC_SUITE, "hopper")
-    assert own.name == "hopper" and own.channels == actor_critic.channels and own.attack == actor_critic.attack
+    assert own.name == "hopper" and own.channels == actor_critic.channels
+    assert own.attack == actor_critic.attack
     assert [s.name for s in own.sets] == ["hopper-rrls-1d", "hopper-rrls-2d"]
     assert [s.name for s in actor_critic.sets] == ["hopper-rrls-1d", "hopper-rrls-2d", "hopper-rrls-3d"]
     from robustrl.tasks import get_task
