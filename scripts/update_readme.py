@@ -23,7 +23,8 @@ STUDIES = {"acrobot-headline": ("results/acrobot", ("reward_table.md",)),
            "invertedpendulum-headline": ("results/invertedpendulum",
                                          ("decision_table.md", "decision_table_robust-td3.md")),
            "pendulum-headline": ("results/pendulum",
-                                 ("reward_table.md", "decision_table.md", "decision_table_robust-td3.md"))}
+                                 ("reward_table.md", "decision_table.md", "decision_table_robust-td3.md")),
+           "hopper-headline": ("results/hopper", ("decision_table.md",))}
 #: Seeds a task study's table needs before its headline replaces the progress line.
 STUDY_SEEDS = 10
 
