@@ -305,6 +305,7 @@ def test_packaged_rrls_set(family, dim):
 
 def test_hopper_names_its_own_suite_the_actor_critic_one_without_the_3d_set():
     from robustrl.experiments.suite import ACTOR_CRITIC_SUITE, default_suite_name, load_suite
+    from robustrl.tasks import get_task
 
     assert default_suite_name([], "hopper") == "hopper"
     own, actor_critic = load_suite("hopper", "hopper"), load_suite(ACTOR_CRITIC_SUITE, "hopper")
@@ -312,6 +313,4 @@ def test_hopper_names_its_own_suite_the_actor_critic_one_without_the_3d_set():
     assert own.attack == actor_critic.attack
     assert [s.name for s in own.sets] == ["hopper-rrls-1d", "hopper-rrls-2d"]
     assert [s.name for s in actor_critic.sets] == ["hopper-rrls-1d", "hopper-rrls-2d", "hopper-rrls-3d"]
-    from robustrl.tasks import get_task
-
     assert own.state_scale == list(get_task("hopper").state_scale)
