@@ -181,6 +181,9 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
 def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     """Train, evaluate, tabulate and plot; resumable (complete runs and evaluations are reused).
 
+    The table holds every evaluated run in ``cfg.out / "runs"``; its header names those this command did not make
+    (another command's agents or seeds) and gives their saved configurations.
+
     A weightless run (a table committed without its weights) is reused when its records hold this command's
     evaluations (:func:`records_hold`); otherwise it is trained again, which rebuilds its weights.
     """
@@ -199,7 +202,7 @@ def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     command = command or "robustrl " + shlex.join(sys.argv[1:])
     summary = {agent: config_summary(AgentConfig.resolve(config, task.nominal_id, agent, cfg.overrides).to_dict())
                for agent in cfg.resolved_agents}
-    outputs = write_reward_tables(runs_dir, cfg.out, command, summary)
+    outputs = write_reward_tables(runs_dir, cfg.out, command, summary, made=[s.name for s in specs])
     outputs.append(plot_training_curves(runs_dir, cfg.out / "training_curves.png"))
     if robustness_episodes:
         outputs.append(plot_robustness_curves(runs_dir, cfg.out / "robustness_curves.png"))

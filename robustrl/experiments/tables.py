@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,9 +197,9 @@ def reward_table(runs_dir: str | Path, baseline: str | None = None,
 
 
 def _reward_table(runs_dir: str | Path, baseline: str | None, allow_partial: bool
-                  ) -> tuple[list[TableRow], dict[str, str], dict[str, str], dict[str, str]]:
-    """The rows, the incomplete runs left out, each agent's saved configuration (:func:`_run_configs`) and its
-    training time (:func:`_training_cost`)."""
+                  ) -> tuple[list[TableRow], dict[str, str], dict[str, str], dict[str, str], list[str]]:
+    """The rows, the incomplete runs left out, each agent's saved configuration (:func:`_run_configs`), its
+    training time (:func:`_training_cost`) and the names of the runs tabulated."""
     runs, missing = collect_evaluated_runs(runs_dir, allow_partial=allow_partial)
     grouped, episodes = _seed_means(runs), (runs[0].episodes if runs else 0)
     if not grouped:
@@ -224,7 +225,8 @@ def _reward_table(runs_dir: str | Path, baseline: str | None, allow_partial: boo
                     row.diff = float(seed_means.mean() - base.mean())
                     row.diff_ci_low, row.diff_ci_high = bootstrap_diff_ci(seed_means, base)
                 rows.append(row)
-    return rows, missing, _run_configs(runs, order), _training_cost(runs, order)
+    return (rows, missing, _run_configs(runs, order), _training_cost(runs, order),
+            [run.run_dir.name for run in runs])
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -232,7 +234,8 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow],
-                  missing: dict[str, str] | None = None, cost: dict[str, str] | None = None) -> list[str]:
+                  missing: dict[str, str] | None = None, cost: dict[str, str] | None = None,
+                  others: list[str] | None = None) -> list[str]:
     seeds = sorted({r.seeds for r in rows})
     episodes = sorted({r.episodes for r in rows})
     lines = [
@@ -244,6 +247,9 @@ def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow],
     if missing:
         lines.append(f"PARTIAL TABLE: {len(missing)} incomplete run(s) left out: "
                      + "; ".join(f"{name} ({why})" for name, why in sorted(missing.items())))
+    if others:
+        lines.append(f"Also tabulated: {len(others)} run(s) in the runs folder that this command did not make: "
+                     + ", ".join(others))
     if cost:
         lines.append("Training time per run (median and range of train_seconds in meta.json; one torch thread, "
                      "on a shared machine: indicative): " + "; ".join(f"{k} {v}" for k, v in cost.items()))
@@ -336,17 +342,22 @@ def _latex(rows: list[TableRow], header: list[str]) -> str:
 
 def write_reward_tables(runs_dir: str | Path, out_dir: str | Path, command: str,
                         config: dict[str, Any] | None = None, stem: str = "reward_table",
-                        baseline: str | None = None, allow_partial: bool = False) -> list[Path]:
+                        baseline: str | None = None, allow_partial: bool = False,
+                        made: Collection[str] | None = None) -> list[Path]:
     """Write ``{stem}.csv``, ``.md`` and ``.tex`` into ``out_dir`` (atomically), from saved evaluations.
 
-    Differences are to ``baseline`` (see :func:`reward_table`). With ``allow_partial``, incomplete runs
-    are left out and the header of every file names them; without it they are a ``ValueError``. The header
-    has a ``Config`` line per agent: ``config`` (``{agent: summary}``) or, by default, the
-    :func:`config_summary` of the configuration each run saved in its ``meta.json``, and a line with each agent's
-    training time per run (the ``train_seconds`` its runs saved: median and range).
+    Every evaluated run under ``runs_dir`` is tabulated. Differences are to ``baseline`` (see
+    :func:`reward_table`). With ``allow_partial``, incomplete runs are left out and the header of every file
+    names them; without it they are a ``ValueError``. The header has a ``Config`` line per agent: ``config``
+    (``{agent: summary}``) for the agents it names, else the :func:`config_summary` of the configuration each
+    run saved in its ``meta.json``, and a line with each agent's training time per run (the ``train_seconds``
+    its runs saved: median and range). ``made`` names the runs ``command`` made (folder names); the header
+    names the tabulated runs outside it, so a table is never read as that command's alone.
     """
-    rows, missing, saved, cost = _reward_table(runs_dir, baseline, allow_partial)
-    header = _header_lines(command, saved if config is None else config, rows, missing, cost)
+    rows, missing, saved, cost, names = _reward_table(runs_dir, baseline, allow_partial)
+    others = [] if made is None else sorted(set(names) - set(made))
+    config = saved if config is None else {**config, **{k: v for k, v in saved.items() if k not in config}}
+    header = _header_lines(command, config, rows, missing, cost, others)
     out_dir = Path(out_dir)
     return [
         atomic_write_text(out_dir / f"{stem}.csv", _csv(rows, header)),
