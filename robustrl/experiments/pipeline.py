@@ -181,8 +181,8 @@ def evaluate_runs(run_dirs: Iterable[Path], episodes: int = 100, robustness_epis
 def reproduce(cfg: ReproduceConfig, command: str | None = None) -> list[Path]:
     """Train, evaluate, tabulate and plot; resumable (complete runs and evaluations are reused).
 
-    The table holds every evaluated run in ``cfg.out / "runs"``; its header names those this command did not make
-    (another command's agents or seeds) and gives their saved configurations.
+    The table holds every evaluated run in ``cfg.out / "runs"``; its header names those this command did not
+    make (another command's agents or seeds) and gives their saved configurations.
 
     A weightless run (a table committed without its weights) is reused when its records hold this command's
     evaluations (:func:`records_hold`); otherwise it is trained again, which rebuilds its weights.

@@ -248,8 +248,8 @@ def _header_lines(command: str, config: dict[str, Any], rows: list[TableRow],
         lines.append(f"PARTIAL TABLE: {len(missing)} incomplete run(s) left out: "
                      + "; ".join(f"{name} ({why})" for name, why in sorted(missing.items())))
     if others:
-        lines.append(f"Also tabulated: {len(others)} run(s) in the runs folder that this command did not make: "
-                     + ", ".join(others))
+        lines.append(f"Also tabulated: {len(others)} run(s) in the runs folder that this command did not "
+                     "make: " + ", ".join(others))
     if cost:
         lines.append("Training time per run (median and range of train_seconds in meta.json; one torch thread, "
                      "on a shared machine: indicative): " + "; ".join(f"{k} {v}" for k, v in cost.items()))

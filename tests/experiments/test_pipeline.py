@@ -123,11 +123,13 @@ def test_reproduce_end_to_end_and_rerun_skips(tmp_path):
     # A command for one agent and one seed still tabulates the folder's every run, and its header says so.
     reproduce(ReproduceConfig(seeds=1, agents=("regular",), episodes=4, robustness_episodes=1, out=tmp_path,
                               jobs=1, overrides=TINY), command="one agent")
-    header = [line for line in (tmp_path / "reward_table.md").read_text().splitlines() if line.startswith("<!--")]
+    text = (tmp_path / "reward_table.md").read_text()
+    header = [line for line in text.splitlines() if line.startswith("<!--")]
     others = next(line for line in header if "did not make" in line)
     assert "3 run(s)" in others and "CartPole-v1__regular__1" in others and "CartPole-v1__robust__0" in others
     assert "CartPole-v1__regular__0" not in others
-    saved = next(line for line in header if line.startswith("<!-- Config robust: RobustDQN("))  # from meta.json
+    # robust's configuration, read from its meta.json
+    saved = next(line for line in header if line.startswith("<!-- Config robust: RobustDQN("))
     assert "eta=0.01" in saved and "n_samples=16" in saved
     assert (tmp_path / "runs" / "CartPole-v1__robust__1" / "meta.json").stat().st_mtime_ns == stamp
 
